@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# CodeB on nginx: the one entry point.
+#
+#   ./build.sh deps    install missing Debian and npm packages
+#   ./build.sh build   build the dynamic modules against the installed nginx
+#   ./build.sh run     deps + build, then Redis + nginx in the foreground
+#   ./build.sh test    deps + build, then every test (t/, tests/)
+#
+# Modules are built with Debian's nginx-dev sources (/usr/share/nginx/src)
+# and its conf_flags, so the .so files load into the stock nginx binary.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")" && pwd)
+BUILD=$ROOT/build
+RUN=${CODEB_RUN_DIR:-$ROOT/run}
+MODULES="ngx_codeb_core ngx_codeb_signal"
+
+DEBS="nginx nginx-dev libnginx-mod-stream redis-server redis-tools
+      libyajl-dev libhiredis-dev libssl-dev libjwt-dev
+      libpcre2-dev zlib1g-dev make gcc openssl iproute2
+      libtest-base-perl libjson-pp-perl libio-socket-ssl-perl
+      chromium coturn valgrind nodejs npm"
+
+log() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+deps() {
+    local missing=() p
+    for p in $DEBS; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' \
+            || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "installing Debian packages: ${missing[*]}"
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    fi
+    # Debian's nginx and coturn packages start services where an init
+    # system runs them; ours are started by this script on other ports.
+    if [ ! -d "$ROOT/node_modules/playwright-core" ] \
+        || [ ! -d "$ROOT/node_modules/ws" ]; then
+        log "installing npm packages"
+        (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+}
+
+build() {
+    local src=$BUILD/nginx-src stamp cflags
+    mkdir -p "$BUILD/modules"
+    # configure again only when the module config scripts or nginx changed
+    stamp=$( (nginx -v 2>&1; echo "$BUILD"; cat "$ROOT"/ngx_codeb_*/config) | sha1sum | cut -c1-40)
+    if [ ! -f "$src/.codeb-stamp" ] || [ "$(cat "$src/.codeb-stamp")" != "$stamp" ]; then
+        log "configuring against $(nginx -v 2>&1)"
+        rm -rf "$src"
+        cp -a /usr/share/nginx/src "$src"
+        # shellcheck disable=SC1091
+        . "$src/conf_flags"
+        local adds=()
+        for m in $MODULES; do adds+=("--add-dynamic-module=$ROOT/$m"); done
+        cflags="-g -O2 -fstack-protector-strong -Wformat -Werror=format-security -fPIC -Wall -Wextra -Wno-unused-parameter -Werror ${CODEB_CFLAGS:-}"
+        (cd "$src" && CODEB_BUILD_DIR=$BUILD ./configure "${NGX_CONF_FLAGS[@]}" \
+            --with-cc-opt="$cflags" --with-ld-opt="-Wl,-z,relro -Wl,-z,now -fPIC ${CODEB_LDFLAGS:-}" \
+            "${adds[@]}" >"$BUILD/configure.log" 2>&1) \
+            || { tail -30 "$BUILD/configure.log"; exit 1; }
+        echo "$stamp" >"$src/.codeb-stamp"
+    fi
+    local ver
+    ver="$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo dev) $(date -u +%Y-%m-%d)"
+    # the build stamp is a compile-time define of the core module only
+    printf '#define CODEB_BUILD "%s"\n' "$ver" >"$BUILD/codeb_build.h.new"
+    cmp -s "$BUILD/codeb_build.h.new" "$BUILD/codeb_build.h" 2>/dev/null \
+        || mv "$BUILD/codeb_build.h.new" "$BUILD/codeb_build.h"
+    rm -f "$BUILD/codeb_build.h.new"
+    log "building modules"
+    make -C "$src" -f objs/Makefile -j"$(nproc)" modules \
+        >"$BUILD/make.log" 2>&1 || { grep -E 'error:|warning:|undefined' "$BUILD/make.log" | head -40; exit 1; }
+    for m in $MODULES; do
+        cp "$src/objs/${m}_module.so" "$BUILD/modules/"
+    done
+    log "modules in $BUILD/modules"
+}
+
+start_redis() {
+    mkdir -p "$RUN"
+    if redis-cli -s "$RUN/redis.sock" ping >/dev/null 2>&1; then return; fi
+    redis-server --port 0 --unixsocket "$RUN/redis.sock" --unixsocketperm 700 \
+        --save "" --appendonly no --daemonize yes \
+        --pidfile "$RUN/redis.pid" --logfile "$RUN/redis.log" --dir "$RUN"
+    for _ in $(seq 50); do
+        redis-cli -s "$RUN/redis.sock" ping >/dev/null 2>&1 && return
+        sleep 0.1
+    done
+    echo "redis did not start, see $RUN/redis.log" >&2; exit 1
+}
+
+stop_redis() {
+    [ -f "$RUN/redis.pid" ] && kill "$(cat "$RUN/redis.pid")" 2>/dev/null || true
+}
+
+dev_cert() {
+    mkdir -p "$RUN/certs"
+    [ -f "$RUN/certs/dev.crt" ] && return
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -keyout "$RUN/certs/dev.key" -out "$RUN/certs/dev.crt" -days 825 \
+        -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+        >/dev/null 2>&1
+}
+
+# conf/ is the operator's example; for the demo the paths are made absolute
+render_conf() {
+    mkdir -p "$RUN/logs" "$RUN/tmp"
+    sed -e "s#@MODULES@#$BUILD/modules#g" -e "s#@RUN@#$RUN#g" -e "s#@ROOT@#$ROOT#g" \
+        "$ROOT/conf/nginx.conf" >"$RUN/nginx.conf"
+}
+
+run() {
+    deps
+    build
+    start_redis
+    dev_cert
+    render_conf
+    nginx -t -p "$RUN" -c "$RUN/nginx.conf" -e "$RUN/logs/error.log" >/dev/null 2>&1 \
+        || nginx -t -p "$RUN" -c "$RUN/nginx.conf" -e "$RUN/logs/error.log"
+    trap 'stop_redis' EXIT
+    cat <<EOF
+
+  CodeB is running (Ctrl-C stops nginx and Redis):
+    http://127.0.0.1:8080/room.html?room=demo    open in two tabs for a call
+    https://127.0.0.1:8443/room.html?room=demo   same, TLS (self-signed dev cert)
+    http://127.0.0.1:8080/status.html            health summary
+    http://127.0.0.1:8080/virtual-numbers-overview.html
+    http://127.0.0.1:8080/signal.ashx            build stamp
+  Redis: $RUN/redis.sock   logs: $RUN/logs/
+
+EOF
+    nginx -p "$RUN" -c "$RUN/nginx.conf" -e "$RUN/logs/error.log" -g 'daemon off;'
+}
+
+run_tests() {
+    deps
+    build
+    local failed=0
+    export TEST_NGINX_MODULES=$BUILD/modules
+    log "t/: nginx + Redis protocol tests (prove)"
+    prove -r t/ || failed=1
+    log "tests/: browser end-to-end tests (node --test)"
+    if ls "$ROOT"/tests/e2e/*.test.mjs >/dev/null 2>&1; then
+        node --test "$ROOT"/tests/e2e/ || failed=1
+    fi
+    return $failed
+}
+
+case "${1:-run}" in
+    deps) deps ;;
+    build) build ;;
+    run) run ;;
+    test) cd "$ROOT" && run_tests ;;
+    *) echo "usage: $0 [deps|build|run|test]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,704 @@
+/*
+ * Per-worker Redis links driven by the nginx event loop: hiredis async
+ * contexts whose sockets are wrapped in nginx connections (level-triggered
+ * events, since hiredis reads once per call).  Two links: commands, and a
+ * subscriber on this worker's bus channel.  hiredis 0.14 has no timers, so
+ * connect and reply timeouts are one nginx timer (codeb_redis_timeout).  A
+ * failure of either link drops both; they come back with exponential
+ * back-off (100 ms .. 5 s), scripts are loaded again, the channel is
+ * subscribed again, and the "up" handlers run.
+ */
+
+#include "ngx_codeb_core.h"
+
+
+#define NGX_CODEB_REDIS_BACKOFF_MIN  100
+#define NGX_CODEB_REDIS_BACKOFF_MAX  5000
+#define NGX_CODEB_REDIS_TICK         500
+
+
+typedef struct {
+    redisAsyncContext          *ac;
+    ngx_uint_t                  up;
+    ngx_uint_t                  subscriber;
+} ngx_codeb_redis_link_t;
+
+
+typedef enum {
+    NGX_CODEB_REDIS_DOWN = 0,
+    NGX_CODEB_REDIS_CONNECTING,
+    NGX_CODEB_REDIS_UP
+} ngx_codeb_redis_state_e;
+
+
+static void ngx_codeb_redis_connect(void);
+static ngx_int_t ngx_codeb_redis_link_open(ngx_codeb_redis_link_t *link);
+static void ngx_codeb_redis_fail(const char *reason);
+static void ngx_codeb_redis_tick(ngx_event_t *ev);
+static void ngx_codeb_redis_on_connect(const redisAsyncContext *ac,
+    int status);
+static void ngx_codeb_redis_on_disconnect(const redisAsyncContext *ac,
+    int status);
+static void ngx_codeb_redis_on_message(redisAsyncContext *ac, void *reply,
+    void *data);
+static void ngx_codeb_redis_on_script(redisAsyncContext *ac, void *reply,
+    void *data);
+static void ngx_codeb_redis_check_up(void);
+static void ngx_codeb_redis_add_read(void *data);
+static void ngx_codeb_redis_del_read(void *data);
+static void ngx_codeb_redis_add_write(void *data);
+static void ngx_codeb_redis_del_write(void *data);
+static void ngx_codeb_redis_cleanup(void *data);
+static void ngx_codeb_redis_read_handler(ngx_event_t *ev);
+static void ngx_codeb_redis_write_handler(ngx_event_t *ev);
+
+
+static ngx_codeb_main_conf_t   *ngx_codeb_redis_conf;
+static ngx_codeb_redis_link_t   ngx_codeb_redis_cmd;
+static ngx_codeb_redis_link_t   ngx_codeb_redis_sub = { NULL, 0, 1 };
+static ngx_codeb_redis_state_e  ngx_codeb_redis_state;
+static ngx_event_t              ngx_codeb_redis_timer;
+static ngx_connection_t         ngx_codeb_redis_dummy;
+static ngx_msec_t               ngx_codeb_redis_backoff;
+static ngx_msec_t               ngx_codeb_redis_since;    /* state change */
+static ngx_msec_t               ngx_codeb_redis_activity; /* last reply */
+static ngx_uint_t               ngx_codeb_redis_exiting;
+
+
+ngx_int_t
+ngx_codeb_redis_add_script(ngx_conf_t *cf, ngx_codeb_redis_script_t *script)
+{
+    ngx_codeb_main_conf_t      *cmcf;
+    ngx_codeb_redis_script_t  **s;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_codeb_core_module);
+
+    if (cmcf->scripts == NULL) {
+        cmcf->scripts = ngx_array_create(cf->pool, 8, sizeof(void *));
+        if (cmcf->scripts == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    s = ngx_array_push(cmcf->scripts);
+    if (s == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_codeb_sha1_hex(script->body.data, script->body.len, script->sha1);
+    *s = script;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_codeb_redis_on_up(ngx_conf_t *cf, ngx_codeb_redis_up_pt handler)
+{
+    ngx_codeb_main_conf_t  *cmcf;
+    ngx_codeb_redis_up_pt  *h;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_codeb_core_module);
+
+    if (cmcf->up_handlers == NULL) {
+        cmcf->up_handlers = ngx_array_create(cf->pool, 4,
+                                             sizeof(ngx_codeb_redis_up_pt));
+        if (cmcf->up_handlers == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    h = ngx_array_push(cmcf->up_handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = handler;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_codeb_redis_init_process(ngx_cycle_t *cycle)
+{
+    ngx_codeb_redis_conf = ngx_http_cycle_get_module_main_conf(cycle,
+                                                     ngx_codeb_core_module);
+
+    ngx_codeb_redis_dummy.fd = (ngx_socket_t) -1;
+    ngx_codeb_redis_timer.handler = ngx_codeb_redis_tick;
+    ngx_codeb_redis_timer.data = &ngx_codeb_redis_dummy;
+    ngx_codeb_redis_timer.log = cycle->log;
+    ngx_codeb_redis_timer.cancelable = 1;
+
+    ngx_codeb_redis_backoff = NGX_CODEB_REDIS_BACKOFF_MIN;
+    ngx_codeb_redis_connect();
+
+    return NGX_OK;
+}
+
+
+void
+ngx_codeb_redis_exit_process(ngx_cycle_t *cycle)
+{
+    redisAsyncContext  *ac;
+
+    ngx_codeb_redis_exiting = 1;
+
+    if (ngx_codeb_redis_timer.timer_set) {
+        ngx_del_timer(&ngx_codeb_redis_timer);
+    }
+
+    ac = ngx_codeb_redis_cmd.ac;
+    ngx_codeb_redis_cmd.ac = NULL;
+    if (ac) {
+        redisAsyncFree(ac);
+    }
+
+    ac = ngx_codeb_redis_sub.ac;
+    ngx_codeb_redis_sub.ac = NULL;
+    if (ac) {
+        redisAsyncFree(ac);
+    }
+}
+
+
+ngx_uint_t
+ngx_codeb_redis_ready(void)
+{
+    return ngx_codeb_redis_state == NGX_CODEB_REDIS_UP;
+}
+
+
+ngx_int_t
+ngx_codeb_redis_command(redisCallbackFn *cb, void *data, int argc,
+    const char **argv, const size_t *argvlen)
+{
+    redisAsyncContext  *ac;
+
+    ac = ngx_codeb_redis_cmd.ac;
+
+    if (ac == NULL || !ngx_codeb_redis_cmd.up) {
+        return NGX_ERROR;
+    }
+
+    if (ac->replies.head == NULL) {
+        /* the reply timeout counts from the first outstanding command */
+        ngx_codeb_redis_activity = ngx_current_msec;
+    }
+
+    if (redisAsyncCommandArgv(ac, cb, data, argc, argv, argvlen)
+        != REDIS_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_codeb_redis_eval(ngx_codeb_redis_script_t *script, redisCallbackFn *cb,
+    void *data, int nkeys, int argc, const char **argv, const size_t *argvlen)
+{
+    int          i;
+    u_char       nk[NGX_INT_T_LEN];
+    size_t       lens[32];
+    const char  *args[32];
+
+    if (argc + 3 > 32) {
+        return NGX_ERROR;
+    }
+
+    args[0] = "EVALSHA";
+    lens[0] = sizeof("EVALSHA") - 1;
+    args[1] = (const char *) script->sha1;
+    lens[1] = 40;
+    args[2] = (const char *) nk;
+    lens[2] = ngx_sprintf(nk, "%d", nkeys) - nk;
+
+    for (i = 0; i < argc; i++) {
+        args[i + 3] = argv[i];
+        lens[i + 3] = argvlen[i];
+    }
+
+    return ngx_codeb_redis_command(cb, data, argc + 3, args, lens);
+}
+
+
+static void
+ngx_codeb_redis_connect(void)
+{
+    ngx_codeb_redis_state = NGX_CODEB_REDIS_CONNECTING;
+    ngx_codeb_redis_since = ngx_current_msec;
+
+    if (ngx_codeb_redis_link_open(&ngx_codeb_redis_cmd) != NGX_OK
+        || ngx_codeb_redis_link_open(&ngx_codeb_redis_sub) != NGX_OK)
+    {
+        ngx_codeb_redis_fail("connect failed");
+        return;
+    }
+
+    ngx_add_timer(&ngx_codeb_redis_timer, NGX_CODEB_REDIS_TICK);
+}
+
+
+static ngx_int_t
+ngx_codeb_redis_link_open(ngx_codeb_redis_link_t *link)
+{
+    u_char             *p, *last, host[NGX_SOCKADDR_STRLEN + 1];
+    ngx_int_t           port;
+    ngx_str_t          *addr;
+    ngx_log_t          *log;
+    redisAsyncContext  *ac;
+    ngx_connection_t   *c;
+
+    addr = &ngx_codeb_redis_conf->redis;
+    log = ngx_cycle->log;
+
+    if (addr->len > 5 && ngx_strncmp(addr->data, "unix:", 5) == 0) {
+        if (addr->len - 5 > NGX_SOCKADDR_STRLEN) {
+            return NGX_ERROR;
+        }
+
+        p = ngx_cpymem(host, addr->data + 5, addr->len - 5);
+        *p = '\0';
+        ac = redisAsyncConnectUnix((char *) host);
+
+    } else {
+        last = addr->data + addr->len;
+        p = ngx_strlchr(addr->data, last, ':');
+
+        if (p == NULL || (size_t) (p - addr->data) > NGX_SOCKADDR_STRLEN) {
+            ngx_log_error(NGX_LOG_ERR, log, 0,
+                          "codeb_redis \"%V\": expected unix:/path or "
+                          "host:port", addr);
+            return NGX_ERROR;
+        }
+
+        port = ngx_atoi(p + 1, last - p - 1);
+        if (port < 1 || port > 65535) {
+            ngx_log_error(NGX_LOG_ERR, log, 0,
+                          "codeb_redis \"%V\": invalid port", addr);
+            return NGX_ERROR;
+        }
+
+        *ngx_cpymem(host, addr->data, p - addr->data) = '\0';
+        ac = redisAsyncConnect((char *) host, (int) port);
+    }
+
+    if (ac == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ac->err) {
+        ngx_log_error(NGX_LOG_ERR, log, 0, "redis connect to \"%V\": %s",
+                      addr, ac->errstr);
+        redisAsyncFree(ac);
+        return NGX_ERROR;
+    }
+
+    c = ngx_get_connection(ac->c.fd, log);
+    if (c == NULL) {
+        redisAsyncFree(ac);
+        return NGX_ERROR;
+    }
+
+    c->data = link;
+    c->read->handler = ngx_codeb_redis_read_handler;
+    c->write->handler = ngx_codeb_redis_write_handler;
+    c->read->log = log;
+    c->write->log = log;
+
+    ac->ev.data = c;
+    ac->ev.addRead = ngx_codeb_redis_add_read;
+    ac->ev.delRead = ngx_codeb_redis_del_read;
+    ac->ev.addWrite = ngx_codeb_redis_add_write;
+    ac->ev.delWrite = ngx_codeb_redis_del_write;
+    ac->ev.cleanup = ngx_codeb_redis_cleanup;
+
+    redisAsyncSetConnectCallback(ac, ngx_codeb_redis_on_connect);
+    redisAsyncSetDisconnectCallback(ac, ngx_codeb_redis_on_disconnect);
+
+    link->ac = ac;
+    link->up = 0;
+
+    /* the first write event completes the non-blocking connect */
+    ngx_codeb_redis_add_write(c);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_codeb_redis_fail(const char *reason)
+{
+    redisAsyncContext  *ac;
+
+    if (ngx_codeb_redis_state == NGX_CODEB_REDIS_UP) {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "redis \"%V\": %s, reconnecting",
+                      &ngx_codeb_redis_conf->redis, reason);
+
+    } else if (ngx_codeb_redis_backoff >= NGX_CODEB_REDIS_BACKOFF_MAX
+               || ngx_codeb_redis_backoff == NGX_CODEB_REDIS_BACKOFF_MIN)
+    {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "redis \"%V\": %s, retry in %M ms",
+                      &ngx_codeb_redis_conf->redis, reason,
+                      ngx_codeb_redis_backoff);
+    }
+
+    /*
+     * links are detached before they are freed: hiredis then calls the
+     * pending callbacks with a NULL reply, and those may not reach a
+     * half-dead link
+     */
+
+    ngx_codeb_redis_state = NGX_CODEB_REDIS_DOWN;
+    ngx_codeb_redis_since = ngx_current_msec;
+
+    ac = ngx_codeb_redis_cmd.ac;
+    ngx_codeb_redis_cmd.ac = NULL;
+    ngx_codeb_redis_cmd.up = 0;
+
+    if (ac) {
+        redisAsyncFree(ac);
+    }
+
+    ac = ngx_codeb_redis_sub.ac;
+    ngx_codeb_redis_sub.ac = NULL;
+    ngx_codeb_redis_sub.up = 0;
+
+    if (ac) {
+        redisAsyncFree(ac);
+    }
+
+    if (!ngx_codeb_redis_exiting) {
+        if (ngx_codeb_redis_timer.timer_set) {
+            ngx_del_timer(&ngx_codeb_redis_timer);
+        }
+
+        ngx_add_timer(&ngx_codeb_redis_timer, ngx_codeb_redis_backoff);
+    }
+
+    ngx_codeb_redis_backoff = ngx_min(ngx_codeb_redis_backoff * 2,
+                                      NGX_CODEB_REDIS_BACKOFF_MAX);
+}
+
+
+static void
+ngx_codeb_redis_tick(ngx_event_t *ev)
+{
+    ngx_msec_t          timeout;
+    redisAsyncContext  *ac;
+
+    timeout = ngx_codeb_redis_conf->redis_timeout;
+
+    switch (ngx_codeb_redis_state) {
+
+    case NGX_CODEB_REDIS_DOWN:
+        ngx_codeb_redis_connect();
+        return;
+
+    case NGX_CODEB_REDIS_CONNECTING:
+        if (ngx_current_msec - ngx_codeb_redis_since >= timeout) {
+            ngx_codeb_redis_fail("connect timed out");
+            return;
+        }
+        break;
+
+    case NGX_CODEB_REDIS_UP:
+        ac = ngx_codeb_redis_cmd.ac;
+        if (ac && ac->replies.head
+            && ngx_current_msec - ngx_codeb_redis_activity >= timeout)
+        {
+            ngx_codeb_redis_fail("reply timed out");
+            return;
+        }
+        break;
+    }
+
+    ngx_add_timer(ev, NGX_CODEB_REDIS_TICK);
+}
+
+
+static ngx_codeb_redis_link_t *
+ngx_codeb_redis_link(const redisAsyncContext *ac)
+{
+    if (ac == ngx_codeb_redis_cmd.ac) {
+        return &ngx_codeb_redis_cmd;
+    }
+
+    if (ac == ngx_codeb_redis_sub.ac) {
+        return &ngx_codeb_redis_sub;
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_codeb_redis_on_connect(const redisAsyncContext *ac, int status)
+{
+    ngx_uint_t                  i;
+    ngx_str_t                  *chan;
+    ngx_codeb_redis_link_t     *link;
+    ngx_codeb_redis_script_t  **s;
+
+    link = ngx_codeb_redis_link(ac);
+    if (link == NULL) {
+        return;
+    }
+
+    if (status != REDIS_OK) {
+        /* hiredis frees the context after this callback */
+        link->ac = NULL;
+        ngx_codeb_redis_fail(ac->errstr ? ac->errstr : "connect failed");
+        return;
+    }
+
+    if (link->subscriber) {
+        chan = ngx_codeb_bus_channel();
+
+        if (redisAsyncCommand(link->ac, ngx_codeb_redis_on_message, NULL,
+                              "SUBSCRIBE %b", chan->data, chan->len)
+            != REDIS_OK)
+        {
+            ngx_codeb_redis_fail("SUBSCRIBE failed");
+        }
+
+        return;
+    }
+
+    link->up = 1;
+    ngx_codeb_redis_activity = ngx_current_msec;
+
+    if (ngx_codeb_redis_conf->scripts) {
+        s = ngx_codeb_redis_conf->scripts->elts;
+
+        for (i = 0; i < ngx_codeb_redis_conf->scripts->nelts; i++) {
+            if (redisAsyncCommand(link->ac, ngx_codeb_redis_on_script, s[i],
+                                  "SCRIPT LOAD %b", s[i]->body.data,
+                                  s[i]->body.len)
+                != REDIS_OK)
+            {
+                ngx_codeb_redis_fail("SCRIPT LOAD failed");
+                return;
+            }
+        }
+    }
+
+    ngx_codeb_redis_check_up();
+}
+
+
+static void
+ngx_codeb_redis_on_disconnect(const redisAsyncContext *ac, int status)
+{
+    ngx_codeb_redis_link_t  *link;
+
+    link = ngx_codeb_redis_link(ac);
+    if (link == NULL) {
+        /* detached by ngx_codeb_redis_fail() */
+        return;
+    }
+
+    link->ac = NULL;
+    link->up = 0;
+
+    ngx_codeb_redis_fail(ac->errstr && ac->err ? ac->errstr
+                                               : "connection closed");
+}
+
+
+static void
+ngx_codeb_redis_on_script(redisAsyncContext *ac, void *reply, void *data)
+{
+    redisReply                *rep = reply;
+    ngx_codeb_redis_script_t  *s = data;
+
+    if (rep == NULL) {
+        return;
+    }
+
+    if (rep->type != REDIS_REPLY_STRING
+        || rep->len != 40
+        || ngx_strncmp(rep->str, s->sha1, 40) != 0)
+    {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                      "redis SCRIPT LOAD of %s failed: %*s", s->sha1,
+                      rep->type == REDIS_REPLY_ERROR ? rep->len : 0,
+                      rep->str);
+    }
+}
+
+
+static void
+ngx_codeb_redis_on_message(redisAsyncContext *ac, void *reply, void *data)
+{
+    redisReply  *rep = reply, *kind, *payload;
+
+    if (rep == NULL || ac != ngx_codeb_redis_sub.ac) {
+        return;
+    }
+
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3) {
+        if (rep->type == REDIS_REPLY_ERROR) {
+            ngx_codeb_redis_fail("SUBSCRIBE refused");
+        }
+        return;
+    }
+
+    kind = rep->element[0];
+    payload = rep->element[2];
+
+    if (kind->type != REDIS_REPLY_STRING) {
+        return;
+    }
+
+    if (kind->len == 9 && ngx_strncmp(kind->str, "subscribe", 9) == 0) {
+        ngx_codeb_redis_sub.up = 1;
+        ngx_codeb_redis_check_up();
+        return;
+    }
+
+    if (kind->len == 7 && ngx_strncmp(kind->str, "message", 7) == 0
+        && payload->type == REDIS_REPLY_STRING)
+    {
+        ngx_codeb_bus_dispatch((u_char *) payload->str, payload->len);
+    }
+}
+
+
+static void
+ngx_codeb_redis_check_up(void)
+{
+    ngx_uint_t              i;
+    ngx_codeb_redis_up_pt  *h;
+
+    if (!ngx_codeb_redis_cmd.up || !ngx_codeb_redis_sub.up
+        || ngx_codeb_redis_state == NGX_CODEB_REDIS_UP)
+    {
+        return;
+    }
+
+    if (ngx_codeb_redis_backoff > NGX_CODEB_REDIS_BACKOFF_MIN * 2) {
+        ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                      "redis \"%V\": connected again",
+                      &ngx_codeb_redis_conf->redis);
+    }
+
+    ngx_codeb_redis_state = NGX_CODEB_REDIS_UP;
+    ngx_codeb_redis_backoff = NGX_CODEB_REDIS_BACKOFF_MIN;
+
+    if (ngx_codeb_redis_conf->up_handlers == NULL) {
+        return;
+    }
+
+    h = ngx_codeb_redis_conf->up_handlers->elts;
+
+    for (i = 0; i < ngx_codeb_redis_conf->up_handlers->nelts; i++) {
+        h[i]();
+    }
+}
+
+
+/* hiredis event hooks: data is the nginx connection wrapping the socket */
+
+static void
+ngx_codeb_redis_add_read(void *data)
+{
+    ngx_connection_t  *c = data;
+
+    if (!c->read->active) {
+        (void) ngx_add_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT);
+    }
+}
+
+
+static void
+ngx_codeb_redis_del_read(void *data)
+{
+    ngx_connection_t  *c = data;
+
+    if (c->read->active) {
+        (void) ngx_del_event(c->read, NGX_READ_EVENT, 0);
+    }
+}
+
+
+static void
+ngx_codeb_redis_add_write(void *data)
+{
+    ngx_connection_t  *c = data;
+
+    if (!c->write->active) {
+        (void) ngx_add_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT);
+    }
+}
+
+
+static void
+ngx_codeb_redis_del_write(void *data)
+{
+    ngx_connection_t  *c = data;
+
+    if (c->write->active) {
+        (void) ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
+    }
+}
+
+
+static void
+ngx_codeb_redis_cleanup(void *data)
+{
+    ngx_connection_t  *c = data;
+
+    ngx_codeb_redis_del_read(c);
+    ngx_codeb_redis_del_write(c);
+
+    if (c->read->posted) {
+        ngx_delete_posted_event(c->read);
+    }
+
+    if (c->write->posted) {
+        ngx_delete_posted_event(c->write);
+    }
+
+    /* hiredis closes the socket itself */
+    c->fd = (ngx_socket_t) -1;
+    ngx_free_connection(c);
+}
+
+
+static void
+ngx_codeb_redis_read_handler(ngx_event_t *ev)
+{
+    ngx_connection_t        *c = ev->data;
+    ngx_codeb_redis_link_t  *link = c->data;
+
+    if (link->ac == NULL) {
+        return;
+    }
+
+    if (!link->subscriber) {
+        ngx_codeb_redis_activity = ngx_current_msec;
+    }
+
+    redisAsyncHandleRead(link->ac);
+}
+
+
+static void
+ngx_codeb_redis_write_handler(ngx_event_t *ev)
+{
+    ngx_connection_t        *c = ev->data;
+    ngx_codeb_redis_link_t  *link = c->data;
+
+    if (link->ac == NULL) {
+        return;
+    }
+
+    redisAsyncHandleWrite(link->ac);
+}

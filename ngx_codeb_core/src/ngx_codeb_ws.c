@@ -1,0 +1,1034 @@
+/*
+ * WebSocket server side, RFC 6455.
+ *
+ * The upgraded HTTP/1.1 connection is driven directly with c->recv and
+ * c->send (plain or TLS).  Input: frames are parsed from a worker-wide
+ * read buffer; only an incomplete frame is copied into a per-connection
+ * buffer, so an idle connection holds no input buffer.  Output: one heap
+ * block per frame in a queue bounded by max_queue bytes; a peer that lets
+ * it fill up is disconnected.  The connection is finalized only from its
+ * own event handlers (never from inside a caller's send or close), so the
+ * owner may call send/close from any callback.
+ */
+
+#include "ngx_codeb_core.h"
+#include <openssl/sha.h>
+
+
+#define NGX_CODEB_WS_GUID        "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#define NGX_CODEB_WS_RBUF        16384
+#define NGX_CODEB_WS_LINGER      2000       /* ms to wait for the peer's EOF */
+
+#define NGX_CODEB_WS_CONT        0x0
+#define NGX_CODEB_WS_TEXT        0x1
+#define NGX_CODEB_WS_BINARY      0x2
+#define NGX_CODEB_WS_CLOSE       0x8
+#define NGX_CODEB_WS_PING        0x9
+#define NGX_CODEB_WS_PONG        0xa
+
+
+struct ngx_codeb_ws_out_s {
+    ngx_codeb_ws_out_t         *next;
+    u_char                     *pos;
+    u_char                     *last;
+    u_char                      data[];
+};
+
+
+static void ngx_codeb_ws_read_handler(ngx_http_request_t *r);
+static void ngx_codeb_ws_write_handler(ngx_http_request_t *r);
+static void ngx_codeb_ws_timer_handler(ngx_event_t *ev);
+static void ngx_codeb_ws_cleanup(void *data);
+static ngx_int_t ngx_codeb_ws_input(ngx_codeb_ws_t *ws, u_char *start,
+    u_char *end, u_char **pos);
+static ngx_int_t ngx_codeb_ws_frame(ngx_codeb_ws_t *ws, ngx_uint_t fin,
+    ngx_uint_t opcode, u_char *payload, size_t len);
+static ngx_int_t ngx_codeb_ws_enqueue(ngx_codeb_ws_t *ws, ngx_uint_t opcode,
+    u_char *data, size_t len, ngx_uint_t force);
+static ngx_int_t ngx_codeb_ws_flush(ngx_codeb_ws_t *ws);
+static void ngx_codeb_ws_fail(ngx_codeb_ws_t *ws, ngx_uint_t status,
+    char *reason);
+static void ngx_codeb_ws_finish(ngx_codeb_ws_t *ws);
+static ngx_int_t ngx_codeb_ws_in_alloc(ngx_codeb_ws_t *ws, size_t size);
+static void ngx_codeb_ws_in_free(ngx_codeb_ws_t *ws);
+static ngx_uint_t ngx_codeb_ws_utf8(u_char *p, size_t len);
+static ngx_uint_t ngx_codeb_ws_token(ngx_table_elt_t *h, char *token);
+
+
+static u_char  ngx_codeb_ws_rbuf[NGX_CODEB_WS_RBUF];
+
+
+ngx_uint_t
+ngx_codeb_ws_is_upgrade(ngx_http_request_t *r)
+{
+    return r->headers_in.upgrade != NULL;
+}
+
+
+ngx_int_t
+ngx_codeb_ws_accept(ngx_http_request_t *r, ngx_codeb_ws_conf_t *conf,
+    ngx_codeb_ws_t **wsp)
+{
+    u_char               *p, key[16], sha[SHA_DIGEST_LENGTH];
+    u_char                accept[ngx_base64_encoded_length(SHA_DIGEST_LENGTH)];
+    size_t                len;
+    ngx_str_t             src, dst;
+    SHA_CTX               ctx;
+    ngx_table_elt_t      *h, *proto;
+    ngx_codeb_ws_t       *ws;
+    ngx_connection_t     *c;
+    ngx_pool_cleanup_t   *cln;
+    ngx_codeb_ws_out_t   *out;
+
+    c = r->connection;
+
+    if (r->method != NGX_HTTP_GET) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    if (r->http_version != NGX_HTTP_VERSION_11 || r != r->main
+#if (NGX_HTTP_V2)
+        || r->stream
+#endif
+       )
+    {
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    if (!ngx_codeb_ws_token(r->headers_in.upgrade, "websocket")
+        || !ngx_codeb_ws_token(r->headers_in.connection, "upgrade"))
+    {
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    h = ngx_codeb_http_header(r, "Sec-WebSocket-Version");
+    if (h == NULL || h->value.len != 2
+        || ngx_strncmp(h->value.data, "13", 2) != 0)
+    {
+        /* RFC 6455 §4.4: advertise the version we speak */
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Sec-WebSocket-Version");
+        ngx_str_set(&h->value, "13");
+
+        return 426;
+    }
+
+    h = ngx_codeb_http_header(r, "Sec-WebSocket-Key");
+    if (h == NULL || h->value.len != 24) {
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    src = h->value;
+    dst.data = key;
+    if (ngx_decode_base64(&dst, &src) != NGX_OK || dst.len != 16) {
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    proto = NULL;
+
+    if (conf->subprotocol.len) {
+        proto = ngx_codeb_http_header(r, "Sec-WebSocket-Protocol");
+        if (proto == NULL) {
+            return NGX_HTTP_BAD_REQUEST;
+        }
+
+        if (!ngx_codeb_ws_token(proto, (char *) conf->subprotocol.data)) {
+            return NGX_HTTP_BAD_REQUEST;
+        }
+    }
+
+    SHA1_Init(&ctx);
+    SHA1_Update(&ctx, h->value.data, h->value.len);
+    SHA1_Update(&ctx, NGX_CODEB_WS_GUID, sizeof(NGX_CODEB_WS_GUID) - 1);
+    SHA1_Final(sha, &ctx);
+
+    src.data = sha;
+    src.len = SHA_DIGEST_LENGTH;
+    dst.data = accept;
+    ngx_encode_base64(&dst, &src);
+
+    ws = ngx_pcalloc(r->pool, sizeof(ngx_codeb_ws_t));
+    if (ws == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    len = sizeof("HTTP/1.1 101 Switching Protocols" CRLF
+                 "Upgrade: websocket" CRLF
+                 "Connection: Upgrade" CRLF
+                 "Sec-WebSocket-Accept: " CRLF CRLF) - 1 + dst.len
+          + (conf->subprotocol.len ? sizeof("Sec-WebSocket-Protocol: " CRLF)
+                                     - 1 + conf->subprotocol.len : 0);
+
+    out = ngx_alloc(sizeof(ngx_codeb_ws_out_t) + len, c->log);
+    if (out == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_cpymem(out->data, "HTTP/1.1 101 Switching Protocols" CRLF
+                              "Upgrade: websocket" CRLF
+                              "Connection: Upgrade" CRLF
+                              "Sec-WebSocket-Accept: ",
+                   sizeof("HTTP/1.1 101 Switching Protocols" CRLF
+                          "Upgrade: websocket" CRLF
+                          "Connection: Upgrade" CRLF
+                          "Sec-WebSocket-Accept: ") - 1);
+    p = ngx_cpymem(p, dst.data, dst.len);
+    *p++ = CR; *p++ = LF;
+
+    if (conf->subprotocol.len) {
+        p = ngx_cpymem(p, "Sec-WebSocket-Protocol: ",
+                       sizeof("Sec-WebSocket-Protocol: ") - 1);
+        p = ngx_cpymem(p, conf->subprotocol.data, conf->subprotocol.len);
+        *p++ = CR; *p++ = LF;
+    }
+
+    *p++ = CR; *p++ = LF;
+
+    out->next = NULL;
+    out->pos = out->data;
+    out->last = p;
+
+    ws->request = r;
+    ws->connection = c;
+    ws->conf = conf;
+    ws->out = out;
+    ws->out_last = &out->next;
+    ws->out_bytes = p - out->data;
+    ws->last_seen = ngx_current_msec;
+    ws->next_ping = ngx_current_msec + conf->ping_interval;
+
+    ws->timer.handler = ngx_codeb_ws_timer_handler;
+    ws->timer.data = ws;
+    ws->timer.log = c->log;
+
+    cln->handler = ngx_codeb_ws_cleanup;
+    cln->data = ws;
+
+    /* bytes the client sent right after its handshake */
+
+    if (r->header_in->pos < r->header_in->last) {
+        len = r->header_in->last - r->header_in->pos;
+
+        if (len > conf->max_message + 14
+            || ngx_codeb_ws_in_alloc(ws, len) != NGX_OK)
+        {
+            return NGX_HTTP_BAD_REQUEST;
+        }
+
+        ws->in.last = ngx_cpymem(ws->in.pos, r->header_in->pos, len);
+        r->header_in->pos = r->header_in->last;
+    }
+
+    ngx_http_set_ctx(r, ws, ngx_codeb_core_module);
+
+    r->headers_out.status = NGX_HTTP_SWITCHING_PROTOCOLS;
+    r->header_sent = 1;
+    r->keepalive = 0;
+    r->lingering_close = 0;
+    r->main->count++;
+
+    r->read_event_handler = ngx_codeb_ws_read_handler;
+    r->write_event_handler = ngx_codeb_ws_write_handler;
+    c->log->action = "relaying WebSocket frames";
+
+    (void) ngx_tcp_nodelay(c);
+
+    ngx_add_timer(&ws->timer, conf->ping_interval);
+
+    *wsp = ws;
+
+    /* the 101 goes out, then any frame bytes already received are read */
+    ngx_post_event(c->write, &ngx_posted_events);
+
+    if (ws->in.start) {
+        ngx_post_event(c->read, &ngx_posted_events);
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_codeb_ws_send(ngx_codeb_ws_t *ws, u_char *data, size_t len)
+{
+    ngx_int_t  rc;
+
+    if (ws->closing) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_codeb_ws_enqueue(ws, NGX_CODEB_WS_TEXT, data, len, 0);
+
+    if (rc == NGX_OK && !ws->busy && !ws->connection->write->posted) {
+        ngx_post_event(ws->connection->write, &ngx_posted_events);
+    }
+
+    return rc;
+}
+
+
+void
+ngx_codeb_ws_close(ngx_codeb_ws_t *ws, ngx_uint_t status, char *reason)
+{
+    size_t  len;
+    u_char  payload[125];
+
+    if (ws->closing) {
+        return;
+    }
+
+    len = 0;
+
+    if (status) {
+        payload[0] = (u_char) (status >> 8);
+        payload[1] = (u_char) (status & 0xff);
+        len = 2;
+
+        if (reason) {
+            len = ngx_cpymem(payload + 2, reason,
+                             ngx_min(ngx_strlen(reason), 123))
+                  - payload;
+        }
+    }
+
+    (void) ngx_codeb_ws_enqueue(ws, NGX_CODEB_WS_CLOSE, payload, len, 1);
+    ws->closing = 1;
+
+    if (!ws->connection->write->posted) {
+        ngx_post_event(ws->connection->write, &ngx_posted_events);
+    }
+}
+
+
+/*
+ * appends one frame; force: control frames that must go out even when the
+ * queue is over its bound
+ */
+static ngx_int_t
+ngx_codeb_ws_enqueue(ngx_codeb_ws_t *ws, ngx_uint_t opcode, u_char *data,
+    size_t len, ngx_uint_t force)
+{
+    u_char              *p;
+    size_t               hlen;
+    ngx_codeb_ws_out_t  *out;
+
+    hlen = len < 126 ? 2 : (len < 65536 ? 4 : 10);
+
+    if (!force && ws->out_bytes + hlen + len > ws->conf->max_queue) {
+        ngx_log_error(NGX_LOG_INFO, ws->connection->log, 0,
+                      "WebSocket peer reads too slowly: %uz bytes queued, "
+                      "closing", ws->out_bytes);
+        ws->closing = 1;
+        ws->done = 1;
+
+        if (!ws->connection->write->posted) {
+            ngx_post_event(ws->connection->write, &ngx_posted_events);
+        }
+
+        return NGX_DECLINED;
+    }
+
+    out = ngx_alloc(sizeof(ngx_codeb_ws_out_t) + hlen + len,
+                    ws->connection->log);
+    if (out == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = out->data;
+    *p++ = (u_char) (0x80 | opcode);
+
+    if (len < 126) {
+        *p++ = (u_char) len;
+
+    } else if (len < 65536) {
+        *p++ = 126;
+        *p++ = (u_char) (len >> 8);
+        *p++ = (u_char) (len & 0xff);
+
+    } else {
+        *p++ = 127;
+        *p++ = 0; *p++ = 0; *p++ = 0; *p++ = 0;
+        *p++ = (u_char) ((len >> 24) & 0xff);
+        *p++ = (u_char) ((len >> 16) & 0xff);
+        *p++ = (u_char) ((len >> 8) & 0xff);
+        *p++ = (u_char) (len & 0xff);
+    }
+
+    out->next = NULL;
+    out->pos = out->data;
+    out->last = ngx_cpymem(p, data, len);
+
+    *ws->out_last = out;
+    ws->out_last = &out->next;
+    ws->out_bytes += hlen + len;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_codeb_ws_write_handler(ngx_http_request_t *r)
+{
+    ngx_codeb_ws_t  *ws;
+
+    ws = ngx_http_get_module_ctx(r, ngx_codeb_core_module);
+
+    if (ws == NULL || ngx_codeb_ws_flush(ws) == NGX_ERROR) {
+        ngx_http_finalize_request(r, NGX_HTTP_CLOSE);
+        return;
+    }
+
+    if (ws->done) {
+        ngx_http_finalize_request(r, NGX_HTTP_CLOSE);
+    }
+}
+
+
+/* NGX_OK: queue empty; NGX_AGAIN: waiting for the socket; NGX_ERROR */
+static ngx_int_t
+ngx_codeb_ws_flush(ngx_codeb_ws_t *ws)
+{
+    ssize_t              n;
+    ngx_connection_t    *c;
+    ngx_codeb_ws_out_t  *out;
+
+    c = ws->connection;
+
+    if (ws->done) {
+        return NGX_OK;
+    }
+
+    while (ws->out) {
+        out = ws->out;
+
+        n = c->send(c, out->pos, out->last - out->pos);
+
+        if (n == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (n == NGX_AGAIN) {
+            if (ngx_handle_write_event(c->write, 0) != NGX_OK) {
+                return NGX_ERROR;
+            }
+
+            return NGX_AGAIN;
+        }
+
+        out->pos += n;
+        ws->out_bytes -= n;
+
+        if (out->pos < out->last) {
+            continue;
+        }
+
+        ws->out = out->next;
+        if (ws->out == NULL) {
+            ws->out_last = &ws->out;
+        }
+
+        ngx_free(out);
+    }
+
+    if (ws->closing && !ws->lingering) {
+        /*
+         * RFC 6455 §7.1.1: the server closes TCP first; wait briefly for
+         * the client's EOF so that its close frame is not answered by RST
+         */
+        ws->lingering = 1;
+
+        if (c->ssl == NULL) {
+            (void) shutdown(c->fd, SHUT_WR);
+        }
+
+        if (ws->timer.timer_set) {
+            ngx_del_timer(&ws->timer);
+        }
+
+        ngx_add_timer(&ws->timer, NGX_CODEB_WS_LINGER);
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_codeb_ws_read_handler(ngx_http_request_t *r)
+{
+    u_char            *buf, *pos, *end;
+    size_t             size;
+    ssize_t            n;
+    ngx_int_t          need;
+    ngx_buf_t         *in;
+    ngx_codeb_ws_t    *ws;
+    ngx_connection_t  *c;
+
+    c = r->connection;
+    ws = ngx_http_get_module_ctx(r, ngx_codeb_core_module);
+
+    if (ws == NULL || c->close) {
+        ngx_http_finalize_request(r, NGX_HTTP_CLOSE);
+        return;
+    }
+
+    in = &ws->in;
+    ws->busy = 1;
+
+    while (!ws->done) {
+
+        if (in->start) {
+            buf = in->last;
+            size = in->end - in->last;
+
+        } else {
+            buf = ngx_codeb_ws_rbuf;
+            size = NGX_CODEB_WS_RBUF;
+        }
+
+        n = (size == 0) ? 0 : c->recv(c, buf, size);
+
+        if (n == NGX_AGAIN) {
+            if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+                ws->done = 1;
+            }
+            break;
+        }
+
+        if (n == NGX_ERROR || n == 0) {
+            ws->closing = 1;
+            ws->done = 1;
+            break;
+        }
+
+        ws->last_seen = ngx_current_msec;
+
+        if (ws->lingering) {
+            /* discarded until EOF */
+            continue;
+        }
+
+        if (in->start) {
+            in->last += n;
+            pos = in->pos;
+            end = in->last;
+
+        } else {
+            pos = buf;
+            end = buf + n;
+        }
+
+        need = ngx_codeb_ws_input(ws, pos, end, &pos);
+
+        if (need == NGX_ERROR || ws->closing) {
+            break;
+        }
+
+        if (pos == end) {
+            ngx_codeb_ws_in_free(ws);
+            continue;
+        }
+
+        /* keep the incomplete frame [pos, end) */
+
+        if (in->start && in->end - in->start >= need) {
+            in->last = ngx_movemem(in->start, pos, end - pos);
+            in->pos = in->start;
+            continue;
+        }
+
+        buf = ngx_alloc(ngx_max((size_t) need, 4096), c->log);
+        if (buf == NULL) {
+            ws->done = 1;
+            break;
+        }
+
+        n = ngx_cpymem(buf, pos, end - pos) - buf;
+        ngx_codeb_ws_in_free(ws);
+
+        in->start = buf;
+        in->pos = buf;
+        in->last = buf + n;
+        in->end = buf + ngx_max((size_t) need, 4096);
+    }
+
+    ws->busy = 0;
+
+    if (ws->done) {
+        ngx_http_finalize_request(r, NGX_HTTP_CLOSE);
+        return;
+    }
+
+    if (ws->out && !c->write->posted) {
+        ngx_post_event(c->write, &ngx_posted_events);
+    }
+}
+
+
+static ngx_int_t
+ngx_codeb_ws_in_alloc(ngx_codeb_ws_t *ws, size_t size)
+{
+    size = ngx_max(size, 4096);
+
+    ws->in.start = ngx_alloc(size, ws->connection->log);
+    if (ws->in.start == NULL) {
+        return NGX_ERROR;
+    }
+
+    ws->in.pos = ws->in.start;
+    ws->in.last = ws->in.start;
+    ws->in.end = ws->in.start + size;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_codeb_ws_in_free(ngx_codeb_ws_t *ws)
+{
+    if (ws->in.start) {
+        ngx_free(ws->in.start);
+        ngx_memzero(&ws->in, sizeof(ngx_buf_t));
+    }
+}
+
+
+/*
+ * Parses frames in [start, end).  Returns NGX_ERROR when the connection
+ * is being closed, else the number of bytes the incomplete frame at *pos
+ * needs in all (>= end - *pos), or 0 when nothing is left.
+ */
+static ngx_int_t
+ngx_codeb_ws_input(ngx_codeb_ws_t *ws, u_char *start, u_char *end,
+    u_char **pos)
+{
+    u_char      *p, *mask;
+    size_t       avail, hlen, i;
+    uint64_t     len;
+    ngx_uint_t   fin, opcode;
+
+    p = start;
+
+    while (p < end && !ws->closing) {
+        avail = end - p;
+
+        if (avail < 2) {
+            *pos = p;
+            return 14;
+        }
+
+        fin = p[0] & 0x80;
+        opcode = p[0] & 0x0f;
+
+        if (p[0] & 0x70) {
+            ngx_codeb_ws_fail(ws, 1002, "reserved bits set");
+            return NGX_ERROR;
+        }
+
+        if (!(p[1] & 0x80)) {
+            ngx_codeb_ws_fail(ws, 1002, "unmasked client frame");
+            return NGX_ERROR;
+        }
+
+        switch (opcode) {
+        case NGX_CODEB_WS_CONT:
+        case NGX_CODEB_WS_TEXT:
+        case NGX_CODEB_WS_BINARY:
+            break;
+
+        case NGX_CODEB_WS_CLOSE:
+        case NGX_CODEB_WS_PING:
+        case NGX_CODEB_WS_PONG:
+            if (!fin || (p[1] & 0x7f) > 125) {
+                ngx_codeb_ws_fail(ws, 1002, "invalid control frame");
+                return NGX_ERROR;
+            }
+            break;
+
+        default:
+            ngx_codeb_ws_fail(ws, 1002, "reserved opcode");
+            return NGX_ERROR;
+        }
+
+        len = p[1] & 0x7f;
+        hlen = 2;
+
+        if (len == 126) {
+            if (avail < 4) {
+                *pos = p;
+                return 14;
+            }
+
+            len = ((uint64_t) p[2] << 8) | p[3];
+            hlen = 4;
+
+        } else if (len == 127) {
+            if (avail < 10) {
+                *pos = p;
+                return 14;
+            }
+
+            len = 0;
+            for (i = 2; i < 10; i++) {
+                len = (len << 8) | p[i];
+            }
+
+            if (len >> 63) {
+                ngx_codeb_ws_fail(ws, 1002, "invalid length");
+                return NGX_ERROR;
+            }
+
+            hlen = 10;
+        }
+
+        if (opcode < NGX_CODEB_WS_CLOSE
+            && len + ws->msg_len > ws->conf->max_message)
+        {
+            ngx_codeb_ws_fail(ws, 1009, "message too large");
+            return NGX_ERROR;
+        }
+
+        hlen += 4;
+
+        if (avail < hlen + len) {
+            *pos = p;
+            return (ngx_int_t) (hlen + len);
+        }
+
+        mask = p + hlen - 4;
+        p += hlen;
+
+        for (i = 0; i < len; i++) {
+            p[i] ^= mask[i & 3];
+        }
+
+        if (ngx_codeb_ws_frame(ws, fin, opcode, p, (size_t) len) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        p += len;
+    }
+
+    *pos = p;
+
+    return 0;
+}
+
+
+static ngx_int_t
+ngx_codeb_ws_frame(ngx_codeb_ws_t *ws, ngx_uint_t fin, ngx_uint_t opcode,
+    u_char *payload, size_t len)
+{
+    u_char      *msg;
+    size_t       size;
+    ngx_uint_t   status;
+
+    switch (opcode) {
+
+    case NGX_CODEB_WS_PING:
+        return ngx_codeb_ws_enqueue(ws, NGX_CODEB_WS_PONG, payload, len, 1);
+
+    case NGX_CODEB_WS_PONG:
+        return NGX_OK;
+
+    case NGX_CODEB_WS_CLOSE:
+        if (len == 0) {
+            ngx_codeb_ws_close(ws, 1000, NULL);
+            return NGX_OK;
+        }
+
+        status = (payload[0] << 8) | payload[1];
+
+        if (len == 1
+            || status < 1000 || status == 1004 || status == 1005
+            || status == 1006 || (status > 1011 && status < 3000)
+            || status > 4999)
+        {
+            ngx_codeb_ws_fail(ws, 1002, "invalid close frame");
+            return NGX_ERROR;
+        }
+
+        if (!ngx_codeb_ws_utf8(payload + 2, len - 2)) {
+            ngx_codeb_ws_fail(ws, 1007, "invalid UTF-8 in close reason");
+            return NGX_ERROR;
+        }
+
+        ngx_codeb_ws_close(ws, status, NULL);
+        return NGX_OK;
+
+    case NGX_CODEB_WS_CONT:
+        if (ws->msg_opcode == 0) {
+            ngx_codeb_ws_fail(ws, 1002, "unexpected continuation frame");
+            return NGX_ERROR;
+        }
+        break;
+
+    default:
+        if (ws->msg_opcode != 0) {
+            ngx_codeb_ws_fail(ws, 1002, "expected continuation frame");
+            return NGX_ERROR;
+        }
+
+        if (fin) {
+            if (opcode == NGX_CODEB_WS_TEXT
+                && !ngx_codeb_ws_utf8(payload, len))
+            {
+                ngx_codeb_ws_fail(ws, 1007, "invalid UTF-8");
+                return NGX_ERROR;
+            }
+
+            ws->on_message(ws, opcode, payload, len);
+            return NGX_OK;
+        }
+
+        ws->msg_opcode = opcode;
+    }
+
+    /* fragments are joined; the total is bounded by max_message */
+
+    if (ws->msg_len + len > ws->msg_size) {
+        size = ngx_max(ws->msg_size * 2, ws->msg_len + len);
+        size = ngx_min(size, ws->conf->max_message);
+        size = ngx_max(size, 256);
+
+        msg = ngx_alloc(size, ws->connection->log);
+        if (msg == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (ws->msg) {
+            ngx_memcpy(msg, ws->msg, ws->msg_len);
+            ngx_free(ws->msg);
+        }
+
+        ws->msg = msg;
+        ws->msg_size = size;
+    }
+
+    ngx_memcpy(ws->msg + ws->msg_len, payload, len);
+    ws->msg_len += len;
+
+    if (!fin) {
+        return NGX_OK;
+    }
+
+    opcode = ws->msg_opcode;
+    msg = ws->msg;
+    len = ws->msg_len;
+
+    ws->msg = NULL;
+    ws->msg_len = 0;
+    ws->msg_size = 0;
+    ws->msg_opcode = 0;
+
+    if (opcode == NGX_CODEB_WS_TEXT && !ngx_codeb_ws_utf8(msg, len)) {
+        ngx_free(msg);
+        ngx_codeb_ws_fail(ws, 1007, "invalid UTF-8");
+        return NGX_ERROR;
+    }
+
+    ws->on_message(ws, opcode, msg, len);
+    ngx_free(msg);
+
+    return NGX_OK;
+}
+
+
+/* a protocol error: logged at info (it is the client's fault), then close */
+static void
+ngx_codeb_ws_fail(ngx_codeb_ws_t *ws, ngx_uint_t status, char *reason)
+{
+    ngx_log_error(NGX_LOG_INFO, ws->connection->log, 0,
+                  "WebSocket: %s, closing with %ui", reason, status);
+
+    ngx_codeb_ws_close(ws, status, reason);
+}
+
+
+static void
+ngx_codeb_ws_timer_handler(ngx_event_t *ev)
+{
+    ngx_msec_t       deadline, next;
+    ngx_codeb_ws_t  *ws = ev->data;
+
+    if (ws->lingering || ws->done) {
+        ngx_http_finalize_request(ws->request, NGX_HTTP_CLOSE);
+        return;
+    }
+
+    deadline = ws->last_seen + ws->conf->ping_timeout;
+
+    if ((ngx_msec_int_t) (ngx_current_msec - deadline) >= 0) {
+        ngx_log_error(NGX_LOG_INFO, ws->connection->log, 0,
+                      "WebSocket peer silent for %M ms, closing",
+                      ngx_current_msec - ws->last_seen);
+        ngx_http_finalize_request(ws->request, NGX_HTTP_CLOSE);
+        return;
+    }
+
+    if ((ngx_msec_int_t) (ngx_current_msec - ws->next_ping) >= 0) {
+        ws->next_ping = ngx_current_msec + ws->conf->ping_interval;
+
+        if (ngx_codeb_ws_enqueue(ws, NGX_CODEB_WS_PING, NULL, 0, 1) != NGX_OK
+            || ngx_codeb_ws_flush(ws) == NGX_ERROR)
+        {
+            ngx_http_finalize_request(ws->request, NGX_HTTP_CLOSE);
+            return;
+        }
+
+        if (ws->on_tick) {
+            ws->on_tick(ws);
+        }
+    }
+
+    next = ws->next_ping;
+    if ((ngx_msec_int_t) (deadline - next) < 0) {
+        next = deadline;
+    }
+
+    ngx_add_timer(ev, next - ngx_current_msec + 1);
+}
+
+
+static void
+ngx_codeb_ws_cleanup(void *data)
+{
+    ngx_codeb_ws_t  *ws = data;
+
+    ngx_codeb_ws_finish(ws);
+}
+
+
+static void
+ngx_codeb_ws_finish(ngx_codeb_ws_t *ws)
+{
+    ngx_codeb_ws_out_t  *out, *next;
+
+    ws->closing = 1;
+    ws->done = 1;
+
+    if (ws->timer.timer_set) {
+        ngx_del_timer(&ws->timer);
+    }
+
+    if (ws->timer.posted) {
+        ngx_delete_posted_event(&ws->timer);
+    }
+
+    if (ws->on_closed) {
+        ws->on_closed(ws);
+        ws->on_closed = NULL;
+    }
+
+    for (out = ws->out; out; out = next) {
+        next = out->next;
+        ngx_free(out);
+    }
+
+    ws->out = NULL;
+
+    if (ws->msg) {
+        ngx_free(ws->msg);
+        ws->msg = NULL;
+    }
+
+    ngx_codeb_ws_in_free(ws);
+}
+
+
+/* RFC 3629 well-formed UTF-8: no overlongs, surrogates or > U+10FFFF */
+static ngx_uint_t
+ngx_codeb_ws_utf8(u_char *p, size_t len)
+{
+    u_char  *end, c;
+    size_t   n, i;
+    uint32_t cp, min;
+
+    end = p + len;
+
+    while (p < end) {
+        c = *p++;
+
+        if (c < 0x80) {
+            continue;
+        }
+
+        if ((c & 0xe0) == 0xc0) {
+            n = 1; cp = c & 0x1f; min = 0x80;
+
+        } else if ((c & 0xf0) == 0xe0) {
+            n = 2; cp = c & 0x0f; min = 0x800;
+
+        } else if ((c & 0xf8) == 0xf0) {
+            n = 3; cp = c & 0x07; min = 0x10000;
+
+        } else {
+            return 0;
+        }
+
+        if ((size_t) (end - p) < n) {
+            return 0;
+        }
+
+        for (i = 0; i < n; i++) {
+            if ((p[i] & 0xc0) != 0x80) {
+                return 0;
+            }
+            cp = (cp << 6) | (p[i] & 0x3f);
+        }
+
+        p += n;
+
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/* 1 if the comma-separated header value contains token (any case) */
+static ngx_uint_t
+ngx_codeb_ws_token(ngx_table_elt_t *h, char *token)
+{
+    u_char  *p, *last, *s;
+    size_t   n;
+
+    if (h == NULL) {
+        return 0;
+    }
+
+    n = ngx_strlen(token);
+    p = h->value.data;
+    last = p + h->value.len;
+
+    while (p < last) {
+        while (p < last && (*p == ' ' || *p == '\t' || *p == ',')) {
+            p++;
+        }
+
+        s = p;
+
+        while (p < last && *p != ',' && *p != ' ' && *p != '\t') {
+            p++;
+        }
+
+        if ((size_t) (p - s) == n && ngx_strncasecmp(s, (u_char *) token, n)
+                                     == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
