@@ -19,7 +19,7 @@ DEBS="nginx nginx-dev libnginx-mod-stream redis-server redis-tools
       libyajl-dev libhiredis-dev libssl-dev libjwt-dev
       libpcre2-dev zlib1g-dev make gcc openssl iproute2
       libtest-base-perl libjson-pp-perl libio-socket-ssl-perl
-      chromium coturn valgrind nodejs npm"
+      chromium coturn valgrind"
 
 log() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
 
@@ -33,6 +33,8 @@ deps() {
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' \
             || missing+=("$p")
     done
+    # node may come from outside Debian (with its own npm); only then skip
+    command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing Debian packages: ${missing[*]}"
         as_root apt-get update -qq
@@ -87,7 +89,7 @@ build() {
 start_redis() {
     mkdir -p "$RUN"
     if redis-cli -s "$RUN/redis.sock" ping >/dev/null 2>&1; then return; fi
-    redis-server --port 0 --unixsocket "$RUN/redis.sock" --unixsocketperm 700 \
+    redis-server --port 0 --unixsocket "$RUN/redis.sock" --unixsocketperm 777 \
         --save "" --appendonly no --daemonize yes \
         --pidfile "$RUN/redis.pid" --logfile "$RUN/redis.log" --dir "$RUN"
     for _ in $(seq 50); do
@@ -112,9 +114,14 @@ dev_cert() {
 
 # conf/ is the operator's example; for the demo the paths are made absolute
 render_conf() {
-    mkdir -p "$RUN/logs" "$RUN/tmp"
-    sed -e "s#@MODULES@#$BUILD/modules#g" -e "s#@RUN@#$RUN#g" -e "s#@ROOT@#$ROOT#g" \
-        "$ROOT/conf/nginx.conf" >"$RUN/nginx.conf"
+    local f
+    mkdir -p "$RUN/logs" "$RUN/tmp" "$RUN/conf/tenants"
+    rm -f "$RUN"/conf/tenants/*.conf
+    for f in $(cd "$ROOT/conf" && echo nginx.conf tenants/*.conf); do
+        sed -e "s#@MODULES@#$BUILD/modules#g" -e "s#@RUN@#$RUN#g" \
+            -e "s#@CONF@#$RUN/conf#g" -e "s#@ROOT@#$ROOT#g" \
+            "$ROOT/conf/$f" >"$RUN/conf/$f"
+    done
 }
 
 run() {
@@ -123,8 +130,8 @@ run() {
     start_redis
     dev_cert
     render_conf
-    nginx -t -p "$RUN" -c "$RUN/nginx.conf" -e "$RUN/logs/error.log" >/dev/null 2>&1 \
-        || nginx -t -p "$RUN" -c "$RUN/nginx.conf" -e "$RUN/logs/error.log"
+    nginx -t -p "$RUN" -c "$RUN/conf/nginx.conf" -e "$RUN/logs/error.log" >/dev/null 2>&1 \
+        || nginx -t -p "$RUN" -c "$RUN/conf/nginx.conf" -e "$RUN/logs/error.log"
     trap 'stop_redis' EXIT
     cat <<EOF
 
@@ -137,7 +144,7 @@ run() {
   Redis: $RUN/redis.sock   logs: $RUN/logs/
 
 EOF
-    nginx -p "$RUN" -c "$RUN/nginx.conf" -e "$RUN/logs/error.log" -g 'daemon off;'
+    nginx -p "$RUN" -c "$RUN/conf/nginx.conf" -e "$RUN/logs/error.log" -g 'daemon off;'
 }
 
 run_tests() {

@@ -106,6 +106,19 @@ ngx_int_t ngx_codeb_redis_add_script(ngx_conf_t *cf,
     ngx_codeb_redis_script_t *script);
 ngx_int_t ngx_codeb_redis_on_up(ngx_conf_t *cf, ngx_codeb_redis_up_pt handler);
 
+/* command arguments, filled with ngx_codeb_redis_arg() */
+#define NGX_CODEB_REDIS_MAX_ARGS  24
+
+typedef struct {
+    int                         argc;
+    const char                 *argv[NGX_CODEB_REDIS_MAX_ARGS];
+    size_t                      lens[NGX_CODEB_REDIS_MAX_ARGS];
+} ngx_codeb_redis_args_t;
+
+/* appends one argument (not copied: it must live until the call) */
+void ngx_codeb_redis_arg(ngx_codeb_redis_args_t *a, void *data, size_t len);
+#define ngx_codeb_redis_arg_str(a, s)  ngx_codeb_redis_arg(a, (s)->data, (s)->len)
+
 /* 1 when the command link is connected and usable */
 ngx_uint_t ngx_codeb_redis_ready(void);
 
@@ -116,9 +129,9 @@ ngx_uint_t ngx_codeb_redis_ready(void);
  */
 ngx_int_t ngx_codeb_redis_command(redisCallbackFn *cb, void *data, int argc,
     const char **argv, const size_t *argvlen);
+/* EVALSHA of a registered script; a holds KEYS then ARGV */
 ngx_int_t ngx_codeb_redis_eval(ngx_codeb_redis_script_t *script,
-    redisCallbackFn *cb, void *data, int nkeys, int argc, const char **argv,
-    const size_t *argvlen);
+    redisCallbackFn *cb, void *data, int nkeys, ngx_codeb_redis_args_t *a);
 
 
 /* ---- bus: messages between workers and hosts (ngx_codeb_bus.c) ---- */

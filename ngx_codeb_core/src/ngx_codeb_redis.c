@@ -63,6 +63,7 @@ static ngx_msec_t               ngx_codeb_redis_backoff;
 static ngx_msec_t               ngx_codeb_redis_since;    /* state change */
 static ngx_msec_t               ngx_codeb_redis_activity; /* last reply */
 static ngx_uint_t               ngx_codeb_redis_exiting;
+static u_char                   ngx_codeb_redis_errstr[128];
 
 
 ngx_int_t
@@ -197,32 +198,43 @@ ngx_codeb_redis_command(redisCallbackFn *cb, void *data, int argc,
 }
 
 
+void
+ngx_codeb_redis_arg(ngx_codeb_redis_args_t *a, void *data, size_t len)
+{
+    if (a->argc < NGX_CODEB_REDIS_MAX_ARGS) {
+        a->argv[a->argc] = data ? (const char *) data : "";
+        a->lens[a->argc] = len;
+    }
+
+    /* an overflow is caught by the caller of the command */
+    a->argc++;
+}
+
+
 ngx_int_t
 ngx_codeb_redis_eval(ngx_codeb_redis_script_t *script, redisCallbackFn *cb,
-    void *data, int nkeys, int argc, const char **argv, const size_t *argvlen)
+    void *data, int nkeys, ngx_codeb_redis_args_t *a)
 {
-    int          i;
-    u_char       nk[NGX_INT_T_LEN];
-    size_t       lens[32];
-    const char  *args[32];
+    int                     i;
+    u_char                  nk[NGX_INT_T_LEN];
+    ngx_codeb_redis_args_t  cmd;
 
-    if (argc + 3 > 32) {
+    if (a->argc + 3 > NGX_CODEB_REDIS_MAX_ARGS) {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                      "redis: too many script arguments");
         return NGX_ERROR;
     }
 
-    args[0] = "EVALSHA";
-    lens[0] = sizeof("EVALSHA") - 1;
-    args[1] = (const char *) script->sha1;
-    lens[1] = 40;
-    args[2] = (const char *) nk;
-    lens[2] = ngx_sprintf(nk, "%d", nkeys) - nk;
+    cmd.argc = 0;
+    ngx_codeb_redis_arg(&cmd, "EVALSHA", sizeof("EVALSHA") - 1);
+    ngx_codeb_redis_arg(&cmd, script->sha1, 40);
+    ngx_codeb_redis_arg(&cmd, nk, ngx_sprintf(nk, "%d", nkeys) - nk);
 
-    for (i = 0; i < argc; i++) {
-        args[i + 3] = argv[i];
-        lens[i + 3] = argvlen[i];
+    for (i = 0; i < a->argc; i++) {
+        ngx_codeb_redis_arg(&cmd, (void *) a->argv[i], a->lens[i]);
     }
 
-    return ngx_codeb_redis_command(cb, data, argc + 3, args, lens);
+    return ngx_codeb_redis_command(cb, data, cmd.argc, cmd.argv, cmd.lens);
 }
 
 
@@ -232,10 +244,13 @@ ngx_codeb_redis_connect(void)
     ngx_codeb_redis_state = NGX_CODEB_REDIS_CONNECTING;
     ngx_codeb_redis_since = ngx_current_msec;
 
+    ngx_cpystrn(ngx_codeb_redis_errstr, (u_char *) "connect failed",
+                sizeof(ngx_codeb_redis_errstr));
+
     if (ngx_codeb_redis_link_open(&ngx_codeb_redis_cmd) != NGX_OK
         || ngx_codeb_redis_link_open(&ngx_codeb_redis_sub) != NGX_OK)
     {
-        ngx_codeb_redis_fail("connect failed");
+        ngx_codeb_redis_fail((const char *) ngx_codeb_redis_errstr);
         return;
     }
 
@@ -292,8 +307,9 @@ ngx_codeb_redis_link_open(ngx_codeb_redis_link_t *link)
     }
 
     if (ac->err) {
-        ngx_log_error(NGX_LOG_ERR, log, 0, "redis connect to \"%V\": %s",
-                      addr, ac->errstr);
+        /* logged (throttled) by ngx_codeb_redis_fail() */
+        ngx_cpystrn(ngx_codeb_redis_errstr, (u_char *) ac->errstr,
+                    sizeof(ngx_codeb_redis_errstr));
         redisAsyncFree(ac);
         return NGX_ERROR;
     }

@@ -95,8 +95,11 @@ ngx_codeb_ws_accept(ngx_http_request_t *r, ngx_codeb_ws_conf_t *conf,
         return NGX_HTTP_BAD_REQUEST;
     }
 
+    /* nginx 1.22 does not keep the Connection header in headers_in */
+
     if (!ngx_codeb_ws_token(r->headers_in.upgrade, "websocket")
-        || !ngx_codeb_ws_token(r->headers_in.connection, "upgrade"))
+        || !ngx_codeb_ws_token(ngx_codeb_http_header(r, "Connection"),
+                               "upgrade"))
     {
         return NGX_HTTP_BAD_REQUEST;
     }
