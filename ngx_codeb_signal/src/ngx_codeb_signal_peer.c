@@ -215,6 +215,8 @@ ngx_codeb_signal_peer_start(ngx_codeb_ws_t *ws,
     peer->timer.handler = ngx_codeb_peer_timer;
     peer->timer.data = peer;
     peer->timer.log = ngx_cycle->log;
+    /* a worker that shuts down does not wait for a resume */
+    peer->timer.cancelable = 1;
 
     ngx_queue_init(&peer->office_link);
 
@@ -2115,20 +2117,28 @@ ngx_codeb_peer_send_kept(ngx_codeb_peer_t *peer, u_char *frame, size_t len,
 static void
 ngx_codeb_peer_error(ngx_codeb_peer_t *peer, char *code, char *message)
 {
-    u_char  *p, buf[256];
+    yajl_gen   g;
+    ngx_str_t  frame;
 
-    p = ngx_snprintf(buf, sizeof(buf) - 1,
-                     "{\"type\":\"error\",\"code\":\"%s\",\"message\":\"%s\"",
-                     code, message);
+    g = ngx_codeb_signal_gen();
+    if (g == NULL) {
+        return;
+    }
+
+    ngx_codeb_signal_gen_cstr(g, "type", "error");
+    ngx_codeb_signal_gen_cstr(g, "code", code);
+    ngx_codeb_signal_gen_cstr(g, "message", message);
 
     if (peer->state == NGX_CODEB_PEER_JOINED) {
-        ngx_codeb_peer_deliver(peer, buf, p - buf);
+        frame = ngx_codeb_signal_gen_text(g);
+        ngx_codeb_peer_deliver(peer, frame.data, frame.len);
         return;
     }
 
     if (peer->ws) {
-        *p++ = '}';
-        (void) ngx_codeb_ws_send(peer->ws, buf, p - buf);
+        yajl_gen_map_close(g);
+        frame = ngx_codeb_signal_gen_text(g);
+        (void) ngx_codeb_ws_send(peer->ws, frame.data, frame.len);
     }
 }
 
