@@ -80,8 +80,11 @@ build() {
     log "building modules"
     make -C "$src" -f objs/Makefile -j"$(nproc)" modules \
         >"$BUILD/make.log" 2>&1 || { grep -E 'error:|warning:|undefined' "$BUILD/make.log" | head -40; exit 1; }
+    # a new inode (rename, not overwrite): a running nginx keeps its
+    # mapped copy, and picks up the new one on its next start
     for m in $MODULES; do
-        cp "$src/objs/${m}_module.so" "$BUILD/modules/"
+        cp "$src/objs/${m}_module.so" "$BUILD/modules/.${m}_module.so.new"
+        mv -f "$BUILD/modules/.${m}_module.so.new" "$BUILD/modules/${m}_module.so"
     done
     log "modules in $BUILD/modules"
 }

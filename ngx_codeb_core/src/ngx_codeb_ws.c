@@ -857,6 +857,22 @@ ngx_codeb_ws_fail(ngx_codeb_ws_t *ws, ngx_uint_t status, char *reason)
 }
 
 
+/*
+ * from a timer, not from the request's own event handler: the posted
+ * termination of the request must be run here
+ */
+static void
+ngx_codeb_ws_terminate(ngx_codeb_ws_t *ws)
+{
+    ngx_connection_t  *c;
+
+    c = ws->connection;
+
+    ngx_http_finalize_request(ws->request, NGX_HTTP_CLOSE);
+    ngx_http_run_posted_requests(c);
+}
+
+
 static void
 ngx_codeb_ws_timer_handler(ngx_event_t *ev)
 {
@@ -864,7 +880,7 @@ ngx_codeb_ws_timer_handler(ngx_event_t *ev)
     ngx_codeb_ws_t  *ws = ev->data;
 
     if (ws->lingering || ws->done) {
-        ngx_http_finalize_request(ws->request, NGX_HTTP_CLOSE);
+        ngx_codeb_ws_terminate(ws);
         return;
     }
 
@@ -874,7 +890,7 @@ ngx_codeb_ws_timer_handler(ngx_event_t *ev)
         ngx_log_error(NGX_LOG_INFO, ws->connection->log, 0,
                       "WebSocket peer silent for %M ms, closing",
                       ngx_current_msec - ws->last_seen);
-        ngx_http_finalize_request(ws->request, NGX_HTTP_CLOSE);
+        ngx_codeb_ws_terminate(ws);
         return;
     }
 
@@ -884,7 +900,7 @@ ngx_codeb_ws_timer_handler(ngx_event_t *ev)
         if (ngx_codeb_ws_enqueue(ws, NGX_CODEB_WS_PING, NULL, 0, 1) != NGX_OK
             || ngx_codeb_ws_flush(ws) == NGX_ERROR)
         {
-            ngx_http_finalize_request(ws->request, NGX_HTTP_CLOSE);
+            ngx_codeb_ws_terminate(ws);
             return;
         }
 
