@@ -88,6 +88,7 @@ static double      o_rate_dur = 3.0;
 static int         o_conc = 128;
 static int         o_settle = 1500;
 static const char *o_prefix = "b";
+static unsigned     o_tag;            /* per run, so rooms never collide */
 
 #define MAX_GROUPS 8
 #define MAX_PIDS   16
@@ -263,7 +264,34 @@ self_cpu_s(void)
 }
 
 
-typedef struct { uint64_t t; double self; double g[MAX_GROUPS]; } cpu_mark_t;
+/* busy time of all cores (s), from /proc/stat */
+static double
+system_busy_s(void)
+{
+    unsigned long long v[8] = { 0 };
+    FILE *f = fopen("/proc/stat", "r");
+
+    if (f == NULL) {
+        return 0;
+    }
+    if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
+               &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) != 8)
+    {
+        fclose(f);
+        return 0;
+    }
+    fclose(f);
+    /* user nice system [idle iowait] irq softirq steal */
+    return (double) (v[0] + v[1] + v[2] + v[5] + v[6] + v[7])
+           / sysconf(_SC_CLK_TCK);
+}
+
+
+typedef struct {
+    uint64_t  t;
+    double    self, sys;
+    double    g[MAX_GROUPS];
+} cpu_mark_t;
 
 static void
 cpu_mark(cpu_mark_t *m)
@@ -272,6 +300,7 @@ cpu_mark(cpu_mark_t *m)
 
     m->t = now_ns();
     m->self = self_cpu_s();
+    m->sys = system_busy_s();
     for (g = 0; g < ngroups; g++) {
         m->g[g] = 0;
         for (i = 0; i < groups[g].n; i++) {
@@ -285,7 +314,7 @@ static void
 cpu_print(const char *stage, cpu_mark_t *a)
 {
     cpu_mark_t b;
-    double     wall;
+    double     wall, ours, other;
     int        g;
 
     cpu_mark(&b);
@@ -293,11 +322,18 @@ cpu_print(const char *stage, cpu_mark_t *a)
     printf("%s_wall_s %.3f\n", stage, wall);
     printf("%s_cpu_loadgen_s %.3f\n%s_cpu_loadgen_pct %.1f\n", stage,
            b.self - a->self, stage, 100 * (b.self - a->self) / wall);
+    ours = b.self - a->self;
     for (g = 0; g < ngroups; g++) {
         printf("%s_cpu_%s_s %.3f\n%s_cpu_%s_pct %.1f\n",
                stage, groups[g].name, b.g[g] - a->g[g],
                stage, groups[g].name, 100 * (b.g[g] - a->g[g]) / wall);
+        ours += b.g[g] - a->g[g];
     }
+    /* everything else on the machine, in % of one core */
+    other = (b.sys - a->sys) - ours;
+    printf("%s_cpu_all_pct %.1f\n%s_cpu_other_pct %.1f\n", stage,
+           100 * (b.sys - a->sys) / wall, stage,
+           other > 0 ? 100 * other / wall : 0.0);
 }
 
 
@@ -574,6 +610,7 @@ static void
 ws_frame(conn_t *c, int opcode, const char *data, size_t len)
 {
     uint8_t  *p, m[4];
+    uint64_t  m8, w;
     size_t    i;
 
     wb_reserve(c, len + 14);
@@ -595,7 +632,13 @@ ws_frame(conn_t *c, int opcode, const char *data, size_t len)
     memcpy(m, &c->mask, 4);
     memcpy(p, m, 4);
     p += 4;
-    for (i = 0; i < len; i++) {
+    m8 = (uint64_t) c->mask << 32 | c->mask;
+    for (i = 0; i + 8 <= len; i += 8) {
+        memcpy(&w, data + i, 8);
+        w ^= m8;
+        memcpy(p + i, &w, 8);
+    }
+    for ( /* void */ ; i < len; i++) {
         p[i] = data[i] ^ m[i & 3];
     }
     c->wlen = (p + len) - c->wb;
@@ -616,8 +659,9 @@ send_join(conn_t *c)
     int  n, room = (int) (c - conns) / 2;
 
     n = snprintf(buf, sizeof(buf),
-                 "{\"type\":\"join\",\"room\":\"%s%d\",\"name\":\"peer %c%d\"}",
-                 o_prefix, room, c->role ? 'B' : 'A', room);
+                 "{\"type\":\"join\",\"room\":\"%s-%x-%d\","
+                 "\"name\":\"peer %c%d\"}",
+                 o_prefix, o_tag, room, c->role ? 'B' : 'A', room);
     c->state = ST_JOINING;
     c->t_join = now_ns();
     send_text(c, buf, n);
@@ -1416,6 +1460,7 @@ main(int argc, char **argv)
         return 1;
     }
 
+    o_tag = (unsigned) (getpid() ^ now_ns());
     printf("loadgen_pid %d\n", (int) getpid());
     fflush(stdout);
 
