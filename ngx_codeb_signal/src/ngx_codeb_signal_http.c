@@ -501,7 +501,7 @@ ngx_codeb_flag_health_reply(redisAsyncContext *ac, void *reply, void *data)
 
     yajl_gen_array_close(g);
 
-    /* trunks: "<registered 0|1> <last seen epoch s or ->" */
+    /* trunks: "<registered 0|1>,<last seen epoch s or ->" */
 
     yajl_gen_string(g, (u_char *) "trunks", 6);
     yajl_gen_array_open(g);

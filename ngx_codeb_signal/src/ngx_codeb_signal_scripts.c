@@ -199,8 +199,8 @@ ngx_codeb_redis_script_t  ngx_codeb_signal_claim_script = {
 
 
 /*
- * KEYS: rooms, trunks (hash id -> "<registered 0|1> <last seen epoch s or
- * ->"), vnum calls (zset scored by epoch s).  ARGV: P, now (epoch s).
+ * KEYS: rooms, trunks (hash id -> "<registered 0|1>,<last seen epoch s
+ * or ->"), vnum calls (zset scored by epoch s).  ARGV: P, now (epoch s).
  * Returns {{room, peers, ...}, {trunk, state, ...}, calls in 24 h}.
  */
 ngx_codeb_redis_script_t  ngx_codeb_signal_health_script = {
