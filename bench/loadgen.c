@@ -5,13 +5,15 @@
  *
  * Stages, in order (each prints "key value" lines on stdout):
  *
- *   idle   (-n C > 0)  RSS of the -m process groups, then C connections
- *                      (C/2 rooms x 2 peers) connect and join, stay idle
- *                      for -s ms, RSS again; then all leave.
- *   join   ROOMS x 2 peers connect (WebSocket upgrade) and join, at most
- *          -c rooms in progress at once: A joins, B joins after A's
+ *   join   (-n C > 0) RSS of the -m process groups, then C connections
+ *          (C/2 rooms x 2 peers) connect (WebSocket upgrade) and join, at
+ *          most -c rooms in progress at once: A joins, B joins after A's
  *          welcome.  joins/s over the whole stage (connect + upgrade +
  *          join), join -> welcome latency of every peer.
+ *   idle   the C connections stay joined and idle for -s ms, RSS again
+ *          (idle_rss_*); then all leave.
+ *   rjoin  ROOMS x 2 peers connect and join the same way (the rooms of
+ *          the two stages below).
  *   sat    every peer sends signal frames to its partner in a closed loop,
  *          at most -w frames of its own not yet delivered; -d seconds;
  *          relayed frames/s and send -> deliver latency (queueing included).
@@ -1274,6 +1276,7 @@ drain(double max_s)
 }
 
 
+/* joins C connections (C/2 rooms) on the fresh server, then RSS idle */
 static void
 stage_idle(void)
 {
@@ -1284,7 +1287,12 @@ stage_idle(void)
     rss_mark(base);
     cpu_mark(&cm);
     o_prefix = "idle";
-    done = stage_join(o_idle / 2, 60, "idle_join");
+    lat_join.n = 0;
+    done = stage_join(o_idle / 2, 60, "join");
+    cpu_print("join", &cm);
+    lat_print("join", &lat_join);
+    fflush(stdout);
+
     run_for(o_settle / 1000.0);
     rss_mark(loaded);
     printf("idle_conns %d\n", done * 2);
@@ -1295,7 +1303,6 @@ stage_idle(void)
                groups[g].name,
                done ? (double) (loaded[g] - base[g]) / (done * 2) : 0.0);
     }
-    cpu_print("idle", &cm);
     stage_leave("idle_leave");
 }
 
@@ -1309,15 +1316,15 @@ stage_bench(void)
     conn_t    *c;
     double     el;
 
-    /* join */
+    /* the rooms of the relay stages */
     o_prefix = "room";
     lat_join.n = 0;
     cpu_mark(&cm);
-    if (stage_join(o_rooms, 60, "join") < o_rooms) {
+    if (stage_join(o_rooms, 60, "rjoin") < o_rooms) {
         fprintf(stderr, "loadgen: not every room joined; sending anyway\n");
     }
-    cpu_print("join", &cm);
-    lat_print("join", &lat_join);
+    cpu_print("rjoin", &cm);
+    lat_print("rjoin", &lat_join);
 
     /* sat: closed loop, window o_window per peer */
     cpu_mark(&cm);

@@ -64,6 +64,7 @@ static ngx_msec_t               ngx_codeb_redis_since;    /* state change */
 static ngx_msec_t               ngx_codeb_redis_activity; /* last reply */
 static ngx_uint_t               ngx_codeb_redis_exiting;
 static u_char                   ngx_codeb_redis_errstr[128];
+static ngx_uint_t               ngx_codeb_redis_was_up;
 
 
 ngx_int_t
@@ -599,11 +600,13 @@ ngx_codeb_redis_check_up(void)
         return;
     }
 
-    if (ngx_codeb_redis_backoff > NGX_CODEB_REDIS_BACKOFF_MIN * 2) {
+    if (ngx_codeb_redis_was_up) {
         ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
                       "redis \"%V\": connected again",
                       &ngx_codeb_redis_conf->redis);
     }
+
+    ngx_codeb_redis_was_up = 1;
 
     ngx_codeb_redis_state = NGX_CODEB_REDIS_UP;
     ngx_codeb_redis_backoff = NGX_CODEB_REDIS_BACKOFF_MIN;

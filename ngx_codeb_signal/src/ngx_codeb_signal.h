@@ -136,6 +136,8 @@ ngx_int_t ngx_codeb_signal_key_prefix(ngx_codeb_tenant_t *t, char *kind,
 
 
 extern ngx_module_t  ngx_codeb_signal_module;
+/* ms between sweeps for peers of dead workers: min(10 s, state TTL / 3) */
+extern ngx_msec_t    ngx_codeb_signal_sweep_interval;
 
 
 #endif /* _NGX_CODEB_SIGNAL_H_INCLUDED_ */

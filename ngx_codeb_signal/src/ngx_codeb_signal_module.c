@@ -12,6 +12,7 @@ static void *ngx_codeb_signal_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_codeb_signal_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static char *ngx_codeb_signal(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static ngx_int_t ngx_codeb_signal_preconf(ngx_conf_t *cf);
 static ngx_int_t ngx_codeb_signal_init(ngx_conf_t *cf);
 static ngx_int_t ngx_codeb_signal_init_process(ngx_cycle_t *cycle);
 
@@ -111,7 +112,7 @@ static ngx_command_t  ngx_codeb_signal_commands[] = {
 
 
 static ngx_http_module_t  ngx_codeb_signal_module_ctx = {
-    NULL,                                  /* preconfiguration */
+    ngx_codeb_signal_preconf,              /* preconfiguration */
     ngx_codeb_signal_init,                 /* postconfiguration */
 
     NULL,                                  /* create main configuration */
@@ -265,6 +266,11 @@ ngx_codeb_signal_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
+    /* peers of dead workers are swept a few times per state TTL */
+    ngx_codeb_signal_sweep_interval = ngx_min(ngx_codeb_signal_sweep_interval,
+                                              (ngx_msec_t) conf->state_ttl
+                                              * 1000 / 3);
+
     return NGX_CONF_OK;
 }
 
@@ -292,6 +298,15 @@ ngx_codeb_signal(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     clcf->handler = ngx_codeb_signal_handler;
 
     return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_codeb_signal_preconf(ngx_conf_t *cf)
+{
+    ngx_codeb_signal_sweep_interval = 10000;
+
+    return NGX_OK;
 }
 
 

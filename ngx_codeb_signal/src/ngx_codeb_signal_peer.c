@@ -22,7 +22,6 @@
 #include "ngx_codeb_signal.h"
 
 
-#define NGX_CODEB_SWEEP_INTERVAL  10000      /* ms */
 #define NGX_CODEB_RESUME_WAIT     3000       /* ms for the old worker */
 #define NGX_CODEB_RING_TTL        "3600"     /* s */
 
@@ -94,6 +93,8 @@ static void ngx_codeb_peer_sweep_reply(redisAsyncContext *ac, void *reply,
 static ngx_uint_t ngx_codeb_peer_words(ngx_str_t *header, ngx_str_t *words,
     ngx_uint_t n);
 
+
+ngx_msec_t                ngx_codeb_signal_sweep_interval = 10000;
 
 static ngx_rbtree_t       ngx_codeb_peer_ids;
 static ngx_rbtree_node_t  ngx_codeb_peer_ids_sentinel;
@@ -170,7 +171,7 @@ ngx_codeb_signal_peer_init_process(ngx_cycle_t *cycle)
     ngx_codeb_sweep_timer.data = &ngx_codeb_sweep_dummy;
     ngx_codeb_sweep_timer.log = cycle->log;
     ngx_codeb_sweep_timer.cancelable = 1;
-    ngx_add_timer(&ngx_codeb_sweep_timer, NGX_CODEB_SWEEP_INTERVAL);
+    ngx_add_timer(&ngx_codeb_sweep_timer, ngx_codeb_signal_sweep_interval);
 
     return NGX_OK;
 }
@@ -2420,7 +2421,7 @@ ngx_codeb_peer_sweep(ngx_event_t *ev)
     ngx_codeb_redis_args_t   a;
     static char              tail_text[] = "\",\"reason\":\"timeout\"";
 
-    ngx_add_timer(ev, NGX_CODEB_SWEEP_INTERVAL);
+    ngx_add_timer(ev, ngx_codeb_signal_sweep_interval);
 
     root = ngx_codeb_rooms.root;
     sentinel = ngx_codeb_rooms.sentinel;
