@@ -65,7 +65,7 @@ struct conn_s {
     conn_t      *partner;
     char         id[24];
     char         other[24];     /* partner's peerId as this peer learnt it */
-    int          has_id, has_other, room_done;
+    int          has_id, has_other, room_done, room_failed;
     uint64_t     t_join;
     uint8_t     *part;          /* incomplete input */
     uint32_t     partlen, partcap;
@@ -75,6 +75,7 @@ struct conn_s {
     uint64_t     last_seq;
     uint64_t     sent;          /* signal frames sent to the partner */
     uint64_t     recvd;         /* signal frames received from the partner */
+    uint64_t     at_end;        /* recvd when the sat run ended */
 };
 
 
@@ -105,7 +106,8 @@ static conn_t     **dirty;
 static int          ndirty;
 static int          sending;       /* sat: fill windows */
 static uint64_t     total_sent, total_recvd;
-static int          rooms_done, rooms_active;
+static int          rooms_done, rooms_active, rooms_failed;
+static int          joining;       /* a join stage is running */
 static struct sockaddr_in srv;
 
 static uint8_t      G[1 << 20];    /* shared read buffer */
@@ -702,9 +704,26 @@ mark_dirty(conn_t *c)
 }
 
 
+/* a connection of a room that has not joined yet is gone */
+static void
+room_fail(conn_t *c)
+{
+    conn_t *a = c->role == 0 ? c : c->partner;
+
+    if (joining && !a->room_done && !a->room_failed) {
+        a->room_failed = 1;
+        rooms_failed++;
+        rooms_active--;
+    }
+}
+
+
 static void
 conn_close(conn_t *c)
 {
+    if (c->fd >= 0) {
+        room_fail(c);
+    }
     if (c->fd >= 0) {
         close(c->fd);
         c->fd = -1;
@@ -729,6 +748,7 @@ conn_start(conn_t *c)
     if (c->fd < 0) {
         err_connect++;
         show("socket: %s", strerror(errno));
+        room_fail(c);
         c->state = ST_CLOSED;
         return;
     }
@@ -755,8 +775,8 @@ room_check(conn_t *a)
 {
     conn_t *b = a->partner;
 
-    if (a->room_done || !a->has_id || !a->has_other || !b->has_id
-        || !b->has_other)
+    if (a->room_done || a->room_failed || !a->has_id || !a->has_other
+        || !b->has_id || !b->has_other)
     {
         return;
     }
@@ -1161,7 +1181,7 @@ conns_alloc(int n)
         conns[i].role = i & 1;
         conns[i].partner = &conns[i ^ 1];
     }
-    rooms_done = rooms_active = 0;
+    rooms_done = rooms_active = rooms_failed = 0;
     total_sent = total_recvd = 0;
 }
 
@@ -1190,10 +1210,11 @@ stage_join(int nrooms, double timeout_s, const char *name)
     uint64_t t0, deadline, t1;
 
     conns_alloc(nrooms * 2);
+    joining = 1;
     t0 = now_ns();
     deadline = t0 + (uint64_t) (timeout_s * 1e9);
 
-    while (rooms_done < nrooms && now_ns() < deadline) {
+    while (rooms_done + rooms_failed < nrooms && now_ns() < deadline) {
         while (rooms_active < o_conc && next < nrooms) {
             conn_start(&conns[2 * next]);
             conn_start(&conns[2 * next + 1]);
@@ -1203,14 +1224,16 @@ stage_join(int nrooms, double timeout_s, const char *name)
         loop_once(5);
     }
     t1 = now_ns();
+    joining = 0;
 
-    printf("%s_rooms %d\n%s_joined_rooms %d\n", name, nrooms, name,
-           rooms_done);
+    printf("%s_rooms %d\n%s_joined_rooms %d\n%s_failed_rooms %d\n", name,
+           nrooms, name, rooms_done, name, rooms_failed);
     printf("%s_s %.3f\n%s_joins_per_s %.0f\n", name, (t1 - t0) / 1e9, name,
            2.0 * rooms_done / ((t1 - t0) / 1e9));
     if (rooms_done < nrooms) {
-        fprintf(stderr, "loadgen: %s: only %d of %d rooms joined in %.0f s\n",
-                name, rooms_done, nrooms, timeout_s);
+        fprintf(stderr, "loadgen: %s: only %d of %d rooms joined (%d failed)"
+                " in %.1f s\n", name, rooms_done, nrooms, rooms_failed,
+                (t1 - t0) / 1e9);
     }
     return rooms_done;
 }
@@ -1288,7 +1311,7 @@ stage_idle(void)
     cpu_mark(&cm);
     o_prefix = "idle";
     lat_join.n = 0;
-    done = stage_join(o_idle / 2, 60, "join");
+    done = stage_join(o_idle / 2, 30, "join");
     cpu_print("join", &cm);
     lat_print("join", &lat_join);
     fflush(stdout);
@@ -1307,6 +1330,31 @@ stage_idle(void)
 }
 
 
+/* frames/s of each room (both directions) during the sat run: equal
+ * shares, or some rooms starved? */
+static void
+pairs_print(const char *name, double secs)
+{
+    uint64_t *v;
+    int       i, n = nconns / 2;
+
+    if (n == 0) {
+        return;
+    }
+    v = xrealloc(NULL, n * sizeof(uint64_t));
+    for (i = 0; i < n; i++) {
+        v[i] = conns[2 * i].at_end + conns[2 * i + 1].at_end;
+    }
+    qsort(v, n, sizeof(uint64_t), cmp_u64);
+    printf("%s_room_fps_min %.0f\n%s_room_fps_p10 %.0f\n"
+           "%s_room_fps_p50 %.0f\n%s_room_fps_p90 %.0f\n"
+           "%s_room_fps_max %.0f\n",
+           name, v[0] / secs, name, v[n / 10] / secs, name, v[n / 2] / secs,
+           name, v[n * 9 / 10] / secs, name, v[n - 1] / secs);
+    free(v);
+}
+
+
 static void
 stage_bench(void)
 {
@@ -1320,7 +1368,7 @@ stage_bench(void)
     o_prefix = "room";
     lat_join.n = 0;
     cpu_mark(&cm);
-    if (stage_join(o_rooms, 60, "rjoin") < o_rooms) {
+    if (stage_join(o_rooms, 30, "rjoin") < o_rooms) {
         fprintf(stderr, "loadgen: not every room joined; sending anyway\n");
     }
     cpu_print("rjoin", &cm);
@@ -1343,6 +1391,9 @@ stage_bench(void)
     }
     t1 = now_ns();
     r1 = total_recvd;
+    for (i = 0; i < nconns; i++) {
+        conns[i].at_end = conns[i].recvd;
+    }
     sending = 0;
     cpu_print("sat", &cm);
     drain(5);
@@ -1353,6 +1404,7 @@ stage_bench(void)
            (r1 - r0) / ((t1 - t0) / 1e9),
            (unsigned long long) total_sent, (unsigned long long) total_recvd);
     lat_print("sat", &lat_sat);
+    pairs_print("sat", (t1 - t0) / 1e9);
 
     /* rate: o_rate frames/s in total, round robin over the peers */
     cpu_mark(&cm);

@@ -3,17 +3,18 @@
 # workers, Redis) against the reference relay bench/ref-relay.js (one Node
 # process with `ws`, rooms in memory), same workload, same run.
 #
-#   bench/signal.sh                       defaults: ~1.5 min on 2 cores
+#   bench/signal.sh                       defaults: ~1 min on 2 cores
 #   ROOMS=1000 DURATION=10 bench/signal.sh
 #
 # Environment (defaults):
-#   ROOMS=500          rooms of 2 peers for join / relay (1000 connections)
+#   ROOMS=500          rooms of 2 peers for the relay runs (1000 connections)
 #   DURATION=5         s of the saturation run
 #   WINDOW=8           frames of its own a peer may have in flight (sat run)
 #   RATE=5000          frames/s in total for the latency run
 #   RATE_DURATION=3    s of the latency run
-#   IDLE_CONNS=2000    joined idle connections for the RSS measurement
-#   CONCURRENCY=64     rooms joining at once in the join stage
+#   IDLE_CONNS=4000    connections (rooms of 2) that join on the fresh server:
+#                      joins/s and join latency, then RSS when idle
+#   CONCURRENCY=128    rooms joining at once
 #   PORT=18480         ours; the Node relay uses PORT+10 (127.0.0.1 only)
 #   KEEP=1             keep the temporary directory (logs, raw results)
 #
@@ -29,8 +30,8 @@ DURATION=${DURATION:-5}
 WINDOW=${WINDOW:-8}
 RATE=${RATE:-5000}
 RATE_DURATION=${RATE_DURATION:-3}
-IDLE_CONNS=${IDLE_CONNS:-2000}
-CONCURRENCY=${CONCURRENCY:-64}
+IDLE_CONNS=${IDLE_CONNS:-4000}
+CONCURRENCY=${CONCURRENCY:-128}
 PORT=${PORT:-18480}
 NODE_PORT=$((PORT + 10))
 
@@ -42,6 +43,9 @@ for v in DURATION RATE_DURATION; do
 done
 if [ "$ROOMS" -lt 1 ] || [ "$ROOMS" -gt 5000 ]; then
     echo "ROOMS must be 1..5000" >&2; exit 2
+fi
+if [ "$IDLE_CONNS" -lt 2 ] || [ "$IDLE_CONNS" -gt 20000 ]; then
+    echo "IDLE_CONNS must be 2..20000" >&2; exit 2
 fi
 if awk -v d="$DURATION" -v r="$RATE_DURATION" 'BEGIN { exit !(d > 30 || r > 30) }'; then
     echo "DURATION and RATE_DURATION are at most 30 s" >&2; exit 2
@@ -62,7 +66,15 @@ if [ $((need + 200)) -gt "$NOFILE" ]; then
     warn "open file limit $NOFILE: IDLE_CONNS lowered to $IDLE_CONNS, ROOMS $ROOMS"
     need=$((IDLE_CONNS > 2 * ROOMS ? IDLE_CONNS : 2 * ROOMS))
 fi
-WORKER_CONNS=$((need + 256))
+# nginx starts closing idle connections when less than 1/16 are free
+WORKER_CONNS=$((need + need / 4 + 512))
+
+for p in "$PORT" "$NODE_PORT"; do
+    if ss -Hltn "sport = :$p" 2>/dev/null | grep -q .; then
+        echo "port $p is in use on this machine; choose another with PORT=" >&2
+        exit 1
+    fi
+done
 
 # ---- temporary directory and cleanup ------------------------------------
 
@@ -73,6 +85,7 @@ mkdir -p "$TMP/logs" "$TMP/modules" "$TMP/results"
 NGINX_MASTER=
 NODE_PID=
 REDIS_PID=
+LG_PID=
 
 stop_nginx() {
     local pid=$NGINX_MASTER kids i
@@ -117,6 +130,10 @@ stop_redis() {
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
+    if [ -n "$LG_PID" ]; then
+        kill -TERM "$LG_PID" 2>/dev/null || true
+        wait "$LG_PID" 2>/dev/null || true
+    fi
     stop_nginx
     stop_node
     stop_redis
@@ -144,8 +161,7 @@ cc -O2 -Wall -o "$TMP/loadgen" "$ROOT/bench/loadgen.c"
 
 redis-server --port 0 --unixsocket "$TMP/redis.sock" --unixsocketperm 777 \
     --save "" --appendonly no --daemonize yes \
-    --pidfile "$TMP/redis.pid" --logfile "$TMP/logs/redis.log" --dir "$TMP" \
-    --maxclients $((WORKER_CONNS > 10000 ? 10000 : 1000))
+    --pidfile "$TMP/redis.pid" --logfile "$TMP/logs/redis.log" --dir "$TMP"
 for _ in $(seq 50); do
     redis-cli -s "$TMP/redis.sock" ping >/dev/null 2>&1 && break
     sleep 0.1
@@ -164,10 +180,15 @@ run_loadgen() {     # name port -m groups...
     shift 2
     LG_ARGS[1]=$port
     log "$name: load generator running (idle $IDLE_CONNS conns, $ROOMS rooms, sat ${DURATION}s, rate $RATE/s)"
-    timeout -k 5 200 "$TMP/loadgen" "${LG_ARGS[@]}" "$@" \
-        >"$TMP/results/$name" 2>"$TMP/results/$name.err" || {
-        warn "$name: load generator exited with $?"
-    }
+    local rc=0
+    # in the background, so that a signal stops the run at once (see cleanup)
+    timeout -k 5 150 "$TMP/loadgen" "${LG_ARGS[@]}" "$@" \
+        >"$TMP/results/$name" 2>"$TMP/results/$name.err" &
+    LG_PID=$!
+    wait "$LG_PID" || rc=$?
+    LG_PID=
+    [ "$rc" = 0 ] || warn "$name: load generator exited with $rc"
+
     if [ -s "$TMP/results/$name.err" ]; then
         sed "s/^/  [$name] /" "$TMP/results/$name.err" | head -12
     fi
@@ -318,13 +339,14 @@ cpu_row() {     # result label stage groups...
 
 echo
 echo "Signaling benchmark  $(date -u '+%Y-%m-%d %H:%M UTC')  $(nproc) cores  $(nginx -v 2>&1 | sed 's/.*: //')  node $(node --version)"
-echo "workload: $ROOMS rooms x 2 peers; join: connect + upgrade + join, $CONCURRENCY rooms at once (B joins after A's welcome);"
-echo "  relay: ~230-byte ICE-candidate data (JSON, send timestamp inside), A->B and B->A;"
-echo "  saturation: closed loop, $WINDOW frames in flight per peer, ${DURATION}s; latency: $RATE frames/s total, ${RATE_DURATION}s;"
-echo "  idle: $IDLE_CONNS joined idle connections (rooms of 2), RSS after 1.5 s minus RSS before connecting, / connections."
+echo "join: $IDLE_CONNS connections (rooms of 2) on the freshly started server: TCP connect + WebSocket upgrade + join,"
+echo "  $CONCURRENCY rooms at once, B joins after A's welcome; joins/s over the whole stage, join -> welcome latency."
+echo "idle: those connections stay joined and idle 1.5 s; RSS then minus RSS before the first connection, / connections."
+echo "relay: $ROOMS rooms x 2 peers, ~230-byte ICE-candidate data (JSON, send timestamp inside), A->B and B->A;"
+echo "  saturation: closed loop, $WINDOW frames in flight per peer, ${DURATION}s; latency: $RATE frames/s in total, ${RATE_DURATION}s."
 echo "ours: nginx + ngx_codeb_signal, Redis over a unix socket, listen reuseport; codeb_signal_rate 100000 and"
-echo "  codeb_signal_burst 100000 so the per-connection rate limiter (default 50/s, burst 100) is not what is measured;"
-echo "  resume buffers on (default grace 20 s: every frame sent is also kept for a resume)."
+echo "  codeb_signal_burst 100000, so the per-connection rate limiter (default 50/s, burst 100) is not what is measured;"
+echo "  resume on (default grace 20 s: every frame sent is also kept for a resume)."
 echo "node-ws: bench/ref-relay.js, one Node process, ws $(node -p "require('$ROOT/node_modules/ws/package.json').version"), rooms in memory, JSON.parse/stringify per frame."
 echo
 printf '%-10s %9s %10s %8s %8s %8s %8s %8s %8s %9s %7s\n' "" "joins/s" "frames/s" \
@@ -337,12 +359,24 @@ row node node "node-ws"
 ratio "1w/node" ours1w nginx
 ratio "2w/node" ours2w nginx
 echo
-echo "deliver p50/p99: send -> deliver at $RATE frames/s (moderate load); sat p50/p99: the same during the saturation run"
-echo "  (queueing at $WINDOW frames in flight per peer included).  RSS/conn: nginx workers (ours) or the node process;"
-echo "  +redis: Redis's share for ours, reported separately; the last ratio column compares nginx+Redis with node."
+echo "deliver p50/p99: send -> deliver at $RATE frames/s (moderate load); sat p50/p99: the same during the saturation"
+echo "  run (queueing behind $WINDOW frames in flight per peer included).  RSS/conn: nginx workers (ours) or the node"
+echo "  process; +redis: Redis's share for ours, separately; the last ratio compares nginx+Redis with node."
 echo "ratios are ours / node: above 1 is better for joins/s and frames/s, below 1 is better for latencies and RSS."
 echo
-echo "CPU per stage, % of one core (measured from /proc; 'other' = the rest of the machine during the stage):"
+echo "frames/s per room during the saturation run (min / p10 / p50 / p90 / max): equal shares or starved rooms?"
+for r in ours1w ours2w node; do
+    printf '  %-7s %s / %s / %s / %s / %s\n' "$r" "$(val "$r" sat_room_fps_min)" \
+        "$(val "$r" sat_room_fps_p10)" "$(val "$r" sat_room_fps_p50)" \
+        "$(val "$r" sat_room_fps_p90)" "$(val "$r" sat_room_fps_max)"
+done
+echo "joins of the relay rooms ($ROOMS rooms, server already warm): joins/s, p50, p99 ms:"
+for r in ours1w ours2w node; do
+    printf '  %-7s %s  %s  %s\n' "$r" "$(val "$r" rjoin_joins_per_s)" \
+        "$(val "$r" rjoin_p50_ms)" "$(val "$r" rjoin_p99_ms)"
+done
+echo
+echo "CPU per stage, % of one core (from /proc; 'other' = the rest of the machine during the stage):"
 echo "  load generator = $TMP/loadgen (bench/loadgen.c, one thread, epoll); pids: ours1w $(val ours1w loadgen_pid), ours2w $(val ours2w loadgen_pid), node $(val node loadgen_pid)"
 for st in join sat rate; do
     cpu_row ours1w "ours(1w)" "$st" nginx redis
@@ -350,7 +384,15 @@ for st in join sat rate; do
     cpu_row node "node-ws" "$st" node
 done
 for r in ours1w ours2w node; do
-    echo "load generator total CPU ($r): $(val "$r" loadgen_cpu_total_s) s"
+    echo "  load generator total CPU ($r): $(val "$r" loadgen_cpu_total_s) s"
+done
+for r in ours1w ours2w node; do
+    for st in join sat; do
+        o=$(val "$r" "${st}_cpu_other_pct")
+        if [ -n "$o" ] && awk -v o="$o" 'BEGIN { exit !(o > 25) }'; then
+            warn "$r $st: other processes used $o% of a core meanwhile; that number is disturbed"
+        fi
+    done
 done
 echo
 echo "checks (every delivered frame: sender, data byte for byte, order, seq):"
@@ -360,7 +402,7 @@ for r in ours1w ours2w node; do
         "$(val "$r" lost_frames)"
     awk '/^err_/ && $2 != 0 { printf "%s=%s ", $1, $2; bad = 1 } END { if (!bad) printf "no errors" }' \
         "$TMP/results/$r" 2>/dev/null
-    printf '; leave: %s closed 1000' "$(val "$r" leave_closed_1000)"
+    printf '; leave: %s+%s closed 1000' "$(val "$r" idle_leave_closed_1000)" "$(val "$r" leave_closed_1000)"
     [ -f "$TMP/results/$r.redis" ] && printf '; redis: %s' "$(cat "$TMP/results/$r.redis")"
     echo
     if ! grep -q '^lost_frames' "$TMP/results/$r" 2>/dev/null; then

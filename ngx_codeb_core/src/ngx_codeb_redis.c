@@ -180,7 +180,12 @@ ngx_codeb_redis_command(redisCallbackFn *cb, void *data, int argc,
 
     ac = ngx_codeb_redis_cmd.ac;
 
-    if (ac == NULL || !ngx_codeb_redis_cmd.up) {
+    /*
+     * not before the subscriber is up too: whatever a command announces
+     * (a join, say) may be answered on this worker's channel
+     */
+
+    if (ac == NULL || ngx_codeb_redis_state != NGX_CODEB_REDIS_UP) {
         return NGX_ERROR;
     }
 

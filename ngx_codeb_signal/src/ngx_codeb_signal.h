@@ -105,6 +105,8 @@ void ngx_codeb_signal_peer_start(ngx_codeb_ws_t *ws,
     ngx_codeb_signal_loc_conf_t *conf, ngx_codeb_tenant_t *t);
 ngx_int_t ngx_codeb_signal_peer_init(ngx_conf_t *cf);
 ngx_int_t ngx_codeb_signal_peer_init_process(ngx_cycle_t *cycle);
+/* frees what the worker still holds: detached peers, rooms, buffers */
+void ngx_codeb_signal_peer_exit_process(ngx_cycle_t *cycle);
 /* peers and rooms of this worker, for ?stats */
 void ngx_codeb_signal_local_counts(ngx_uint_t *peers, ngx_uint_t *rooms,
     ngx_uint_t *detached);
@@ -127,6 +129,7 @@ ngx_int_t ngx_codeb_signal_scripts_init(ngx_conf_t *cf);
 
 /* ngx_codeb_signal_json.c: frames built with yajl_gen */
 yajl_gen ngx_codeb_signal_gen(void);
+void ngx_codeb_signal_gen_free(void);
 void ngx_codeb_signal_gen_str(yajl_gen g, char *key, u_char *s, size_t len);
 void ngx_codeb_signal_gen_cstr(yajl_gen g, char *key, char *s);
 /* the generated text, open object included (no closing brace) */

@@ -32,6 +32,16 @@ ngx_codeb_signal_gen(void)
 
 
 void
+ngx_codeb_signal_gen_free(void)
+{
+    if (ngx_codeb_signal_yajl) {
+        yajl_gen_free(ngx_codeb_signal_yajl);
+        ngx_codeb_signal_yajl = NULL;
+    }
+}
+
+
+void
 ngx_codeb_signal_gen_str(yajl_gen g, char *key, u_char *s, size_t len)
 {
     yajl_gen_string(g, (u_char *) key, ngx_strlen(key));

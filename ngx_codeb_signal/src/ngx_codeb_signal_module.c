@@ -15,6 +15,7 @@ static char *ngx_codeb_signal(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static ngx_int_t ngx_codeb_signal_preconf(ngx_conf_t *cf);
 static ngx_int_t ngx_codeb_signal_init(ngx_conf_t *cf);
 static ngx_int_t ngx_codeb_signal_init_process(ngx_cycle_t *cycle);
+static void ngx_codeb_signal_exit_process(ngx_cycle_t *cycle);
 
 
 static ngx_command_t  ngx_codeb_signal_commands[] = {
@@ -136,7 +137,7 @@ ngx_module_t  ngx_codeb_signal_module = {
     ngx_codeb_signal_init_process,         /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_codeb_signal_exit_process,         /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -327,4 +328,15 @@ ngx_codeb_signal_init_process(ngx_cycle_t *cycle)
     }
 
     return ngx_codeb_signal_peer_init_process(cycle);
+}
+
+
+static void
+ngx_codeb_signal_exit_process(ngx_cycle_t *cycle)
+{
+    if (ngx_process == NGX_PROCESS_WORKER
+        || ngx_process == NGX_PROCESS_SINGLE)
+    {
+        ngx_codeb_signal_peer_exit_process(cycle);
+    }
 }

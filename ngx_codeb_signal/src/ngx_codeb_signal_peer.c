@@ -178,6 +178,42 @@ ngx_codeb_signal_peer_init_process(ngx_cycle_t *cycle)
 
 
 void
+ngx_codeb_signal_peer_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_rbtree_node_t  *node;
+    ngx_codeb_peer_t   *peer;
+
+    /* sockets are closed by now; peers waiting for a resume remain */
+
+    while (ngx_codeb_peer_ids.root != ngx_codeb_peer_ids.sentinel) {
+        node = ngx_rbtree_min(ngx_codeb_peer_ids.root,
+                              ngx_codeb_peer_ids.sentinel);
+        peer = (ngx_codeb_peer_t *) node;
+
+        if (peer->ws) {
+            peer->ws->data = NULL;
+            peer->ws = NULL;
+        }
+
+        peer->inflight = 0;
+        ngx_codeb_peer_free(peer);
+    }
+
+    if (ngx_codeb_frame) {
+        ngx_free(ngx_codeb_frame);
+        ngx_codeb_frame = NULL;
+    }
+
+    if (ngx_codeb_peer_pool) {
+        ngx_destroy_pool(ngx_codeb_peer_pool);
+        ngx_codeb_peer_pool = NULL;
+    }
+
+    ngx_codeb_signal_gen_free();
+}
+
+
+void
 ngx_codeb_signal_local_counts(ngx_uint_t *peers, ngx_uint_t *rooms,
     ngx_uint_t *detached)
 {

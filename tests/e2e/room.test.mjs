@@ -35,6 +35,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const SELF = fileURLToPath(import.meta.url);
+
+// A test runner that went away leaves our stdout/stderr pipes broken: carry
+// on cleaning up instead of dying on EPIPE.
+for (const s of [process.stdout, process.stderr]) s.on('error', () => {});
 const ROOT = path.resolve(path.dirname(SELF), '..', '..');
 
 // ---------------------------------------------------------------------------
@@ -54,14 +58,25 @@ if (process.env.CODEB_NETNS !== '1') {
         + 'run them as root (sudo node --test tests/e2e/), or in CI as the root user.');
     });
   } else {
+    // fd 3 is a lifeline: when this process goes away (or closes it on a
+    // signal, or when the test runner that started it is gone), the inner
+    // run sees EOF, cleans up and exits.
     const inner = spawn('unshare', ['--net', '--pid', '--fork', '--kill-child', 'sh', '-c',
-      'ip link set lo up && exec env CODEB_NETNS=1 "$0" "$@"',
+      'ip link set lo up && exec env CODEB_NETNS=1 CODEB_E2E_LIFELINE=3 "$0" "$@"',
       process.execPath, ...process.execArgv, SELF, ...process.argv.slice(2)],
-    { stdio: 'inherit' });
-    // unshare dying takes the namespace down with it (--kill-child).
-    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-      process.on(sig, () => { try { inner.kill('SIGTERM'); } catch { /* gone */ } });
-    }
+    { stdio: ['inherit', 'inherit', 'inherit', 'pipe'] });
+    let cutting = null;
+    const cut = (why) => {
+      if (cutting) return;
+      console.error('e2e: ' + why + ': stopping the inner run');
+      try { inner.stdio[3].destroy(); } catch { /* closed */ }
+      // unshare dying takes the whole namespace down with it (--kill-child)
+      cutting = setTimeout(() => { try { inner.kill('SIGKILL'); } catch { /* gone */ } }, 30000);
+      cutting.unref();
+    };
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => cut(sig));
+    const ppid = process.ppid;
+    setInterval(() => { if (process.ppid !== ppid) cut('parent process gone'); }, 1000).unref();
     const code = await new Promise((resolve) => {
       inner.on('error', (e) => { console.error('e2e: cannot run unshare: ' + e.message); resolve(1); });
       inner.on('exit', (c, s) => resolve(c ?? (s ? 128 + (os.constants.signals[s] || 0) : 1)));
@@ -212,28 +227,68 @@ function defineTests() {
   };
   const errorLog = () => path.join(env.tmp, 'logs', 'error.log');
 
-  async function cleanup() {
-    if (env.context) {
-      const c = env.context;
-      env.context = null;
-      await withTimeout(c.close(), 15000, 'browser close').catch((e) => console.error('e2e: ' + e.message));
-    }
-    for (const p of [env.nginx, env.turn, env.redis]) {
-      if (p && !p.exited) await p.stop(p === env.nginx ? 'SIGQUIT' : 'SIGTERM');
-    }
-    if (env.tmp && process.env.CODEB_E2E_KEEP !== '1') {
-      fs.rmSync(env.tmp, { recursive: true, force: true });
-    } else if (env.tmp) {
-      console.error('e2e: kept ' + env.tmp);
-    }
+  let cleaning = null;
+  function cleanup() {
+    cleaning ??= (async () => {
+      if (env.context) {
+        const c = env.context;
+        env.context = null;
+        await withTimeout(c.close(), 15000, 'browser close').catch((e) => console.error('e2e: ' + e.message));
+      }
+      for (const p of [env.nginx, env.turn, env.redis]) {
+        if (p && !p.exited) await p.stop(p === env.nginx ? 'SIGQUIT' : 'SIGTERM');
+      }
+      removeTmp();
+    })();
+    return cleaning;
   }
+
+  function removeTmp() {
+    if (!env.tmp) return;
+    if (process.env.CODEB_E2E_KEEP === '1') {
+      console.error('e2e: kept ' + env.tmp);
+    } else {
+      try {
+        fs.rmSync(env.tmp, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+      } catch (e) {
+        console.error('e2e: could not remove ' + env.tmp + ': ' + e.message);
+      }
+    }
+    env.tmp = null;
+  }
+
+  // Interrupted (signal, or the outer process / test runner went away):
+  // clean up, bounded, and leave.  This process is the init of its own PID
+  // namespace, so whatever survives dies with it.
+  let aborting = false;
+  async function abort(why) {
+    if (aborting) return;
+    aborting = true;
+    console.error('e2e: ' + why + ', cleaning up');
+    await withTimeout(cleanup(), 25000, 'cleanup').catch((e) => console.error('e2e: ' + e.message));
+    process.exit(1);
+  }
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => abort(sig));
+  if (process.env.CODEB_E2E_LIFELINE) {
+    const lifeline = new net.Socket({ fd: Number(process.env.CODEB_E2E_LIFELINE), readable: true, writable: false });
+    lifeline.on('end', () => abort('outer process gone'));
+    lifeline.on('error', () => abort('outer process gone'));
+    lifeline.resume();
+    lifeline.unref();
+  }
+  // Synchronous last resort (process.exit from anywhere): playwright kills
+  // its browser on exit by itself.
+  process.on('exit', () => {
+    for (const p of [env.nginx, env.turn, env.redis]) {
+      if (p && !p.exited) try { p.child.kill('SIGKILL'); } catch { /* gone */ }
+    }
+    removeTmp();
+  });
 
   // Last line of defence: whatever happens, bounded.
   const watchdog = setTimeout(async () => {
-    console.error('e2e: global watchdog (300 s) fired, cleaning up');
-    await dumpDiagnostics('watchdog').catch(() => {});
-    await cleanup().catch(() => {});
-    process.exit(1);
+    await dumpDiagnostics('watchdog (300 s)').catch(() => {});
+    await abort('global watchdog (300 s) fired');
   }, 300000);
   watchdog.unref();
 
@@ -278,7 +333,11 @@ function defineTests() {
       return stunPing(env.turnPort);
     }, { timeout: 10000, interval: 200 });
 
-    // nginx: 2 workers, two tenants (with and without TURN)
+    // nginx: 2 workers, two tenants (with and without TURN).  `reuseport`
+    // spreads connections over both workers by the client's port, so peers
+    // of one room (and a resumed socket) land on different workers in most
+    // runs; without it an idle nginx hands nearly every connection to one.
+    // The last test prints the spread.
     env.port = await freePort();
     do { env.relayPort = await freePort(); } while (env.relayPort === env.port);
     const T = env.tmp;
@@ -296,7 +355,8 @@ function defineTests() {
       'http {',
       '    include /etc/nginx/mime.types;',
       '    default_type application/octet-stream;',
-      `    access_log ${T}/logs/access.log;`,
+      "    log_format e2e '$pid $remote_port \"$request\" $status $request_time';",
+      `    access_log ${T}/logs/access.log e2e;`,
       `    client_body_temp_path ${T}/tmp/body;`,
       `    proxy_temp_path ${T}/tmp/proxy;`,
       `    fastcgi_temp_path ${T}/tmp/fastcgi;`,
@@ -304,14 +364,14 @@ function defineTests() {
       `    scgi_temp_path ${T}/tmp/scgi;`,
       `    codeb_redis unix:${sock};`,
       '    server {',
-      `        listen 127.0.0.1:${env.port};`,
+      `        listen 127.0.0.1:${env.port} reuseport;`,
       '        codeb_tenant e2e;',
       `        root ${HTML};`,
       '        location = /signal.ashx { codeb_signal; }',
       '        location / { try_files $uri $uri/ =404; }',
       '    }',
       '    server {',
-      `        listen 127.0.0.1:${env.relayPort};`,
+      `        listen 127.0.0.1:${env.relayPort} reuseport;`,
       '        codeb_tenant e2e-relay;',
       `        codeb_turn_uri turn:127.0.0.1:${env.turnPort}?transport=udp;`,
       `        codeb_turn_secret ${env.turnSecret};`,
@@ -674,7 +734,7 @@ function defineTests() {
     });
   });
 
-  test('nginx quits gracefully and no worker died on a signal', { timeout: 60000 }, async () => {
+  test('nginx quits gracefully and no worker died on a signal', { timeout: 60000 }, async (t) => {
     // close the browser first: open WebSockets would hold a graceful shutdown
     if (env.context) {
       const c = env.context;
@@ -689,6 +749,10 @@ function defineTests() {
     const crashes = log.split('\n').filter((l) => /exited on signal/.test(l));
     assert.deepEqual(crashes, [], 'nginx worker crash (release blocker):\n' + tail(errorLog(), 80));
     assert.ok(graceful, 'nginx did not exit within 5 s of SIGQUIT:\n' + tail(errorLog(), 40));
+    // which workers carried the WebSockets (both should over a few runs)
+    const ws = fs.readFileSync(path.join(env.tmp, 'logs', 'access.log'), 'utf8').split('\n')
+      .filter((l) => / "GET \/signal\.ashx HTTP\/1\.1" 101 /.test(l)).map((l) => l.split(' ')[0]);
+    t.diagnostic('WebSockets per nginx worker pid: ' + JSON.stringify(ws.reduce((m, p) => { m[p] = (m[p] || 0) + 1; return m; }, {})));
     const alerts = log.split('\n').filter((l) => /\[(alert|emerg|crit)\]/.test(l));
     assert.deepEqual(alerts, [], 'alert/crit/emerg lines in error.log');
   });
