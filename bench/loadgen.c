@@ -9,7 +9,8 @@
  *          (C/2 rooms x 2 peers) connect (WebSocket upgrade) and join, at
  *          most -c rooms in progress at once: A joins, B joins after A's
  *          welcome.  joins/s over the whole stage (connect + upgrade +
- *          join), join -> welcome latency of every peer.
+ *          join), join -> welcome latency of every peer, and connect ->
+ *          101 Switching Protocols ("upgrade").
  *   idle   the C connections stay joined and idle for -s ms, RSS again
  *          (idle_rss_*); then all leave.
  *   rjoin  ROOMS x 2 peers connect and join the same way (the rooms of
@@ -66,6 +67,7 @@ struct conn_s {
     char         id[24];
     char         other[24];     /* partner's peerId as this peer learnt it */
     int          has_id, has_other, room_done, room_failed;
+    uint64_t     t_conn;        /* connect() called */
     uint64_t     t_join;
     uint8_t     *part;          /* incomplete input */
     uint32_t     partlen, partcap;
@@ -113,7 +115,7 @@ static struct sockaddr_in srv;
 static uint8_t      G[1 << 20];    /* shared read buffer */
 
 typedef struct { uint64_t *v; size_t n, cap; } lat_t;
-static lat_t        lat_join, lat_sat, lat_rate;
+static lat_t        lat_join, lat_upg, lat_sat, lat_rate;
 static lat_t       *lat_cur;
 
 /* errors */
@@ -755,6 +757,7 @@ conn_start(conn_t *c)
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->mask = (uint32_t) (uintptr_t) c ^ (uint32_t) now_ns();
     c->state = ST_CONNECTING;
+    c->t_conn = now_ns();
     c->want_out = 1;
     ev.events = EPOLLIN | EPOLLOUT;
     ev.data.ptr = c;
@@ -993,7 +996,7 @@ on_frames(conn_t *c, uint8_t *buf, size_t len, uint64_t t)
 
 
 static size_t
-on_handshake(conn_t *c, uint8_t *buf, size_t len)
+on_handshake(conn_t *c, uint8_t *buf, size_t len, uint64_t t)
 {
     uint8_t *end;
 
@@ -1013,6 +1016,7 @@ on_handshake(conn_t *c, uint8_t *buf, size_t len)
         return len;
     }
     c->state = ST_OPEN;
+    lat_add(&lat_upg, t - c->t_conn);
     if (c->role == 0 || c->partner->state == ST_JOINED) {
         send_join(c);
     }
@@ -1059,7 +1063,7 @@ on_readable(conn_t *c)
         have += n;
         used = 0;
         if (c->state == ST_HS) {
-            used = on_handshake(c, G, have);
+            used = on_handshake(c, G, have, t);
         }
         if (c->fd >= 0 && c->state != ST_HS) {
             used += on_frames(c, G + used, have - used, t);
@@ -1311,9 +1315,11 @@ stage_idle(void)
     cpu_mark(&cm);
     o_prefix = "idle";
     lat_join.n = 0;
+    lat_upg.n = 0;
     done = stage_join(o_idle / 2, 30, "join");
     cpu_print("join", &cm);
     lat_print("join", &lat_join);
+    lat_print("upgrade", &lat_upg);
     fflush(stdout);
 
     run_for(o_settle / 1000.0);

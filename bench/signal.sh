@@ -288,6 +288,7 @@ kill -0 "$NODE_PID" 2>/dev/null || warn "node-ws: the relay died: $(tail -3 "$TM
 stop_node
 
 # ---- report -------------------------------------------------------------
+set +e      # a missing number prints "-", it does not end the report
 
 val() { awk -v k="$2" '$1 == k { print $2; exit }' "$TMP/results/$1" 2>/dev/null; }
 
@@ -364,11 +365,38 @@ echo "  run (queueing behind $WINDOW frames in flight per peer included).  RSS/c
 echo "  process; +redis: Redis's share for ours, separately; the last ratio compares nginx+Redis with node."
 echo "ratios are ours / node: above 1 is better for joins/s and frames/s, below 1 is better for latencies and RSS."
 echo
+# per CPU-second of the server's processes: less sensitive to other load
+eff() {     # result label groups...
+    local r=$1 label=$2 g js=0 ss=0 v
+    shift 2
+    for g in "$@"; do
+        v=$(val "$r" "join_cpu_${g}_s"); js=$(awk -v a="$js" -v b="${v:-0}" 'BEGIN { print a + b }')
+        v=$(val "$r" "sat_cpu_${g}_s"); ss=$(awk -v a="$ss" -v b="${v:-0}" 'BEGIN { print a + b }')
+    done
+    awk -v label="$label" -v rooms="$(val "$r" join_joined_rooms)" -v js="$js" \
+        -v fr="$(val "$r" sat_frames)" -v ss="$ss" -v who="$*" '
+        BEGIN {
+            printf "  %-9s %10s joins per CPU-s %10s frames per CPU-s   (%s)\n", label,
+                (js > 0 ? sprintf("%.0f", 2 * rooms / js) : "-"),
+                (ss > 0 ? sprintf("%.0f", fr / ss) : "-"), who
+        }'
+}
+echo "per CPU-second of the server processes (nginx workers + Redis, or node); these are less disturbed by"
+echo "other load on the machine than the rates above:"
+eff ours1w "ours(1w)" nginx redis
+eff ours2w "ours(2w)" nginx redis
+eff node "node-ws" node
+echo
+
 echo "frames/s per room during the saturation run (min / p10 / p50 / p90 / max): equal shares or starved rooms?"
 for r in ours1w ours2w node; do
     printf '  %-7s %s / %s / %s / %s / %s\n' "$r" "$(val "$r" sat_room_fps_min)" \
         "$(val "$r" sat_room_fps_p10)" "$(val "$r" sat_room_fps_p50)" \
         "$(val "$r" sat_room_fps_p90)" "$(val "$r" sat_room_fps_max)"
+done
+echo "join stage, connect -> 101 Switching Protocols (the part before join -> welcome), p50 / p99 ms:"
+for r in ours1w ours2w node; do
+    printf '  %-7s %s / %s\n' "$r" "$(val "$r" upgrade_p50_ms)" "$(val "$r" upgrade_p99_ms)"
 done
 echo "joins of the relay rooms ($ROOMS rooms, server already warm): joins/s, p50, p99 ms:"
 for r in ours1w ours2w node; do

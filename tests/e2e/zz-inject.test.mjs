@@ -1,0 +1,759 @@
+// Browser end-to-end tests of the conference page (html/room.html) against
+// the real server: Debian chromium (driven by playwright-core) x2 <->
+// nginx + ngx_codeb_core/ngx_codeb_signal <-> Redis, with coturn for TURN.
+//
+//   node --test tests/e2e/          (./build.sh test runs this after t/)
+//
+// Self-contained: the file re-executes itself inside fresh network and PID
+// namespaces (`unshare --net --pid --fork --kill-child`), where only `lo` exists,
+// so every packet (HTTP, WebSocket, ICE, TURN, SRTP) stays on 127.0.0.1 and
+// nothing started here can outlive the run.  Inside, it starts its own
+// redis-server, coturn and nginx (2 workers) in a temp dir, then chromium
+// with fake camera/microphone.  Needs root (CI runs as root) and the modules
+// built by `./build.sh build`.
+//
+//   A  direct: two pages meet, media flows over a host pair, Leave removes the tile
+//   B  relay:  relay=1 on both pages; the TURN credentials from `welcome`
+//              get a relay pair through coturn
+//   C  resume: a dropped signaling socket resumes with the same peerId; the
+//              other page sees no peer-left and the RTCPeerConnection survives
+//   and at the end: nginx quits gracefully and no worker died on a signal.
+//
+// Environment: CODEB_E2E_CHROMIUM (default /usr/bin/chromium),
+// CODEB_E2E_KEEP=1 keeps the temp dir for inspection.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { createHmac, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import dgram from 'node:dgram';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const SELF = fileURLToPath(import.meta.url);
+
+// A test runner that went away leaves our stdout/stderr pipes broken: carry
+// on cleaning up instead of dying on EPIPE.
+for (const s of [process.stdout, process.stderr]) s.on('error', () => {});
+const ROOT = path.resolve(path.dirname(SELF), '..', '..');
+
+// ---------------------------------------------------------------------------
+// 1. Re-exec inside a loopback-only network namespace (and a PID namespace,
+//    whose init is the inner node: when it exits, the kernel kills whatever
+//    it started).  The inner process runs with the same node flags and
+//    environment, so under `node --test` its report reaches the runner as if
+//    this process had written it.
+if (process.env.CODEB_NETNS !== '1') {
+  const probe = spawnSync('unshare', ['--net', '--pid', '--fork', '--kill-child', 'true'],
+    { encoding: 'utf8' });
+  if (probe.error || probe.status !== 0) {
+    const why = probe.error ? probe.error.message : (probe.stderr || '').trim() || 'exit ' + probe.status;
+    test('e2e needs a loopback-only network namespace', () => {
+      assert.fail('`unshare --net --pid --fork` failed (' + why + '). These tests run as root '
+        + '(CAP_SYS_ADMIN) so that chromium, nginx and coturn only see 127.0.0.1; '
+        + 'run them as root (sudo node --test tests/e2e/), or in CI as the root user.');
+    });
+  } else {
+    // fd 3 is a lifeline: when this process goes away (or closes it on a
+    // signal, or when the test runner that started it is gone), the inner
+    // run sees EOF, cleans up and exits.
+    const inner = spawn('unshare', ['--net', '--pid', '--fork', '--kill-child', 'sh', '-c',
+      'ip link set lo up && exec env CODEB_NETNS=1 CODEB_E2E_LIFELINE=3 "$0" "$@"',
+      process.execPath, ...process.execArgv, SELF, ...process.argv.slice(2)],
+    { stdio: ['inherit', 'inherit', 'inherit', 'pipe'] });
+    let cutting = null;
+    const cut = (why) => {
+      if (cutting) return;
+      console.error('e2e: ' + why + ': stopping the inner run');
+      try { inner.stdio[3].destroy(); } catch { /* closed */ }
+      // unshare dying takes the whole namespace down with it (--kill-child)
+      cutting = setTimeout(() => { try { inner.kill('SIGKILL'); } catch { /* gone */ } }, 30000);
+      cutting.unref();
+    };
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => cut(sig));
+    const ppid = process.ppid;
+    setInterval(() => { if (process.ppid !== ppid) cut('parent process gone'); }, 1000).unref();
+    const code = await new Promise((resolve) => {
+      inner.on('error', (e) => { console.error('e2e: cannot run unshare: ' + e.message); resolve(1); });
+      inner.on('exit', (c, s) => resolve(c ?? (s ? 128 + (os.constants.signals[s] || 0) : 1)));
+    });
+    process.exit(code);
+  }
+} else {
+  defineTests();
+}
+
+// ---------------------------------------------------------------------------
+// helpers
+
+function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
+
+async function waitFor(what, fn, { timeout = 10000, interval = 100 } = {}) {
+  const end = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() >= end) {
+      throw new Error('timed out after ' + timeout + ' ms waiting for ' + what
+        + (last instanceof Error ? ': ' + last.message : ''));
+    }
+    await sleep(interval);
+  }
+}
+
+function withTimeout(p, ms, what) {
+  let t;
+  return Promise.race([
+    p.finally(() => clearTimeout(t)),
+    new Promise((_, rej) => { t = setTimeout(() => rej(new Error(what + ': no answer in ' + ms + ' ms')), ms); }),
+  ]);
+}
+
+function freePort(type = 'tcp') {
+  return new Promise((resolve, reject) => {
+    if (type === 'udp') {
+      const s = dgram.createSocket('udp4');
+      s.on('error', reject);
+      s.bind(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
+    } else {
+      const s = net.createServer();
+      s.on('error', reject);
+      s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
+    }
+  });
+}
+
+function tail(file, lines = 60) {
+  try {
+    const t = fs.readFileSync(file, 'utf8').split('\n');
+    return t.slice(-lines - 1).join('\n');
+  } catch (e) {
+    return '(' + file + ': ' + e.message + ')';
+  }
+}
+
+function redisPing(sock) {
+  return new Promise((resolve) => {
+    const c = net.createConnection(sock);
+    let buf = '';
+    const done = (v) => { c.destroy(); resolve(v); };
+    c.setTimeout(1000, () => done(false));
+    c.on('error', () => done(false));
+    c.on('connect', () => c.write('PING\r\n'));
+    c.on('data', (d) => { buf += d; if (buf.includes('\r\n')) done(buf.startsWith('+PONG')); });
+  });
+}
+
+// STUN Binding request (RFC 5389) to see coturn answering on its UDP port.
+function stunPing(port) {
+  return new Promise((resolve) => {
+    const s = dgram.createSocket('udp4');
+    const tid = randomBytes(12);
+    const req = Buffer.concat([Buffer.from([0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42]), tid]);
+    const done = (v) => { clearTimeout(t); try { s.close(); } catch { /* closed */ } resolve(v); };
+    const t = setTimeout(() => done(false), 500);
+    s.on('error', () => done(false));
+    s.on('message', (m) => done(m.length >= 20 && m.readUInt16BE(0) === 0x0101 && m.subarray(8, 20).equals(tid)));
+    s.send(req, port, '127.0.0.1');
+  });
+}
+
+function httpGet(port, p) {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path: p, timeout: 2000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}
+
+// A child process whose stdout/stderr go to a log file; stop() is bounded.
+function startProc(name, cmd, args, logFile, opts = {}) {
+  const out = fs.openSync(logFile, 'a');
+  const child = spawn(cmd, args, { stdio: ['ignore', out, out], ...opts });
+  fs.closeSync(out);
+  const proc = { name, child, logFile, exited: false, code: null, signal: null, spawnError: null };
+  proc.exit = new Promise((resolve) => {
+    child.on('error', (e) => { proc.spawnError = e; proc.exited = true; resolve(); });
+    child.on('exit', (code, signal) => { proc.exited = true; proc.code = code; proc.signal = signal; resolve(); });
+  });
+  // Bounded stop: first signal, then TERM, then KILL. Returns true if the first signal sufficed.
+  proc.stop = async (first = 'SIGTERM', graceMs = 5000) => {
+    if (proc.exited) return true;
+    const steps = [[first, graceMs], ['SIGTERM', 2000], ['SIGKILL', 2000]];
+    for (let i = 0; i < steps.length; i++) {
+      try { child.kill(steps[i][0]); } catch { /* gone */ }
+      const t = await Promise.race([proc.exit.then(() => true), sleep(steps[i][1]).then(() => false)]);
+      if (t) return i === 0;
+    }
+    return false;
+  };
+  return proc;
+}
+
+// ---------------------------------------------------------------------------
+
+function defineTests() {
+  const CHROMIUM = process.env.CODEB_E2E_CHROMIUM || '/usr/bin/chromium';
+  const MODULES = path.join(ROOT, 'build', 'modules');
+  const HTML = path.join(ROOT, 'html');
+  const CONNECT_MS = 20000;
+
+  const env = {
+    tmp: null,
+    redis: null,
+    turn: null,
+    nginx: null,
+    context: null,
+    port: 0,        // tenant e2e: no TURN configured (direct)
+    relayPort: 0,   // tenant e2e-relay: TURN URI + secret
+    turnPort: 0,
+    turnSecret: randomBytes(24).toString('hex'),
+    pages: [],      // {label, page, console: []}
+    stopped: false,
+  };
+  const errorLog = () => path.join(env.tmp, 'logs', 'error.log');
+
+  let cleaning = null;
+  function cleanup() {
+    cleaning ??= (async () => {
+      if (env.context) {
+        const c = env.context;
+        env.context = null;
+        await withTimeout(c.close(), 15000, 'browser close').catch((e) => console.error('e2e: ' + e.message));
+      }
+      for (const p of [env.nginx, env.turn, env.redis]) {
+        if (p && !p.exited) await p.stop(p === env.nginx ? 'SIGQUIT' : 'SIGTERM');
+      }
+      removeTmp();
+    })();
+    return cleaning;
+  }
+
+  function removeTmp() {
+    if (!env.tmp) return;
+    if (process.env.CODEB_E2E_KEEP === '1') {
+      console.error('e2e: kept ' + env.tmp);
+    } else {
+      try {
+        fs.rmSync(env.tmp, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+      } catch (e) {
+        console.error('e2e: could not remove ' + env.tmp + ': ' + e.message);
+      }
+    }
+    env.tmp = null;
+  }
+
+  // Interrupted (signal, or the outer process / test runner went away):
+  // clean up, bounded, and leave.  This process is the init of its own PID
+  // namespace, so whatever survives dies with it.
+  let aborting = false;
+  async function abort(why) {
+    if (aborting) return;
+    aborting = true;
+    console.error('e2e: ' + why + ', cleaning up');
+    await withTimeout(cleanup(), 25000, 'cleanup').catch((e) => console.error('e2e: ' + e.message));
+    process.exit(1);
+  }
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => abort(sig));
+  if (process.env.CODEB_E2E_LIFELINE) {
+    const lifeline = new net.Socket({ fd: Number(process.env.CODEB_E2E_LIFELINE), readable: true, writable: false });
+    lifeline.on('end', () => abort('outer process gone'));
+    lifeline.on('error', () => abort('outer process gone'));
+    lifeline.resume();
+    lifeline.unref();
+  }
+  // Synchronous last resort (process.exit from anywhere): playwright kills
+  // its browser on exit by itself.
+  process.on('exit', () => {
+    for (const p of [env.nginx, env.turn, env.redis]) {
+      if (p && !p.exited) try { p.child.kill('SIGKILL'); } catch { /* gone */ }
+    }
+    removeTmp();
+  });
+
+  // Last line of defence: whatever happens, bounded.
+  const watchdog = setTimeout(async () => {
+    await dumpDiagnostics('watchdog (300 s)').catch(() => {});
+    await abort('global watchdog (300 s) fired');
+  }, 300000);
+  watchdog.unref();
+
+  before(async () => {
+    assert.ok(fs.existsSync(path.join(MODULES, 'ngx_codeb_core_module.so'))
+      && fs.existsSync(path.join(MODULES, 'ngx_codeb_signal_module.so')),
+    'modules not built: run ./build.sh build (looked in ' + MODULES + ')');
+    assert.ok(fs.existsSync(CHROMIUM), CHROMIUM + ' not found (Debian package chromium)');
+
+    env.tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'codeb-e2e-'));
+    for (const d of ['logs', 'tmp', 'chromium-profile', 'turn']) fs.mkdirSync(path.join(env.tmp, d));
+
+    // Redis on a unix socket
+    const sock = path.join(env.tmp, 'redis.sock');
+    env.redis = startProc('redis', 'redis-server', ['--port', '0', '--unixsocket', sock,
+      '--unixsocketperm', '777', '--save', '', '--appendonly', 'no', '--dir', env.tmp],
+    path.join(env.tmp, 'logs', 'redis.log'));
+    await waitFor('redis-server on ' + sock, async () => {
+      if (env.redis.exited) throw new Error('redis-server exited: ' + tail(env.redis.logFile, 20));
+      return redisPing(sock);
+    }, { timeout: 10000 });
+
+    // coturn, loopback only
+    env.turnPort = await freePort('udp');
+    const turnArgs = [
+      '-n',
+      '--listening-ip=127.0.0.1', '--relay-ip=127.0.0.1',
+      '--listening-port=' + env.turnPort,
+      '--use-auth-secret', '--static-auth-secret=' + env.turnSecret,
+      '--realm=codeb.test',
+      '--no-tls', '--no-dtls', '--no-cli',
+      '--log-file=stdout', '--simple-log',
+      '--min-port=50000', '--max-port=50100',
+      '--allow-loopback-peers',
+      '--pidfile=' + path.join(env.tmp, 'turn', 'turnserver.pid'),
+      '--userdb=' + path.join(env.tmp, 'turn', 'turndb'),
+    ];
+    env.turnArgs = turnArgs;
+    env.turn = startProc('turnserver', 'turnserver', turnArgs, path.join(env.tmp, 'logs', 'turnserver.log'));
+    await waitFor('turnserver answering STUN on 127.0.0.1:' + env.turnPort, async () => {
+      if (env.turn.exited) throw new Error('turnserver exited: ' + tail(env.turn.logFile, 30));
+      return stunPing(env.turnPort);
+    }, { timeout: 10000, interval: 200 });
+
+    // nginx: 2 workers, two tenants (with and without TURN).  `reuseport`
+    // spreads connections over both workers by the client's port, so peers
+    // of one room (and a resumed socket) land on different workers in most
+    // runs; without it an idle nginx hands nearly every connection to one.
+    // The last test prints the spread.
+    env.port = await freePort();
+    do { env.relayPort = await freePort(); } while (env.relayPort === env.port);
+    const T = env.tmp;
+    const conf = [
+      '# generated by tests/e2e/room.test.mjs',
+      `load_module ${MODULES}/ngx_codeb_core_module.so;`,
+      `load_module ${MODULES}/ngx_codeb_signal_module.so;`,
+      process.getuid && process.getuid() === 0 ? 'user root;' : '',
+      'worker_processes 2;',
+      'master_process on;',
+      'daemon off;',
+      `pid ${T}/nginx.pid;`,
+      `error_log ${T}/logs/error.log info;`,
+      'events { worker_connections 1024; }',
+      'http {',
+      '    include /etc/nginx/mime.types;',
+      '    default_type application/octet-stream;',
+      "    log_format e2e '$pid $remote_port \"$request\" $status $request_time';",
+      `    access_log ${T}/logs/access.log e2e;`,
+      `    client_body_temp_path ${T}/tmp/body;`,
+      `    proxy_temp_path ${T}/tmp/proxy;`,
+      `    fastcgi_temp_path ${T}/tmp/fastcgi;`,
+      `    uwsgi_temp_path ${T}/tmp/uwsgi;`,
+      `    scgi_temp_path ${T}/tmp/scgi;`,
+      `    codeb_redis unix:${sock};`,
+      '    server {',
+      `        listen 127.0.0.1:${env.port} reuseport;`,
+      '        codeb_tenant e2e;',
+      `        root ${HTML};`,
+      '        location = /signal.ashx { codeb_signal; }',
+      '        location / { try_files $uri $uri/ =404; }',
+      '    }',
+      '    server {',
+      `        listen 127.0.0.1:${env.relayPort} reuseport;`,
+      '        codeb_tenant e2e-relay;',
+      `        codeb_turn_uri turn:127.0.0.1:${env.turnPort}?transport=udp;`,
+      `        codeb_turn_secret ${env.turnSecret};`,
+      `        root ${HTML};`,
+      '        location = /signal.ashx { codeb_signal; }',
+      '        location / { try_files $uri $uri/ =404; }',
+      '    }',
+      '}',
+      '',
+    ].join('\n');
+    fs.writeFileSync(path.join(T, 'nginx.conf'), conf);
+    const ngArgs = ['-p', T, '-c', path.join(T, 'nginx.conf'), '-e', path.join(T, 'logs', 'error.log')];
+    const t = spawnSync('nginx', [...ngArgs, '-t'], { encoding: 'utf8', timeout: 10000 });
+    assert.equal(t.status, 0, 'nginx -t failed:\n' + t.stderr + '\n' + conf);
+    env.nginx = startProc('nginx', 'nginx', ngArgs, path.join(T, 'logs', 'nginx.stderr.log'));
+    for (const port of [env.port, env.relayPort]) {
+      await waitFor('nginx on 127.0.0.1:' + port, async () => {
+        if (env.nginx.exited) throw new Error('nginx exited:\n' + tail(errorLog(), 30));
+        const r = await httpGet(port, '/signal.ashx');
+        return r.status === 200 && (await httpGet(port, '/room.html')).status === 200;
+      }, { timeout: 10000 });
+    }
+
+    // chromium (Debian's; never a downloaded one)
+    const { chromium } = await import('playwright-core');
+    env.context = await withTimeout(chromium.launchPersistentContext(path.join(T, 'chromium-profile'), {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+        '--disable-background-networking', '--disable-component-update', '--disable-sync',
+        '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+        '--autoplay-policy=no-user-gesture-required',
+        '--allow-loopback-in-peer-connection',
+      ],
+      env: { ...process.env, TMPDIR: path.join(T, 'tmp') },
+      timeout: 30000,
+    }), 40000, 'chromium launch');
+    // the persistent context opens one blank page; we open our own
+    for (const p of env.context.pages()) await p.close().catch(() => {});
+  });
+
+  after(async () => {
+    clearTimeout(watchdog);
+    await cleanup();
+  });
+
+  // ------------------------------------------------------------- page helpers
+
+  async function openPage(label, url) {
+    const page = await env.context.newPage();
+    const rec = { label, page, console: [] };
+    page.on('console', (m) => { if (rec.console.length < 200) rec.console.push(m.type() + ': ' + m.text()); });
+    page.on('pageerror', (e) => rec.console.push('pageerror: ' + e.message));
+    env.pages.push(rec);
+    await page.goto(url, { timeout: 10000 });
+    await page.waitForFunction(() => window.codebRoom && window.codebRoom.state === 'joined',
+      null, { timeout: 10000, polling: 100 }).catch(async (e) => {
+      throw new Error(label + ' did not join: ' + e.message.split('\n')[0]
+        + '\n' + JSON.stringify(await snapshot(page)));
+    });
+    return page;
+  }
+
+  async function closePages() {
+    const pages = env.pages.splice(0);
+    for (const r of pages) await withTimeout(r.page.close(), 5000, 'page close').catch(() => {});
+  }
+
+  function snapshot(page) {
+    return withTimeout(page.evaluate(() => {
+      const r = window.codebRoom;
+      if (!r) return { codebRoom: null, url: location.href, body: document.body && document.body.innerText.slice(0, 300) };
+      return {
+        peerId: r.peerId,
+        room: r.room,
+        state: r.state,
+        lastSeq: r.lastSeq,
+        peers: [...r.peers.values()].map((p) => ({
+          peerId: p.peerId, name: p.name,
+          pc: p.pc && { connectionState: p.pc.connectionState, iceConnectionState: p.pc.iceConnectionState, signalingState: p.pc.signalingState },
+        })),
+        tiles: [...document.querySelectorAll('.tile[data-peer-id]')].map((t) => t.dataset.peerId + ' ' + t.className),
+        log: [...r.log],
+      };
+    }), 5000, 'page snapshot').catch((e) => ({ error: e.message }));
+  }
+
+  async function dumpDiagnostics(title) {
+    const out = ['', '===== e2e diagnostics: ' + title + ' ====='];
+    for (const r of env.pages) {
+      out.push('--- page ' + r.label + ' codebRoom:');
+      const s = await snapshot(r.page);
+      const { log, ...rest } = s;
+      out.push(JSON.stringify(rest));
+      if (log) out.push(...log.map((l) => '    ' + l));
+      if (r.console.length) out.push('--- page ' + r.label + ' console:', ...r.console.map((l) => '    ' + l));
+    }
+    if (env.tmp) {
+      out.push('--- nginx error.log (tail):', tail(errorLog(), 80));
+      out.push('--- turnserver log (tail):', tail(path.join(env.tmp, 'logs', 'turnserver.log'), 30));
+    }
+    console.error(out.join('\n'));
+  }
+
+  // Runs body with fresh pages; on failure prints the pages' logs and the
+  // server logs, and always closes the pages.
+  async function scenario(title, body) {
+    try {
+      await body();
+    } catch (e) {
+      await dumpDiagnostics(title);
+      throw e;
+    } finally {
+      await closePages();
+    }
+  }
+
+  function roomUrl(port, room, name, extra = '') {
+    return `http://127.0.0.1:${port}/room.html?room=${room}&name=${encodeURIComponent(name)}${extra}`;
+  }
+
+  function newRoom() { return 'e2e-' + randomBytes(6).toString('hex'); }
+
+  async function waitConnected(page, label) {
+    try {
+      await page.waitForFunction(() => {
+        const r = window.codebRoom;
+        if (!r || r.peers.size !== 1) return false;
+        const p = [...r.peers.values()][0];
+        return !!p.pc && p.pc.connectionState === 'connected';
+      }, null, { timeout: CONNECT_MS, polling: 100 });
+    } catch (e) {
+      throw new Error(label + ': no connected RTCPeerConnection within ' + CONNECT_MS + ' ms');
+    }
+  }
+
+  async function remoteTiles(page) {
+    return page.$$eval('.tile[data-peer-id]', (ts) => ts.map((t) => ({
+      peerId: t.dataset.peerId,
+      name: (t.querySelector('.name') || {}).textContent,
+    })));
+  }
+
+  // The remote video shows decoded frames: videoWidth > 0, frames presented
+  // (requestVideoFrameCallback) and inbound-rtp framesDecoded growing.
+  async function assertVideoPlays(page, label) {
+    const r = await withTimeout(page.evaluate(async () => {
+      const v = document.querySelector('.tile[data-peer-id] video');
+      if (!v) return { error: 'no remote video element' };
+      const t0 = performance.now();
+      while (v.videoWidth === 0 && performance.now() - t0 < 10000) await new Promise((res) => setTimeout(res, 100));
+      const frames = await new Promise((res) => {
+        let n = 0;
+        const timer = setTimeout(() => res(n), 10000);
+        const cb = () => { n += 1; if (n >= 5) { clearTimeout(timer); res(n); } else v.requestVideoFrameCallback(cb); };
+        v.requestVideoFrameCallback(cb);
+      });
+      const decoded = async () => {
+        const pc = [...window.codebRoom.peers.values()][0].pc;
+        let d = 0;
+        (await pc.getStats()).forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'video') d += s.framesDecoded || 0; });
+        return d;
+      };
+      const d1 = await decoded();
+      await new Promise((res) => setTimeout(res, 1000));
+      const d2 = await decoded();
+      return { width: v.videoWidth, height: v.videoHeight, paused: v.paused, frames, decoded: [d1, d2] };
+    }), 30000, label + ' video check');
+    assert.ok(!r.error, label + ': ' + r.error);
+    assert.ok(r.width > 0 && r.height > 0, label + ': remote video has no size ' + JSON.stringify(r));
+    assert.ok(r.frames >= 5, label + ': remote video presented ' + r.frames + ' frames in 10 s ' + JSON.stringify(r));
+    assert.ok(r.decoded[1] > r.decoded[0], label + ': framesDecoded not growing ' + JSON.stringify(r));
+    return r;
+  }
+
+  // The selected ICE candidate pair, as seen by this page.
+  function selectedPair(page) {
+    return page.evaluate(async () => {
+      const p = [...window.codebRoom.peers.values()][0];
+      const st = await p.pc.getStats();
+      let pair = null;
+      st.forEach((s) => {
+        if (s.type === 'transport' && s.selectedCandidatePairId && st.get(s.selectedCandidatePairId)) {
+          pair = st.get(s.selectedCandidatePairId);
+        }
+      });
+      if (!pair) st.forEach((s) => { if (!pair && s.type === 'candidate-pair' && s.state === 'succeeded' && s.nominated) pair = s; });
+      if (!pair) return null;
+      const c = (id) => {
+        const x = st.get(id);
+        return x && { candidateType: x.candidateType, address: x.address, port: x.port, protocol: x.protocol, relayProtocol: x.relayProtocol, url: x.url };
+      };
+      return { state: pair.state, nominated: pair.nominated, local: c(pair.localCandidateId), remote: c(pair.remoteCandidateId) };
+    });
+  }
+
+  async function twoConnectedPages(port, extra = '') {
+    const room = newRoom();
+    const alice = await openPage('Alice', roomUrl(port, room, 'Alice', extra));
+    const bob = await openPage('Bob', roomUrl(port, room, 'Bob', extra));
+    await Promise.all([waitConnected(alice, 'Alice'), waitConnected(bob, 'Bob')]);
+    const ids = {
+      alice: await alice.evaluate(() => window.codebRoom.peerId),
+      bob: await bob.evaluate(() => window.codebRoom.peerId),
+    };
+    assert.match(ids.alice, /^p_[0-9a-f]{16}$/);
+    assert.match(ids.bob, /^p_[0-9a-f]{16}$/);
+    assert.notEqual(ids.alice, ids.bob);
+    // one remote tile each, labelled with the other's name
+    assert.deepEqual(await remoteTiles(alice), [{ peerId: ids.bob, name: 'Bob' }]);
+    assert.deepEqual(await remoteTiles(bob), [{ peerId: ids.alice, name: 'Alice' }]);
+    return { room, alice, bob, ids };
+  }
+
+  // ------------------------------------------------------------------- tests
+
+  test('A: two pages meet directly, see each other, and Leave removes the tile', { timeout: 90000 }, async () => {
+    await scenario('A direct', async () => {
+      const { alice, bob, ids } = await twoConnectedPages(env.port);
+
+      // no TURN configured for this tenant: the pair is host <-> host on loopback
+      for (const [label, page] of [['Alice', alice], ['Bob', bob]]) {
+        const ice = await page.evaluate(() => [...window.codebRoom.peers.values()][0].pc.getConfiguration().iceServers);
+        assert.deepEqual(ice, [], label + ': welcome.iceServers should be empty without codeb_turn_uri');
+        const pair = await selectedPair(page);
+        assert.ok(pair, label + ': no selected candidate pair');
+        assert.equal(pair.local.candidateType, 'host', label + ': ' + JSON.stringify(pair));
+        assert.equal(pair.local.address, '127.0.0.1', label + ': ' + JSON.stringify(pair));
+      }
+
+      await assertVideoPlays(alice, 'Alice sees Bob');
+      await assertVideoPlays(bob, 'Bob sees Alice');
+
+      await bob.click('#btn-leave');
+      await waitFor('Bob\'s page in state left', () => bob.evaluate(() => window.codebRoom.state === 'left'), { timeout: 5000 });
+      await waitFor('Alice\'s tile of Bob to disappear', async () =>
+        (await remoteTiles(alice)).length === 0, { timeout: 10000 });
+      assert.equal(await alice.evaluate(() => window.codebRoom.peers.size), 0);
+      const log = await alice.evaluate(() => [...window.codebRoom.log]);
+      assert.ok(log.some((l) => l.startsWith('rx peer-left ' + ids.bob)), 'Alice got peer-left for Bob');
+      assert.equal(await alice.evaluate(() => window.codebRoom.state), 'joined');
+    });
+  });
+
+  test('B: relay=1 connects through coturn with the TURN credentials from welcome', { timeout: 90000 }, async () => {
+    await scenario('B relay', async () => {
+      const { alice, bob, ids } = await twoConnectedPages(env.relayPort, '&relay=1');
+
+      for (const [label, page, id] of [['Alice', alice, ids.alice], ['Bob', bob, ids.bob]]) {
+        const conf = await page.evaluate(() => {
+          const c = [...window.codebRoom.peers.values()][0].pc.getConfiguration();
+          return { policy: c.iceTransportPolicy, iceServers: c.iceServers };
+        });
+        assert.equal(conf.policy, 'relay', label);
+        const turn = conf.iceServers.find((s) => [].concat(s.urls).some((u) => u.startsWith('turn:')));
+        assert.ok(turn, label + ': no TURN server in welcome.iceServers ' + JSON.stringify(conf.iceServers));
+        assert.ok([].concat(turn.urls).includes(`turn:127.0.0.1:${env.turnPort}?transport=udp`), JSON.stringify(turn));
+        // coturn use-auth-secret: "<expiry>:<peerId>", base64(HMAC-SHA1(secret, username))
+        const m = /^(\d+):(.+)$/.exec(turn.username || '');
+        assert.ok(m, label + ': TURN username ' + turn.username);
+        assert.equal(m[2], id, label + ': TURN username names the peer');
+        const ttl = Number(m[1]) - Date.now() / 1000;
+        assert.ok(ttl > 3600 && ttl <= 86400 + 60, label + ': TURN expiry ' + ttl + ' s from now');
+        assert.equal(turn.credential, createHmac('sha1', env.turnSecret).update(turn.username).digest('base64'),
+          label + ': TURN credential');
+
+        const pair = await selectedPair(page);
+        assert.ok(pair, label + ': no selected candidate pair');
+        assert.equal(pair.local.candidateType, 'relay', label + ': selected pair ' + JSON.stringify(pair));
+        assert.equal(pair.local.address, '127.0.0.1', label + ': ' + JSON.stringify(pair));
+        assert.ok(pair.local.port >= 50000 && pair.local.port <= 50100,
+          label + ': relayed port outside coturn\'s range: ' + JSON.stringify(pair));
+      }
+
+      await assertVideoPlays(alice, 'Alice sees Bob (relayed)');
+      await assertVideoPlays(bob, 'Bob sees Alice (relayed)');
+    });
+  });
+
+  test('C: a dropped signaling socket resumes: same peerId, no peer-left, media keeps flowing', { timeout: 90000 }, async () => {
+    await scenario('C resume', async () => {
+      const { alice, bob, ids } = await twoConnectedPages(env.port);
+
+      // Alice watches Bob's tile and pc from now on.
+      await alice.evaluate((bobId) => {
+        const w = window;
+        w.__e2e = { removed: 0, pc: window.codebRoom.peers.get(bobId).pc, states: [], log: [] };
+        // everything Alice's page logs from now on (codebRoom.log is capped)
+        const log = window.codebRoom.log;
+        const push = log.push;
+        log.push = function (...a) { w.__e2e.log.push(...a); return push.apply(this, a); };
+        const tile = document.querySelector(`.tile[data-peer-id="${bobId}"]`);
+        new MutationObserver((recs) => {
+          for (const r of recs) for (const n of r.removedNodes) if (n === tile) w.__e2e.removed += 1;
+        }).observe(tile.parentNode, { childList: true });
+        w.__e2e.pc.addEventListener('connectionstatechange', () => w.__e2e.states.push(w.__e2e.pc.connectionState));
+      }, ids.bob);
+      const bobBefore = await bob.evaluate(() => {
+        const pc = [...window.codebRoom.peers.values()][0].pc;
+        window.__e2e = { pc, states: [], log: [] };
+        pc.addEventListener('connectionstatechange', () => window.__e2e.states.push(pc.connectionState));
+        const log = window.codebRoom.log;
+        const push = log.push;
+        log.push = function (...a) { window.__e2e.log.push(...a); return push.apply(this, a); };
+        return { lastSeq: window.codebRoom.lastSeq };
+      });
+
+      await bob.evaluate(() => window.codebRoom.simulateDrop());
+      await waitFor('Bob\'s page to notice the drop', () => bob.evaluate(() =>
+        window.__e2e.log.some((l) => l.startsWith('ws closed code=4000'))), { timeout: 5000, interval: 50 });
+      await waitFor('Bob\'s page to be joined again (resumed)', () => bob.evaluate(() =>
+        window.codebRoom.state === 'joined' && window.__e2e.log.some((l) => / resumed$/.test(l))),
+      { timeout: 15000, interval: 100 });
+
+      const bobAfter = await bob.evaluate(() => ({
+        peerId: window.codebRoom.peerId,
+        log: window.__e2e.log,
+        peers: [...window.codebRoom.peers.keys()],
+        samePc: [...window.codebRoom.peers.values()][0].pc === window.__e2e.pc,
+      }));
+      assert.equal(bobAfter.peerId, ids.bob, 'Bob resumed with the same peerId');
+      const welcomes = bobAfter.log.filter((l) => l.startsWith('rx welcome'));
+      assert.deepEqual(welcomes, [`rx welcome ${ids.bob} room=${await bob.evaluate(() => window.codebRoom.room)} peers=1 resumed`]);
+      assert.deepEqual(bobAfter.peers, [ids.alice]);
+      assert.ok(bobAfter.samePc, 'Bob kept his RTCPeerConnection');
+
+      // Signaling over the resumed socket works both ways: an ICE restart
+      // from Bob is an offer/answer round trip through the server.
+      await bob.evaluate(() => { [...window.codebRoom.peers.values()][0].pc.restartIce(); });
+      await waitFor('ICE restart answer from Alice over the resumed socket', () => bob.evaluate((aliceId) => {
+        const r = window.codebRoom;
+        const pc = [...r.peers.values()][0].pc;
+        return window.__e2e.log.some((l) => l === 'rx signal ' + aliceId + ' answer') && pc.signalingState === 'stable'
+          && pc.connectionState === 'connected';
+      }, ids.alice), { timeout: 15000 });
+
+      // let any late peer-left / re-join show up before judging Alice
+      await sleep(1500);
+      const a = await alice.evaluate((bobId) => ({
+        log: window.__e2e.log,
+        peers: [...window.codebRoom.peers.keys()],
+        samePc: window.codebRoom.peers.get(bobId) && window.codebRoom.peers.get(bobId).pc === window.__e2e.pc,
+        state: window.__e2e.pc.connectionState,
+        states: window.__e2e.states,
+        removed: window.__e2e.removed,
+      }), ids.bob);
+      assert.deepEqual(a.log.filter((l) => l.startsWith('rx peer-left') || l.startsWith('rx peer-joined')), [],
+        'Alice saw no peer-left / peer-joined');
+      assert.equal(a.removed, 1, 'INJECTED');
+      assert.deepEqual(a.peers, [ids.bob]);
+      assert.ok(a.samePc, 'Alice kept her RTCPeerConnection to Bob');
+      assert.equal(a.state, 'connected');
+      assert.ok(!a.states.some((s) => s === 'failed' || s === 'closed'), 'Alice\'s pc states: ' + a.states.join(','));
+      assert.equal(await bob.evaluate(() => window.__e2e.pc.connectionState), 'connected');
+      assert.ok(await bob.evaluate(() => window.codebRoom.lastSeq) >= bobBefore.lastSeq);
+
+      await assertVideoPlays(alice, 'Alice sees Bob after the resume');
+      await assertVideoPlays(bob, 'Bob sees Alice after the resume');
+    });
+  });
+
+  test('nginx quits gracefully and no worker died on a signal', { timeout: 60000 }, async (t) => {
+    // close the browser first: open WebSockets would hold a graceful shutdown
+    if (env.context) {
+      const c = env.context;
+      env.context = null;
+      await withTimeout(c.close(), 15000, 'browser close');
+    }
+    await sleep(500);
+    assert.ok(env.nginx && !env.nginx.exited, 'nginx died during the run (code ' + (env.nginx && env.nginx.code)
+      + ', signal ' + (env.nginx && env.nginx.signal) + '):\n' + tail(errorLog(), 40));
+    const graceful = await env.nginx.stop('SIGQUIT', 5000);
+    const log = fs.readFileSync(errorLog(), 'utf8');
+    const crashes = log.split('\n').filter((l) => /exited on signal/.test(l));
+    assert.deepEqual(crashes, [], 'nginx worker crash (release blocker):\n' + tail(errorLog(), 80));
+    assert.ok(graceful, 'nginx did not exit within 5 s of SIGQUIT:\n' + tail(errorLog(), 40));
+    // which workers carried the WebSockets (both should over a few runs)
+    const ws = fs.readFileSync(path.join(env.tmp, 'logs', 'access.log'), 'utf8').split('\n')
+      .filter((l) => / "GET \/signal\.ashx HTTP\/1\.1" 101 /.test(l)).map((l) => l.split(' ')[0]);
+    t.diagnostic('WebSockets per nginx worker pid: ' + JSON.stringify(ws.reduce((m, p) => { m[p] = (m[p] || 0) + 1; return m; }, {})));
+    const alerts = log.split('\n').filter((l) => /\[(alert|emerg|crit)\]/.test(l));
+    assert.deepEqual(alerts, [], 'alert/crit/emerg lines in error.log');
+  });
+}
