@@ -17,6 +17,9 @@
 #   CONCURRENCY=128    rooms joining at once
 #   PORT=18480         ours; the Node relay uses PORT+10 (127.0.0.1 only)
 #   KEEP=1             keep the temporary directory (logs, raw results)
+#   BUILD=0            skip ./build.sh build, measure build/modules as they
+#                      are; either way the modules are copied to the
+#                      temporary directory and loaded from there
 #
 # The load generator is bench/loadgen.c (one thread, epoll), compiled here
 # with cc -O2.  Its CPU time is printed next to the servers' for every stage.
@@ -83,6 +86,7 @@ chmod 755 "$TMP"           # nginx workers (nobody) reach the Redis socket
 mkdir -p "$TMP/logs" "$TMP/modules" "$TMP/results"
 
 NGINX_MASTER=
+BUILD_STAMP=
 NODE_PID=
 REDIS_PID=
 LG_PID=
@@ -100,7 +104,11 @@ stop_nginx() {
     if kill -0 "$pid" 2>/dev/null; then
         kill -KILL "$pid" 2>/dev/null || true
     fi
-    for i in $kids; do kill -KILL "$i" 2>/dev/null || true; done
+    # workers left behind (only ours: the pid must still be an nginx worker)
+    for i in $kids; do
+        grep -q '^nginx: worker' "/proc/$i/cmdline" 2>/dev/null \
+            && kill -KILL "$i" 2>/dev/null || true
+    done
 }
 
 stop_node() {
@@ -149,9 +157,18 @@ trap 'exit 130' INT TERM
 
 # ---- build --------------------------------------------------------------
 
-log "building the modules (./build.sh build) and the load generator"
-"$ROOT/build.sh" build >"$TMP/logs/build.log" 2>&1 \
-    || { tail -20 "$TMP/logs/build.log"; exit 1; }
+# BUILD=0 measures build/modules as they are (warning when older than the
+# sources); otherwise ./build.sh build first (it installs by rename)
+if [ "${BUILD:-1}" != 0 ] || [ ! -f "$ROOT/build/modules/ngx_codeb_signal_module.so" ] \
+    || [ ! -f "$ROOT/build/modules/ngx_codeb_core_module.so" ]; then
+    log "building the modules (./build.sh build)"
+    "$ROOT/build.sh" build >"$TMP/logs/build.log" 2>&1 \
+        || { tail -20 "$TMP/logs/build.log"; exit 1; }
+elif [ -n "$(find "$ROOT"/ngx_codeb_core "$ROOT"/ngx_codeb_signal -type f \
+             -newer "$ROOT/build/modules/ngx_codeb_signal_module.so" 2>/dev/null | head -1)" ]; then
+    warn "module sources are newer than build/modules (BUILD=0): the old build is measured"
+fi
+log "building the load generator"
 # private copies: a rebuild in the checkout while we run cannot touch them
 cp "$ROOT"/build/modules/ngx_codeb_core_module.so \
    "$ROOT"/build/modules/ngx_codeb_signal_module.so "$TMP/modules/"
@@ -245,6 +262,7 @@ EOF
             | grep -q '"tenant":"bench"' && break
         sleep 0.1
     done
+    BUILD_STAMP=$(curl -s --max-time 1 "http://127.0.0.1:$PORT/signal.ashx" 2>/dev/null | head -1)
     NGINX_WORKERS=$(pgrep -P "$NGINX_MASTER" | paste -sd, -)
     [ "$(echo "$NGINX_WORKERS" | tr ',' '\n' | grep -c .)" = "$w" ] \
         || warn "expected $w nginx workers, found: $NGINX_WORKERS"
@@ -345,7 +363,8 @@ echo "  $CONCURRENCY rooms at once, B joins after A's welcome; joins/s over the 
 echo "idle: those connections stay joined and idle 1.5 s; RSS then minus RSS before the first connection, / connections."
 echo "relay: $ROOMS rooms x 2 peers, ~230-byte ICE-candidate data (JSON, send timestamp inside), A->B and B->A;"
 echo "  saturation: closed loop, $WINDOW frames in flight per peer, ${DURATION}s; latency: $RATE frames/s in total, ${RATE_DURATION}s."
-echo "ours: nginx + ngx_codeb_signal, Redis over a unix socket, listen reuseport; codeb_signal_rate 100000 and"
+echo "ours: nginx + ngx_codeb_signal (build ${BUILD_STAMP:-?}), Redis over a unix socket, listen reuseport;"
+echo "  codeb_signal_rate 100000 and"
 echo "  codeb_signal_burst 100000, so the per-connection rate limiter (default 50/s, burst 100) is not what is measured;"
 echo "  resume on (default grace 20 s: every frame sent is also kept for a resume)."
 echo "node-ws: bench/ref-relay.js, one Node process, ws $(node -p "require('$ROOT/node_modules/ws/package.json').version"), rooms in memory, JSON.parse/stringify per frame."

@@ -313,3 +313,10 @@ $s .= "recv_json A \$j->{type} eq 'peer-left' && \$j->{peerId} eq '\${b}'\n"
 $s;
 --- error_log
 WebSocket peer reads too slowly
+
+=== TEST 23: frames sent in the same packet as the handshake are read
+--- config
+codeb_tenant t1;
+location = /signal.ashx { codeb_signal; }
+--- ws
+shell perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new("127.0.0.1:$ENV{TEST_NGINX_PORT}") or die; $s->syswrite("GET /signal.ashx HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n\x81\x8f\0\0\0\0{\"type\":\"ping\"}\x88\x82\0\0\0\0\x03\xe8"); alarm 3; $r .= $b while sysread($s, $b, 4096); exit !($r =~ m{^HTTP/1.1 101 } && $r =~ m{"code":"not_joined"} && $r =~ m{\x88\x02\x03\xe8})'

@@ -203,6 +203,7 @@ struct ngx_codeb_ws_s {
     unsigned                    closing:1;       /* no more messages */
     unsigned                    lingering:1;     /* close frame flushed */
     unsigned                    busy:1;          /* inside a handler */
+    unsigned                    unparsed:1;      /* in holds new bytes */
     unsigned                    done:1;          /* finalize when idle */
 };
 

@@ -229,6 +229,7 @@ ngx_codeb_ws_accept(ngx_http_request_t *r, ngx_codeb_ws_conf_t *conf,
         }
 
         ws->in.last = ngx_cpymem(ws->in.pos, r->header_in->pos, len);
+        ws->unparsed = 1;
         r->header_in->pos = r->header_in->last;
     }
 
@@ -473,6 +474,7 @@ ngx_codeb_ws_read_handler(ngx_http_request_t *r)
     ssize_t            n;
     ngx_int_t          need;
     ngx_buf_t         *in;
+    ngx_uint_t         unparsed;
     ngx_codeb_ws_t    *ws;
     ngx_connection_t  *c;
 
@@ -487,7 +489,18 @@ ngx_codeb_ws_read_handler(ngx_http_request_t *r)
     in = &ws->in;
     ws->busy = 1;
 
+    /* frames that came with the handshake are parsed before reading */
+    unparsed = ws->unparsed;
+    ws->unparsed = 0;
+
     while (!ws->done) {
+
+        if (unparsed) {
+            unparsed = 0;
+            pos = in->pos;
+            end = in->last;
+            goto parse;
+        }
 
         if (in->start) {
             buf = in->last;
@@ -529,6 +542,8 @@ ngx_codeb_ws_read_handler(ngx_http_request_t *r)
             pos = buf;
             end = buf + n;
         }
+
+    parse:
 
         need = ngx_codeb_ws_input(ws, pos, end, &pos);
 

@@ -35,11 +35,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const SELF = fileURLToPath(import.meta.url);
+const ROOT = path.resolve(path.dirname(SELF), '..', '..');
 
 // A test runner that went away leaves our stdout/stderr pipes broken: carry
 // on cleaning up instead of dying on EPIPE.
 for (const s of [process.stdout, process.stderr]) s.on('error', () => {});
-const ROOT = path.resolve(path.dirname(SELF), '..', '..');
 
 // ---------------------------------------------------------------------------
 // 1. Re-exec inside a loopback-only network namespace (and a PID namespace,
@@ -223,7 +223,6 @@ function defineTests() {
     turnPort: 0,
     turnSecret: randomBytes(24).toString('hex'),
     pages: [],      // {label, page, console: []}
-    stopped: false,
   };
   const errorLog = () => path.join(env.tmp, 'logs', 'error.log');
 
