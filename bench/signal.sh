@@ -364,9 +364,8 @@ echo "idle: those connections stay joined and idle 1.5 s; RSS then minus RSS bef
 echo "relay: $ROOMS rooms x 2 peers, ~230-byte ICE-candidate data (JSON, send timestamp inside), A->B and B->A;"
 echo "  saturation: closed loop, $WINDOW frames in flight per peer, ${DURATION}s; latency: $RATE frames/s in total, ${RATE_DURATION}s."
 echo "ours: nginx + ngx_codeb_signal (build ${BUILD_STAMP:-?}), Redis over a unix socket, listen reuseport;"
-echo "  codeb_signal_rate 100000 and"
-echo "  codeb_signal_burst 100000, so the per-connection rate limiter (default 50/s, burst 100) is not what is measured;"
-echo "  resume on (default grace 20 s: every frame sent is also kept for a resume)."
+echo "  codeb_signal_rate 100000 and codeb_signal_burst 100000, so the per-connection rate limiter (default"
+echo "  50/s, burst 100) is not what is measured; resume on (default grace 20 s: every frame sent is also kept)."
 echo "node-ws: bench/ref-relay.js, one Node process, ws $(node -p "require('$ROOT/node_modules/ws/package.json').version"), rooms in memory, JSON.parse/stringify per frame."
 echo
 printf '%-10s %9s %10s %8s %8s %8s %8s %8s %8s %9s %7s\n' "" "joins/s" "frames/s" \
