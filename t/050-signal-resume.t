@@ -155,3 +155,20 @@ recv B2 "data":"across hosts","seq":2\}
 no_recv A 300
 close A
 close B2
+
+=== TEST 6: many frames while away (the kept ring grows) come back in order
+--- config
+codeb_tenant t1;
+location = /signal.ashx { codeb_signal; }
+--- ws eval
+my $s = join "\n",
+  'open A', 'send A {"type":"join","room":"rs6","name":"A"}', 'recv A "type":"welcome"',
+  'open B', 'send B {"type":"join","room":"rs6","name":"B"}', 'recv B "type":"welcome"',
+  'capture B b "peerId":"(p_[0-9a-f]{16})"', 'capture B tok "resumeToken":"([0-9a-f]{32})"',
+  'recv A "type":"peer-joined"', 'drop B', 'sleep 100', '';
+$s .= qq(send A {"type":"signal","to":"\${b}","data":$_}\n) for 1 .. 40;
+$s .= 'open B2' . "\n"
+  . 'send B2 {"type":"join","room":"rs6","name":"B","resume":{"peerId":"${b}","resumeToken":"${tok}","lastSeq":0}}' . "\n"
+  . 'recv B2 "type":"welcome","peerId":"${b}"' . "\n";
+$s .= qq(recv B2 "data":$_,"seq":$_\\}\n) for 1 .. 40;
+$s . "close A\nclose B2\n";

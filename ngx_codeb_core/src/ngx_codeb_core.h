@@ -117,7 +117,8 @@ typedef struct {
 
 /* appends one argument (not copied: it must live until the call) */
 void ngx_codeb_redis_arg(ngx_codeb_redis_args_t *a, void *data, size_t len);
-#define ngx_codeb_redis_arg_str(a, s)  ngx_codeb_redis_arg(a, (s)->data, (s)->len)
+#define ngx_codeb_redis_arg_str(a, s)                                        \
+    ngx_codeb_redis_arg(a, (s)->data, (s)->len)
 
 /* 1 when the command link is connected and usable */
 ngx_uint_t ngx_codeb_redis_ready(void);

@@ -10,11 +10,13 @@
  */
 
 #include "ngx_codeb_core.h"
+#include <sys/ioctl.h>
 
 
 #define NGX_CODEB_REDIS_BACKOFF_MIN  100
 #define NGX_CODEB_REDIS_BACKOFF_MAX  5000
 #define NGX_CODEB_REDIS_TICK         500
+#define NGX_CODEB_REDIS_READS        64     /* x 16 KB per read event */
 
 
 typedef struct {
@@ -696,21 +698,41 @@ ngx_codeb_redis_cleanup(void *data)
 }
 
 
+/*
+ * hiredis reads at most 16 KB per call: keep reading while the socket has
+ * more (bounded), so that a busy worker does not let its subscriber fall
+ * behind its client connections
+ */
 static void
 ngx_codeb_redis_read_handler(ngx_event_t *ev)
 {
+    int                      pending;
+    ngx_uint_t               i;
+    ngx_socket_t             fd;
     ngx_connection_t        *c = ev->data;
+    redisAsyncContext       *ac;
     ngx_codeb_redis_link_t  *link = c->data;
-
-    if (link->ac == NULL) {
-        return;
-    }
 
     if (!link->subscriber) {
         ngx_codeb_redis_activity = ngx_current_msec;
     }
 
-    redisAsyncHandleRead(link->ac);
+    for (i = 0; i < NGX_CODEB_REDIS_READS; i++) {
+        ac = link->ac;
+        if (ac == NULL) {
+            return;
+        }
+
+        fd = ac->c.fd;
+        redisAsyncHandleRead(ac);
+
+        /* the context may be gone: then link->ac changed */
+        if (link->ac != ac
+            || ioctl(fd, FIONREAD, &pending) == -1 || pending == 0)
+        {
+            return;
+        }
+    }
 }
 
 

@@ -18,6 +18,7 @@
 #define NGX_CODEB_WS_GUID        "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define NGX_CODEB_WS_RBUF        16384
 #define NGX_CODEB_WS_LINGER      2000       /* ms to wait for the peer's EOF */
+#define NGX_CODEB_WS_IOV         64         /* frames per send_chain() */
 
 #define NGX_CODEB_WS_CONT        0x0
 #define NGX_CODEB_WS_TEXT        0x1
@@ -398,13 +399,19 @@ ngx_codeb_ws_write_handler(ngx_http_request_t *r)
 }
 
 
-/* NGX_OK: queue empty; NGX_AGAIN: waiting for the socket; NGX_ERROR */
+/*
+ * NGX_OK: queue empty; NGX_AGAIN: waiting for the socket; NGX_ERROR.
+ * Up to NGX_CODEB_WS_IOV queued frames go out in one send_chain() call
+ * (one writev, or one TLS record batch).
+ */
 static ngx_int_t
 ngx_codeb_ws_flush(ngx_codeb_ws_t *ws)
 {
-    ssize_t              n;
+    ngx_uint_t           i, n;
+    ngx_buf_t            bufs[NGX_CODEB_WS_IOV];
+    ngx_chain_t          cl[NGX_CODEB_WS_IOV], *rest;
     ngx_connection_t    *c;
-    ngx_codeb_ws_out_t  *out;
+    ngx_codeb_ws_out_t  *out, *next;
 
     c = ws->connection;
 
@@ -413,35 +420,59 @@ ngx_codeb_ws_flush(ngx_codeb_ws_t *ws)
     }
 
     while (ws->out) {
-        out = ws->out;
 
-        n = c->send(c, out->pos, out->last - out->pos);
+        n = 0;
 
-        if (n == NGX_ERROR) {
+        for (out = ws->out; out && n < NGX_CODEB_WS_IOV; out = out->next) {
+            ngx_memzero(&bufs[n], sizeof(ngx_buf_t));
+            bufs[n].pos = out->pos;
+            bufs[n].last = out->last;
+            bufs[n].memory = 1;
+
+            cl[n].buf = &bufs[n];
+            cl[n].next = NULL;
+
+            if (n) {
+                cl[n - 1].next = &cl[n];
+            }
+
+            n++;
+        }
+
+        rest = c->send_chain(c, cl, 0);
+
+        if (rest == NGX_CHAIN_ERROR) {
             return NGX_ERROR;
         }
 
-        if (n == NGX_AGAIN) {
+        out = ws->out;
+
+        for (i = 0; i < n; i++) {
+            ws->out_bytes -= bufs[i].pos - out->pos;
+            out->pos = bufs[i].pos;
+
+            if (out->pos < out->last) {
+                break;
+            }
+
+            next = out->next;
+            ngx_free(out);
+            out = next;
+        }
+
+        ws->out = out;
+
+        if (out == NULL) {
+            ws->out_last = &ws->out;
+        }
+
+        if (rest) {
             if (ngx_handle_write_event(c->write, 0) != NGX_OK) {
                 return NGX_ERROR;
             }
 
             return NGX_AGAIN;
         }
-
-        out->pos += n;
-        ws->out_bytes -= n;
-
-        if (out->pos < out->last) {
-            continue;
-        }
-
-        ws->out = out->next;
-        if (ws->out == NULL) {
-            ws->out_last = &ws->out;
-        }
-
-        ngx_free(out);
     }
 
     if (ws->closing && !ws->lingering) {

@@ -79,7 +79,8 @@ struct ngx_codeb_peer_s {
 
     uint64_t                    seq;         /* last seq sent */
     uint64_t                    resume_from; /* lastSeq of a resume */
-    ngx_codeb_kept_t           *kept;        /* ring, NGX_CODEB_KEPT_MAX */
+    ngx_codeb_kept_t           *kept;        /* ring of kept_size */
+    ngx_uint_t                  kept_size;   /* 8 .. NGX_CODEB_KEPT_MAX */
     ngx_uint_t                  kept_head;   /* oldest */
     ngx_uint_t                  kept_n;
     size_t                      kept_bytes;

@@ -62,6 +62,7 @@ static void ngx_codeb_peer_link(ngx_codeb_peer_t *peer);
 static void ngx_codeb_peer_timer(ngx_event_t *ev);
 static void ngx_codeb_peer_deliver(ngx_codeb_peer_t *peer, u_char *prefix,
     size_t len);
+static ngx_int_t ngx_codeb_peer_kept_room(ngx_codeb_peer_t *peer);
 static void ngx_codeb_peer_send_kept(ngx_codeb_peer_t *peer, u_char *frame,
     size_t len, uint64_t seq);
 static void ngx_codeb_peer_error(ngx_codeb_peer_t *peer, char *code,
@@ -1311,7 +1312,7 @@ ngx_codeb_peer_bus_handover_local(ngx_codeb_peer_t *old, ngx_codeb_peer_t *peer)
     n = old->kept_n;
 
     for (i = 0; i < n; i++) {
-        k = &old->kept[(old->kept_head + i) % NGX_CODEB_KEPT_MAX];
+        k = &old->kept[(old->kept_head + i) % old->kept_size];
 
         if (k->seq > peer->resume_from) {
             (void) ngx_codeb_ws_send(ws, k->data, k->len);
@@ -1762,7 +1763,7 @@ ngx_codeb_peer_free(ngx_codeb_peer_t *peer)
     if (peer->kept) {
         for (i = 0; i < peer->kept_n; i++) {
             ngx_free(peer->kept[(peer->kept_head + i)
-                                % NGX_CODEB_KEPT_MAX].data);
+                                % peer->kept_size].data);
         }
 
         ngx_free(peer->kept);
@@ -2103,6 +2104,45 @@ ngx_codeb_peer_deliver(ngx_codeb_peer_t *peer, u_char *prefix, size_t len)
 }
 
 
+/*
+ * the ring of kept frames grows from 8 to NGX_CODEB_KEPT_MAX entries as
+ * needed: a quiet peer holds a small one
+ */
+static ngx_int_t
+ngx_codeb_peer_kept_room(ngx_codeb_peer_t *peer)
+{
+    ngx_uint_t         i, size;
+    ngx_codeb_kept_t  *ring;
+
+    if (peer->kept && (peer->kept_n < peer->kept_size
+                       || peer->kept_size == NGX_CODEB_KEPT_MAX))
+    {
+        return NGX_OK;
+    }
+
+    size = peer->kept ? peer->kept_size * 2 : 8;
+
+    ring = ngx_alloc(size * sizeof(ngx_codeb_kept_t), ngx_cycle->log);
+    if (ring == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < peer->kept_n; i++) {
+        ring[i] = peer->kept[(peer->kept_head + i) % peer->kept_size];
+    }
+
+    if (peer->kept) {
+        ngx_free(peer->kept);
+    }
+
+    peer->kept = ring;
+    peer->kept_size = size;
+    peer->kept_head = 0;
+
+    return NGX_OK;
+}
+
+
 /* sends a complete frame and keeps a copy (bounded) for a resume */
 static void
 ngx_codeb_peer_send_kept(ngx_codeb_peer_t *peer, u_char *frame, size_t len,
@@ -2110,37 +2150,29 @@ ngx_codeb_peer_send_kept(ngx_codeb_peer_t *peer, u_char *frame, size_t len,
 {
     ngx_codeb_kept_t  *k;
 
-    if (peer->conf->grace && len <= peer->conf->resume_buffer) {
-
-        if (peer->kept == NULL) {
-            peer->kept = ngx_alloc(NGX_CODEB_KEPT_MAX
-                                   * sizeof(ngx_codeb_kept_t),
-                                   ngx_cycle->log);
+    if (peer->conf->grace && len <= peer->conf->resume_buffer
+        && ngx_codeb_peer_kept_room(peer) == NGX_OK)
+    {
+        while (peer->kept_n
+               && (peer->kept_n == peer->kept_size
+                   || peer->kept_bytes + len > peer->conf->resume_buffer))
+        {
+            k = &peer->kept[peer->kept_head];
+            peer->kept_bytes -= k->len;
+            ngx_free(k->data);
+            peer->kept_head = (peer->kept_head + 1) % peer->kept_size;
+            peer->kept_n--;
         }
 
-        if (peer->kept) {
-            while (peer->kept_n
-                   && (peer->kept_n == NGX_CODEB_KEPT_MAX
-                       || peer->kept_bytes + len > peer->conf->resume_buffer))
-            {
-                k = &peer->kept[peer->kept_head];
-                peer->kept_bytes -= k->len;
-                ngx_free(k->data);
-                peer->kept_head = (peer->kept_head + 1) % NGX_CODEB_KEPT_MAX;
-                peer->kept_n--;
-            }
+        k = &peer->kept[(peer->kept_head + peer->kept_n) % peer->kept_size];
+        k->data = ngx_alloc(len, ngx_cycle->log);
 
-            k = &peer->kept[(peer->kept_head + peer->kept_n)
-                            % NGX_CODEB_KEPT_MAX];
-            k->data = ngx_alloc(len, ngx_cycle->log);
-
-            if (k->data) {
-                ngx_memcpy(k->data, frame, len);
-                k->len = len;
-                k->seq = seq;
-                peer->kept_n++;
-                peer->kept_bytes += len;
-            }
+        if (k->data) {
+            ngx_memcpy(k->data, frame, len);
+            k->len = len;
+            k->seq = seq;
+            peer->kept_n++;
+            peer->kept_bytes += len;
         }
     }
 
@@ -2330,7 +2362,7 @@ ngx_codeb_peer_bus_handover(ngx_str_t *header, ngx_str_t *body)
 
     if (peer) {
         for (i = 0; i < peer->kept_n; i++) {
-            k = &peer->kept[(peer->kept_head + i) % NGX_CODEB_KEPT_MAX];
+            k = &peer->kept[(peer->kept_head + i) % peer->kept_size];
 
             if (k->seq <= last) {
                 continue;

@@ -261,7 +261,8 @@ ngx_codeb_redis_script_t  ngx_codeb_signal_ring_script = {
     "  redis.call('DEL', KEYS[1])\n"
     "end\n"
     "for w in pairs(workers) do\n"
-    "  redis.call('PUBLISH', 'codeb:w:' .. w, ARGV[3] .. user .. '\\n' .. ARGV[4])\n"
+    "  redis.call('PUBLISH', 'codeb:w:' .. w,"
+    " ARGV[3] .. user .. '\\n' .. ARGV[4])\n"
     "end\n"
     "return n\n"),
     ""
