@@ -111,10 +111,10 @@ stop_nginx() {
     done
 }
 
-stop_node() {
-    local pid=$NODE_PID i
+# TERM, up to 3 s, then KILL
+stop_pid() {
+    local pid=$1 i
     [ -n "$pid" ] || return 0
-    NODE_PID=
     kill -TERM "$pid" 2>/dev/null || true
     for i in $(seq 30); do
         kill -0 "$pid" 2>/dev/null || break
@@ -123,17 +123,8 @@ stop_node() {
     kill -KILL "$pid" 2>/dev/null || true
 }
 
-stop_redis() {
-    local pid=$REDIS_PID i
-    [ -n "$pid" ] || return 0
-    REDIS_PID=
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 30); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-}
+stop_node() { stop_pid "$NODE_PID"; NODE_PID=; }
+stop_redis() { stop_pid "$REDIS_PID"; REDIS_PID=; }
 
 cleanup() {
     local rc=$?
