@@ -176,6 +176,11 @@ typedef void (*ngx_codeb_ws_message_pt)(ngx_codeb_ws_t *ws, ngx_uint_t opcode,
 typedef void (*ngx_codeb_ws_closed_pt)(ngx_codeb_ws_t *ws);
 /* called at every ping interval while the peer is alive */
 typedef void (*ngx_codeb_ws_tick_pt)(ngx_codeb_ws_t *ws);
+/*
+ * called when the peer broke the protocol, before the close frame with
+ * status (1002, 1007, 1009) is queued: a last message may still be sent
+ */
+typedef void (*ngx_codeb_ws_failed_pt)(ngx_codeb_ws_t *ws, ngx_uint_t status);
 
 struct ngx_codeb_ws_s {
     ngx_http_request_t         *request;
@@ -186,6 +191,7 @@ struct ngx_codeb_ws_s {
     ngx_codeb_ws_message_pt     on_message;
     ngx_codeb_ws_closed_pt      on_closed;
     ngx_codeb_ws_tick_pt        on_tick;
+    ngx_codeb_ws_failed_pt      on_failed;
 
     ngx_buf_t                   in;              /* incomplete frame */
     u_char                     *msg;             /* fragments being joined */

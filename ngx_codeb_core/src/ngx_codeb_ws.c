@@ -899,6 +899,10 @@ ngx_codeb_ws_fail(ngx_codeb_ws_t *ws, ngx_uint_t status, char *reason)
     ngx_log_error(NGX_LOG_INFO, ws->connection->log, 0,
                   "WebSocket: %s, closing with %ui", reason, status);
 
+    if (ws->on_failed) {
+        ws->on_failed(ws, status);
+    }
+
     ngx_codeb_ws_close(ws, status, reason);
 }
 

@@ -30,6 +30,7 @@ static void ngx_codeb_peer_message(ngx_codeb_ws_t *ws, ngx_uint_t opcode,
     u_char *data, size_t len);
 static void ngx_codeb_peer_closed(ngx_codeb_ws_t *ws);
 static void ngx_codeb_peer_tick(ngx_codeb_ws_t *ws);
+static void ngx_codeb_peer_failed(ngx_codeb_ws_t *ws, ngx_uint_t status);
 static void ngx_codeb_peer_tick_detached(ngx_codeb_peer_t *peer);
 static void ngx_codeb_peer_join(ngx_codeb_peer_t *peer, ngx_array_t *m);
 static ngx_int_t ngx_codeb_peer_register(ngx_codeb_peer_t *peer,
@@ -262,6 +263,20 @@ ngx_codeb_signal_peer_start(ngx_codeb_ws_t *ws,
     ws->on_message = ngx_codeb_peer_message;
     ws->on_closed = ngx_codeb_peer_closed;
     ws->on_tick = ngx_codeb_peer_tick;
+    ws->on_failed = ngx_codeb_peer_failed;
+}
+
+
+/* PROTOCOL.md §1: an oversized message is frame_too_large, then 1009 */
+static void
+ngx_codeb_peer_failed(ngx_codeb_ws_t *ws, ngx_uint_t status)
+{
+    ngx_codeb_peer_t  *peer = ws->data;
+
+    if (peer && status == 1009) {
+        ngx_codeb_peer_error(peer, "frame_too_large",
+                             "the message exceeds the size limit");
+    }
 }
 
 
