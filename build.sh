@@ -20,7 +20,9 @@ DEBS="nginx nginx-dev libnginx-mod-stream redis-server redis-tools
       libyajl-dev libhiredis-dev libssl-dev libjwt-dev
       libpcre2-dev zlib1g-dev make gcc openssl iproute2
       libtest-base-perl libjson-pp-perl libio-socket-ssl-perl
-      chromium coturn valgrind"
+      chromium coturn valgrind
+      libsrtp2-dev libopus-dev python3-aiortc python3-numpy
+      rtpengine-daemon kamailio sip-tester"
 
 log() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
 
@@ -88,6 +90,10 @@ build() {
         mv -f "$BUILD/modules/.${m}_module.so.new" "$BUILD/modules/${m}_module.so"
     done
     log "modules in $BUILD/modules"
+    log "building codeb-mediad"
+    make -s -C "$ROOT/media-daemon" O="$BUILD/mediad" ${CODEB_CFLAGS:+CFLAGS="-O1 -g $CODEB_CFLAGS"} \
+        ${CODEB_LDFLAGS:+LDFLAGS="$CODEB_LDFLAGS"} >"$BUILD/mediad.log" 2>&1 \
+        || { cat "$BUILD/mediad.log"; exit 1; }
 }
 
 start_redis() {

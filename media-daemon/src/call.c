@@ -1,0 +1,1198 @@
+/*
+ * Calls: offer / answer / delete / query / list of the NG protocol
+ * (PROTOCOL.md §3), the local ports of each stream, codec negotiation
+ * between the legs, and the SDP each side is given.
+ *
+ * An offer from leg A allocates a stream per m= line on both legs and
+ * returns A's SDP rewritten for B: our B-facing port, the codecs B may
+ * use (A's, filtered and extended by the codec flags).  The answer from B
+ * fixes what each side sends: the same codec when B picked one of A's,
+ * else a transcoded pair, and returns B's SDP rewritten for A.
+ */
+
+#include "call.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <stdarg.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+
+#define MD_CALL_HASH  1024
+
+
+typedef struct {
+    be_node_t          *flags;
+    be_node_t          *codec;         /* dict: strip, offer, transcode, mask */
+    be_node_t          *replace;
+    be_node_t          *ice;
+    be_node_t          *dtls;
+    be_node_t          *transport;
+    be_node_t          *rtcp_mux;
+    be_node_t          *received_from;
+    int                 trust_address;
+    int                 strict_source;
+} md_flags_t;
+
+
+static md_call_t  *md_calls[MD_CALL_HASH];
+static size_t      md_ncalls;
+static uint16_t    md_next_port;
+
+
+size_t
+md_call_count(void)
+{
+    return md_ncalls;
+}
+
+
+static unsigned
+md_call_hash(const char *s, size_t len)
+{
+    unsigned  h;
+    size_t    i;
+
+    h = 2166136261u;
+
+    for (i = 0; i < len; i++) {
+        h = (h ^ (unsigned char) s[i]) * 16777619u;
+    }
+
+    return h % MD_CALL_HASH;
+}
+
+
+static md_call_t *
+md_call_find(be_node_t *id)
+{
+    md_call_t  *c;
+
+    for (c = md_calls[md_call_hash(id->s, id->len)]; c; c = c->next) {
+        if (strlen(c->id) == id->len && memcmp(c->id, id->s, id->len) == 0) {
+            return c;
+        }
+    }
+
+    return NULL;
+}
+
+
+/* a NUL-terminated copy of a bencoded string, bounded */
+static int
+md_copy_id(char *dst, be_node_t *v)
+{
+    if (v == NULL || v->len == 0 || v->len >= MD_ID_LEN
+        || memchr(v->s, '\0', v->len))
+    {
+        return -1;
+    }
+
+    memcpy(dst, v->s, v->len);
+    dst[v->len] = '\0';
+
+    return 0;
+}
+
+
+static int
+md_tag_is(md_leg_t *leg, be_node_t *tag)
+{
+    return tag && leg->tag[0] && strlen(leg->tag) == tag->len
+           && memcmp(leg->tag, tag->s, tag->len) == 0;
+}
+
+
+/* ---- sockets ---- */
+
+static int
+md_udp_bind(uint16_t port)
+{
+    int                 fd;
+    struct sockaddr_in  sin;
+
+    fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1) {
+        return -1;
+    }
+
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr = md_conf.local;
+    sin.sin_port = htons(port);
+
+    if (bind(fd, (struct sockaddr *) &sin, sizeof(sin)) == -1) {
+        close(fd);
+        return -1;
+    }
+
+    return fd;
+}
+
+
+/* an even RTP port and the odd RTCP port above it, from the range */
+static int
+md_stream_open(md_stream_t *s)
+{
+    int       tries, rtp, rtcp;
+    uint16_t  port, span;
+
+    span = (uint16_t) ((md_conf.port_max - md_conf.port_min) / 2);
+
+    for (tries = 0; tries <= span; tries++) {
+        port = (uint16_t) (md_conf.port_min + (md_next_port % span) * 2);
+        md_next_port++;
+
+        rtp = md_udp_bind(port);
+        if (rtp == -1) {
+            continue;
+        }
+
+        rtcp = md_udp_bind((uint16_t) (port + 1));
+        if (rtcp == -1) {
+            close(rtp);
+            continue;
+        }
+
+        s->port = port;
+        s->rtp.fd = rtp;
+        s->rtp.handler = md_rtp_read;
+        s->rtp.data = s;
+        s->rtcp.fd = rtcp;
+        s->rtcp.handler = md_rtcp_read;
+        s->rtcp.data = s;
+
+        if (md_io_add(&s->rtp) != 0 || md_io_add(&s->rtcp) != 0) {
+            md_io_del(&s->rtp);
+            close(rtp);
+            close(rtcp);
+            return -1;
+        }
+
+        return 0;
+    }
+
+    md_log(MD_LOG_ERR, "no free port pair in %u-%u", md_conf.port_min,
+           md_conf.port_max);
+
+    return -1;
+}
+
+
+static void
+md_stream_close(md_stream_t *s)
+{
+    if (s->rtp.fd >= 0) {
+        md_io_del(&s->rtp);
+        close(s->rtp.fd);
+        s->rtp.fd = -1;
+    }
+
+    if (s->rtcp.fd >= 0) {
+        md_io_del(&s->rtcp);
+        close(s->rtcp.fd);
+        s->rtcp.fd = -1;
+    }
+}
+
+
+static void
+md_call_free(md_call_t *c)
+{
+    int         l, i;
+    md_call_t  **link;
+
+    for (link = &md_calls[md_call_hash(c->id, strlen(c->id))];
+         *link;
+         link = &(*link)->next)
+    {
+        if (*link == c) {
+            *link = c->next;
+            break;
+        }
+    }
+
+    for (l = 0; l < 2; l++) {
+        for (i = 0; i < c->legs[l].nstreams; i++) {
+            md_stream_close(&c->legs[l].streams[i]);
+        }
+    }
+
+    md_ncalls--;
+    free(c);
+}
+
+
+static md_call_t *
+md_call_new(be_node_t *id)
+{
+    unsigned    h;
+    md_call_t  *c;
+
+    c = calloc(1, sizeof(md_call_t));
+    if (c == NULL || md_copy_id(c->id, id) != 0) {
+        free(c);
+        return NULL;
+    }
+
+    c->created = md_now();
+    c->created_wall = time(NULL);
+
+    h = md_call_hash(id->s, id->len);
+    c->next = md_calls[h];
+    md_calls[h] = c;
+    md_ncalls++;
+
+    return c;
+}
+
+
+/* streams for m= lines [0, n) on both legs, paired */
+static const char *
+md_call_streams(md_call_t *c, int n)
+{
+    int           l, i;
+    uint32_t      r[2];
+    md_stream_t  *s;
+
+    for (l = 0; l < 2; l++) {
+        for (i = c->legs[l].nstreams; i < n; i++) {
+            s = &c->legs[l].streams[i];
+            memset(s, 0, sizeof(md_stream_t));
+            s->call = c;
+            s->leg = &c->legs[l];
+            s->index = i;
+            s->rtp.fd = -1;
+            s->rtcp.fd = -1;
+            s->send_pt = -1;
+            s->dtmf_pt = -1;
+
+            if (getrandom(r, sizeof(r), 0) != sizeof(r)) {
+                r[0] = (uint32_t) random();
+                r[1] = (uint32_t) random();
+            }
+
+            s->out.ssrc_out = r[0];
+            s->out.seq_offset = (uint16_t) r[1];
+            s->out.ts_offset = r[1] ^ r[0];
+
+            if (md_stream_open(s) != 0) {
+                return "no free media port";
+            }
+
+            c->legs[l].nstreams = i + 1;
+        }
+    }
+
+    for (i = 0; i < n; i++) {
+        c->legs[0].streams[i].peer = &c->legs[1].streams[i];
+        c->legs[1].streams[i].peer = &c->legs[0].streams[i];
+    }
+
+    return NULL;
+}
+
+
+/* ---- flags ---- */
+
+static void
+md_flags_get(be_node_t *req, md_flags_t *f)
+{
+    memset(f, 0, sizeof(md_flags_t));
+
+    f->flags = be_get(req, "flags");
+    f->codec = be_get(req, "codec");
+    f->replace = be_get(req, "replace");
+    f->ice = be_get_str(req, "ICE");
+    f->dtls = be_get_str(req, "DTLS");
+    f->transport = be_get_str(req, "transport-protocol");
+    f->rtcp_mux = be_get(req, "rtcp-mux");
+    f->received_from = be_get(req, "received-from");
+    f->trust_address = be_list_has(f->flags, "trust-address");
+    f->strict_source = be_list_has(f->flags, "strict-source");
+}
+
+
+/* what the flags ask that this relay cannot do (yet): an error reason */
+static const char *
+md_flags_check(md_flags_t *f, md_sdp_t *sdp)
+{
+    int  i;
+
+    if (f->ice && be_is(f->ice, "force")) {
+        return "ICE force is not supported yet (no ICE-Lite responder)";
+    }
+
+    if (f->transport && !be_is(f->transport, "RTP/AVP")) {
+        return "only transport-protocol RTP/AVP is supported yet";
+    }
+
+    if (f->dtls && !be_is(f->dtls, "off") && !be_is(f->dtls, "no")) {
+        return "DTLS is not supported yet";
+    }
+
+    for (i = 0; i < sdp->nmedia; i++) {
+        if (sdp->media[i].port && strcmp(sdp->media[i].proto, "RTP/AVP") != 0
+            && strcmp(sdp->media[i].proto, "RTP/AVPF") != 0)
+        {
+            return "only RTP/AVP media is supported yet (no DTLS-SRTP)";
+        }
+    }
+
+    return NULL;
+}
+
+
+/* the endpoint address of an m= line; received-from unless trusted */
+static int
+md_remote_addr(md_sdp_t *sdp, md_sdp_media_t *m, md_flags_t *f,
+    struct in_addr *addr)
+{
+    be_node_t       *fam, *ip;
+    char             a[INET_ADDRSTRLEN];
+
+    if (!f->trust_address && f->received_from
+        && f->received_from->type == BE_LIST)
+    {
+        fam = f->received_from->child;
+        ip = fam ? fam->next : NULL;
+
+        if (be_is(fam, "IP4") && ip && ip->type == BE_STR
+            && ip->len < sizeof(a))
+        {
+            memcpy(a, ip->s, ip->len);
+            a[ip->len] = '\0';
+
+            if (inet_pton(AF_INET, a, addr) == 1) {
+                return 0;
+            }
+        }
+    }
+
+    if (m->has_addr) {
+        *addr = m->addr;
+        return 0;
+    }
+
+    if (sdp->has_addr) {
+        *addr = sdp->addr;
+        return 0;
+    }
+
+    return -1;
+}
+
+
+/* takes what the endpoint of stream s said about itself in m */
+static void
+md_stream_learn(md_stream_t *s, md_sdp_t *sdp, md_sdp_media_t *m,
+    md_flags_t *f)
+{
+    int             i;
+    struct in_addr  addr;
+
+    memcpy(s->media, m->media, sizeof(s->media));
+    memcpy(s->proto, m->proto, sizeof(s->proto));
+    memcpy(s->direction, m->direction, sizeof(s->direction));
+    s->rtcp_mux = m->rtcp_mux;
+    s->ncodecs = m->ncodecs;
+    memcpy(s->codecs, m->codecs, sizeof(md_codec_t) * (size_t) m->ncodecs);
+    s->leg->strict_source = f->strict_source;
+
+    s->dtmf_pt = -1;
+
+    for (i = 0; i < m->ncodecs; i++) {
+        if (md_codec_id(&m->codecs[i]) == MD_CODEC_TELEPHONE_EVENT
+            && m->codecs[i].rate == 8000)
+        {
+            s->dtmf_pt = m->codecs[i].pt;
+            break;
+        }
+    }
+
+    if (m->port == 0 || md_remote_addr(sdp, m, f, &addr) != 0
+        || addr.s_addr == INADDR_ANY)
+    {
+        /* rejected m= line, or on hold with 0.0.0.0 */
+        if (!s->latched) {
+            s->has_remote = 0;
+        }
+        return;
+    }
+
+    if (s->latched && s->remote.sin_addr.s_addr == addr.s_addr
+        && ntohs(s->remote.sin_port) == m->port)
+    {
+        return;
+    }
+
+    memset(&s->remote, 0, sizeof(s->remote));
+    s->remote.sin_family = AF_INET;
+    s->remote.sin_addr = addr;
+    s->remote.sin_port = htons(m->port);
+
+    s->remote_rtcp = s->remote;
+    s->remote_rtcp.sin_port = htons(m->rtcp_mux ? m->port
+                                    : m->rtcp_port ? m->rtcp_port
+                                    : (uint16_t) (m->port + 1));
+    s->has_remote = 1;
+    s->latched = 0;
+}
+
+
+static int
+md_name_in(be_node_t *list, md_codec_t *c)
+{
+    be_node_t  *i;
+
+    if (list == NULL || list->type != BE_LIST) {
+        return 0;
+    }
+
+    for (i = list->child; i; i = i->next) {
+        if (be_is(i, "all") || be_is(i, c->name)) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* a payload type not used in codecs[0..n) (dynamic range first) */
+static int
+md_free_pt(md_codec_t *codecs, int n, int want)
+{
+    int  pt, i, used;
+
+    for (pt = want; pt < 128; pt = (pt == want) ? 96 : pt + 1) {
+        used = 0;
+
+        for (i = 0; i < n; i++) {
+            if (codecs[i].pt == pt) {
+                used = 1;
+                break;
+            }
+        }
+
+        if (!used) {
+            return pt;
+        }
+
+        if (pt == 127) {
+            break;
+        }
+    }
+
+    return -1;
+}
+
+
+/*
+ * the codecs offered to the answerer: the offerer's, with codec-strip and
+ * codec-mask removed, codec-offer restricting, codec-transcode appended
+ */
+static const char *
+md_codecs_offer(md_stream_t *from, md_stream_t *to, md_flags_t *f)
+{
+    int           i, n, pt;
+    md_codec_t    c, *out;
+    be_node_t    *strip, *mask, *offer, *tc, *name;
+
+    strip = be_get(f->codec, "strip");
+    mask = be_get(f->codec, "mask");
+    offer = be_get(f->codec, "offer");
+    tc = be_get(f->codec, "transcode");
+
+    out = to->codecs;
+    n = 0;
+
+    for (i = 0; i < from->ncodecs; i++) {
+        c = from->codecs[i];
+
+        if (md_codec_id(&c) != MD_CODEC_TELEPHONE_EVENT
+            && (md_name_in(strip, &c) || md_name_in(mask, &c)
+                || (offer && !md_name_in(offer, &c))))
+        {
+            continue;
+        }
+
+        out[n++] = c;
+    }
+
+    if (tc && tc->type == BE_LIST) {
+        for (name = tc->child; name; name = name->next) {
+            memset(&c, 0, sizeof(c));
+
+            if (name->type != BE_STR || name->len >= sizeof(c.name)) {
+                return "invalid codec-transcode entry";
+            }
+
+            memcpy(c.name, name->s, name->len);
+            c.rate = 8000;
+            c.channels = 1;
+
+            if (md_codec_id(&c) == MD_CODEC_UNKNOWN) {
+                return "codec-transcode: only PCMA and PCMU are supported yet";
+            }
+
+            if (md_sdp_codec_named(out, n, c.name) || n == MD_MAX_CODECS) {
+                continue;
+            }
+
+            pt = md_free_pt(out, n, md_codec_id(&c) == MD_CODEC_PCMU ? 0 : 8);
+            if (pt < 0) {
+                return "no free payload type";
+            }
+
+            c.pt = pt;
+            out[n++] = c;
+        }
+    }
+
+    to->ncodecs = n;
+
+    for (i = 0; i < n; i++) {
+        if (md_codec_id(&out[i]) != MD_CODEC_TELEPHONE_EVENT) {
+            return NULL;
+        }
+    }
+
+    return "no codec left to offer";
+}
+
+
+/* ---- SDP out ---- */
+
+static void
+md_out(be_buf_t *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+md_out(be_buf_t *b, const char *fmt, ...)
+{
+    int      n;
+    char     line[1024];
+    va_list  ap;
+
+    va_start(ap, fmt);
+    n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+
+    if (n < 0 || (size_t) n >= sizeof(line)) {
+        b->failed = 1;
+        return;
+    }
+
+    be_raw(b, line, (size_t) n);
+}
+
+
+/*
+ * in, rewritten for the endpoint of leg to: our address and ports, the
+ * codecs of to's streams, RTCP and direction
+ */
+static const char *
+md_sdp_out(be_buf_t *b, md_sdp_t *in, md_leg_t *to, md_flags_t *f,
+    int offer)
+{
+    int              i, k, mux;
+    char             origin[256], *sp;
+    md_codec_t      *c;
+    md_stream_t     *s;
+    md_sdp_media_t  *m;
+
+    md_out(b, "v=0\r\n");
+
+    memcpy(origin, in->origin, sizeof(origin));
+
+    if (be_list_has(f->replace, "origin")) {
+        sp = strrchr(origin, ' ');
+        if (sp) {
+            *sp = '\0';
+        }
+
+        md_out(b, "o=%s %s\r\n", origin, md_conf.advertised_str);
+
+    } else {
+        md_out(b, "o=%s\r\n", origin);
+    }
+
+    md_out(b, "s=%s\r\n", in->session[0] ? in->session : "-");
+    md_out(b, "c=IN IP4 %s\r\n", md_conf.advertised_str);
+    md_out(b, "t=0 0\r\n");
+
+    for (i = 0; i < in->nattrs; i++) {
+        md_out(b, "%s\r\n", in->attrs[i]);
+    }
+
+    for (i = 0; i < in->nmedia; i++) {
+        m = &in->media[i];
+        s = &to->streams[i];
+
+        md_out(b, "m=%s %u RTP/AVP", m->media, m->port ? s->port : 0);
+
+        for (k = 0; k < s->ncodecs; k++) {
+            md_out(b, " %d", s->codecs[k].pt);
+        }
+
+        md_out(b, "\r\n");
+
+        for (k = 0; k < m->nattrs; k++) {
+            md_out(b, "%s\r\n", m->attrs[k]);
+        }
+
+        for (k = 0; k < s->ncodecs; k++) {
+            c = &s->codecs[k];
+
+            if (c->name[0] == '\0') {
+                continue;
+            }
+
+            if (c->channels > 1) {
+                md_out(b, "a=rtpmap:%d %s/%d/%d\r\n", c->pt, c->name,
+                       c->rate, c->channels);
+
+            } else {
+                md_out(b, "a=rtpmap:%d %s/%d\r\n", c->pt, c->name, c->rate);
+            }
+
+            if (c->fmtp[0]) {
+                md_out(b, "a=fmtp:%d %s\r\n", c->pt, c->fmtp);
+            }
+        }
+
+        md_out(b, "a=%s\r\n", m->direction);
+
+        if (offer) {
+            mux = (m->rtcp_mux || be_list_has(f->rtcp_mux, "offer")
+                   || be_list_has(f->rtcp_mux, "require"))
+                  && !be_list_has(f->rtcp_mux, "demux");
+        } else {
+            mux = m->rtcp_mux && s->rtcp_mux;
+        }
+
+        md_out(b, "a=rtcp:%u\r\n", mux ? s->port : s->port + 1);
+
+        if (mux) {
+            md_out(b, "a=rtcp-mux\r\n");
+        }
+    }
+
+    return b->failed ? "SDP too large" : NULL;
+}
+
+
+/* ---- offer / answer ---- */
+
+static const char *
+md_sdp_from(be_node_t *req, md_sdp_t **sdp)
+{
+    be_node_t   *v;
+    const char  *err;
+
+    v = be_get_str(req, "sdp");
+    if (v == NULL) {
+        return "no SDP";
+    }
+
+    *sdp = md_sdp_parse(v->s, v->len, &err);
+
+    return *sdp ? NULL : err;
+}
+
+
+static void
+md_reply_sdp(be_buf_t *reply, be_buf_t *sdp)
+{
+    be_kv(reply, "sdp", sdp->data, sdp->len);
+}
+
+
+const char *
+md_call_offer(be_node_t *req, be_buf_t *reply)
+{
+    int          i, from, created;
+    be_node_t   *id, *tag;
+    be_buf_t     out;
+    md_sdp_t    *sdp;
+    md_call_t   *c;
+    md_flags_t   f;
+    const char  *err;
+    md_stream_t *a, *b;
+
+    id = be_get_str(req, "call-id");
+    tag = be_get_str(req, "from-tag");
+
+    if (id == NULL || tag == NULL || id->len == 0 || tag->len == 0
+        || id->len >= MD_ID_LEN || tag->len >= MD_ID_LEN)
+    {
+        return "offer needs call-id and from-tag";
+    }
+
+    err = md_sdp_from(req, &sdp);
+    if (err) {
+        return err;
+    }
+
+    md_flags_get(req, &f);
+
+    err = md_flags_check(&f, sdp);
+    if (err) {
+        md_sdp_free(sdp);
+        return err;
+    }
+
+    created = 0;
+    c = md_call_find(id);
+
+    if (c == NULL) {
+        c = md_call_new(id);
+        if (c == NULL) {
+            md_sdp_free(sdp);
+            return "out of memory";
+        }
+
+        (void) md_copy_id(c->legs[0].tag, tag);
+        created = 1;
+    }
+
+    /* a re-offer may come from either side */
+
+    if (md_tag_is(&c->legs[0], tag)) {
+        from = 0;
+
+    } else if (md_tag_is(&c->legs[1], tag)) {
+        from = 1;
+
+    } else {
+        md_sdp_free(sdp);
+        return "from-tag is not a party of this call";
+    }
+
+    err = md_call_streams(c, sdp->nmedia);
+
+    for (i = 0; err == NULL && i < sdp->nmedia; i++) {
+        a = &c->legs[from].streams[i];
+        b = a->peer;
+        md_stream_learn(a, sdp, &sdp->media[i], &f);
+        err = md_codecs_offer(a, b, &f);
+    }
+
+    memset(&out, 0, sizeof(out));
+
+    if (err == NULL) {
+        err = md_sdp_out(&out, sdp, &c->legs[1 - from], &f, 1);
+    }
+
+    if (err == NULL) {
+        md_reply_sdp(reply, &out);
+        c->last_signal = md_now();
+        md_log(MD_LOG_INFO, "[%s] offer from %s: %d stream(s)", c->id,
+               c->legs[from].tag, sdp->nmedia);
+
+    } else if (created) {
+        md_call_free(c);
+    }
+
+    be_buf_free(&out);
+    md_sdp_free(sdp);
+
+    return err;
+}
+
+
+/*
+ * what each side is sent, from the answer: the answerer's first audio
+ * codec; the offerer gets the same when it offered it, else its own first
+ * codec that transcodes to it
+ */
+static const char *
+md_negotiate(md_stream_t *offerer, md_stream_t *answerer,
+    md_codec_t *offered, int noffered)
+{
+    int          i;
+    md_codec_t  *ac, *oc;
+
+    ac = NULL;
+
+    for (i = 0; i < answerer->ncodecs; i++) {
+        if (md_codec_id(&answerer->codecs[i]) != MD_CODEC_TELEPHONE_EVENT) {
+            ac = &answerer->codecs[i];
+            break;
+        }
+    }
+
+    if (ac == NULL) {
+        if (answerer->ncodecs == 0 || answerer->remote.sin_port == 0) {
+            return NULL;     /* rejected stream */
+        }
+        return "the answer has no audio codec";
+    }
+
+    answerer->send_pt = ac->pt;
+    answerer->send_codec = md_codec_id(ac);
+
+    oc = md_sdp_codec_named(offered, noffered, ac->name);
+
+    if (oc == NULL || oc->rate != ac->rate) {
+        oc = NULL;
+
+        for (i = 0; i < noffered; i++) {
+            if (md_codec_can_transcode(md_codec_id(&offered[i]),
+                                       answerer->send_codec))
+            {
+                oc = &offered[i];
+                break;
+            }
+        }
+
+        if (oc == NULL) {
+            return "no codec in common and no transcoding path";
+        }
+    }
+
+    offerer->send_pt = oc->pt;
+    offerer->send_codec = md_codec_id(oc);
+
+    /* the offerer is told only what it will get */
+    offerer->ncodecs = 0;
+    offerer->codecs[offerer->ncodecs++] = *oc;
+
+    /* telephone-event goes across when both sides have it */
+
+    if (offerer->dtmf_pt >= 0 && answerer->dtmf_pt >= 0) {
+        for (i = 0; i < noffered; i++) {
+            if (offered[i].pt == offerer->dtmf_pt) {
+                offerer->codecs[offerer->ncodecs++] = offered[i];
+                break;
+            }
+        }
+
+    } else {
+        offerer->dtmf_pt = -1;
+    }
+
+    return NULL;
+}
+
+
+const char *
+md_call_answer(be_node_t *req, be_buf_t *reply)
+{
+    int          i, to;
+    be_node_t   *id, *ftag, *ttag;
+    be_buf_t     out;
+    md_sdp_t    *sdp;
+    md_call_t   *c;
+    md_flags_t   f;
+    md_codec_t   offered[MD_MAX_CODECS];
+    int          noffered;
+    const char  *err;
+    md_stream_t *a, *b;
+
+    id = be_get_str(req, "call-id");
+    ftag = be_get_str(req, "from-tag");
+    ttag = be_get_str(req, "to-tag");
+
+    if (id == NULL || ftag == NULL || ttag == NULL) {
+        return "answer needs call-id, from-tag and to-tag";
+    }
+
+    c = md_call_find(id);
+    if (c == NULL) {
+        return "Unknown call-id";
+    }
+
+    /* from-tag names the offerer; the answer comes from the other leg */
+
+    if (md_tag_is(&c->legs[0], ftag)) {
+        to = 0;
+
+    } else if (md_tag_is(&c->legs[1], ftag)) {
+        to = 1;
+
+    } else {
+        return "from-tag is not a party of this call";
+    }
+
+    if (c->legs[1 - to].tag[0] == '\0') {
+        if (md_copy_id(c->legs[1 - to].tag, ttag) != 0) {
+            return "invalid to-tag";
+        }
+
+    } else if (!md_tag_is(&c->legs[1 - to], ttag)) {
+        return "to-tag does not match this call";
+    }
+
+    err = md_sdp_from(req, &sdp);
+    if (err) {
+        return err;
+    }
+
+    if (sdp->nmedia > c->legs[to].nstreams) {
+        md_sdp_free(sdp);
+        return "the answer has more m= lines than the offer";
+    }
+
+    md_flags_get(req, &f);
+
+    err = md_flags_check(&f, sdp);
+
+    for (i = 0; err == NULL && i < sdp->nmedia; i++) {
+        b = &c->legs[1 - to].streams[i];
+        a = b->peer;
+
+        /* the offerer's own codecs: kept before they are narrowed */
+        noffered = a->ncodecs;
+        memcpy(offered, a->codecs, sizeof(md_codec_t) * (size_t) noffered);
+
+        md_stream_learn(b, sdp, &sdp->media[i], &f);
+        err = md_negotiate(a, b, offered, noffered);
+        a->rtcp_mux = a->rtcp_mux && sdp->media[i].port;
+    }
+
+    memset(&out, 0, sizeof(out));
+
+    if (err == NULL) {
+        err = md_sdp_out(&out, sdp, &c->legs[to], &f, 0);
+    }
+
+    if (err == NULL) {
+        md_reply_sdp(reply, &out);
+        c->answered = 1;
+        c->last_signal = md_now();
+
+        for (i = 0; i < sdp->nmedia; i++) {
+            a = &c->legs[to].streams[i];
+            md_log(MD_LOG_INFO, "[%s] stream %d: %s pt %d <-> %s pt %d%s",
+                   c->id, i, a->ncodecs ? a->codecs[0].name : "-",
+                   a->send_pt, a->peer->ncodecs ? a->peer->codecs[0].name
+                                                : "-",
+                   a->peer->send_pt,
+                   a->send_codec != a->peer->send_codec ? " (transcoding)"
+                                                        : "");
+        }
+    }
+
+    be_buf_free(&out);
+    md_sdp_free(sdp);
+
+    return err;
+}
+
+
+/* ---- delete, query, list, timeouts ---- */
+
+const char *
+md_call_delete(be_node_t *req, be_buf_t *reply)
+{
+    be_node_t  *id;
+    md_call_t  *c;
+
+    id = be_get_str(req, "call-id");
+    if (id == NULL) {
+        return "delete needs call-id";
+    }
+
+    c = md_call_find(id);
+    if (c == NULL) {
+        /* controllers delete twice (BYE, then a timeout): not an error */
+        be_kcstr(reply, "warning", "Call-ID not found");
+        return NULL;
+    }
+
+    md_log(MD_LOG_INFO, "[%s] deleted", c->id);
+    md_call_free(c);
+
+    return NULL;
+}
+
+
+static void
+md_query_addr(be_buf_t *b, const char *key, struct sockaddr_in *sin)
+{
+    char  a[INET_ADDRSTRLEN];
+
+    inet_ntop(AF_INET, &sin->sin_addr, a, sizeof(a));
+
+    be_cstr(b, key);
+    be_dict(b);
+    be_kcstr(b, "family", "IPv4");
+    be_kcstr(b, "address", a);
+    be_kint(b, "port", ntohs(sin->sin_port));
+    be_end(b);
+}
+
+
+/*
+ * call totals and, per tag and stream: local port, endpoint, packets,
+ * bytes, errors, lost, jitter (ms), last packet (s ago); the shape of
+ * rtpengine's query, with loss and jitter per stream
+ */
+const char *
+md_call_query(be_node_t *req, be_buf_t *reply)
+{
+    int           l, i;
+    double        now, rate;
+    be_node_t    *id;
+    md_call_t    *c;
+    md_stream_t  *s;
+    uint64_t      packets, bytes, errors;
+
+    id = be_get_str(req, "call-id");
+    if (id == NULL) {
+        return "query needs call-id";
+    }
+
+    c = md_call_find(id);
+    if (c == NULL) {
+        return "Unknown call-id";
+    }
+
+    now = md_now();
+    packets = bytes = errors = 0;
+
+    be_kint(reply, "created", (int64_t) c->created_wall);
+    be_kint(reply, "last signal",
+            (int64_t) (c->created_wall + (c->last_signal - c->created)));
+
+    be_cstr(reply, "tags");
+    be_dict(reply);
+
+    for (l = 0; l < 2; l++) {
+        if (c->legs[l].tag[0] == '\0') {
+            continue;
+        }
+
+        be_cstr(reply, c->legs[l].tag);
+        be_dict(reply);
+        be_kcstr(reply, "tag", c->legs[l].tag);
+        be_cstr(reply, "medias");
+        be_list(reply);
+
+        for (i = 0; i < c->legs[l].nstreams; i++) {
+            s = &c->legs[l].streams[i];
+            rate = s->ncodecs ? s->codecs[0].rate : 8000;
+
+            be_dict(reply);
+            be_kint(reply, "index", i + 1);
+            be_kcstr(reply, "type", s->media[0] ? s->media : "audio");
+            be_kcstr(reply, "protocol", s->proto[0] ? s->proto : "RTP/AVP");
+            be_kint(reply, "local port", s->port);
+
+            if (s->has_remote) {
+                md_query_addr(reply, "endpoint", &s->remote);
+            }
+
+            be_cstr(reply, "stats");
+            be_dict(reply);
+            be_kint(reply, "packets", (int64_t) s->in.packets);
+            be_kint(reply, "bytes", (int64_t) s->in.bytes);
+            be_kint(reply, "errors", (int64_t) s->in.errors);
+            be_kint(reply, "lost", (int64_t) s->in.lost);
+            be_kint(reply, "jitter", (int64_t) (s->in.jitter * 1000 / rate));
+            be_kint(reply, "packets sent", (int64_t) s->packets_out);
+            be_kint(reply, "RTCP packets", (int64_t) s->rtcp_packets);
+            be_kint(reply, "last packet",
+                    s->last_in ? (int64_t) (now - s->last_in) : -1);
+            be_end(reply);
+
+            be_end(reply);
+
+            packets += s->in.packets;
+            bytes += s->in.bytes;
+            errors += s->in.errors;
+        }
+
+        be_end(reply);
+        be_end(reply);
+    }
+
+    be_end(reply);
+
+    be_cstr(reply, "totals");
+    be_dict(reply);
+    be_cstr(reply, "RTP");
+    be_dict(reply);
+    be_kint(reply, "packets", (int64_t) packets);
+    be_kint(reply, "bytes", (int64_t) bytes);
+    be_kint(reply, "errors", (int64_t) errors);
+    be_end(reply);
+    be_end(reply);
+
+    return NULL;
+}
+
+
+const char *
+md_call_list(be_node_t *req, be_buf_t *reply)
+{
+    int         i;
+    int64_t     limit, n;
+    be_node_t  *lim;
+    md_call_t  *c;
+
+    lim = be_get(req, "limit");
+    limit = (lim && lim->type == BE_INT && lim->i > 0) ? lim->i : 32;
+    n = 0;
+
+    be_cstr(reply, "calls");
+    be_list(reply);
+
+    for (i = 0; i < MD_CALL_HASH && n < limit; i++) {
+        for (c = md_calls[i]; c && n < limit; c = c->next) {
+            be_cstr(reply, c->id);
+            n++;
+        }
+    }
+
+    be_end(reply);
+
+    return NULL;
+}
+
+
+void
+md_call_timeouts(void)
+{
+    int          i, l, k, alive;
+    double       now, last;
+    md_call_t   *c, *next;
+    md_stream_t *s;
+
+    now = md_now();
+
+    for (i = 0; i < MD_CALL_HASH; i++) {
+        for (c = md_calls[i]; c; c = next) {
+            next = c->next;
+
+            /* the newest of: the last signal, the last packet */
+            last = c->last_signal;
+            alive = 0;
+
+            for (l = 0; l < 2; l++) {
+                for (k = 0; k < c->legs[l].nstreams; k++) {
+                    s = &c->legs[l].streams[k];
+                    if (s->last_in > last) {
+                        last = s->last_in;
+                    }
+                    alive |= s->has_remote;
+                }
+            }
+
+            if (now - last >= md_conf.timeout) {
+                md_log(MD_LOG_INFO, "[%s] no media for %d s%s: deleted",
+                       c->id, md_conf.timeout,
+                       alive ? "" : " (never connected)");
+                md_call_free(c);
+            }
+        }
+    }
+}

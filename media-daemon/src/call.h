@@ -1,0 +1,102 @@
+/*
+ * Calls, legs and streams of codeb-mediad (shared by call.c, sdpout.c and
+ * rtp.c).
+ */
+
+#ifndef MD_CALL_H
+#define MD_CALL_H
+
+#include "mediad.h"
+
+#include <netinet/in.h>
+
+
+typedef struct md_leg_s     md_leg_t;
+typedef struct md_stream_s  md_stream_t;
+
+
+/*
+ * What the far end sees of one direction: its own SSRC, and sequence
+ * numbers and timestamps that continue across source changes (hold,
+ * re-INVITE, SSRC change, codec switch), RFC 3550 §5.1.
+ */
+typedef struct {
+    int                 started;
+    uint32_t            ssrc_in;
+    uint32_t            ssrc_out;
+    uint16_t            seq_offset;    /* out = in + offset (mod 2^16) */
+    uint32_t            ts_offset;     /* out = in + offset (mod 2^32) */
+    uint16_t            last_seq_out;
+    uint32_t            last_ts_out;
+    uint32_t            last_ts_in;
+    double              last_at;       /* s, md_now() */
+    unsigned            new_source:1;  /* set M on the next packet */
+} md_rewrite_t;
+
+typedef struct {
+    uint64_t            packets;
+    uint64_t            bytes;
+    uint64_t            errors;        /* dropped: unknown PT, spoofed */
+    uint64_t            lost;          /* RFC 3550 A.3, from seq gaps */
+    double              jitter;        /* RFC 3550 A.8, in timestamp units */
+    int                 have_seq;
+    uint16_t            max_seq;
+    uint32_t            last_transit;
+} md_stats_t;
+
+struct md_stream_s {
+    md_call_t          *call;
+    md_leg_t           *leg;
+    md_stream_t        *peer;          /* same m= line, other leg */
+    int                 index;         /* m= line, from 0 */
+
+    md_io_t             rtp;           /* the endpoint sends here */
+    md_io_t             rtcp;          /* fd -1 with rtcp-mux */
+    uint16_t            port;          /* local RTP port; RTCP is + 1 */
+
+    struct sockaddr_in  remote;        /* endpoint's RTP address */
+    struct sockaddr_in  remote_rtcp;
+    int                 has_remote;
+    int                 latched;       /* remote learned from media */
+    int                 rtcp_mux;      /* the endpoint muxes RTCP */
+
+    char                media[16];
+    char                proto[32];     /* what this endpoint speaks */
+    char                direction[10];
+    int                 ncodecs;       /* this endpoint's payload types */
+    md_codec_t          codecs[MD_MAX_CODECS];
+
+    int                 send_pt;       /* audio PT we send it, -1: none */
+    md_codec_id_e       send_codec;
+    int                 dtmf_pt;       /* its telephone-event PT or -1 */
+
+    md_rewrite_t        out;           /* what we send to this endpoint */
+    md_stats_t          in;            /* what it sends us */
+    uint64_t            packets_out;
+    uint64_t            rtcp_packets;
+    double              last_in;       /* s, md_now(); 0: never */
+};
+
+struct md_leg_s {
+    char                tag[MD_ID_LEN];
+    int                 nstreams;
+    md_stream_t         streams[MD_MAX_MEDIA];
+    unsigned            strict_source:1;
+};
+
+struct md_call_s {
+    md_call_t          *next;          /* hash chain */
+    char                id[MD_ID_LEN];
+    md_leg_t            legs[2];       /* [0]: offerer of the first offer */
+    int                 answered;
+    double              created;       /* s, md_now() */
+    double              last_signal;
+    time_t              created_wall;
+};
+
+
+/* rtp.c: the socket handlers of a stream */
+void md_rtp_read(md_io_t *io);
+void md_rtcp_read(md_io_t *io);
+
+#endif

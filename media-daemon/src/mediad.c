@@ -1,0 +1,291 @@
+/*
+ * codeb-mediad: configuration, logging, the epoll loop, signals.
+ *
+ *   codeb-mediad [--interface ADDR[!ADVERTISED]] [--listen-ng ADDR:PORT]
+ *                [--port-min N] [--port-max N] [--timeout S]
+ *                [--threads N] [--log-level err|warn|info|debug]
+ *
+ * SIGTERM/SIGINT: stop taking new calls, end when the last call has
+ * ended or after 10 s (drain).  SIGHUP: reopen nothing, log the state.
+ */
+
+#include "mediad.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+
+#define MD_DRAIN_S  10
+
+
+md_conf_t  md_conf;
+
+static int                    md_epoll = -1;
+static int                    md_log_level = MD_LOG_INFO;
+static volatile sig_atomic_t  md_stop;
+static volatile sig_atomic_t  md_hup;
+
+
+void
+md_log(int level, const char *fmt, ...)
+{
+    va_list          ap;
+    struct timespec  ts;
+    static const char *names[] = { "", "", "", "error", "warn", "", "info",
+                                   "debug" };
+
+    if (level > md_log_level) {
+        return;
+    }
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    fprintf(stderr, "%lld.%03ld [%s] ", (long long) ts.tv_sec,
+            ts.tv_nsec / 1000000, names[level]);
+
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+
+    fputc('\n', stderr);
+}
+
+
+double
+md_now(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+
+int
+md_io_add(md_io_t *io)
+{
+    struct epoll_event  ev;
+
+    memset(&ev, 0, sizeof(ev));
+    ev.events = EPOLLIN;
+    ev.data.ptr = io;
+
+    return epoll_ctl(md_epoll, EPOLL_CTL_ADD, io->fd, &ev);
+}
+
+
+void
+md_io_del(md_io_t *io)
+{
+    if (io->fd >= 0) {
+        (void) epoll_ctl(md_epoll, EPOLL_CTL_DEL, io->fd, NULL);
+    }
+}
+
+
+static void
+md_signal(int signo)
+{
+    if (signo == SIGHUP) {
+        md_hup = 1;
+
+    } else {
+        md_stop = 1;
+    }
+}
+
+
+static void
+md_usage(void)
+{
+    fprintf(stderr,
+        "usage: codeb-mediad [--interface ADDR[!ADVERTISED]]"
+        " [--listen-ng ADDR:PORT]\n"
+        "       [--port-min N] [--port-max N] [--timeout S] [--threads N]\n"
+        "       [--log-level err|warn|info|debug]\n");
+    exit(2);
+}
+
+
+static void
+md_parse_args(int argc, char **argv)
+{
+    int    i;
+    char  *v, *bang, *colon;
+
+    inet_pton(AF_INET, "127.0.0.1", &md_conf.local);
+    md_conf.advertised = md_conf.local;
+    inet_pton(AF_INET, "127.0.0.1", &md_conf.ng_addr);
+    md_conf.ng_port = 2223;
+    md_conf.port_min = 30000;
+    md_conf.port_max = 30999;
+    md_conf.timeout = 60;
+    md_conf.threads = 1;
+
+    for (i = 1; i < argc; i++) {
+        if (i + 1 >= argc) {
+            md_usage();
+        }
+
+        v = argv[i + 1];
+
+        if (strcmp(argv[i], "--interface") == 0) {
+            bang = strchr(v, '!');
+            if (bang) {
+                *bang = '\0';
+            }
+
+            if (inet_pton(AF_INET, v, &md_conf.local) != 1) {
+                md_usage();
+            }
+
+            md_conf.advertised = md_conf.local;
+
+            if (bang && inet_pton(AF_INET, bang + 1, &md_conf.advertised)
+                        != 1)
+            {
+                md_usage();
+            }
+
+        } else if (strcmp(argv[i], "--listen-ng") == 0) {
+            colon = strrchr(v, ':');
+            if (colon == NULL) {
+                md_usage();
+            }
+
+            *colon = '\0';
+            if (inet_pton(AF_INET, v, &md_conf.ng_addr) != 1) {
+                md_usage();
+            }
+
+            md_conf.ng_port = (uint16_t) atoi(colon + 1);
+
+        } else if (strcmp(argv[i], "--port-min") == 0) {
+            md_conf.port_min = (uint16_t) atoi(v);
+
+        } else if (strcmp(argv[i], "--port-max") == 0) {
+            md_conf.port_max = (uint16_t) atoi(v);
+
+        } else if (strcmp(argv[i], "--timeout") == 0) {
+            md_conf.timeout = atoi(v);
+
+        } else if (strcmp(argv[i], "--threads") == 0) {
+            md_conf.threads = atoi(v);
+
+        } else if (strcmp(argv[i], "--log-level") == 0) {
+            md_log_level = strcmp(v, "debug") == 0 ? MD_LOG_DEBUG
+                           : strcmp(v, "warn") == 0 ? MD_LOG_WARN
+                           : strcmp(v, "err") == 0 ? MD_LOG_ERR
+                           : MD_LOG_INFO;
+
+        } else {
+            md_usage();
+        }
+
+        i++;
+    }
+
+    if (md_conf.port_min < 1024 || md_conf.port_max <= md_conf.port_min
+        || md_conf.timeout < 1 || md_conf.ng_port == 0)
+    {
+        md_usage();
+    }
+
+    if (md_conf.threads != 1) {
+        /* one loop for now: calls are not yet spread over threads */
+        md_log(MD_LOG_WARN, "--threads %d: running one thread",
+               md_conf.threads);
+        md_conf.threads = 1;
+    }
+
+    inet_ntop(AF_INET, &md_conf.advertised, md_conf.advertised_str,
+              sizeof(md_conf.advertised_str));
+}
+
+
+int
+main(int argc, char **argv)
+{
+    int                  i, n;
+    double               tick, drain;
+    md_io_t             *io;
+    struct sigaction     sa;
+    struct epoll_event   events[256];
+
+    md_parse_args(argc, argv);
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = md_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    md_epoll = epoll_create1(EPOLL_CLOEXEC);
+    if (md_epoll == -1) {
+        md_log(MD_LOG_ERR, "epoll_create1: %s", strerror(errno));
+        return 1;
+    }
+
+    if (md_ng_init() != 0) {
+        return 1;
+    }
+
+    md_log(MD_LOG_INFO, "codeb-mediad ready: NG on %s:%u, media on %s"
+           " ports %u-%u", inet_ntoa(md_conf.ng_addr), md_conf.ng_port,
+           md_conf.advertised_str, md_conf.port_min, md_conf.port_max);
+
+    tick = md_now() + 1;
+    drain = 0;
+
+    for ( ;; ) {
+        n = epoll_wait(md_epoll, events, 256, 200);
+
+        if (n == -1 && errno != EINTR) {
+            md_log(MD_LOG_ERR, "epoll_wait: %s", strerror(errno));
+            return 1;
+        }
+
+        for (i = 0; i < n; i++) {
+            io = events[i].data.ptr;
+            io->handler(io);
+        }
+
+        if (md_now() >= tick) {
+            tick = md_now() + 1;
+            md_call_timeouts();
+        }
+
+        if (md_hup) {
+            md_hup = 0;
+            md_log(MD_LOG_INFO, "SIGHUP: %zu calls", md_call_count());
+        }
+
+        if (md_stop) {
+            if (drain == 0) {
+                drain = md_now() + MD_DRAIN_S;
+                md_log(MD_LOG_INFO, "draining %zu calls", md_call_count());
+            }
+
+            if (md_call_count() == 0 || md_now() >= drain) {
+                md_log(MD_LOG_INFO, "stopped");
+                return 0;
+            }
+        }
+    }
+}
+
+
+int
+md_draining(void)
+{
+    return md_stop != 0;
+}

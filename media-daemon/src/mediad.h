@@ -1,0 +1,178 @@
+/*
+ * codeb-mediad: the media relay between WebRTC and SIP, controlled over
+ * the rtpengine NG protocol (PROTOCOL.md §3).
+ *
+ * Vocabulary follows rtpengine: a call (Call-ID) has two legs, each named
+ * by its SIP tag (from-tag of the offerer, to-tag of the answerer); a leg
+ * has one stream per m= line; a stream owns the local sockets the leg's
+ * endpoint sends to and receives from.  Media that arrives on a stream is
+ * relayed out of the peer stream (same m= line, other leg).
+ */
+
+#ifndef MD_MEDIAD_H
+#define MD_MEDIAD_H
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "bencode.h"
+
+
+#define MD_MAX_MEDIA      4          /* m= lines per call */
+#define MD_MAX_CODECS     16         /* payload types per m= line */
+#define MD_MAX_ATTRS      64         /* attributes kept per m= line */
+#define MD_MAX_SDP        16384      /* bytes of SDP in or out */
+#define MD_MAX_PACKET     2048       /* bytes of an RTP/RTCP datagram */
+#define MD_ID_LEN         256        /* call-id, tag */
+
+
+/* ---- configuration (mediad.c) ---- */
+
+typedef struct {
+    struct in_addr      local;          /* sockets bind here */
+    struct in_addr      advertised;     /* SDP c= and candidates */
+    char                advertised_str[INET_ADDRSTRLEN];
+    struct in_addr      ng_addr;
+    uint16_t            ng_port;        /* NG control, UDP */
+    uint16_t            port_min;       /* RTP range, even ports */
+    uint16_t            port_max;
+    int                 timeout;        /* s without media: call deleted */
+    int                 threads;
+    int                 foreground;
+    const char         *log_level;
+} md_conf_t;
+
+extern md_conf_t  md_conf;
+
+void md_log(int level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#define MD_LOG_ERR    3
+#define MD_LOG_WARN   4
+#define MD_LOG_INFO   6
+#define MD_LOG_DEBUG  7
+
+
+/* ---- event loop (mediad.c) ---- */
+
+typedef struct md_io_s  md_io_t;
+typedef void (*md_io_handler_pt)(md_io_t *io);
+
+/* a file descriptor watched for input (level-triggered) */
+struct md_io_s {
+    int                 fd;
+    md_io_handler_pt    handler;
+    void               *data;
+};
+
+int md_io_add(md_io_t *io);
+void md_io_del(md_io_t *io);
+/* seconds since start, monotonic */
+double md_now(void);
+
+
+/* ---- NG control (ng.c) ---- */
+
+int md_ng_init(void);
+/* 1 after SIGTERM: offers for new calls are refused */
+int md_draining(void);
+
+
+/* ---- SDP (sdp.c) ---- */
+
+typedef struct {
+    int                 pt;             /* payload type, 0-127 */
+    char                name[32];       /* encoding name, e.g. "PCMA" */
+    int                 rate;           /* clock rate, Hz */
+    int                 channels;
+    char                fmtp[256];
+} md_codec_t;
+
+typedef struct {
+    char                media[16];      /* audio, video, ... */
+    uint16_t            port;
+    char                proto[32];      /* RTP/AVP, UDP/TLS/RTP/SAVPF */
+    int                 ncodecs;
+    md_codec_t          codecs[MD_MAX_CODECS];
+    struct in_addr      addr;           /* c= (media, else session) */
+    int                 has_addr;
+    uint16_t            rtcp_port;      /* a=rtcp, 0 when absent */
+    int                 rtcp_mux;
+    char                direction[10];  /* sendrecv, sendonly, ... */
+    char                ice_ufrag[64];
+    char                ice_pwd[128];
+    char                fingerprint[160];  /* "sha-256 AB:CD..." */
+    char                setup[10];
+    int                 nattrs;         /* other attributes, kept */
+    char               *attrs[MD_MAX_ATTRS];
+    int                 has_candidates;
+} md_sdp_media_t;
+
+typedef struct {
+    char                origin[256];    /* o= value */
+    char                session[128];   /* s= value */
+    struct in_addr      addr;           /* session c= */
+    int                 has_addr;
+    int                 nattrs;         /* session attributes, kept */
+    char               *attrs[MD_MAX_ATTRS];
+    int                 nmedia;
+    md_sdp_media_t      media[MD_MAX_MEDIA];
+    char                ice_ufrag[64];  /* session-level ICE */
+    char                ice_pwd[128];
+    char                fingerprint[160];
+    char               *buf;            /* owns the attribute strings */
+} md_sdp_t;
+
+/* parses SDP (RFC 8866); returns NULL with *error set */
+md_sdp_t *md_sdp_parse(const char *text, size_t len, const char **error);
+void md_sdp_free(md_sdp_t *sdp);
+/* the codec of payload type pt in m, or NULL */
+md_codec_t *md_sdp_codec(md_sdp_media_t *m, int pt);
+/* the codec named name (any case) in codecs[0..n), or NULL */
+md_codec_t *md_sdp_codec_named(md_codec_t *codecs, int n, const char *name);
+
+
+/* ---- codecs (codec.c) ---- */
+
+typedef enum {
+    MD_CODEC_UNKNOWN = 0,
+    MD_CODEC_PCMU,
+    MD_CODEC_PCMA,
+    MD_CODEC_TELEPHONE_EVENT
+} md_codec_id_e;
+
+md_codec_id_e md_codec_id(md_codec_t *c);
+/* 1 when audio of a can be transcoded to b */
+int md_codec_can_transcode(md_codec_id_e a, md_codec_id_e b);
+/* G.711 (ITU-T G.711) sample conversion */
+int16_t md_alaw_decode(uint8_t a);
+int16_t md_ulaw_decode(uint8_t u);
+uint8_t md_alaw_encode(int16_t pcm);
+uint8_t md_ulaw_encode(int16_t pcm);
+/* transcodes one payload; returns the output length or -1 */
+int md_transcode(md_codec_id_e from, md_codec_id_e to, const uint8_t *in,
+    size_t len, uint8_t *out, size_t size);
+
+
+
+/* ---- calls (call.c) ---- */
+
+typedef struct md_call_s  md_call_t;
+
+/*
+ * The NG commands.  Each fills reply (a bencoded dict's members, without
+ * "result") and returns NULL, or returns an error reason.
+ */
+const char *md_call_offer(be_node_t *req, be_buf_t *reply);
+const char *md_call_answer(be_node_t *req, be_buf_t *reply);
+const char *md_call_delete(be_node_t *req, be_buf_t *reply);
+const char *md_call_query(be_node_t *req, be_buf_t *reply);
+const char *md_call_list(be_node_t *req, be_buf_t *reply);
+/* deletes calls without media for md_conf.timeout s; run every second */
+void md_call_timeouts(void);
+/* calls alive, for logs */
+size_t md_call_count(void);
+
+#endif

@@ -1,0 +1,303 @@
+/*
+ * The rtpengine NG control protocol (PROTOCOL.md §3): one UDP datagram
+ * "<cookie> <bencoded dict>" per request, the reply "<cookie> <dict>" with
+ * "result" ok / pong / error ("error-reason").  Controllers retransmit
+ * with the same cookie, so replies are cached by cookie for 30 s and a
+ * retransmission is answered from the cache, never executed twice.
+ */
+
+#include "mediad.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+
+#define MD_NG_MAX         65535      /* bytes of a request datagram */
+#define MD_NG_COOKIE_MAX  64
+#define MD_NG_CACHE       4096       /* replies kept (buckets) */
+#define MD_NG_CACHE_S     30.0
+
+
+typedef struct md_ng_cached_s  md_ng_cached_t;
+
+struct md_ng_cached_s {
+    md_ng_cached_t     *next;
+    double              at;
+    size_t              cookie_len;
+    char                cookie[MD_NG_COOKIE_MAX];
+    size_t              len;
+    char               *reply;
+};
+
+
+static void md_ng_read(md_io_t *io);
+static void md_ng_request(const char *p, size_t len, struct sockaddr_in *from);
+
+
+static md_io_t          md_ng_io = { -1, md_ng_read, NULL };
+static md_ng_cached_t  *md_ng_cache[MD_NG_CACHE];
+static char             md_ng_buf[MD_NG_MAX + 1];
+
+
+int
+md_ng_init(void)
+{
+    int                 fd;
+    struct sockaddr_in  sin;
+
+    fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1) {
+        md_log(MD_LOG_ERR, "NG socket: %s", strerror(errno));
+        return -1;
+    }
+
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr = md_conf.ng_addr;
+    sin.sin_port = htons(md_conf.ng_port);
+
+    if (bind(fd, (struct sockaddr *) &sin, sizeof(sin)) == -1) {
+        md_log(MD_LOG_ERR, "NG bind %s:%u: %s", inet_ntoa(md_conf.ng_addr),
+               md_conf.ng_port, strerror(errno));
+        close(fd);
+        return -1;
+    }
+
+    md_ng_io.fd = fd;
+
+    return md_io_add(&md_ng_io);
+}
+
+
+static unsigned
+md_ng_hash(const char *s, size_t len)
+{
+    unsigned  h;
+    size_t    i;
+
+    h = 2166136261u;                    /* FNV-1a */
+
+    for (i = 0; i < len; i++) {
+        h = (h ^ (unsigned char) s[i]) * 16777619u;
+    }
+
+    return h % MD_NG_CACHE;
+}
+
+
+/* a cached reply for cookie; expired entries of the bucket are dropped */
+static md_ng_cached_t *
+md_ng_cache_find(const char *cookie, size_t len)
+{
+    double           now;
+    md_ng_cached_t  **link, *c;
+
+    now = md_now();
+    link = &md_ng_cache[md_ng_hash(cookie, len)];
+
+    while ((c = *link) != NULL) {
+        if (now - c->at > MD_NG_CACHE_S) {
+            *link = c->next;
+            free(c->reply);
+            free(c);
+            continue;
+        }
+
+        if (c->cookie_len == len && memcmp(c->cookie, cookie, len) == 0) {
+            return c;
+        }
+
+        link = &c->next;
+    }
+
+    return NULL;
+}
+
+
+static void
+md_ng_cache_add(const char *cookie, size_t clen, const char *reply,
+    size_t len)
+{
+    unsigned         h;
+    md_ng_cached_t  *c;
+
+    c = malloc(sizeof(md_ng_cached_t));
+    if (c == NULL) {
+        return;
+    }
+
+    c->reply = malloc(len);
+    if (c->reply == NULL) {
+        free(c);
+        return;
+    }
+
+    memcpy(c->reply, reply, len);
+    memcpy(c->cookie, cookie, clen);
+    c->cookie_len = clen;
+    c->len = len;
+    c->at = md_now();
+
+    h = md_ng_hash(cookie, clen);
+    c->next = md_ng_cache[h];
+    md_ng_cache[h] = c;
+}
+
+
+static void
+md_ng_read(md_io_t *io)
+{
+    ssize_t             n;
+    int                 i;
+    socklen_t           slen;
+    struct sockaddr_in  from;
+
+    /* a bounded batch per wakeup: media sockets get their turn too */
+
+    for (i = 0; i < 64; i++) {
+        slen = sizeof(from);
+        n = recvfrom(io->fd, md_ng_buf, MD_NG_MAX, 0,
+                     (struct sockaddr *) &from, &slen);
+
+        if (n == -1) {
+            if (errno != EAGAIN && errno != EINTR) {
+                md_log(MD_LOG_WARN, "NG recvfrom: %s", strerror(errno));
+            }
+            return;
+        }
+
+        md_ng_request(md_ng_buf, (size_t) n, &from);
+    }
+}
+
+
+static void
+md_ng_send(struct sockaddr_in *to, const char *cookie, size_t clen,
+    be_buf_t *body)
+{
+    be_buf_t  out;
+
+    memset(&out, 0, sizeof(out));
+    be_raw(&out, cookie, clen);
+    be_raw(&out, " ", 1);
+    be_raw(&out, body->data, body->len);
+
+    if (out.failed) {
+        be_buf_free(&out);
+        return;
+    }
+
+    if (sendto(md_ng_io.fd, out.data, out.len, 0, (struct sockaddr *) to,
+               sizeof(*to)) == -1)
+    {
+        md_log(MD_LOG_WARN, "NG sendto: %s", strerror(errno));
+    }
+
+    md_ng_cache_add(cookie, clen, out.data, out.len);
+    be_buf_free(&out);
+}
+
+
+static void
+md_ng_request(const char *p, size_t len, struct sockaddr_in *from)
+{
+    const char      *sp, *err;
+    size_t           clen;
+    be_doc_t        *doc;
+    be_node_t       *req, *cmd;
+    be_buf_t         body, members;
+    md_ng_cached_t  *cached;
+    static be_doc_t  doc_storage;
+
+    sp = memchr(p, ' ', len);
+    if (sp == NULL || sp == p || (size_t) (sp - p) > MD_NG_COOKIE_MAX) {
+        md_log(MD_LOG_WARN, "NG: datagram without a cookie from %s, dropped",
+               inet_ntoa(from->sin_addr));
+        return;
+    }
+
+    clen = (size_t) (sp - p);
+
+    cached = md_ng_cache_find(p, clen);
+    if (cached) {
+        (void) sendto(md_ng_io.fd, cached->reply, cached->len, 0,
+                      (struct sockaddr *) from, sizeof(*from));
+        return;
+    }
+
+    memset(&body, 0, sizeof(body));
+    memset(&members, 0, sizeof(members));
+
+    doc = &doc_storage;
+    req = be_parse(doc, sp + 1, len - clen - 1);
+    err = NULL;
+
+    if (req == NULL) {
+        err = doc->error;
+
+    } else if (req->type != BE_DICT) {
+        err = "request is not a dictionary";
+
+    } else if ((cmd = be_get_str(req, "command")) == NULL) {
+        err = "no command";
+
+    } else if (be_is(cmd, "ping")) {
+        be_dict(&body);
+        be_kcstr(&body, "result", "pong");
+        be_end(&body);
+
+    } else {
+        if (be_is(cmd, "offer")) {
+            err = md_draining() ? "shutting down" : md_call_offer(req, &members);
+
+        } else if (be_is(cmd, "answer")) {
+            err = md_call_answer(req, &members);
+
+        } else if (be_is(cmd, "delete")) {
+            err = md_call_delete(req, &members);
+
+        } else if (be_is(cmd, "query")) {
+            err = md_call_query(req, &members);
+
+        } else if (be_is(cmd, "list")) {
+            err = md_call_list(req, &members);
+
+        } else {
+            err = "unknown command";
+        }
+
+        if (err == NULL) {
+            be_dict(&body);
+            be_raw(&body, members.data, members.len);
+            be_kcstr(&body, "result", "ok");
+            be_end(&body);
+        }
+    }
+
+    if (err) {
+        md_log(MD_LOG_INFO, "NG error: %s", err);
+        be_buf_free(&body);
+        be_dict(&body);
+        be_kcstr(&body, "error-reason", err);
+        be_kcstr(&body, "result", "error");
+        be_end(&body);
+    }
+
+    if (body.failed) {
+        be_buf_free(&body);
+        be_dict(&body);
+        be_kcstr(&body, "error-reason", "out of memory");
+        be_kcstr(&body, "result", "error");
+        be_end(&body);
+    }
+
+    md_ng_send(from, p, clen, &body);
+
+    be_buf_free(&body);
+    be_buf_free(&members);
+}
