@@ -11,6 +11,7 @@
  */
 
 #include "call.h"
+#include "stun.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -111,6 +112,19 @@ md_tag_is(md_leg_t *leg, be_node_t *tag)
 
 /* ---- sockets ---- */
 
+/* DTLS records towards the stream's endpoint */
+static void
+md_stream_dtls_send(void *ctx, const uint8_t *p, size_t n)
+{
+    md_stream_t  *s = ctx;
+
+    if (s->has_remote && s->rtp.fd >= 0) {
+        (void) sendto(s->rtp.fd, p, n, 0, (struct sockaddr *) &s->remote,
+                      sizeof(s->remote));
+    }
+}
+
+
 static int
 md_udp_bind(uint16_t port)
 {
@@ -188,6 +202,11 @@ md_stream_open(md_stream_t *s)
 static void
 md_stream_close(md_stream_t *s)
 {
+    md_dtls_free(s->dtls);
+    s->dtls = NULL;
+    md_tc_free(s->tc);
+    s->tc = NULL;
+
     if (s->rtp.fd >= 0) {
         md_io_del(&s->rtp);
         close(s->rtp.fd);
@@ -319,29 +338,58 @@ md_flags_get(be_node_t *req, md_flags_t *f)
 }
 
 
-/* what the flags ask that this relay cannot do (yet): an error reason */
+/* what the flags or the SDP ask that this relay cannot do: a reason */
 static const char *
 md_flags_check(md_flags_t *f, md_sdp_t *sdp)
 {
-    int  i;
+    int          i;
+    const char  *proto;
 
-    if (f->ice && be_is(f->ice, "force")) {
-        return "ICE force is not supported yet (no ICE-Lite responder)";
+    if (f->ice && !be_is(f->ice, "force") && !be_is(f->ice, "remove")
+        && !be_is(f->ice, "default"))
+    {
+        return "ICE must be force, remove or default";
     }
 
-    if (f->transport && !be_is(f->transport, "RTP/AVP")) {
-        return "only transport-protocol RTP/AVP is supported yet";
+    if (f->transport && !be_is(f->transport, "RTP/AVP")
+        && !be_is(f->transport, "UDP/TLS/RTP/SAVPF"))
+    {
+        return "transport-protocol must be RTP/AVP or UDP/TLS/RTP/SAVPF";
     }
 
-    if (f->dtls && !be_is(f->dtls, "off") && !be_is(f->dtls, "no")) {
-        return "DTLS is not supported yet";
+    if (f->dtls && !be_is(f->dtls, "off") && !be_is(f->dtls, "no")
+        && !be_is(f->dtls, "passive") && !be_is(f->dtls, "active"))
+    {
+        return "DTLS must be off, passive or active";
     }
 
     for (i = 0; i < sdp->nmedia; i++) {
-        if (sdp->media[i].port && strcmp(sdp->media[i].proto, "RTP/AVP") != 0
-            && strcmp(sdp->media[i].proto, "RTP/AVPF") != 0)
+        proto = sdp->media[i].proto;
+
+        if (sdp->media[i].port == 0) {
+            continue;
+        }
+
+        if (strcmp(proto, "RTP/AVP") != 0 && strcmp(proto, "RTP/AVPF") != 0
+            && strcmp(proto, "UDP/TLS/RTP/SAVPF") != 0
+            && strcmp(proto, "UDP/TLS/RTP/SAVP") != 0)
         {
-            return "only RTP/AVP media is supported yet (no DTLS-SRTP)";
+            return "unsupported media protocol (SDES-SRTP is not supported)";
+        }
+
+        if (strncmp(proto, "UDP/TLS", 7) == 0
+            && (sdp->media[i].fingerprint[0] == '\0'
+                && sdp->fingerprint[0] == '\0'))
+        {
+            return "DTLS-SRTP media without a=fingerprint";
+        }
+
+        if (strncmp(proto, "UDP/TLS", 7) == 0
+            && strncasecmp(sdp->media[i].fingerprint[0]
+                           ? sdp->media[i].fingerprint : sdp->fingerprint,
+                           "sha-256 ", 8) != 0)
+        {
+            return "only sha-256 fingerprints are supported";
         }
     }
 
@@ -414,6 +462,29 @@ md_stream_learn(md_stream_t *s, md_sdp_t *sdp, md_sdp_media_t *m,
             s->dtmf_pt = m->codecs[i].pt;
             break;
         }
+    }
+
+    /* WebRTC: ICE and DTLS attributes, media or session level */
+
+    s->webrtc = strncmp(m->proto, "UDP/TLS/", 8) == 0;
+    s->leg->bundle = sdp->bundle;
+    memcpy(s->mid, m->mid, sizeof(s->mid));
+    memcpy(s->remote_setup, m->setup, sizeof(s->remote_setup));
+    memcpy(s->remote_ufrag, m->ice_ufrag[0] ? m->ice_ufrag : sdp->ice_ufrag,
+           sizeof(s->remote_ufrag));
+    memcpy(s->remote_fp, m->fingerprint[0] ? m->fingerprint
+                                            : sdp->fingerprint,
+           sizeof(s->remote_fp));
+
+    if (s->remote_ufrag[0]) {
+        /* an ICE agent: its address comes from its connectivity checks */
+        s->ice = 1;
+
+        if (s->ice_ufrag[0] == '\0') {
+            md_ice_credentials(s->ice_ufrag, s->ice_pwd);
+        }
+
+        return;
     }
 
     if (m->port == 0 || md_remote_addr(sdp, m, f, &addr) != 0
@@ -494,6 +565,75 @@ md_free_pt(md_codec_t *codecs, int n, int want)
 }
 
 
+/* what the answerer of an offer will speak, from the offerer and flags */
+static void
+md_stream_target(md_stream_t *b, md_stream_t *a, md_flags_t *f)
+{
+    b->webrtc = f->transport ? be_is(f->transport, "UDP/TLS/RTP/SAVPF")
+                             : a->webrtc;
+
+    if (f->ice && be_is(f->ice, "force")) {
+        b->ice = 1;
+
+    } else if (f->ice && be_is(f->ice, "remove")) {
+        b->ice = 0;
+
+    } else {
+        b->ice = b->webrtc;
+    }
+
+    if (b->ice && b->ice_ufrag[0] == '\0') {
+        md_ice_credentials(b->ice_ufrag, b->ice_pwd);
+    }
+
+    strcpy(b->setup, f->dtls && be_is(f->dtls, "passive") ? "passive"
+                     : f->dtls && be_is(f->dtls, "active") ? "active"
+                     : "actpass");
+}
+
+
+/*
+ * the DTLS association with s's endpoint, our role from its a=setup
+ * (RFC 5763 §5): it is active or actpass -> we are passive, and so on
+ */
+static const char *
+md_stream_dtls(md_stream_t *s)
+{
+    int  active;
+
+    if (!s->webrtc || s->dtls) {
+        return NULL;
+    }
+
+    if (strcmp(s->setup, "active") == 0) {
+        active = 1;
+
+    } else if (strcmp(s->setup, "passive") == 0) {
+        active = 0;
+
+    } else {
+        active = strcmp(s->remote_setup, "passive") == 0;
+        strcpy(s->setup, active ? "active" : "passive");
+    }
+
+    if (active && strcmp(s->remote_setup, "active") == 0) {
+        return "both sides want the DTLS client role";
+    }
+
+    s->dtls = md_dtls_new(active, s->remote_fp, md_stream_dtls_send, s);
+    if (s->dtls == NULL) {
+        return "DTLS setup failed";
+    }
+
+    if (!s->ice && s->has_remote) {
+        s->dtls_started = 1;
+        md_dtls_start(s->dtls);
+    }
+
+    return NULL;
+}
+
+
 /*
  * the codecs offered to the answerer: the offerer's, with codec-strip and
  * codec-mask removed, codec-offer restricting, codec-transcode appended
@@ -538,15 +678,24 @@ md_codecs_offer(md_stream_t *from, md_stream_t *to, md_flags_t *f)
             c.rate = 8000;
             c.channels = 1;
 
+            if (strcasecmp(c.name, "opus") == 0) {
+                strcpy(c.name, "opus");
+                c.rate = 48000;
+                c.channels = 2;
+                strcpy(c.fmtp, "minptime=10;useinbandfec=1");
+            }
+
             if (md_codec_id(&c) == MD_CODEC_UNKNOWN) {
-                return "codec-transcode: only PCMA and PCMU are supported yet";
+                return "codec-transcode: PCMA, PCMU and opus are supported";
             }
 
             if (md_sdp_codec_named(out, n, c.name) || n == MD_MAX_CODECS) {
                 continue;
             }
 
-            pt = md_free_pt(out, n, md_codec_id(&c) == MD_CODEC_PCMU ? 0 : 8);
+            pt = md_free_pt(out, n, md_codec_id(&c) == MD_CODEC_PCMU ? 0
+                                    : md_codec_id(&c) == MD_CODEC_PCMA ? 8
+                                    : 111);
             if (pt < 0) {
                 return "no free payload type";
             }
@@ -594,16 +743,38 @@ md_out(be_buf_t *b, const char *fmt, ...)
 }
 
 
+/* WebRTC attributes of a plain endpoint's SDP: not passed on to one */
+static int
+md_attr_webrtc_only(const char *a)
+{
+    static const char  *names[] = { "a=msid-semantic", "a=extmap", "a=msid",
+                                    "a=ssrc", "a=ssrc-group", "a=mid",
+                                    "a=group", NULL };
+    const char        **n;
+
+    for (n = names; *n; n++) {
+        if (strncmp(a, *n, strlen(*n)) == 0
+            && (a[strlen(*n)] == ':' || a[strlen(*n)] == '\0'))
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 /*
  * in, rewritten for the endpoint of leg to: our address and ports, the
- * codecs of to's streams, RTCP and direction
+ * codecs of to's streams, RTCP, direction, and for a WebRTC endpoint
+ * ICE-Lite (RFC 8839) and DTLS (RFC 8842) attributes
  */
 static const char *
 md_sdp_out(be_buf_t *b, md_sdp_t *in, md_leg_t *to, md_flags_t *f,
     int offer)
 {
-    int              i, k, mux;
-    char             origin[256], *sp;
+    int              i, k, mux, ice, bundle;
+    char             origin[256], *sp, cand[256];
     md_codec_t      *c;
     md_stream_t     *s;
     md_sdp_media_t  *m;
@@ -628,15 +799,36 @@ md_sdp_out(be_buf_t *b, md_sdp_t *in, md_leg_t *to, md_flags_t *f,
     md_out(b, "c=IN IP4 %s\r\n", md_conf.advertised_str);
     md_out(b, "t=0 0\r\n");
 
+    ice = 0;
+    bundle = 0;
+
+    for (i = 0; i < in->nmedia; i++) {
+        ice |= to->streams[i].ice;
+        bundle |= to->streams[i].webrtc;
+    }
+
+    if (ice) {
+        md_out(b, "a=ice-lite\r\n");
+    }
+
+    /* one transport per m= line: a BUNDLE group only of one */
+    if (bundle && in->nmedia == 1 && (offer || to->bundle)) {
+        md_out(b, "a=group:BUNDLE %s\r\n",
+               to->streams[0].mid[0] ? to->streams[0].mid : "0");
+    }
+
     for (i = 0; i < in->nattrs; i++) {
-        md_out(b, "%s\r\n", in->attrs[i]);
+        if (!md_attr_webrtc_only(in->attrs[i])) {
+            md_out(b, "%s\r\n", in->attrs[i]);
+        }
     }
 
     for (i = 0; i < in->nmedia; i++) {
         m = &in->media[i];
         s = &to->streams[i];
 
-        md_out(b, "m=%s %u RTP/AVP", m->media, m->port ? s->port : 0);
+        md_out(b, "m=%s %u %s", m->media, m->port ? s->port : 0,
+               s->webrtc ? "UDP/TLS/RTP/SAVPF" : "RTP/AVP");
 
         for (k = 0; k < s->ncodecs; k++) {
             md_out(b, " %d", s->codecs[k].pt);
@@ -645,7 +837,17 @@ md_sdp_out(be_buf_t *b, md_sdp_t *in, md_leg_t *to, md_flags_t *f,
         md_out(b, "\r\n");
 
         for (k = 0; k < m->nattrs; k++) {
-            md_out(b, "%s\r\n", m->attrs[k]);
+            if (!md_attr_webrtc_only(m->attrs[k])) {
+                md_out(b, "%s\r\n", m->attrs[k]);
+            }
+        }
+
+        if (s->webrtc) {
+            if (s->mid[0] == '\0') {
+                snprintf(s->mid, sizeof(s->mid), "%d", i);
+            }
+
+            md_out(b, "a=mid:%s\r\n", s->mid);
         }
 
         for (k = 0; k < s->ncodecs; k++) {
@@ -670,10 +872,15 @@ md_sdp_out(be_buf_t *b, md_sdp_t *in, md_leg_t *to, md_flags_t *f,
 
         md_out(b, "a=%s\r\n", m->direction);
 
-        if (offer) {
+        if (s->webrtc) {
+            /* RFC 8858: WebRTC endpoints mux RTCP */
+            mux = 1;
+
+        } else if (offer) {
             mux = (m->rtcp_mux || be_list_has(f->rtcp_mux, "offer")
                    || be_list_has(f->rtcp_mux, "require"))
                   && !be_list_has(f->rtcp_mux, "demux");
+
         } else {
             mux = m->rtcp_mux && s->rtcp_mux;
         }
@@ -682,6 +889,24 @@ md_sdp_out(be_buf_t *b, md_sdp_t *in, md_leg_t *to, md_flags_t *f,
 
         if (mux) {
             md_out(b, "a=rtcp-mux\r\n");
+        }
+
+        if (s->ice) {
+            md_out(b, "a=ice-ufrag:%s\r\n", s->ice_ufrag);
+            md_out(b, "a=ice-pwd:%s\r\n", s->ice_pwd);
+
+            if (md_ice_candidate(cand, sizeof(cand), "1", &md_conf.advertised,
+                                 s->port, 0, NULL, 0) > 0)
+            {
+                md_out(b, "a=candidate:%s\r\n", cand);
+            }
+
+            md_out(b, "a=end-of-candidates\r\n");
+        }
+
+        if (s->webrtc) {
+            md_out(b, "a=fingerprint:%s\r\n", md_dtls_fingerprint());
+            md_out(b, "a=setup:%s\r\n", s->setup[0] ? s->setup : "actpass");
         }
     }
 
@@ -782,6 +1007,7 @@ md_call_offer(be_node_t *req, be_buf_t *reply)
         a = &c->legs[from].streams[i];
         b = a->peer;
         md_stream_learn(a, sdp, &sdp->media[i], &f);
+        md_stream_target(b, a, &f);
         err = md_codecs_offer(a, b, &f);
     }
 
@@ -864,6 +1090,25 @@ md_negotiate(md_stream_t *offerer, md_stream_t *answerer,
     /* the offerer is told only what it will get */
     offerer->ncodecs = 0;
     offerer->codecs[offerer->ncodecs++] = *oc;
+
+    offerer->rate = oc->rate;
+    answerer->rate = ac->rate;
+
+    md_tc_free(offerer->tc);
+    md_tc_free(answerer->tc);
+    offerer->tc = NULL;
+    answerer->tc = NULL;
+
+    if (offerer->send_codec != answerer->send_codec) {
+        offerer->tc = md_tc_new((md_tc_codec_e) offerer->send_codec,
+                                (md_tc_codec_e) answerer->send_codec);
+        answerer->tc = md_tc_new((md_tc_codec_e) answerer->send_codec,
+                                 (md_tc_codec_e) offerer->send_codec);
+
+        if (offerer->tc == NULL || answerer->tc == NULL) {
+            return "transcoder setup failed";
+        }
+    }
 
     /* telephone-event goes across when both sides have it */
 
@@ -956,6 +1201,14 @@ md_call_answer(be_node_t *req, be_buf_t *reply)
         md_stream_learn(b, sdp, &sdp->media[i], &f);
         err = md_negotiate(a, b, offered, noffered);
         a->rtcp_mux = a->rtcp_mux && sdp->media[i].port;
+
+        if (err == NULL) {
+            err = md_stream_dtls(b);
+        }
+
+        if (err == NULL) {
+            err = md_stream_dtls(a);
+        }
     }
 
     memset(&out, 0, sizeof(out));
@@ -1004,7 +1257,7 @@ md_call_delete(be_node_t *req, be_buf_t *reply)
     c = md_call_find(id);
     if (c == NULL) {
         /* controllers delete twice (BYE, then a timeout): not an error */
-        be_kcstr(reply, "warning", "Call-ID not found");
+        be_kcstr(reply, "warning", "Call-ID not found or tags didn't match");
         return NULL;
     }
 
@@ -1032,9 +1285,10 @@ md_query_addr(be_buf_t *b, const char *key, struct sockaddr_in *sin)
 
 
 /*
- * call totals and, per tag and stream: local port, endpoint, packets,
- * bytes, errors, lost, jitter (ms), last packet (s ago); the shape of
- * rtpengine's query, with loss and jitter per stream
+ * call totals and, per tag and m= line, its stream: local port,
+ * endpoint, last packet (s ago), flags, and stats (packets, bytes, errors
+ * in; lost and jitter (ms) from RFC 3550 A.3/A.8; packets sent).  The
+ * shape of rtpengine's query, with loss and jitter added
  */
 const char *
 md_call_query(be_node_t *req, be_buf_t *reply)
@@ -1084,12 +1338,42 @@ md_call_query(be_node_t *req, be_buf_t *reply)
             be_dict(reply);
             be_kint(reply, "index", i + 1);
             be_kcstr(reply, "type", s->media[0] ? s->media : "audio");
-            be_kcstr(reply, "protocol", s->proto[0] ? s->proto : "RTP/AVP");
+            be_kcstr(reply, "protocol", s->webrtc ? "UDP/TLS/RTP/SAVPF"
+                                                  : "RTP/AVP");
+
+            if (s->ncodecs) {
+                char  codec[48];
+
+                snprintf(codec, sizeof(codec), "%s/%d", s->codecs[0].name,
+                         s->codecs[0].rate);
+                be_kcstr(reply, "codec", codec);
+            }
+
+            be_cstr(reply, "streams");
+            be_list(reply);
+            be_dict(reply);
             be_kint(reply, "local port", s->port);
+            be_kcstr(reply, "local address", md_conf.advertised_str);
 
             if (s->has_remote) {
                 md_query_addr(reply, "endpoint", &s->remote);
             }
+
+            be_kint(reply, "last packet",
+                    s->last_in ? (int64_t) (now - s->last_in) : -1);
+            be_cstr(reply, "flags");
+            be_list(reply);
+            be_cstr(reply, "RTP");
+            if (s->ice_selected) {
+                be_cstr(reply, "ICE");
+            }
+            if (s->dtls && md_dtls_ready(s->dtls)) {
+                be_cstr(reply, "DTLS");
+            }
+            if (s->tc) {
+                be_cstr(reply, "transcoding");
+            }
+            be_end(reply);
 
             be_cstr(reply, "stats");
             be_dict(reply);
@@ -1100,8 +1384,8 @@ md_call_query(be_node_t *req, be_buf_t *reply)
             be_kint(reply, "jitter", (int64_t) (s->in.jitter * 1000 / rate));
             be_kint(reply, "packets sent", (int64_t) s->packets_out);
             be_kint(reply, "RTCP packets", (int64_t) s->rtcp_packets);
-            be_kint(reply, "last packet",
-                    s->last_in ? (int64_t) (now - s->last_in) : -1);
+            be_end(reply);
+            be_end(reply);
             be_end(reply);
 
             be_end(reply);
@@ -1180,6 +1464,11 @@ md_call_timeouts(void)
             for (l = 0; l < 2; l++) {
                 for (k = 0; k < c->legs[l].nstreams; k++) {
                     s = &c->legs[l].streams[k];
+
+                    if (s->dtls) {
+                        md_dtls_timer(s->dtls);
+                    }
+
                     if (s->last_in > last) {
                         last = s->last_in;
                     }

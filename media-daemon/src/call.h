@@ -7,6 +7,8 @@
 #define MD_CALL_H
 
 #include "mediad.h"
+#include "dtls.h"
+#include "transcode.h"
 
 #include <netinet/in.h>
 
@@ -24,11 +26,12 @@ typedef struct {
     int                 started;
     uint32_t            ssrc_in;
     uint32_t            ssrc_out;
-    uint16_t            seq_offset;    /* out = in + offset (mod 2^16) */
-    uint32_t            ts_offset;     /* out = in + offset (mod 2^32) */
+    uint16_t            seq_offset;    /* first sequence number out */
+    uint32_t            ts_offset;     /* first timestamp out */
     uint16_t            last_seq_out;
     uint32_t            last_ts_out;
     uint32_t            last_ts_in;
+    uint16_t            last_seq_in;
     double              last_at;       /* s, md_now() */
     unsigned            new_source:1;  /* set M on the next packet */
 } md_rewrite_t;
@@ -70,6 +73,23 @@ struct md_stream_s {
     md_codec_id_e       send_codec;
     int                 dtmf_pt;       /* its telephone-event PT or -1 */
 
+    /* a WebRTC endpoint: ICE-Lite (RFC 8445) and DTLS-SRTP (RFC 5764) */
+    int                 webrtc;        /* speaks UDP/TLS/RTP/SAVPF */
+    int                 ice;           /* we are its ICE-Lite peer */
+    char                ice_ufrag[9];  /* ours */
+    char                ice_pwd[25];
+    char                remote_ufrag[64];
+    int                 ice_selected;  /* a checked pair carries media */
+    char                remote_fp[160];
+    char                remote_setup[10];
+    char                setup[10];     /* ours: actpass, active, passive */
+    char                mid[32];
+    md_dtls_t          *dtls;
+    int                 dtls_started;
+
+    md_tc_t            *tc;            /* transcoder, this -> peer */
+    int                 rate;          /* RTP clock of what it sends */
+
     md_rewrite_t        out;           /* what we send to this endpoint */
     md_stats_t          in;            /* what it sends us */
     uint64_t            packets_out;
@@ -82,6 +102,7 @@ struct md_leg_s {
     int                 nstreams;
     md_stream_t         streams[MD_MAX_MEDIA];
     unsigned            strict_source:1;
+    unsigned            bundle:1;      /* its SDP had a=group:BUNDLE */
 };
 
 struct md_call_s {

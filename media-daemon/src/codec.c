@@ -1,7 +1,7 @@
 /*
- * Codecs the relay transcodes between, through 16-bit linear PCM:
- * G.711 A-law and µ-law (ITU-T G.711; RFC 3551 PCMA/PCMU, 8 kHz, one
- * byte per sample).
+ * Codecs the relay knows by name, and G.711 A-law and µ-law sample
+ * conversion (ITU-T G.711; RFC 3551 PCMA/PCMU, 8 kHz, one byte per
+ * sample).  Transcoding itself is transcode.c.
  */
 
 #include "mediad.h"
@@ -21,6 +21,10 @@ md_codec_id(md_codec_t *c)
         return MD_CODEC_PCMA;
     }
 
+    if (strcasecmp(c->name, "opus") == 0 && c->rate == 48000) {
+        return MD_CODEC_OPUS;
+    }
+
     if (strcasecmp(c->name, "telephone-event") == 0) {
         return MD_CODEC_TELEPHONE_EVENT;
     }
@@ -32,8 +36,8 @@ md_codec_id(md_codec_t *c)
 int
 md_codec_can_transcode(md_codec_id_e a, md_codec_id_e b)
 {
-    return (a == MD_CODEC_PCMA || a == MD_CODEC_PCMU)
-           && (b == MD_CODEC_PCMA || b == MD_CODEC_PCMU);
+    return a >= MD_CODEC_PCMA && a <= MD_CODEC_OPUS
+           && b >= MD_CODEC_PCMA && b <= MD_CODEC_OPUS;
 }
 
 
@@ -150,26 +154,4 @@ md_ulaw_decode(uint8_t u)
     t <<= (u & 0x70) >> 4;
 
     return (int16_t) ((u & 0x80) ? MD_ULAW_BIAS - t : t - MD_ULAW_BIAS);
-}
-
-
-int
-md_transcode(md_codec_id_e from, md_codec_id_e to, const uint8_t *in,
-    size_t len, uint8_t *out, size_t size)
-{
-    size_t   i;
-    int16_t  s;
-
-    if (!md_codec_can_transcode(from, to) || len > size) {
-        return -1;
-    }
-
-    for (i = 0; i < len; i++) {
-        s = (from == MD_CODEC_PCMA) ? md_alaw_decode(in[i])
-                                    : md_ulaw_decode(in[i]);
-        out[i] = (to == MD_CODEC_PCMA) ? md_alaw_encode(s)
-                                       : md_ulaw_encode(s);
-    }
-
-    return (int) len;
 }

@@ -5,11 +5,12 @@
  *                [--port-min N] [--port-max N] [--timeout S]
  *                [--threads N] [--log-level err|warn|info|debug]
  *
- * SIGTERM/SIGINT: stop taking new calls, end when the last call has
- * ended or after 10 s (drain).  SIGHUP: reopen nothing, log the state.
+ * SIGTERM: stop taking new calls, end when the last call has ended or
+ * after 10 s (drain).  SIGINT: end now.  SIGHUP: log the state.
  */
 
 #include "mediad.h"
+#include "dtls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -96,6 +97,9 @@ md_signal(int signo)
 {
     if (signo == SIGHUP) {
         md_hup = 1;
+
+    } else if (signo == SIGINT) {
+        md_stop = 2;
 
     } else {
         md_stop = 1;
@@ -235,7 +239,7 @@ main(int argc, char **argv)
         return 1;
     }
 
-    if (md_ng_init() != 0) {
+    if (md_dtls_init() != 0 || md_ng_init() != 0) {
         return 1;
     }
 
@@ -275,7 +279,7 @@ main(int argc, char **argv)
                 md_log(MD_LOG_INFO, "draining %zu calls", md_call_count());
             }
 
-            if (md_call_count() == 0 || md_now() >= drain) {
+            if (md_call_count() == 0 || md_now() >= drain || md_stop == 2) {
                 md_log(MD_LOG_INFO, "stopped");
                 return 0;
             }

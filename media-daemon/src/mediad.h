@@ -108,6 +108,7 @@ typedef struct {
     int                 nattrs;         /* other attributes, kept */
     char               *attrs[MD_MAX_ATTRS];
     int                 has_candidates;
+    char                mid[32];        /* a=mid (RFC 9143) */
 } md_sdp_media_t;
 
 typedef struct {
@@ -122,6 +123,7 @@ typedef struct {
     char                ice_ufrag[64];  /* session-level ICE */
     char                ice_pwd[128];
     char                fingerprint[160];
+    int                 bundle;         /* a=group:BUNDLE */
     char               *buf;            /* owns the attribute strings */
 } md_sdp_t;
 
@@ -136,10 +138,12 @@ md_codec_t *md_sdp_codec_named(md_codec_t *codecs, int n, const char *name);
 
 /* ---- codecs (codec.c) ---- */
 
+/* the values match md_tc_codec_e of transcode.h */
 typedef enum {
     MD_CODEC_UNKNOWN = 0,
-    MD_CODEC_PCMU,
     MD_CODEC_PCMA,
+    MD_CODEC_PCMU,
+    MD_CODEC_OPUS,
     MD_CODEC_TELEPHONE_EVENT
 } md_codec_id_e;
 
@@ -151,9 +155,6 @@ int16_t md_alaw_decode(uint8_t a);
 int16_t md_ulaw_decode(uint8_t u);
 uint8_t md_alaw_encode(int16_t pcm);
 uint8_t md_ulaw_encode(int16_t pcm);
-/* transcodes one payload; returns the output length or -1 */
-int md_transcode(md_codec_id_e from, md_codec_id_e to, const uint8_t *in,
-    size_t len, uint8_t *out, size_t size);
 
 
 

@@ -1,13 +1,16 @@
 /*
  * The relay: RTP (RFC 3550) and RTCP from a leg's endpoint go out of the
- * peer stream to the other endpoint.  Sources are latched (the first
- * packet's address replaces the SDP's, for NAT) and then enforced;
- * payloads are passed through or transcoded; every packet out gets the
- * direction's SSRC, sequence number and timestamp (see md_rewrite_t).
- * No allocation per packet.
+ * peer stream to the other endpoint.  A datagram is STUN, DTLS or
+ * (S)RTP/(S)RTCP by its first byte (RFC 7983).  Without ICE, sources are
+ * latched (the first packet's address replaces the SDP's, for NAT) and
+ * then enforced; with ICE, only the pair a valid check chose carries
+ * media.  Payloads are passed through or transcoded; every packet out
+ * gets the direction's SSRC, sequence number and timestamp (see
+ * md_rewrite_t).  No allocation per packet.
  */
 
 #include "call.h"
+#include "stun.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,6 +27,9 @@ static void md_rtp_packet(md_stream_t *s, uint8_t *p, size_t n,
     struct sockaddr_in *from);
 static void md_rtcp_packet(md_stream_t *s, uint8_t *p, size_t n,
     struct sockaddr_in *from);
+static void md_stun_packet(md_stream_t *s, uint8_t *p, size_t n,
+    struct sockaddr_in *from);
+static int md_source_ok(md_stream_t *s, struct sockaddr_in *from, int rtcp);
 
 
 static uint8_t  md_rtp_in[MD_MAX_PACKET];
@@ -41,18 +47,19 @@ md_same_addr(struct sockaddr_in *a, struct sockaddr_in *b)
 static void
 md_read(md_io_t *io, int rtcp)
 {
-    int                 i;
+    int                 i, rtcp_pkt;
+    size_t              len;
     ssize_t             n;
-    socklen_t           len;
+    socklen_t           slen;
     md_stream_t        *s;
     struct sockaddr_in  from;
 
     s = io->data;
 
     for (i = 0; i < MD_RTP_BATCH; i++) {
-        len = sizeof(from);
+        slen = sizeof(from);
         n = recvfrom(io->fd, md_rtp_in, sizeof(md_rtp_in), 0,
-                     (struct sockaddr *) &from, &len);
+                     (struct sockaddr *) &from, &slen);
 
         if (n == -1) {
             if (errno != EAGAIN && errno != EINTR) {
@@ -67,14 +74,106 @@ md_read(md_io_t *io, int rtcp)
             continue;
         }
 
+        /* RFC 7983 §7: 0-3 STUN, 20-63 DTLS, 128-191 RTP and RTCP */
+
+        if (md_rtp_in[0] < 4) {
+            md_stun_packet(s, md_rtp_in, (size_t) n, &from);
+            continue;
+        }
+
+        if (md_rtp_in[0] >= 20 && md_rtp_in[0] <= 63) {
+            if (s->dtls && (!s->ice || s->latched)
+                && (!s->latched || md_same_addr(&from, &s->remote)))
+            {
+                if (!s->has_remote) {
+                    s->remote = from;
+                    s->has_remote = 1;
+                }
+
+                md_dtls_input(s->dtls, md_rtp_in, (size_t) n);
+
+            } else {
+                s->in.errors++;
+            }
+            continue;
+        }
+
         /* RFC 5761 §4: RTCP packet types 200-207 on a muxed port */
 
-        if (rtcp || (n >= 8 && md_rtp_in[1] >= 200 && md_rtp_in[1] <= 207)) {
-            md_rtcp_packet(s, md_rtp_in, (size_t) n, &from);
+        rtcp_pkt = rtcp || (n >= 8 && md_rtp_in[1] >= 200
+                            && md_rtp_in[1] <= 207);
+        len = (size_t) n;
+
+        if (s->dtls) {
+            if (!md_source_ok(s, &from, rtcp_pkt)
+                || md_srtp_unprotect(s->dtls, md_rtp_in, &len, rtcp_pkt) != 0)
+            {
+                s->in.errors++;
+                continue;
+            }
+        }
+
+        if (rtcp_pkt) {
+            md_rtcp_packet(s, md_rtp_in, len, &from);
 
         } else {
-            md_rtp_packet(s, md_rtp_in, (size_t) n, &from);
+            md_rtp_packet(s, md_rtp_in, len, &from);
         }
+    }
+}
+
+
+/*
+ * ICE-Lite (RFC 8445 §7.3): answer checks; the pair of a valid check
+ * carries media, the one nominated with USE-CANDIDATE wins.  The DTLS
+ * client starts once a pair is known.
+ */
+static void
+md_stun_packet(md_stream_t *s, uint8_t *p, size_t n, struct sockaddr_in *from)
+{
+    size_t         len;
+    md_stun_req_t  req;
+
+    if (!s->ice || !md_stun_is(p, n)) {
+        s->in.errors++;
+        return;
+    }
+
+    memset(&req, 0, sizeof(req));
+
+    len = md_stun_answer(p, n, from, s->ice_ufrag, s->ice_pwd,
+                         s->remote_ufrag, md_rtp_out, sizeof(md_rtp_out),
+                         &req);
+
+    if (len) {
+        (void) sendto(s->rtp.fd, md_rtp_out, len, 0,
+                      (struct sockaddr *) from, sizeof(*from));
+    }
+
+    if (!req.valid) {
+        return;
+    }
+
+    s->last_in = md_now();
+
+    if (!s->ice_selected || (req.use_candidate
+                             && !md_same_addr(from, &s->remote)))
+    {
+        md_log(MD_LOG_INFO, "[%s] stream %d of %s: ICE pair %s:%u%s",
+               s->call->id, s->index, s->leg->tag,
+               inet_ntoa(from->sin_addr), ntohs(from->sin_port),
+               req.use_candidate ? " nominated" : "");
+
+        s->remote = *from;
+        s->remote_rtcp = *from;
+        s->has_remote = 1;
+        s->latched = 1;
+        s->ice_selected = 1;
+    }
+
+    if (s->dtls && !s->dtls_started) {
+        s->dtls_started = 1;
+        md_dtls_start(s->dtls);
     }
 }
 
@@ -104,8 +203,13 @@ md_source_ok(md_stream_t *s, struct sockaddr_in *from, int rtcp)
 
     known = (rtcp && !s->rtcp_mux) ? &s->remote_rtcp : &s->remote;
 
+    if (s->ice && !s->latched) {
+        /* no checked pair yet */
+        return 0;
+    }
+
     if (s->latched) {
-        if (rtcp && !s->rtcp_mux) {
+        if (rtcp && !s->rtcp_mux && !s->ice) {
             return from->sin_addr.s_addr == known->sin_addr.s_addr;
         }
         return md_same_addr(from, known);
@@ -174,63 +278,75 @@ md_stats(md_stats_t *st, uint16_t seq, uint32_t ts, double now, int rate)
 
 
 /*
- * sequence number and timestamp out, continuing across a new source: a
- * new SSRC, or a timestamp that jumps away from the wall clock (2 s)
+ * sequence number and timestamp out.  Within a source they follow the
+ * input (gaps and reordering kept, timestamps scaled from in_rate to
+ * out_rate); a new source (a new SSRC, a timestamp that jumps 2 s away
+ * from the wall clock, or a sequence jump) continues after the last
+ * packet out, with the marker bit set.
  */
 static void
 md_rewrite(md_rewrite_t *r, uint32_t ssrc, uint16_t seq, uint32_t ts,
-    double now, int rate, uint16_t *oseq, uint32_t *ots, int *marker)
+    double now, int in_rate, int out_rate, uint16_t *oseq, uint32_t *ots,
+    int *marker)
 {
     double    elapsed;
+    int16_t   dseq;
+    int32_t   dts;
     int64_t   drift;
     uint32_t  step;
-
-    elapsed = now - r->last_at;
 
     if (!r->started) {
         r->started = 1;
         r->ssrc_in = ssrc;
-        r->last_seq_out = (uint16_t) (seq + r->seq_offset - 1);
-        r->last_ts_out = ts + r->ts_offset;
-
-    } else {
-        drift = (int64_t) (int32_t) (ts - r->last_ts_in)
-                - (int64_t) (elapsed * rate);
-
-        if (ssrc != r->ssrc_in || drift > 2 * rate || drift < -2 * rate
-            || abs((int16_t) (uint16_t) (seq + r->seq_offset
-                                         - r->last_seq_out)) > 1000)
-        {
-            step = (uint32_t) (elapsed * rate + 0.5);
-            if (step < (uint32_t) rate / 50) {
-                step = (uint32_t) rate / 50;
-            }
-
-            r->seq_offset = (uint16_t) (r->last_seq_out + 1 - seq);
-            r->ts_offset = r->last_ts_out + step - ts;
-            r->ssrc_in = ssrc;
-            *marker = 1;
-        }
-    }
-
-    *oseq = (uint16_t) (seq + r->seq_offset);
-    *ots = ts + r->ts_offset;
-
-    if ((int16_t) (*oseq - r->last_seq_out) > 0) {
+        *oseq = r->seq_offset;
+        *ots = r->ts_offset;
         r->last_seq_out = *oseq;
         r->last_ts_out = *ots;
+        r->last_seq_in = seq;
+        r->last_ts_in = ts;
+        r->last_at = now;
+        return;
     }
 
-    r->last_ts_in = ts;
-    r->last_at = now;
+    elapsed = now - r->last_at;
+    dseq = (int16_t) (uint16_t) (seq - r->last_seq_in);
+    dts = (int32_t) (ts - r->last_ts_in);
+    drift = (int64_t) dts - (int64_t) (elapsed * in_rate);
+
+    if (ssrc != r->ssrc_in || drift > 2 * (int64_t) in_rate
+        || drift < -2 * (int64_t) in_rate || dseq > 1000 || dseq < -1000)
+    {
+        step = (uint32_t) (elapsed * out_rate + 0.5);
+        if (step < (uint32_t) out_rate / 50) {
+            step = (uint32_t) out_rate / 50;
+        }
+
+        *oseq = (uint16_t) (r->last_seq_out + 1);
+        *ots = r->last_ts_out + step;
+        *marker = 1;
+        r->ssrc_in = ssrc;
+        dseq = 1;
+
+    } else {
+        *oseq = (uint16_t) (r->last_seq_out + dseq);
+        *ots = r->last_ts_out + (uint32_t) ((int64_t) dts * out_rate / in_rate);
+    }
+
+    if (dseq > 0) {
+        r->last_seq_out = *oseq;
+        r->last_ts_out = *ots;
+        r->last_seq_in = seq;
+        r->last_ts_in = ts;
+        r->last_at = now;
+    }
 }
 
 
 static void
 md_rtp_packet(md_stream_t *s, uint8_t *p, size_t n, struct sockaddr_in *from)
 {
-    int            pt, out_pt, marker, rate, len;
-    size_t         hlen, plen;
+    int            pt, out_pt, marker, rate, out_rate, len;
+    size_t         hlen, plen, out_len;
     double         now;
     uint16_t       seq, oseq;
     uint32_t       ts, ots, ssrc;
@@ -307,6 +423,7 @@ md_rtp_packet(md_stream_t *s, uint8_t *p, size_t n, struct sockaddr_in *from)
     }
 
     id = md_codec_id(c);
+    out_rate = peer->rate ? peer->rate : rate;
 
     if (pt == s->dtmf_pt) {
         /* RFC 4733 events go across with the peer's payload type */
@@ -315,6 +432,8 @@ md_rtp_packet(md_stream_t *s, uint8_t *p, size_t n, struct sockaddr_in *from)
         }
 
         out_pt = peer->dtmf_pt;
+        out_rate = 8000;
+        rate = 8000;
         memcpy(md_rtp_out + 12, p + hlen, plen);
         len = (int) plen;
 
@@ -328,18 +447,25 @@ md_rtp_packet(md_stream_t *s, uint8_t *p, size_t n, struct sockaddr_in *from)
         memcpy(md_rtp_out + 12, p + hlen, plen);
         len = (int) plen;
 
-    } else {
-        len = md_transcode(id, peer->send_codec, p + hlen, plen,
-                           md_rtp_out + 12, sizeof(md_rtp_out) - 12);
-        if (len < 0) {
-            s->in.errors++;
+    } else if (s->tc && peer->send_pt >= 0) {
+        len = md_tc_run(s->tc, p + hlen, plen, md_rtp_out + 12,
+                        sizeof(md_rtp_out) - 12 - 64);
+        if (len <= 0) {
+            if (len < 0) {
+                s->in.errors++;
+            }
             return;
         }
 
         out_pt = peer->send_pt;
+
+    } else {
+        s->in.errors++;
+        return;
     }
 
-    md_rewrite(&peer->out, ssrc, seq, ts, now, rate, &oseq, &ots, &marker);
+    md_rewrite(&peer->out, ssrc, seq, ts, now, rate, out_rate, &oseq, &ots,
+               &marker);
 
     md_rtp_out[0] = 0x80;
     md_rtp_out[1] = (uint8_t) ((marker << 7) | out_pt);
@@ -354,7 +480,16 @@ md_rtp_packet(md_stream_t *s, uint8_t *p, size_t n, struct sockaddr_in *from)
     md_rtp_out[10] = (uint8_t) (peer->out.ssrc_out >> 8);
     md_rtp_out[11] = (uint8_t) peer->out.ssrc_out;
 
-    if (sendto(peer->rtp.fd, md_rtp_out, (size_t) len + 12, 0,
+    out_len = (size_t) len + 12;
+
+    if (peer->dtls
+        && md_srtp_protect(peer->dtls, md_rtp_out, &out_len,
+                           sizeof(md_rtp_out), 0) != 0)
+    {
+        return;     /* DTLS not up yet */
+    }
+
+    if (sendto(peer->rtp.fd, md_rtp_out, out_len, 0,
                (struct sockaddr *) &peer->remote, sizeof(peer->remote))
         > 0)
     {
@@ -374,7 +509,7 @@ md_rtcp_packet(md_stream_t *s, uint8_t *p, size_t n, struct sockaddr_in *from)
     uint32_t       ssrc;
     md_stream_t   *peer;
 
-    if (n < 8 || (p[0] >> 6) != 2 || n > sizeof(md_rtp_out)) {
+    if (n < 8 || (p[0] >> 6) != 2 || n + 64 > sizeof(md_rtp_out)) {
         s->in.errors++;
         return;
     }
@@ -403,6 +538,13 @@ md_rtcp_packet(md_stream_t *s, uint8_t *p, size_t n, struct sockaddr_in *from)
     }
 
     fd = peer->rtcp_mux ? peer->rtp.fd : peer->rtcp.fd;
+
+    if (peer->dtls
+        && md_srtp_protect(peer->dtls, md_rtp_out, &n, sizeof(md_rtp_out),
+                           1) != 0)
+    {
+        return;
+    }
 
     if (fd >= 0) {
         (void) sendto(fd, md_rtp_out, n, 0,

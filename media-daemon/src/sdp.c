@@ -376,6 +376,9 @@ md_sdp_line(md_sdp_t *sdp, md_sdp_media_t *m, char *line,
         } else if (strncmp(a, "fingerprint:", 12) == 0) {
             md_copy(sdp->fingerprint, sizeof(sdp->fingerprint), a + 12);
 
+        } else if (strncmp(a, "group:BUNDLE", 12) == 0) {
+            sdp->bundle = 1;
+
         } else if (strcmp(a, "ice-lite") != 0
                    && strncmp(a, "ice-options:", 12) != 0
                    && strcmp(a, "sendrecv") != 0)
@@ -417,6 +420,9 @@ md_sdp_line(md_sdp_t *sdp, md_sdp_media_t *m, char *line,
 
     } else if (strncmp(a, "candidate:", 10) == 0) {
         m->has_candidates = 1;
+
+    } else if (strncmp(a, "mid:", 4) == 0) {
+        md_copy(m->mid, sizeof(m->mid), a + 4);
 
     } else if (strcmp(a, "end-of-candidates") == 0
                || strncmp(a, "ice-options:", 12) == 0

@@ -1,0 +1,67 @@
+/*
+ * Transcoding of one direction of a stream between Opus (RFC 6716,
+ * RFC 7587) and G.711 (RFC 3551 PCMA/PCMU) through 16-bit linear PCM,
+ * with an 8 kHz <-> 48 kHz resampler (windowed-sinc FIR, polyphase).
+ *
+ * Output comes in 20 ms frames, one RTP payload each (md_tc_rate(to) / 50
+ * timestamp units).  Inputs of other durations (10, 40, 60 ms, up to
+ * 120 ms) are buffered: md_tc_run() returns the first frame that is
+ * ready, md_tc_next() the others, so a caller sends
+ *
+ *     n = md_tc_run(tc, in, len, out, sizeof(out));
+ *     while (n > 0) {
+ *         send out[0..n) with ts += md_tc_rate(to) / 50;
+ *         n = md_tc_next(tc, out, sizeof(out));
+ *     }
+ *
+ * All memory is allocated by md_tc_new(); nothing is allocated per packet.
+ */
+
+#ifndef MD_TRANSCODE_H
+#define MD_TRANSCODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+
+/* bytes: no output frame is longer (RFC 6716 §3.4 R2: an Opus frame) */
+#define MD_TC_MAX_OUT  1275
+
+/* ms of audio in each output frame */
+#define MD_TC_PTIME    20
+
+
+typedef enum { MD_TC_PCMA = 1, MD_TC_PCMU, MD_TC_OPUS } md_tc_codec_e;
+
+typedef struct md_tc_s  md_tc_t;    /* one direction: from -> to */
+
+
+/* NULL on failure; allocates (call setup, not per packet) */
+md_tc_t *md_tc_new(md_tc_codec_e from, md_tc_codec_e to);
+void md_tc_free(md_tc_t *tc);
+
+/*
+ * One RTP payload in (G.711: 1-960 bytes; Opus: a packet of up to
+ * 120 ms), buffered; the first 20 ms frame ready goes to out.  Returns
+ * the bytes written to out, 0 when no frame is ready yet (e.g. after the
+ * first of two 10 ms packets), -1 on a decoding error (the caller drops
+ * the packet; the state is kept) or when size is too small (give at
+ * least MD_TC_MAX_OUT; the frame stays queued).
+ */
+int md_tc_run(md_tc_t *tc, const uint8_t *in, size_t len, uint8_t *out,
+    size_t size);
+
+/* the next queued 20 ms frame: bytes written, 0 when none, -1 as above */
+int md_tc_next(md_tc_t *tc, uint8_t *out, size_t size);
+
+/*
+ * A lost input packet: 20 ms of concealment (Opus input: the decoder's
+ * PLC; G.711 input: silence) are queued, and the next frame is returned
+ * as by md_tc_next().
+ */
+int md_tc_conceal(md_tc_t *tc, uint8_t *out, size_t size);
+
+/* RTP clock rate of a codec: 8000 or 48000 (RFC 7587 §4.1); -1 unknown */
+int md_tc_rate(md_tc_codec_e c);
+
+#endif

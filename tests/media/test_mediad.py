@@ -1,0 +1,281 @@
+#!/usr/bin/python3
+"""codeb-mediad through its real wire: NG over UDP, RTP between two plain
+RTP peers on loopback (tests/media/mediatest.py).
+
+Run: /usr/bin/python3 -m unittest tests/media/test_mediad.py
+(CODEB_MEDIAD: the binary; default build/mediad/codeb-mediad)
+"""
+
+import contextlib
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import mediatest as mt  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BINARY = os.environ.get("CODEB_MEDIAD", os.path.join(ROOT, "build/mediad/codeb-mediad"))
+
+
+def free_udp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def mediad(timeout=60, extra=()):
+    """codeb-mediad on a free NG port and its own 200-port range."""
+    ng_port = free_udp_port()
+    base = random.randrange(41000, 59000, 2)
+    log = tempfile.NamedTemporaryFile(prefix="mediad-", suffix=".log", delete=False)
+    proc = subprocess.Popen(
+        [BINARY, "--listen-ng", "127.0.0.1:%d" % ng_port, "--port-min", str(base),
+         "--port-max", str(base + 199), "--timeout", str(timeout), "--log-level", "debug",
+         *extra],
+        stdout=log, stderr=subprocess.STDOUT)
+    ng = mt.NG(("127.0.0.1", ng_port), timeout=1.0, retries=1)
+    try:
+        ng.wait_ready(10)
+        ng.proc = proc
+        ng.log_path = log.name
+        yield ng
+    finally:
+        ng.close()
+        alive = proc.poll() is None
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        with open(log.name, "rb") as f:
+            text = f.read().decode(errors="replace")
+        os.unlink(log.name)
+        if not alive or proc.returncode != 0:
+            raise AssertionError("codeb-mediad died (rc %s):\n%s" % (proc.returncode, text[-3000:]))
+
+
+class NGControl(unittest.TestCase):
+    def test_ping_list_unknown(self):
+        with mediad() as ng:
+            self.assertEqual(ng.ping()["result"], "pong")
+            r = ng.request({"command": "list"})
+            self.assertEqual(r["result"], "ok")
+            self.assertEqual(r["calls"], [])
+            r = ng.request({"command": "frobnicate"})
+            self.assertEqual(r["result"], "error")
+            self.assertIn("unknown command", r["error-reason"])
+            r = ng.request({"command": "delete", "call-id": "nope", "from-tag": "x"})
+            self.assertEqual(r["result"], "ok")
+            self.assertIn("warning", r)
+            r = ng.request({"command": "query", "call-id": "nope"})
+            self.assertEqual(r["result"], "error")
+            r = ng.request({"command": "offer", "call-id": "c", "from-tag": "t"})
+            self.assertEqual(r["result"], "error")
+            self.assertIn("SDP", r["error-reason"])
+
+    def test_malformed_datagrams_get_errors_and_the_daemon_lives(self):
+        with mediad() as ng:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.settimeout(1)
+            dest = ng.addr
+            cases = [b"c1 d7:command4:ping", b"c2 i01e", b"c3 d3:foo", b"c4 l4:pinge",
+                     b"c5 d999999999:xe", b"c6 " + b"l" * 100 + b"e" * 100,
+                     b"c7 d7:command4:pingi1ei2ee", b"c8 " + os.urandom(500)]
+            for c in cases:
+                sock.sendto(c, dest)
+                reply = sock.recv(65535)
+                cookie, _, body = reply.partition(b" ")
+                self.assertEqual(cookie, c.split(b" ")[0])
+                d = mt.bdecode(body, require_sorted=False)
+                self.assertEqual(d[b"result"], b"error", c)
+                self.assertTrue(d[b"error-reason"])
+            sock.sendto(b"no-cookie-at-all", dest)
+            for _ in range(200):
+                sock.sendto(os.urandom(random.randrange(1, 1400)), dest)
+            sock.close()
+            self.assertEqual(ng.ping()["result"], "pong")
+
+    def test_retransmission_is_answered_from_the_cache(self):
+        with mediad() as ng, mt.RtpPeer() as a:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.settimeout(1)
+            msg = b"same-cookie " + mt.bencode({"command": "offer", "call-id": "rt",
+                                                "from-tag": "t1", "sdp": a.sdp()})
+            sock.sendto(msg, ng.addr)
+            first = sock.recv(65535)
+            sock.sendto(msg, ng.addr)
+            second = sock.recv(65535)
+            sock.close()
+            self.assertEqual(first, second)
+            self.assertEqual(ng.list()["calls"], ["rt"])
+
+
+class Relay(unittest.TestCase):
+    def setUp(self):
+        self.stack = contextlib.ExitStack()
+        self.ng = self.stack.enter_context(mediad())
+        self.a = self.stack.enter_context(mt.RtpPeer())
+        self.b = self.stack.enter_context(mt.RtpPeer())
+
+    def tearDown(self):
+        self.stack.close()
+
+    def offer_answer(self, call_id, offer_pts, answer_pts, offer_flags=None, dtmf=101):
+        r = self.ng.offer(call_id, "tag-a",
+                          self.a.sdp(payload_types=offer_pts, telephone_event=dtmf),
+                          **(offer_flags or {}))
+        mt.expect_ok(r)
+        to_b = r["sdp"]
+        r = self.ng.answer(call_id, "tag-a", "tag-b",
+                           self.b.sdp(payload_types=answer_pts, telephone_event=dtmf))
+        mt.expect_ok(r)
+        to_a = r["sdp"]
+        # a sends where the answer (given to a) says; b where the offer says
+        return mt.sdp_audio_dest(to_a), mt.sdp_audio_dest(to_b), to_a, to_b
+
+    def tone_both_ways(self, a_codec, b_codec, dest_a, dest_b, seconds=1.0):
+        with self.b.capture() as cap_b:
+            self.a.send_tone(dest_a, codec=a_codec, seconds=seconds)
+            time.sleep(0.2)
+        with self.a.capture() as cap_a:
+            self.b.send_tone(dest_b, codec=b_codec, freq=1000, seconds=seconds)
+            time.sleep(0.2)
+        for cap, codec in ((cap_b, b_codec), (cap_a, a_codec)):
+            pkts = [p for p in cap.packets if p.rtp and p.rtp.pt in (0, 8)]
+            self.assertGreater(len(pkts), seconds * 50 * 0.9)
+            audio = mt.decode_audio(pkts, codec)
+            self.assertTrue(mt.tone_detected(audio, 8000, 1000), codec)
+            mt.continuity(pkts).assert_ok()
+            self.assertEqual(len({p.rtp.ssrc for p in pkts}), 1)
+            self.assertTrue(all(p.rtp.pt == (8 if codec == "PCMA" else 0) for p in pkts))
+        return cap_a, cap_b
+
+    def test_pcma_pass_through(self):
+        dest_a, dest_b, to_a, to_b = self.offer_answer("pt", [(8, "PCMA", 8000)],
+                                                       [(8, "PCMA", 8000)])
+        sdp_b = mt.parse_sdp(to_b)
+        self.assertEqual(sdp_b["media"][0]["payloads"], [8, 101])
+        self.assertEqual(sdp_b["media"][0]["proto"], "RTP/AVP")
+        self.tone_both_ways("PCMA", "PCMA", dest_a, dest_b)
+        q = self.ng.query("pt")
+        self.assertEqual(q["result"], "ok")
+        stats = [m["streams"][0]["stats"] for t in q["tags"].values() for m in t["medias"]]
+        self.assertTrue(all(s["packets"] >= 45 for s in stats), stats)
+        self.assertTrue(all(s["lost"] == 0 for s in stats), stats)
+
+    def test_pcma_to_pcmu_transcoding(self):
+        dest_a, dest_b, to_a, to_b = self.offer_answer(
+            "tc", [(8, "PCMA", 8000)], [(0, "PCMU", 8000)],
+            offer_flags={"codec": {"transcode": ["PCMU"]}})
+        self.assertEqual(mt.parse_sdp(to_b)["media"][0]["payloads"], [8, 101, 0])
+        self.assertEqual(mt.parse_sdp(to_a)["media"][0]["payloads"], [8, 101])
+        self.tone_both_ways("PCMA", "PCMU", dest_a, dest_b)
+
+    def test_codec_strip_and_mask(self):
+        r = self.ng.offer("st", "tag-a", self.a.sdp(payload_types=[(8, "PCMA", 8000),
+                                                                    (0, "PCMU", 8000)]),
+                          codec={"strip": ["PCMU"]})
+        self.assertEqual(mt.parse_sdp(r["sdp"])["media"][0]["payloads"], [8, 101])
+        r = self.ng.offer("mk", "tag-a", self.a.sdp(payload_types=[(8, "PCMA", 8000)]),
+                          codec={"mask": ["PCMA"], "transcode": ["PCMU"]})
+        self.assertEqual(mt.parse_sdp(r["sdp"])["media"][0]["payloads"], [101, 0])
+
+    def test_dtmf_crosses_with_mapped_payload_type(self):
+        r = self.ng.offer("dt", "tag-a", self.a.sdp(telephone_event=101))
+        dest_b = mt.sdp_audio_dest(r["sdp"])
+        r = self.ng.answer("dt", "tag-a", "tag-b", self.b.sdp(telephone_event=96))
+        dest_a = mt.sdp_audio_dest(r["sdp"])
+        self.assertIn(101, mt.parse_sdp(r["sdp"])["media"][0]["payloads"])
+        with self.b.capture() as cap:
+            self.a.send_tone(dest_a, seconds=0.2)
+            for d in "1#9":
+                self.a.send_dtmf(dest_a, pt_event=101, digit=d)
+            time.sleep(0.2)
+        ev = mt.dtmf_events(cap.packets, pt=96)
+        self.assertEqual([e[0] for e in ev], list("1#9"))
+
+    def test_ssrc_change_and_hold_keep_the_stream_continuous(self):
+        dest_a, dest_b, _, _ = self.offer_answer("ss", [(8, "PCMA", 8000)],
+                                                 [(8, "PCMA", 8000)])
+        with self.b.capture() as cap:
+            self.a.send_tone(dest_a, seconds=0.4, ssrc=0x1111, start_seq=100, start_ts=1000)
+            # a new source: another SSRC, sequence and timestamp base
+            self.a.send_tone(dest_a, seconds=0.4, ssrc=0x2222, start_seq=60000,
+                             start_ts=4000000000)
+            # hold: one second of nothing, then the timestamp jumps far
+            time.sleep(1.0)
+            self.a.send_tone(dest_a, seconds=0.4, ssrc=0x2222, start_ts=123)
+            time.sleep(0.2)
+        pkts = [p for p in cap.packets if p.rtp]
+        self.assertGreater(len(pkts), 55)
+        self.assertEqual(len({p.rtp.ssrc for p in pkts}), 1, "one SSRC out")
+        seqs = [p.rtp.seq for p in pkts]
+        for x, y in zip(seqs, seqs[1:]):
+            self.assertEqual((x + 1) & 0xFFFF, y)
+        ts = [p.rtp.ts for p in pkts]
+        steps = [(y - x) & 0xFFFFFFFF for x, y in zip(ts, ts[1:])]
+        # 160 per packet, and across the hold about the time that passed
+        self.assertTrue(all(s == 160 for s in steps[:19] + steps[20:39]), steps[:45])
+        big = max(steps)
+        self.assertTrue(8000 * 0.9 <= big <= 8000 * 1.6, big)
+        self.assertTrue(all(s < 0x7FFFFFFF for s in steps))
+        markers = [i for i, p in enumerate(pkts) if p.rtp.marker]
+        self.assertIn(20, markers)
+
+    def test_latching_then_spoofed_source_is_dropped(self):
+        dest_a, dest_b, _, _ = self.offer_answer("sp", [(8, "PCMA", 8000)],
+                                                 [(8, "PCMA", 8000)])
+        with mt.RtpPeer() as mallory, self.b.capture() as cap:
+            self.a.send_tone(dest_a, seconds=0.2)
+            mallory.send_tone(dest_a, seconds=0.2, ssrc=0xBAD)
+            self.a.send_tone(dest_a, seconds=0.2)
+            time.sleep(0.2)
+        self.assertEqual(len([p for p in cap.packets if p.rtp]), 20)
+        q = self.ng.query("sp")
+        errors = sum(m["streams"][0]["stats"]["errors"] for t in q["tags"].values()
+                     for m in t["medias"])
+        self.assertGreaterEqual(errors, 10)
+
+    def test_garbage_on_media_ports(self):
+        dest_a, dest_b, _, _ = self.offer_answer("gb", [(8, "PCMA", 8000)],
+                                                 [(8, "PCMA", 8000)])
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        rnd = random.Random(7)
+        for i in range(2000):
+            n = rnd.randrange(0, 1500)
+            data = bytes(rnd.getrandbits(8) for _ in range(n))
+            s.sendto(data, dest_a if i % 2 else dest_b)
+            s.sendto(data, (dest_a[0], dest_a[1] + 1))
+        s.close()
+        self.assertEqual(self.ng.ping()["result"], "pong")
+        self.assertEqual(self.ng.query("gb")["result"], "ok")
+
+    def test_delete_and_timeout(self):
+        self.offer_answer("de", [(8, "PCMA", 8000)], [(8, "PCMA", 8000)])
+        self.assertEqual(self.ng.delete("de", "tag-a")["result"], "ok")
+        self.assertEqual(self.ng.list()["calls"], [])
+
+
+class Timeout(unittest.TestCase):
+    def test_a_call_without_media_is_deleted(self):
+        with mediad(timeout=2) as ng, mt.RtpPeer() as a:
+            mt.expect_ok(ng.offer("to", "t", a.sdp()))
+            self.assertEqual(ng.list()["calls"], ["to"])
+            deadline = time.monotonic() + 6
+            while time.monotonic() < deadline and ng.list()["calls"]:
+                time.sleep(0.2)
+            self.assertEqual(ng.list()["calls"], [])
+
+
+if __name__ == "__main__":
+    unittest.main()
