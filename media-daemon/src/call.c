@@ -885,7 +885,9 @@ md_sdp_out(be_buf_t *b, md_sdp_t *in, md_leg_t *to, md_flags_t *f,
             mux = m->rtcp_mux && s->rtcp_mux;
         }
 
-        md_out(b, "a=rtcp:%u\r\n", mux ? s->port : s->port + 1);
+        /* RFC 3605 §2.1, with the address: some stacks require it */
+        md_out(b, "a=rtcp:%u IN IP4 %s\r\n", mux ? s->port : s->port + 1,
+               md_conf.advertised_str);
 
         if (mux) {
             md_out(b, "a=rtcp-mux\r\n");

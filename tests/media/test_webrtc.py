@@ -32,7 +32,11 @@ if os.environ.get("CODEB_NETNS") != "1" and __name__ == "__main__":
 import mediatest as mt  # noqa: E402
 from test_mediad import mediad  # noqa: E402
 
+import aioice.ice  # noqa: E402
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription  # noqa: E402
+
+# aioice leaves loopback out of its host candidates; here lo is all there is
+aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack  # noqa: E402
 from av import AudioFrame  # noqa: E402
 
