@@ -182,7 +182,7 @@ EOF
 # through the CodeB modules, fails.  (nginx itself is not instrumented:
 # its pools are freed wholesale and are not what this checks.)
 memcheck() {
-    local r bad=0
+    local r bad=0 TEST_NGINX_MODULES
     build_asan
     rm -f "$ROOT"/build/asan/report.*
     log "t/ under AddressSanitizer"
@@ -199,19 +199,59 @@ memcheck() {
     return $bad
 }
 
+# one test suite; its result counts in the closing line
+suite() {
+    local name=$1
+    shift
+    log "$name"
+    if "$@"; then
+        PASSED=$((PASSED + 1))
+    else
+        FAILED=$((FAILED + 1))
+        FAILED_NAMES="$FAILED_NAMES $name"
+    fi
+}
+
+# the media daemon's C unit tests, under ASan and UBSan
+media_unit() {
+    local t
+    for t in stun transcode; do
+        cc -std=gnu11 -O1 -g -Wall -Wextra -Werror -fsanitize=address,undefined \
+            -fno-sanitize-recover=all -I"$ROOT/media-daemon/src" \
+            -o "$BUILD/test_$t" "$ROOT/media-daemon/tests/test_$t.c" \
+            "$ROOT/media-daemon/src/$t.c" "$ROOT/media-daemon/src/codec.c" \
+            -lcrypto -lopus -lm || return 1
+        "$BUILD/test_$t" | tail -3 || return 1
+    done
+}
+
+# codeb-mediad with ASan + UBSan for the protocol tests: bad input must
+# leave no invalid access and no leak
+build_mediad_asan() {
+    make -s -C "$ROOT/media-daemon" O="$BUILD/mediad-asan" \
+        CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
+        LDFLAGS="-fsanitize=address,undefined"
+}
+
 run_tests() {
     deps
     build
-    local failed=0
+    PASSED=0 FAILED=0 FAILED_NAMES=
     export TEST_NGINX_MODULES=$BUILD/modules
-    log "t/: nginx + Redis protocol tests (prove)"
-    prove -r t/ || failed=1
-    (unset TEST_NGINX_MODULES; memcheck) || failed=1
-    log "tests/: browser end-to-end tests (node --test)"
-    if ls "$ROOT"/tests/e2e/*.test.mjs >/dev/null 2>&1; then
-        node --test "$ROOT"/tests/e2e/ || failed=1
-    fi
-    return $failed
+    suite "t/: nginx + Redis protocol tests (prove)" prove -r t/
+    suite "t/ again, modules under AddressSanitizer" memcheck
+    suite "tests/e2e: browser (Playwright + Debian chromium)" node --test "$ROOT"/tests/e2e/
+    suite "media-daemon: STUN and transcoder unit tests" media_unit
+    suite "codeb-mediad under ASan+UBSan" build_mediad_asan
+    export CODEB_MEDIAD=$BUILD/mediad-asan/codeb-mediad
+    suite "tests/media: tooling self-test" /usr/bin/python3 -m unittest "$ROOT/tests/media/test_mediatest.py"
+    suite "tests/media: NG and RTP through codeb-mediad" /usr/bin/python3 -m unittest "$ROOT/tests/media/test_mediad.py"
+    suite "tests/media: aiortc (ICE, DTLS-SRTP) <-> codeb-mediad <-> RTP" /usr/bin/python3 "$ROOT/tests/media/test_webrtc.py"
+    suite "tests/media: the same tooling against Debian's rtpengine" /usr/bin/python3 -m unittest "$ROOT/tests/media/test_rtpengine_ref.py"
+    suite "media-daemon: STUN interop with aioice" /usr/bin/python3 "$ROOT/media-daemon/tests/stun_interop.py"
+    [ -z "$FAILED_NAMES" ] || echo "failed:$FAILED_NAMES" >&2
+    echo "suites: $PASSED passed, $FAILED failed"
+    [ "$FAILED" = 0 ]
 }
 
 case "${1:-run}" in
