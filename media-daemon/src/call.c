@@ -25,8 +25,6 @@
 #include <unistd.h>
 
 
-#define MD_CALL_HASH  1024
-
 
 typedef struct {
     be_node_t          *flags;
@@ -51,6 +49,13 @@ size_t
 md_call_count(void)
 {
     return md_ncalls;
+}
+
+
+md_call_t *
+md_call_bucket(int i)
+{
+    return md_calls[i];
 }
 
 
@@ -202,6 +207,8 @@ md_stream_open(md_stream_t *s)
 static void
 md_stream_close(md_stream_t *s)
 {
+    md_player_free(s);
+    md_recorder_free(s);
     md_dtls_free(s->dtls);
     s->dtls = NULL;
     md_tc_free(s->tc);
@@ -1486,4 +1493,134 @@ md_call_timeouts(void)
             }
         }
     }
+}
+
+
+/* ---- play media, stop media, start recording, stop recording ---- */
+
+/* the call and the leg named by from-tag (NULL tag: any) */
+static const char *
+md_call_leg(be_node_t *req, md_call_t **c, md_leg_t **leg)
+{
+    be_node_t  *id, *tag;
+
+    id = be_get_str(req, "call-id");
+    if (id == NULL) {
+        return "call-id missing";
+    }
+
+    *c = md_call_find(id);
+    if (*c == NULL) {
+        return "Unknown call-id";
+    }
+
+    tag = be_get_str(req, "from-tag");
+    *leg = NULL;
+
+    if (tag == NULL) {
+        return NULL;
+    }
+
+    if (md_tag_is(&(*c)->legs[0], tag)) {
+        *leg = &(*c)->legs[0];
+
+    } else if (md_tag_is(&(*c)->legs[1], tag)) {
+        *leg = &(*c)->legs[1];
+
+    } else {
+        return "from-tag is not a party of this call";
+    }
+
+    return NULL;
+}
+
+
+/* "play media": the WAV file to from-tag's endpoint, first audio stream */
+const char *
+md_call_play(be_node_t *req, be_buf_t *reply)
+{
+    int          i;
+    md_leg_t    *leg;
+    md_call_t   *c;
+    const char  *err;
+
+    err = md_call_leg(req, &c, &leg);
+    if (err) {
+        return err;
+    }
+
+    if (leg == NULL) {
+        return "play media needs from-tag (the party that hears it)";
+    }
+
+    for (i = 0; i < leg->nstreams; i++) {
+        if (strcmp(leg->streams[i].media, "audio") == 0) {
+            return md_media_play(&leg->streams[i], req, reply);
+        }
+    }
+
+    return "no audio stream to play into";
+}
+
+
+const char *
+md_call_stop_media(be_node_t *req, be_buf_t *reply)
+{
+    int          l, i;
+    md_leg_t    *leg;
+    md_call_t   *c;
+    const char  *err;
+
+    err = md_call_leg(req, &c, &leg);
+    if (err) {
+        return err;
+    }
+
+    for (l = 0; l < 2; l++) {
+        if (leg && leg != &c->legs[l]) {
+            continue;
+        }
+
+        for (i = 0; i < c->legs[l].nstreams; i++) {
+            md_player_free(&c->legs[l].streams[i]);
+        }
+    }
+
+    return NULL;
+}
+
+
+const char *
+md_call_start_recording(be_node_t *req, be_buf_t *reply)
+{
+    md_leg_t    *leg;
+    md_call_t   *c;
+    const char  *err;
+
+    err = md_call_leg(req, &c, &leg);
+
+    return err ? err : md_media_record(c, reply);
+}
+
+
+const char *
+md_call_stop_recording(be_node_t *req, be_buf_t *reply)
+{
+    int          l, i;
+    md_leg_t    *leg;
+    md_call_t   *c;
+    const char  *err;
+
+    err = md_call_leg(req, &c, &leg);
+    if (err) {
+        return err;
+    }
+
+    for (l = 0; l < 2; l++) {
+        for (i = 0; i < c->legs[l].nstreams; i++) {
+            md_recorder_free(&c->legs[l].streams[i]);
+        }
+    }
+
+    return NULL;
 }

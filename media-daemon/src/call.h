@@ -13,8 +13,13 @@
 #include <netinet/in.h>
 
 
-typedef struct md_leg_s     md_leg_t;
-typedef struct md_stream_s  md_stream_t;
+#define MD_CALL_HASH  1024
+
+
+typedef struct md_leg_s       md_leg_t;
+typedef struct md_stream_s    md_stream_t;
+typedef struct md_player_s    md_player_t;
+typedef struct md_recorder_s  md_recorder_t;
 
 
 /*
@@ -33,7 +38,8 @@ typedef struct {
     uint32_t            last_ts_in;
     uint16_t            last_seq_in;
     double              last_at;       /* s, md_now() */
-    unsigned            new_source:1;  /* set M on the next packet */
+    unsigned            new_source:1;  /* injected media went out: the
+                                          next relayed packet starts anew */
 } md_rewrite_t;
 
 typedef struct {
@@ -88,6 +94,8 @@ struct md_stream_s {
     int                 dtls_started;
 
     md_tc_t            *tc;            /* transcoder, this -> peer */
+    md_player_t        *player;        /* media played to this endpoint */
+    md_recorder_t      *recorder;      /* what this endpoint sends */
     int                 rate;          /* RTP clock of what it sends */
 
     md_rewrite_t        out;           /* what we send to this endpoint */
@@ -116,8 +124,25 @@ struct md_call_s {
 };
 
 
+/* call.c: the calls of one hash bucket, for walks over all streams */
+md_call_t *md_call_bucket(int i);
+
 /* rtp.c: the socket handlers of a stream */
 void md_rtp_read(md_io_t *io);
 void md_rtcp_read(md_io_t *io);
+/* where a payload to inject is written (MD_TC_MAX_OUT bytes) */
+uint8_t *md_rtp_payload(void);
+/* sends that payload to s's endpoint, continuing its sequence; step is
+ * the timestamp increment (samples) since the last packet out */
+void md_rtp_inject(md_stream_t *s, size_t len, uint32_t step, int marker);
+
+/* media.c: playback and recording */
+int md_media_init(const char *recording_dir);
+const char *md_media_play(md_stream_t *s, be_node_t *req, be_buf_t *reply);
+void md_player_free(md_stream_t *s);
+const char *md_media_record(md_call_t *c, be_buf_t *reply);
+void md_recorder_free(md_stream_t *s);
+void md_record(md_stream_t *s, md_codec_id_e codec, const uint8_t *p,
+    size_t len, uint32_t ts, int rate);
 
 #endif

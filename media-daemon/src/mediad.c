@@ -3,7 +3,8 @@
  *
  *   codeb-mediad [--interface ADDR[!ADVERTISED]] [--listen-ng ADDR:PORT]
  *                [--port-min N] [--port-max N] [--timeout S]
- *                [--threads N] [--log-level err|warn|info|debug]
+ *                [--threads N] [--recording-dir DIR]
+ *                [--log-level err|warn|info|debug]
  *
  * SIGTERM: stop taking new calls, end when the last call has ended or
  * after 10 s (drain).  SIGINT: end now.  SIGHUP: log the state.
@@ -11,6 +12,7 @@
 
 #include "mediad.h"
 #include "dtls.h"
+#include "call.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -114,6 +116,7 @@ md_usage(void)
         "usage: codeb-mediad [--interface ADDR[!ADVERTISED]]"
         " [--listen-ng ADDR:PORT]\n"
         "       [--port-min N] [--port-max N] [--timeout S] [--threads N]\n"
+        "       [--recording-dir DIR]\n"
         "       [--log-level err|warn|info|debug]\n");
     exit(2);
 }
@@ -181,6 +184,9 @@ md_parse_args(int argc, char **argv)
         } else if (strcmp(argv[i], "--timeout") == 0) {
             md_conf.timeout = atoi(v);
 
+        } else if (strcmp(argv[i], "--recording-dir") == 0) {
+            md_conf.recording_dir = v;
+
         } else if (strcmp(argv[i], "--threads") == 0) {
             md_conf.threads = atoi(v);
 
@@ -239,7 +245,9 @@ main(int argc, char **argv)
         return 1;
     }
 
-    if (md_dtls_init() != 0 || md_ng_init() != 0) {
+    if (md_dtls_init() != 0 || md_ng_init() != 0
+        || md_media_init(md_conf.recording_dir) != 0)
+    {
         return 1;
     }
 

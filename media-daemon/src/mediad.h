@@ -42,6 +42,7 @@ typedef struct {
     int                 threads;
     int                 foreground;
     const char         *log_level;
+    const char         *recording_dir;
 } md_conf_t;
 
 extern md_conf_t  md_conf;
@@ -171,6 +172,10 @@ const char *md_call_answer(be_node_t *req, be_buf_t *reply);
 const char *md_call_delete(be_node_t *req, be_buf_t *reply);
 const char *md_call_query(be_node_t *req, be_buf_t *reply);
 const char *md_call_list(be_node_t *req, be_buf_t *reply);
+const char *md_call_play(be_node_t *req, be_buf_t *reply);
+const char *md_call_stop_media(be_node_t *req, be_buf_t *reply);
+const char *md_call_start_recording(be_node_t *req, be_buf_t *reply);
+const char *md_call_stop_recording(be_node_t *req, be_buf_t *reply);
 /* deletes calls without media for md_conf.timeout s; run every second */
 void md_call_timeouts(void);
 /* calls alive, for logs */

@@ -267,6 +267,18 @@ md_ng_request(const char *p, size_t len, struct sockaddr_in *from)
         } else if (be_is(cmd, "list")) {
             err = md_call_list(req, &members);
 
+        } else if (be_is(cmd, "play media")) {
+            err = md_call_play(req, &members);
+
+        } else if (be_is(cmd, "stop media")) {
+            err = md_call_stop_media(req, &members);
+
+        } else if (be_is(cmd, "start recording")) {
+            err = md_call_start_recording(req, &members);
+
+        } else if (be_is(cmd, "stop recording")) {
+            err = md_call_stop_recording(req, &members);
+
         } else {
             err = "unknown command";
         }

@@ -30,6 +30,8 @@ static void md_rtcp_packet(md_stream_t *s, uint8_t *p, size_t n,
 static void md_stun_packet(md_stream_t *s, uint8_t *p, size_t n,
     struct sockaddr_in *from);
 static int md_source_ok(md_stream_t *s, struct sockaddr_in *from, int rtcp);
+static void md_rtp_send(md_stream_t *peer, int pt, size_t len, uint16_t seq,
+    uint32_t ts, int marker);
 
 
 static uint8_t  md_rtp_in[MD_MAX_PACKET];
@@ -313,7 +315,7 @@ md_rewrite(md_rewrite_t *r, uint32_t ssrc, uint16_t seq, uint32_t ts,
     dts = (int32_t) (ts - r->last_ts_in);
     drift = (int64_t) dts - (int64_t) (elapsed * in_rate);
 
-    if (ssrc != r->ssrc_in || drift > 2 * (int64_t) in_rate
+    if (ssrc != r->ssrc_in || r->new_source || drift > 2 * (int64_t) in_rate
         || drift < -2 * (int64_t) in_rate || dseq > 1000 || dseq < -1000)
     {
         step = (uint32_t) (elapsed * out_rate + 0.5);
@@ -325,6 +327,7 @@ md_rewrite(md_rewrite_t *r, uint32_t ssrc, uint16_t seq, uint32_t ts,
         *ots = r->last_ts_out + step;
         *marker = 1;
         r->ssrc_in = ssrc;
+        r->new_source = 0;
         dseq = 1;
 
     } else {
@@ -346,7 +349,7 @@ static void
 md_rtp_packet(md_stream_t *s, uint8_t *p, size_t n, struct sockaddr_in *from)
 {
     int            pt, out_pt, marker, rate, out_rate, len;
-    size_t         hlen, plen, out_len;
+    size_t         hlen, plen;
     double         now;
     uint16_t       seq, oseq;
     uint32_t       ts, ots, ssrc;
@@ -416,13 +419,21 @@ md_rtp_packet(md_stream_t *s, uint8_t *p, size_t n, struct sockaddr_in *from)
     s->last_in = now;
     md_stats(&s->in, seq, ts, now, rate);
 
+    id = md_codec_id(c);
+
+    if (s->recorder && pt != s->dtmf_pt) {
+        md_record(s, id, p + hlen, plen, ts, rate);
+    }
+
     peer = s->peer;
 
-    if (peer == NULL || !peer->has_remote || peer->rtp.fd < 0) {
+    if (peer == NULL || !peer->has_remote || peer->rtp.fd < 0
+        || peer->player)
+    {
+        /* nowhere to send, or media is played to the peer instead */
         return;
     }
 
-    id = md_codec_id(c);
     out_rate = peer->rate ? peer->rate : rate;
 
     if (pt == s->dtmf_pt) {
@@ -466,21 +477,78 @@ md_rtp_packet(md_stream_t *s, uint8_t *p, size_t n, struct sockaddr_in *from)
 
     md_rewrite(&peer->out, ssrc, seq, ts, now, rate, out_rate, &oseq, &ots,
                &marker);
+    md_rtp_send(peer, out_pt, (size_t) len, oseq, ots, marker);
+
+    /* a 40 or 60 ms packet in: the transcoder has 20 ms frames left */
+
+    while (s->tc && pt != s->dtmf_pt) {
+        len = md_tc_next(s->tc, md_rtp_out + 12, sizeof(md_rtp_out) - 12 - 64);
+        if (len <= 0) {
+            break;
+        }
+
+        peer->out.last_seq_out++;
+        peer->out.last_ts_out += (uint32_t) out_rate / 50;
+        md_rtp_send(peer, out_pt, (size_t) len, peer->out.last_seq_out,
+                    peer->out.last_ts_out, 0);
+    }
+}
+
+
+uint8_t *
+md_rtp_payload(void)
+{
+    return md_rtp_out + 12;
+}
+
+
+void
+md_rtp_inject(md_stream_t *s, size_t len, uint32_t step, int marker)
+{
+    md_rewrite_t  *r;
+
+    if (!s->has_remote || s->send_pt < 0) {
+        return;
+    }
+
+    r = &s->out;
+
+    if (!r->started) {
+        r->started = 1;
+        r->last_seq_out = (uint16_t) (r->seq_offset - 1);
+        r->last_ts_out = r->ts_offset - step;
+    }
+
+    r->last_seq_out++;
+    r->last_ts_out += step;
+    r->last_at = md_now();
+    r->new_source = 1;
+
+    md_rtp_send(s, s->send_pt, len, r->last_seq_out, r->last_ts_out, marker);
+}
+
+
+/* the packet whose payload is at md_rtp_out + 12, to peer's endpoint */
+static void
+md_rtp_send(md_stream_t *peer, int pt, size_t len, uint16_t seq, uint32_t ts,
+    int marker)
+{
+    size_t  out_len;
 
     md_rtp_out[0] = 0x80;
-    md_rtp_out[1] = (uint8_t) ((marker << 7) | out_pt);
-    md_rtp_out[2] = (uint8_t) (oseq >> 8);
-    md_rtp_out[3] = (uint8_t) oseq;
-    md_rtp_out[4] = (uint8_t) (ots >> 24);
-    md_rtp_out[5] = (uint8_t) (ots >> 16);
-    md_rtp_out[6] = (uint8_t) (ots >> 8);
-    md_rtp_out[7] = (uint8_t) ots;
+    md_rtp_out[1] = (uint8_t) ((marker << 7) | pt);
+    md_rtp_out[2] = (uint8_t) (seq >> 8);
+    md_rtp_out[3] = (uint8_t) seq;
+    md_rtp_out[4] = (uint8_t) (ts >> 24);
+    md_rtp_out[5] = (uint8_t) (ts >> 16);
+    md_rtp_out[6] = (uint8_t) (ts >> 8);
+    md_rtp_out[7] = (uint8_t) ts;
     md_rtp_out[8] = (uint8_t) (peer->out.ssrc_out >> 24);
     md_rtp_out[9] = (uint8_t) (peer->out.ssrc_out >> 16);
     md_rtp_out[10] = (uint8_t) (peer->out.ssrc_out >> 8);
     md_rtp_out[11] = (uint8_t) peer->out.ssrc_out;
 
-    out_len = (size_t) len + 12;
+    out_len = len + 12;
 
     if (peer->dtls
         && md_srtp_protect(peer->dtls, md_rtp_out, &out_len,

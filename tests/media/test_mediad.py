@@ -266,6 +266,93 @@ class Relay(unittest.TestCase):
         self.assertEqual(self.ng.list()["calls"], [])
 
 
+def write_wav(path, freq, seconds, rate=8000):
+    import wave
+    import numpy as np
+    pcm = mt.sine(freq, seconds, rate, -10.0).astype("<i2")
+    with wave.open(path, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.tobytes())
+
+
+def read_wav(path):
+    import wave
+    import numpy as np
+    with wave.open(path, "rb") as w:
+        assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, 8000)
+        return np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(float) / 32768
+
+
+class PlayAndRecord(unittest.TestCase):
+    def test_play_media_replaces_the_relay_and_the_stream_stays_continuous(self):
+        with tempfile.TemporaryDirectory() as d, mediad() as ng, mt.RtpPeer() as a, \
+                mt.RtpPeer() as b:
+            wav = os.path.join(d, "prompt.wav")
+            write_wav(wav, 600, 1.0)
+            r = ng.offer("pm", "tag-a", a.sdp(), codec={"transcode": ["PCMU"]})
+            dest_b = mt.sdp_audio_dest(r["sdp"])
+            r = ng.answer("pm", "tag-a", "tag-b", b.sdp(payload_types=[(0, "PCMU", 8000)]))
+            dest_a = mt.sdp_audio_dest(r["sdp"])
+            r = ng.request({"command": "play media", "call-id": "pm", "from-tag": "nope",
+                            "file": wav})
+            self.assertEqual(r["result"], "error")
+            r = ng.request({"command": "play media", "call-id": "pm", "from-tag": "tag-b",
+                            "file": os.path.join(d, "missing.wav")})
+            self.assertEqual(r["result"], "error")
+            with b.capture() as cap:
+                a.send_tone(dest_a, seconds=0.4)
+                r = ng.request({"command": "play media", "call-id": "pm",
+                                "from-tag": "tag-b", "file": wav})
+                self.assertEqual(r["result"], "ok", r)
+                self.assertEqual(r["duration"], 1000)
+                a.send_tone(dest_a, seconds=1.2)       # not relayed while playing
+                a.send_tone(dest_a, seconds=0.4)
+                time.sleep(0.2)
+            pkts = [p for p in cap.packets if p.rtp]
+            self.assertTrue(all(p.rtp.pt == 0 for p in pkts))
+            self.assertEqual(len({p.rtp.ssrc for p in pkts}), 1)
+            seqs = [p.rtp.seq for p in pkts]
+            self.assertTrue(all((x + 1) & 0xFFFF == y for x, y in zip(seqs, seqs[1:])))
+            audio = mt.decode_audio(pkts, "PCMU")
+            # the prompt (600 Hz) in the middle, the relayed 1 kHz around it
+            self.assertTrue(mt.tone_detected(audio[8000 * 6 // 10: 8000 * 12 // 10], 8000, 600))
+            self.assertTrue(mt.tone_detected(audio[-2400:], 8000, 1000))
+            self.assertGreater(len(pkts), 95)
+
+    def test_recording_writes_both_legs(self):
+        with tempfile.TemporaryDirectory() as d, \
+                mediad(extra=("--recording-dir", d)) as ng, mt.RtpPeer() as a, \
+                mt.RtpPeer() as b:
+            r = ng.offer("rec", "tag-a", a.sdp())
+            dest_b = mt.sdp_audio_dest(r["sdp"])
+            r = ng.answer("rec", "tag-a", "tag-b", b.sdp())
+            dest_a = mt.sdp_audio_dest(r["sdp"])
+            r = ng.request({"command": "start recording", "call-id": "rec"})
+            self.assertEqual(r["result"], "ok", r)
+            files = r["files"]
+            self.assertEqual(len(files), 2)
+            a.send_tone(dest_a, freq=1000, seconds=1.0)
+            b.send_tone(dest_b, freq=500, seconds=1.0)
+            time.sleep(0.1)
+            self.assertEqual(ng.request({"command": "stop recording",
+                                         "call-id": "rec"})["result"], "ok")
+            offerer, answerer = sorted(files)[1], sorted(files)[0]
+            pcm_a = read_wav([f for f in files if "offerer" in f][0])
+            pcm_b = read_wav([f for f in files if "answerer" in f][0])
+            self.assertGreater(len(pcm_a), 7000)
+            self.assertTrue(mt.tone_detected(pcm_a, 8000, 1000))
+            self.assertTrue(mt.tone_detected(pcm_b, 8000, 500))
+
+    def test_recording_without_a_directory_is_an_error(self):
+        with mediad() as ng, mt.RtpPeer() as a:
+            ng.offer("nr", "t", a.sdp())
+            r = ng.request({"command": "start recording", "call-id": "nr"})
+            self.assertEqual(r["result"], "error")
+            self.assertIn("recording-dir", r["error-reason"])
+
+
 class Timeout(unittest.TestCase):
     def test_a_call_without_media_is_deleted(self):
         with mediad(timeout=2) as ng, mt.RtpPeer() as a:
