@@ -229,7 +229,7 @@ media_unit() {
 # leave no invalid access and no leak
 build_mediad_asan() {
     make -s -C "$ROOT/media-daemon" O="$BUILD/mediad-asan" \
-        CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
+        CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
         LDFLAGS="-fsanitize=address,undefined"
 }
 
@@ -248,6 +248,8 @@ run_tests() {
     suite "tests/media: NG and RTP through codeb-mediad" /usr/bin/python3 -m unittest "$ROOT/tests/media/test_mediad.py"
     suite "tests/media: aiortc (ICE, DTLS-SRTP) <-> codeb-mediad <-> RTP" /usr/bin/python3 "$ROOT/tests/media/test_webrtc.py"
     suite "tests/media: the same tooling against Debian's rtpengine" /usr/bin/python3 -m unittest "$ROOT/tests/media/test_rtpengine_ref.py"
+    suite "tests/media: NG conformance, codeb-mediad vs rtpengine" /usr/bin/python3 -m unittest "$ROOT/tests/media/test_ng_conformance.py"
+    suite "tests/media: Kamailio's rtpengine module drives codeb-mediad" /usr/bin/python3 -m unittest "$ROOT/tests/media/test_kamailio.py"
     suite "media-daemon: STUN interop with aioice" /usr/bin/python3 "$ROOT/media-daemon/tests/stun_interop.py"
     [ -z "$FAILED_NAMES" ] || echo "failed:$FAILED_NAMES" >&2
     echo "suites: $PASSED passed, $FAILED failed"

@@ -290,7 +290,7 @@ be_raw(be_buf_t *b, const char *s, size_t len)
     char    *p;
     size_t   cap;
 
-    if (b->failed) {
+    if (b->failed || len == 0) {
         return;
     }
 

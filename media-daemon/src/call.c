@@ -515,10 +515,9 @@ md_stream_learn(md_stream_t *s, md_sdp_t *sdp, md_sdp_media_t *m,
     s->remote.sin_addr = addr;
     s->remote.sin_port = htons(m->port);
 
+    s->rtcp_port = m->rtcp_port ? m->rtcp_port : (uint16_t) (m->port + 1);
     s->remote_rtcp = s->remote;
-    s->remote_rtcp.sin_port = htons(m->rtcp_mux ? m->port
-                                    : m->rtcp_port ? m->rtcp_port
-                                    : (uint16_t) (m->port + 1));
+    s->remote_rtcp.sin_port = htons(m->rtcp_mux ? m->port : s->rtcp_port);
     s->has_remote = 1;
     s->latched = 0;
 }
@@ -596,6 +595,15 @@ md_stream_target(md_stream_t *b, md_stream_t *a, md_flags_t *f)
     strcpy(b->setup, f->dtls && be_is(f->dtls, "passive") ? "passive"
                      : f->dtls && be_is(f->dtls, "active") ? "active"
                      : "actpass");
+
+    /*
+     * a browser answering our offer starts ICE and DTLS before its answer
+     * reaches us: a DTLS server is ready for its ClientHello; the
+     * fingerprint is checked when the answer comes
+     */
+    if (b->webrtc && b->dtls == NULL && strcmp(b->setup, "active") != 0) {
+        b->dtls = md_dtls_new(0, NULL, md_stream_dtls_send, b);
+    }
 }
 
 
@@ -608,7 +616,7 @@ md_stream_dtls(md_stream_t *s)
 {
     int  active;
 
-    if (!s->webrtc || s->dtls) {
+    if (!s->webrtc) {
         return NULL;
     }
 
@@ -627,12 +635,25 @@ md_stream_dtls(md_stream_t *s)
         return "both sides want the DTLS client role";
     }
 
+    if (s->dtls && !active) {
+        /* the server made at offer time: now the fingerprint is known */
+        md_dtls_set_fingerprint(s->dtls, s->remote_fp);
+        return NULL;
+    }
+
+    md_dtls_free(s->dtls);
     s->dtls = md_dtls_new(active, s->remote_fp, md_stream_dtls_send, s);
+    s->dtls_started = 0;
+
     if (s->dtls == NULL) {
         return "DTLS setup failed";
     }
 
     if (!s->ice && s->has_remote) {
+        s->dtls_started = 1;
+        md_dtls_start(s->dtls);
+
+    } else if (active && s->ice_selected) {
         s->dtls_started = 1;
         md_dtls_start(s->dtls);
     }
@@ -660,12 +681,14 @@ md_codecs_offer(md_stream_t *from, md_stream_t *to, md_flags_t *f)
     out = to->codecs;
     n = 0;
 
+    /* audio codecs first, telephone-event after the transcoded ones */
+
     for (i = 0; i < from->ncodecs; i++) {
         c = from->codecs[i];
 
-        if (md_codec_id(&c) != MD_CODEC_TELEPHONE_EVENT
-            && (md_name_in(strip, &c) || md_name_in(mask, &c)
-                || (offer && !md_name_in(offer, &c))))
+        if (md_codec_id(&c) == MD_CODEC_TELEPHONE_EVENT
+            || md_name_in(strip, &c) || md_name_in(mask, &c)
+            || (offer && !md_name_in(offer, &c)))
         {
             continue;
         }
@@ -709,6 +732,12 @@ md_codecs_offer(md_stream_t *from, md_stream_t *to, md_flags_t *f)
 
             c.pt = pt;
             out[n++] = c;
+        }
+    }
+
+    for (i = 0; i < from->ncodecs && n < MD_MAX_CODECS; i++) {
+        if (md_codec_id(&from->codecs[i]) == MD_CODEC_TELEPHONE_EVENT) {
+            out[n++] = from->codecs[i];
         }
     }
 
@@ -782,6 +811,7 @@ md_sdp_out(be_buf_t *b, md_sdp_t *in, md_leg_t *to, md_flags_t *f,
 {
     int              i, k, mux, ice, bundle;
     char             origin[256], *sp, cand[256];
+    unsigned         rtcp_port;
     md_codec_t      *c;
     md_stream_t     *s;
     md_sdp_media_t  *m;
@@ -879,21 +909,38 @@ md_sdp_out(be_buf_t *b, md_sdp_t *in, md_leg_t *to, md_flags_t *f,
 
         md_out(b, "a=%s\r\n", m->direction);
 
+        /*
+         * RFC 5761 §5.1.1: an offer of mux keeps the separate RTCP port
+         * (unless "require"); an answer that accepts mux names the RTP
+         * port.  The offerer's own mux is accepted back (even with
+         * "demux", which concerns the other side).  WebRTC endpoints
+         * always mux (RFC 8858).
+         */
+        rtcp_port = s->port + 1;
+
         if (s->webrtc) {
-            /* RFC 8858: WebRTC endpoints mux RTCP */
             mux = 1;
+            rtcp_port = s->port;
 
         } else if (offer) {
             mux = (m->rtcp_mux || be_list_has(f->rtcp_mux, "offer")
                    || be_list_has(f->rtcp_mux, "require"))
                   && !be_list_has(f->rtcp_mux, "demux");
 
+            if (be_list_has(f->rtcp_mux, "require")) {
+                rtcp_port = s->port;
+            }
+
         } else {
-            mux = m->rtcp_mux && s->rtcp_mux;
+            mux = s->rtcp_mux;
+
+            if (mux) {
+                rtcp_port = s->port;
+            }
         }
 
         /* RFC 3605 §2.1, with the address: some stacks require it */
-        md_out(b, "a=rtcp:%u IN IP4 %s\r\n", mux ? s->port : s->port + 1,
+        md_out(b, "a=rtcp:%u IN IP4 %s\r\n", rtcp_port,
                md_conf.advertised_str);
 
         if (mux) {
@@ -1016,6 +1063,8 @@ md_call_offer(be_node_t *req, be_buf_t *reply)
         a = &c->legs[from].streams[i];
         b = a->peer;
         md_stream_learn(a, sdp, &sdp->media[i], &f);
+        a->mux_accept = be_list_has(f.rtcp_mux, "demux")
+                        || be_list_has(f.rtcp_mux, "accept");
         md_stream_target(b, a, &f);
         err = md_codecs_offer(a, b, &f);
     }
@@ -1209,7 +1258,18 @@ md_call_answer(be_node_t *req, be_buf_t *reply)
 
         md_stream_learn(b, sdp, &sdp->media[i], &f);
         err = md_negotiate(a, b, offered, noffered);
-        a->rtcp_mux = a->rtcp_mux && sdp->media[i].port;
+        /* rtpengine's rule: the offerer muxes if the answerer does, or
+         * if the offer said demux/accept (we demux for the other side) */
+        if (a->rtcp_mux && !(sdp->media[i].port
+                             && (b->rtcp_mux || a->mux_accept || a->webrtc)))
+        {
+            /* it offered mux, the answer tells it to demux */
+            a->rtcp_mux = 0;
+
+            if (!a->latched && a->has_remote) {
+                a->remote_rtcp.sin_port = htons(a->rtcp_port);
+            }
+        }
 
         if (err == NULL) {
             err = md_stream_dtls(b);

@@ -68,6 +68,9 @@ struct md_stream_s {
     int                 has_remote;
     int                 latched;       /* remote learned from media */
     int                 rtcp_mux;      /* the endpoint muxes RTCP */
+    uint16_t            rtcp_port;     /* its RTCP port when not muxed */
+    int                 mux_accept;    /* its mux is accepted back even if
+                                          the other side demuxes */
 
     char                media[16];
     char                proto[32];     /* what this endpoint speaks */

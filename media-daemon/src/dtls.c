@@ -34,11 +34,16 @@ struct md_dtls_s {
     void               *ctx;
     char                fingerprint[160];
     int                 active;
-    int                 ready;
+    int                 ready;         /* handshake done, keys set */
+    int                 verified;      /* fingerprint matched */
     int                 failed;
+    char                peer_fp[160];  /* of the certificate it showed */
     srtp_t              in;
     srtp_t              out;
 };
+
+
+static void md_dtls_verify_peer(md_dtls_t *d);
 
 
 static SSL_CTX  *md_dtls_ctx;
@@ -290,17 +295,14 @@ md_dtls_done(md_dtls_t *d)
 
     cert = SSL_get1_peer_certificate(d->ssl);
 
-    if (cert == NULL || md_cert_fingerprint(cert, fp, sizeof(fp)) != 0
-        || strcasecmp(fp, d->fingerprint) != 0)
-    {
-        md_log(MD_LOG_WARN, "DTLS: the peer's certificate does not match "
-               "its a=fingerprint");
+    if (cert == NULL || md_cert_fingerprint(cert, fp, sizeof(fp)) != 0) {
         X509_free(cert);
         d->failed = 1;
         return;
     }
 
     X509_free(cert);
+    memcpy(d->peer_fp, fp, sizeof(d->peer_fp));
 
     p = SSL_get_selected_srtp_profile(d->ssl);
     if (p == NULL) {
@@ -347,6 +349,35 @@ md_dtls_done(md_dtls_t *d)
     d->ready = 1;
     md_log(MD_LOG_INFO, "DTLS-SRTP up (%s, %s)", p->name,
            d->active ? "client" : "server");
+
+    md_dtls_verify_peer(d);
+}
+
+
+void
+md_dtls_set_fingerprint(md_dtls_t *d, const char *fingerprint)
+{
+    snprintf(d->fingerprint, sizeof(d->fingerprint), "%s", fingerprint);
+    md_dtls_verify_peer(d);
+}
+
+
+/* once both are known: the certificate shown against the a=fingerprint */
+static void
+md_dtls_verify_peer(md_dtls_t *d)
+{
+    if (!d->ready || d->verified || d->failed || d->fingerprint[0] == '\0') {
+        return;
+    }
+
+    if (strcasecmp(d->peer_fp, d->fingerprint) != 0) {
+        md_log(MD_LOG_WARN, "DTLS: the peer's certificate does not match "
+               "its a=fingerprint");
+        d->failed = 1;
+        return;
+    }
+
+    d->verified = 1;
 }
 
 
@@ -424,7 +455,7 @@ md_dtls_timer(md_dtls_t *d)
 int
 md_dtls_ready(md_dtls_t *d)
 {
-    return d->ready;
+    return d->ready && d->verified && !d->failed;
 }
 
 
@@ -441,7 +472,7 @@ md_srtp_protect(md_dtls_t *d, uint8_t *p, size_t *len, size_t size,
 {
     int  n;
 
-    if (!d->ready || *len + SRTP_MAX_TRAILER_LEN > size) {
+    if (!md_dtls_ready(d) || *len + SRTP_MAX_TRAILER_LEN > size) {
         return -1;
     }
 
@@ -464,7 +495,7 @@ md_srtp_unprotect(md_dtls_t *d, uint8_t *p, size_t *len, int rtcp)
 {
     int  n;
 
-    if (!d->ready) {
+    if (!md_dtls_ready(d)) {
         return -1;
     }
 

@@ -29,13 +29,19 @@ const char *md_dtls_fingerprint(void);
 md_dtls_t *md_dtls_new(int active, const char *fingerprint,
     md_dtls_send_pt send, void *ctx);
 void md_dtls_free(md_dtls_t *d);
+/*
+ * the peer's a=fingerprint, when it was not known at md_dtls_new() (a
+ * server created at offer time, before the answer): checked now if the
+ * handshake is already done, else when it ends
+ */
+void md_dtls_set_fingerprint(md_dtls_t *d, const char *fingerprint);
 /* the client sends its ClientHello; the server waits */
 void md_dtls_start(md_dtls_t *d);
 /* one DTLS datagram from the peer (RFC 7983: first byte 20-63) */
 void md_dtls_input(md_dtls_t *d, const uint8_t *p, size_t n);
 /* retransmissions; call about every 100 ms - 1 s */
 void md_dtls_timer(md_dtls_t *d);
-/* 1 once the handshake is done and SRTP keys are set */
+/* 1 once the handshake is done, the fingerprint matched, keys are set */
 int md_dtls_ready(md_dtls_t *d);
 /* 1 when the handshake failed (bad fingerprint, alert) */
 int md_dtls_failed(md_dtls_t *d);

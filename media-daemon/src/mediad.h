@@ -125,6 +125,7 @@ typedef struct {
     char                ice_pwd[128];
     char                fingerprint[160];
     int                 bundle;         /* a=group:BUNDLE */
+    char                direction[10];  /* session level, or "" */
     char               *buf;            /* owns the attribute strings */
 } md_sdp_t;
 

@@ -85,7 +85,9 @@ md_sdp_parse(const char *text, size_t len, const char **error)
             }
 
             m = &sdp->media[sdp->nmedia++];
-            strcpy(m->direction, "sendrecv");
+            /* RFC 8866 §6.7: the session's direction, unless overridden */
+            strcpy(m->direction, sdp->direction[0] ? sdp->direction
+                                                   : "sendrecv");
         }
 
         if (md_sdp_line(sdp, m, line, error) != 0) {
@@ -378,6 +380,11 @@ md_sdp_line(md_sdp_t *sdp, md_sdp_media_t *m, char *line,
 
         } else if (strncmp(a, "group:BUNDLE", 12) == 0) {
             sdp->bundle = 1;
+
+        } else if (strcmp(a, "sendonly") == 0 || strcmp(a, "recvonly") == 0
+                   || strcmp(a, "inactive") == 0)
+        {
+            md_copy(sdp->direction, sizeof(sdp->direction), a);
 
         } else if (strcmp(a, "ice-lite") != 0
                    && strncmp(a, "ice-options:", 12) != 0

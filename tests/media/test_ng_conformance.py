@@ -34,7 +34,6 @@ import contextlib
 import os
 import random
 import select
-import shutil
 import struct
 import sys
 import time
@@ -91,7 +90,12 @@ def _rtcp_port(m):
 
 
 def summary(sdp):
-    """The fields compared between the daemons (see the module docstring)."""
+    """The fields compared between the daemons (see the module docstring).
+
+    Deliberately not in here: the order of a= lines (rtpengine moves a=ptime after a=rtcp),
+    the a=rtcp address part (rtpengine's short form vs codeb-mediad's RFC 3605 long form;
+    check_local() verifies the address when given) and the port numbers themselves (each
+    daemon has its own range; the a=rtcp port is kept relative to the m= port)."""
     p = mt.parse_sdp(sdp)
     media = []
     for m in p["media"]:
@@ -323,7 +327,7 @@ class Conformance(unittest.TestCase):
             m = self.media0(to_a)
             self.assertTrue(m["rtcp_mux"], name)
             self.assertEqual(_rtcp_port(m)[0], m["port"], name)
-        self.compare_pair(res, "mux offer", "mux answer (accepted)")
+        self.compare_pair(res, "mux offer (answerer then accepts)", "mux answer (accepted)")
         # answerer does not support mux
         res = self.offer_answer(offer_sdp(extra=["a=rtcp-mux"]), answer_sdp(),
                                 offer_flags={"rtcp_mux": ["offer"]})
@@ -331,7 +335,7 @@ class Conformance(unittest.TestCase):
             m = self.media0(to_a)
             self.assertFalse(m["rtcp_mux"], name)
             self.assertEqual(_rtcp_port(m)[0], m["port"] + 1, name)
-        self.compare_pair(res, "mux offer", "mux answer (refused)")
+        self.compare_pair(res, "mux offer (answerer then refuses)", "mux answer (refused)")
 
     def rtcp_paths(self, d, offer_flags, answer_mux):
         """A offers rtcp-mux; B answers with or without it.  Each side sends one RTCP RR

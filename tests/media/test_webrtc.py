@@ -204,5 +204,70 @@ class WebRtcToSip(unittest.TestCase):
                       "PCMA")
 
 
+class SipToWebRtc(unittest.TestCase):
+    """an inbound call: the SIP side offers plain RTP, the browser answers;
+    its ICE checks and DTLS ClientHello come before its answer reaches the
+    daemon (the answer is held back 1 s here)"""
+
+    def test_browser_answers_and_starts_dtls_before_the_answer_arrives(self):
+        asyncio.run(self._call())
+
+    async def _call(self):
+        with mediad() as ng, mt.RtpPeer() as sip:
+            r = ng.offer("in1", "trunk", sip.sdp(payload_types=[(8, "PCMA", 8000)]),
+                         ICE="force", transport_protocol="UDP/TLS/RTP/SAVPF",
+                         rtcp_mux=["offer"])
+            mt.expect_ok(r)
+            offer = r["sdp"]
+            for want in ("UDP/TLS/RTP/SAVPF", "a=ice-lite", "a=setup:actpass",
+                         "a=rtcp-mux", "a=mid:0", "a=group:BUNDLE 0"):
+                self.assertIn(want, offer)
+
+            pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+            remote = asyncio.get_running_loop().create_future()
+            pc.on("track", lambda t: remote.done() or remote.set_result(t))
+            await pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+            tone = ToneTrack()
+            for t in pc.getTransceivers():
+                t.sender.replaceTrack(tone)
+                t.direction = "sendrecv"
+            await pc.setLocalDescription(await pc.createAnswer())
+            answer = pc.localDescription.sdp
+            self.assertIn("a=setup:active", answer)
+
+            # ICE and DTLS run now, with no answer at the daemon yet
+            await asyncio.sleep(1.0)
+            r = ng.answer("in1", "trunk", "browser", answer)
+            mt.expect_ok(r)
+            to_sip = r["sdp"]
+            self.assertIn("RTP/AVP", to_sip)
+            self.assertNotIn("a=ice-", to_sip)
+
+            deadline = time.monotonic() + 10
+            while pc.connectionState != "connected" and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            self.assertEqual(pc.connectionState, "connected")
+
+            cap = await asyncio.to_thread(sip.receive, 2.0)
+            pkts = [p for p in cap if p.rtp]
+            self.assertGreater(len(pkts), 60)
+            self.assertTrue(mt.tone_detected(mt.decode_audio(pkts, "PCMA"), 8000, 1000))
+
+            track = await asyncio.wait_for(remote, 5)
+            sender = asyncio.create_task(asyncio.to_thread(
+                sip.send_tone, to_sip_dest(ng), codec="PCMA", seconds=2.0))
+            samples, rate = await collect(track, 2.5)
+            await sender
+            self.assertTrue(mt.tone_detected(samples[len(samples) // 4:], rate, 1000))
+            await pc.close()
+
+
+def to_sip_dest(ng):
+    """where the SIP side sends: the daemon's stream facing it (query)"""
+    q = ng.query("in1")
+    media = q["tags"]["trunk"]["medias"][0]["streams"][0]
+    return ("127.0.0.1", media["local port"])
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -1,0 +1,561 @@
+#!/usr/bin/env bash
+# Media benchmark: codeb-mediad (one thread) against Debian's rtpengine
+# (userspace, --num-threads=1), same calls, same load generator, same run.
+#
+#   bench/media.sh                        defaults: ~3-4 min on 2 cores
+#   SCENARIOS="a" DURATION=5 bench/media.sh
+#
+# Scenarios (each call: side A <-> relay <-> side B, both directions, one
+# 20 ms packet per direction every 20 ms, 100 packets/s per call):
+#   a  plain RTP, PCMA pass-through
+#   b  PCMA <-> PCMU, codec transcode PCMU in the offer
+#   c  Opus (A offers opus/48000/2, codec transcode PCMA) <-> PCMA (B answers PCMA)
+# SRTP <-> RTP is not measured: that needs a DTLS-SRTP load generator.
+#
+# Environment (defaults):
+#   DURATION=3        s measured per step (after WARMUP s of the same load)
+#   WARMUP=1
+#   STEPS="50 100 200 400 800 1600"   concurrent calls of the ramp; every
+#                     step adds calls to those of the step before
+#   MAX_CALLS=1600    the ramp ends here (and where the port range ends)
+#   CALLS=100         the step whose figures go in the main table (a, b)
+#   OPUS_CALLS=50     the same for c (transcoding Opus costs ~10x more)
+#   LOSS_MAX=0.1      % loss that ends the ramp: "max calls" is the largest
+#                     step at or below it
+#   REFINE=1          after the first step above LOSS_MAX, one more step
+#                     halfway between it and the last good one
+#   SCENARIOS="a b c"
+#   PORT_MIN=10000 PORT_MAX=17999   media ports of the relay under test
+#   LG_PORT=18000     load generator ports: A at LG_PORT+2k, B at
+#                     LG_PORT+64+2k, k < POOL
+#   POOL=2            sockets per side in the load generator
+#   NG_PORT=18100     ours; rtpengine NG_PORT+1 (127.0.0.1 only)
+#   QUANTUM=200       us: the load generator wakes at most this often and
+#                     sends what fell due meanwhile
+#   RTPENGINE_THREADS=1   rtpengine --num-threads
+#   KEEP=1            keep the temporary directory (logs, raw results)
+#   BUILD=0           skip ./build.sh build, measure build/mediad as it is
+#
+# The load generator is bench/rtpload.c (one thread, sendmmsg/recvmmsg,
+# kernel timestamps), compiled here with cc -O2; calls are set up by
+# bench/media_setup.py (NG from Python, tests/media/mediatest.py).  Its CPU
+# time is printed next to the relays'.  Only loopback traffic.  Everything
+# started here is stopped on exit.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PY=/usr/bin/python3
+
+DURATION=${DURATION:-3}
+WARMUP=${WARMUP:-1}
+STEPS=${STEPS:-"50 100 200 400 800 1600"}
+MAX_CALLS=${MAX_CALLS:-1600}
+CALLS=${CALLS:-100}
+OPUS_CALLS=${OPUS_CALLS:-50}
+LOSS_MAX=${LOSS_MAX:-0.1}
+REFINE=${REFINE:-1}
+SCENARIOS=${SCENARIOS:-"a b c"}
+PORT_MIN=${PORT_MIN:-10000}
+PORT_MAX=${PORT_MAX:-17999}
+LG_PORT=${LG_PORT:-18000}
+POOL=${POOL:-2}
+NG_PORT=${NG_PORT:-18100}
+QUANTUM=${QUANTUM:-200}
+RTPENGINE_THREADS=${RTPENGINE_THREADS:-1}
+DRAIN_MS=300
+TIMEOUT_S=120           # both relays: calls without media live this long
+
+for v in MAX_CALLS CALLS OPUS_CALLS PORT_MIN PORT_MAX LG_PORT POOL NG_PORT QUANTUM \
+         RTPENGINE_THREADS REFINE; do
+    [[ ${!v} =~ ^[0-9]+$ ]] || { echo "$v must be an integer" >&2; exit 2; }
+done
+for v in DURATION WARMUP LOSS_MAX; do
+    [[ ${!v} =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "$v must be a number" >&2; exit 2; }
+done
+for n in $STEPS; do
+    [[ $n =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] || { echo "STEPS: $n is no call count" >&2; exit 2; }
+done
+for s in $SCENARIOS; do
+    case $s in a|b|c) ;; *) echo "SCENARIOS: a, b and/or c" >&2; exit 2 ;; esac
+done
+if awk -v d="$DURATION" -v w="$WARMUP" 'BEGIN { exit !(d < 1 || d > 30 || w < 0.5 || w > 10) }'; then
+    echo "DURATION is 1..30 s, WARMUP 0.5..10 s" >&2; exit 2
+fi
+if [ "$POOL" -lt 1 ] || [ "$POOL" -gt 32 ]; then
+    echo "POOL must be 1..32" >&2; exit 2
+fi
+if [ "$PORT_MIN" -lt 1024 ] || [ "$PORT_MAX" -le "$PORT_MIN" ] || [ "$PORT_MAX" -gt 65535 ]; then
+    echo "PORT_MIN..PORT_MAX must be a range in 1024..65535" >&2; exit 2
+fi
+# 4 ports a call (RTP + RTCP per side), in either relay; some slack
+PORT_CALLS=$(((PORT_MAX - PORT_MIN + 1) / 4 - 16))
+if [ "$MAX_CALLS" -gt "$PORT_CALLS" ]; then
+    MAX_CALLS=$PORT_CALLS
+fi
+if [ "$MAX_CALLS" -gt 20000 ]; then
+    MAX_CALLS=20000
+fi
+
+log() { printf '== %s\n' "$*" >&2; }
+warn() { printf 'WARNING: %s\n' "$*"; }
+
+# ---- file descriptors and ports -----------------------------------------
+
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+NOFILE=$(ulimit -n)
+[ "$NOFILE" = unlimited ] && NOFILE=1048576
+if [ $((4 * MAX_CALLS + 256)) -gt "$NOFILE" ]; then
+    MAX_CALLS=$(((NOFILE - 256) / 4))
+    warn "open file limit $NOFILE: MAX_CALLS lowered to $MAX_CALLS"
+fi
+
+used=$(ss -Hlun 2>/dev/null | awk '{ n = split($4, a, ":"); print a[n] }')
+for p in "$NG_PORT" $((NG_PORT + 1)); do
+    if grep -qx "$p" <<<"$used"; then
+        echo "UDP port $p is in use on this machine; choose another with NG_PORT=" >&2
+        exit 1
+    fi
+done
+for ((k = 0; k < POOL; k++)); do
+    for p in $((LG_PORT + 2 * k)) $((LG_PORT + 64 + 2 * k)); do
+        if grep -qx "$p" <<<"$used"; then
+            echo "UDP port $p is in use on this machine; choose another with LG_PORT=" >&2
+            exit 1
+        fi
+    done
+done
+inrange=$(awk -v a="$PORT_MIN" -v b="$PORT_MAX" '$1 >= a && $1 <= b' <<<"$used" | wc -l)
+
+# ---- temporary directory and cleanup ------------------------------------
+
+TMP=$(mktemp -d /tmp/codeb-media-bench.XXXXXX)
+mkdir -p "$TMP/logs" "$TMP/results"
+
+DAEMON_PID=
+LG_PID=
+SETUP_PID=
+
+# TERM (INT for ours: no drain), up to 5 s, then KILL
+stop_pid() {
+    local pid=$1 sig=${2:-TERM} i
+    [ -n "$pid" ] || return 0
+    kill -"$sig" "$pid" 2>/dev/null || true
+    for i in $(seq 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    [ -n "$LG_PID" ] && stop_pid "$LG_PID"
+    [ -n "$SETUP_PID" ] && stop_pid "$SETUP_PID"
+    [ -n "$DAEMON_PID" ] && stop_pid "$DAEMON_PID" INT
+    if [ "${KEEP:-0}" = 1 ]; then
+        echo "kept: $TMP" >&2
+    else
+        rm -rf "$TMP"
+    fi
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- build ----------------------------------------------------------------
+
+T_START=$(date +%s)
+if [ "${BUILD:-1}" != 0 ] || [ ! -x "$ROOT/build/mediad/codeb-mediad" ]; then
+    log "building (./build.sh build)"
+    "$ROOT/build.sh" build >"$TMP/logs/build.log" 2>&1 \
+        || { tail -20 "$TMP/logs/build.log"; exit 1; }
+elif [ -n "$(find "$ROOT/media-daemon/src" -type f -newer "$ROOT/build/mediad/codeb-mediad" 2>/dev/null | head -1)" ]; then
+    warn "media-daemon sources are newer than build/mediad (BUILD=0): the old build is measured"
+fi
+# a private copy: a rebuild in the checkout while we run cannot touch it
+cp "$ROOT/build/mediad/codeb-mediad" "$TMP/codeb-mediad"
+log "building the load generator"
+cc -O2 -Wall -o "$TMP/rtpload" "$ROOT/bench/rtpload.c" -lopus -lm
+command -v rtpengine >/dev/null || { echo "rtpengine is not installed (rtpengine-daemon)" >&2; exit 1; }
+"$PY" -c 'import numpy' 2>/dev/null || { echo "$PY lacks numpy (python3-numpy)" >&2; exit 1; }
+
+RTP_CODECS=$(rtpengine --codecs 2>/dev/null || true)
+rt_supports() { grep -qiE "^ *$1: fully supported" <<<"$RTP_CODECS"; }
+RT_OPUS=1
+if ! rt_supports opus || ! rt_supports PCMA; then
+    RT_OPUS=0
+fi
+RT_G711=1
+if ! rt_supports PCMA || ! rt_supports PCMU; then
+    RT_G711=0
+fi
+RT_VERSION=$(rtpengine --version 2>&1 | sed 's/^Version: //' | head -1)
+OURS_VERSION=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')
+
+# ---- runs -----------------------------------------------------------------
+
+start_daemon() {     # name
+    local name=$1 ng i
+    if [ "$name" = ours ]; then
+        ng=$NG_PORT
+        "$TMP/codeb-mediad" --listen-ng "127.0.0.1:$ng" --port-min "$PORT_MIN" \
+            --port-max "$PORT_MAX" --interface 127.0.0.1 --timeout "$TIMEOUT_S" \
+            --log-level warn >>"$TMP/logs/ours.log" 2>&1 &
+    else
+        ng=$((NG_PORT + 1))
+        rtpengine --config-file=none --foreground --log-stderr --log-level=4 --table=-1 \
+            --interface=127.0.0.1 --listen-ng="127.0.0.1:$ng" --port-min="$PORT_MIN" \
+            --port-max="$PORT_MAX" --pidfile="$TMP/rtpengine.pid" \
+            --num-threads="$RTPENGINE_THREADS" --delete-delay=0 --timeout="$TIMEOUT_S" \
+            >>"$TMP/logs/rtpengine.log" 2>&1 &
+    fi
+    DAEMON_PID=$!
+    DAEMON_NG=$ng
+    "$PY" "$ROOT/bench/media_setup.py" --ng "127.0.0.1:$ng" --scenario a --count 0 \
+        --a-base 1 --b-base 1 --ping >/dev/null 2>&1 || true
+    # the answer must come from the one started here
+    for i in $(seq 20); do
+        kill -0 "$DAEMON_PID" 2>/dev/null || break
+        [ -r "/proc/$DAEMON_PID/status" ] && break
+        sleep 0.1
+    done
+    if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
+        warn "$name did not start: $(tail -3 "$TMP/logs/$name.log" | tr '\n' ' ')"
+        DAEMON_PID=
+        return 1
+    fi
+    sleep 0.2
+    DAEMON_RSS0=$(awk '/^VmRSS:/ { print $2 }' "/proc/$DAEMON_PID/status")
+}
+
+stop_daemon() {     # name
+    local name=$1 sig=TERM
+    [ "$name" = ours ] && sig=INT
+    if [ -n "$DAEMON_PID" ] && ! kill -0 "$DAEMON_PID" 2>/dev/null; then
+        wait "$DAEMON_PID" 2>/dev/null
+        echo "exit $?" >"$TMP/results/$name-$SC.died"
+    fi
+    stop_pid "$DAEMON_PID" "$sig"
+    DAEMON_PID=
+}
+
+val() { awk -v k="$2" '$1 == k { print $2; exit }' "$TMP/results/$1" 2>/dev/null; }
+rampval() { awk -v k="$2" '$1 == k { v = $2 } END { print v }' "$TMP/results/$1.ramp" 2>/dev/null; }
+
+# add calls up to $2 (from $1) on the running daemon
+add_calls() {       # name from to
+    local name=$1 from=$2 to=$3 rc=0
+    [ "$to" -gt "$from" ] || return 0
+    "$PY" "$ROOT/bench/media_setup.py" --ng "127.0.0.1:$DAEMON_NG" --scenario "$SC" \
+        --first "$from" --count $((to - from)) --a-base "$LG_PORT" \
+        --b-base $((LG_PORT + 64)) --pool "$POOL" --prefix "bench-$name" \
+        >"$TMP/results/$name-$SC.setup" 2>"$TMP/results/$name-$SC.setup.err" &
+    SETUP_PID=$!
+    wait "$SETUP_PID" || rc=$?
+    SETUP_PID=
+    grep -E '^[0-9]+ ' "$TMP/results/$name-$SC.setup" >>"$TMP/results/$name-$SC.calls" || true
+    SETUP_S=$(awk '$1 == "setup_s" { print $2 }' "$TMP/results/$name-$SC.setup")
+    if [ "$rc" != 0 ]; then
+        warn "$name ($SC): call setup failed: $(tail -1 "$TMP/results/$name-$SC.setup.err")"
+        return 1
+    fi
+}
+
+# one step: N calls streaming; result file $name-$SC-$N
+run_step() {        # name n
+    local name=$1 n=$2 out=$TMP/results/$1-$SC-$2 rc=0 t
+    t=$(awk -v w="$WARMUP" -v d="$DURATION" 'BEGIN { printf "%d", w + d + 30 }')
+    timeout -k 5 "$t" "$TMP/rtpload" -s "$SC" -f "$TMP/results/$name-$SC.calls" -n "$n" \
+        -A "$LG_PORT" -B $((LG_PORT + 64)) -S "$POOL" -p "$DAEMON_PID" \
+        -w "$WARMUP" -d "$DURATION" -t "$DRAIN_MS" -r "$DAEMON_RSS0" -q "$QUANTUM" \
+        >"$out" 2>"$out.err" &
+    LG_PID=$!
+    wait "$LG_PID" || rc=$?
+    LG_PID=
+    echo "setup_s ${SETUP_S:-0}" >>"$out"
+    if [ "$rc" != 0 ]; then
+        warn "$name ($SC, $n calls): load generator exited with $rc: $(head -3 "$out.err" | tr '\n' ' ')"
+        return 1
+    fi
+    if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
+        warn "$name ($SC, $n calls): the relay died (see below)"
+        echo "died_at $n" >>"$TMP/results/$name-$SC.ramp"
+        return 1
+    fi
+    return 0
+}
+
+# did the load generator keep up?  (its send schedule, not the relay)
+lg_limited() {      # result
+    awk -v lag="$(val "$1" sched_lag_p99_us)" -v late="$(val "$1" late_sends)" \
+        -v sent="$(val "$1" d0_sent)" -v cpu="$(val "$1" cpu_loadgen_pct)" \
+        'BEGIN { exit !(lag > 5000 || (sent > 0 && late > sent / 500) || cpu > 95) }'
+}
+
+over_loss() {       # result
+    awk -v l="$(val "$1" loss_pct)" -v m="$LOSS_MAX" 'BEGIN { exit !(l == "" || l > m) }'
+}
+
+ramp() {            # name
+    local name=$1 prev=0 n good=0 bad=0 lim=0 mid
+    : >"$TMP/results/$name-$SC.calls"
+    : >"$TMP/results/$name-$SC.ramp"
+    start_daemon "$name" || { echo "nostart 1" >>"$TMP/results/$name-$SC.ramp"; return; }
+    echo "threads $(awk '/^Threads:/ { print $2 }' "/proc/$DAEMON_PID/status")" \
+        >>"$TMP/results/$name-$SC.ramp"
+    for n in $STEPS; do
+        [ "$n" -le "$MAX_CALLS" ] || break
+        [ "$n" -gt "$prev" ] || continue
+        add_calls "$name" "$prev" "$n" || { echo "setup_failed $n" >>"$TMP/results/$name-$SC.ramp"; break; }
+        prev=$n
+        log "$name ($SC): $n calls, ${WARMUP}+${DURATION} s (setup $SETUP_S s)"
+        run_step "$name" "$n" || { bad=$n; break; }
+        echo "step $n" >>"$TMP/results/$name-$SC.ramp"
+        if over_loss "$name-$SC-$n"; then
+            bad=$n
+            lg_limited "$name-$SC-$n" && lim=$n
+            break
+        fi
+        good=$n
+        lg_limited "$name-$SC-$n" && lim=$n
+    done
+    stop_daemon "$name"
+    # one step between the last good and the first bad one, on a freshly
+    # started relay (one that was overloaded may not have recovered)
+    if [ "$REFINE" = 1 ] && [ "$bad" -gt 0 ] && [ -z "$(rampval "$name-$SC" died_at)" ]; then
+        mid=$(((good + bad) / 2))
+        if [ "$mid" -gt "$good" ] && [ "$mid" -lt "$bad" ] && start_daemon "$name"; then
+            : >"$TMP/results/$name-$SC.calls"
+            if add_calls "$name" 0 "$mid"; then
+                log "$name ($SC): $mid calls (between $good and $bad), relay restarted"
+                if run_step "$name" "$mid"; then
+                    echo "step $mid" >>"$TMP/results/$name-$SC.ramp"
+                    echo "fresh $mid" >>"$TMP/results/$name-$SC.ramp"
+                    if over_loss "$name-$SC-$mid"; then
+                        bad=$mid
+                    else
+                        good=$mid
+                    fi
+                fi
+            fi
+            stop_daemon "$name"
+        fi
+    fi
+    echo "good $good" >>"$TMP/results/$name-$SC.ramp"
+    echo "bad $bad" >>"$TMP/results/$name-$SC.ramp"
+    echo "lglimit $lim" >>"$TMP/results/$name-$SC.ramp"
+}
+
+for SC in $SCENARIOS; do
+    for name in ours rtpengine; do
+        if [ "$name" = rtpengine ] && { { [ "$SC" = c ] && [ "$RT_OPUS" = 0 ]; } \
+                                        || { [ "$SC" = b ] && [ "$RT_G711" = 0 ]; }; }; then
+            echo "nocodec 1" >"$TMP/results/$name-$SC.ramp"
+            continue
+        fi
+        ramp "$name"
+    done
+done
+
+# ---- report -------------------------------------------------------------
+set +e      # a missing number prints "-", it does not end the report
+
+
+declare -A SCNAME=([a]="(a) PCMA pass-through" [b]="(b) PCMA<->PCMU" [c]="(c) Opus<->PCMA")
+declare -A DIRS=([a]="A->B PCMA->PCMA, B->A PCMA->PCMA" [b]="A->B PCMA->PCMU, B->A PCMU->PCMA"
+                 [c]="A->B Opus->PCMA, B->A PCMA->Opus")
+
+table_n() { if [ "$1" = c ]; then echo "$OPUS_CALLS"; else echo "$CALLS"; fi; }
+
+# the step of the main table: N, else the largest step below it
+table_step() {      # name sc
+    local want best=
+    want=$(table_n "$2")
+    for n in $(awk '$1 == "step" { print $2 }' "$TMP/results/$1-$2.ramp" 2>/dev/null | sort -n); do
+        [ "$n" -le "$want" ] && best=$n
+    done
+    echo "$best"
+}
+
+maxcalls() {        # name sc
+    local r=$1-$2 good bad lim
+    [ -n "$(rampval "$r" nocodec)" ] && { echo "n/a"; return; }
+    [ -n "$(rampval "$r" nostart)" ] && { echo "no start"; return; }
+    good=$(rampval "$r" good); bad=$(rampval "$r" bad); lim=$(rampval "$r" lglimit)
+    if [ -n "$(rampval "$r" died_at)" ]; then
+        echo "died@$(rampval "$r" died_at)"
+    elif [ "${bad:-0}" = 0 ]; then
+        echo ">=${good:-?}"
+    elif [ "${good:-0}" = 0 ]; then
+        echo "<$bad"
+    else
+        echo "$good"
+    fi
+}
+
+fmt() { awk -v v="$1" -v f="$2" 'BEGIN { if (v == "") print "-"; else printf f, v }'; }
+
+row() {             # name sc label
+    local r n threads
+    n=$(table_step "$1" "$2")
+    threads=$(rampval "$1-$2" threads)
+    if [ -z "$n" ]; then
+        printf '%-12s %7s %5s %11s %9s %9s %8s %8s %9s %9s\n' "$3" "${threads:--}" "-" "-" "-" "-" "-" "-" "-" "$(maxcalls "$1" "$2")"
+        return
+    fi
+    r=$1-$2-$n
+    printf '%-12s %7s %5s %11s %9s %9s %8s %8s %9s %9s\n' "$3" "${threads:--}" "$n" \
+        "$(fmt "$(val "$r" cpu_per_call_pct)" %.4f)" \
+        "$(fmt "$(val "$r" d0_loss_pct)" %.3f)" "$(fmt "$(val "$r" d1_loss_pct)" %.3f)" \
+        "$(fmt "$(val "$r" lat_p50_us)" %.0f)" "$(fmt "$(val "$r" lat_p99_us)" %.0f)" \
+        "$(fmt "$(val "$r" rss_per_call_kb)" %.1f)" "$(maxcalls "$1" "$2")"
+}
+
+ratio_row() {       # sc
+    local sc=$1 no nr o r
+    no=$(table_step ours "$sc"); nr=$(table_step rtpengine "$sc")
+    o=ours-$sc-$no; r=rtpengine-$sc-$nr
+    if [ -z "$no" ] || [ -z "$nr" ]; then
+        printf '%-12s %s\n' "ours/rtpe" "-"
+        return
+    fi
+    awk -v c1="$(val "$o" cpu_per_call_pct)" -v c2="$(val "$r" cpu_per_call_pct)" \
+        -v a1="$(val "$o" lat_p50_us)" -v a2="$(val "$r" lat_p50_us)" \
+        -v b1="$(val "$o" lat_p99_us)" -v b2="$(val "$r" lat_p99_us)" \
+        -v m1="$(val "$o" rss_per_call_kb)" -v m2="$(val "$r" rss_per_call_kb)" \
+        -v x1="$(maxcalls ours "$sc")" -v x2="$(maxcalls rtpengine "$sc")" '
+        function q(x, y) { return (x == "" || y == "" || y + 0 <= 0 || x + 0 < 0) ? "-" : sprintf("%.2f", x / y) }
+        function num(s) { gsub(/[<>=]/, "", s); return s }
+        BEGIN {
+            printf "%-12s %7s %5s %11s %9s %9s %8s %8s %9s %9s\n", "ours/rtpe", "", "",
+                q(c1, c2), "", "", q(a1, a2), q(b1, b2), q(m1, m2),
+                (x1 ~ /^[<>=0-9]+$/ && x2 ~ /^[<>=0-9]+$/) ? q(num(x1), num(x2)) \
+                    ((x1 ~ /[<>]/ || x2 ~ /[<>]/) ? "*" : "") : "-"
+        }'
+}
+
+echo
+echo "Media benchmark  $(date -u '+%Y-%m-%d %H:%M UTC')  $(nproc) cores  $(uname -r)"
+echo "ours: codeb-mediad $OURS_VERSION, one thread (event loop; --threads is not implemented beyond 1)"
+echo "rtpengine: $RT_VERSION, userspace only (--table=-1), --num-threads=$RTPENGINE_THREADS worker(s);"
+echo "  the 'threads' column counts every thread of the process (timers, control, ...); CPU is all of them."
+echo "load: every call sends both ways one packet per 20 ms (100 packets/s per call): G.711 160-byte"
+echo "  payloads of a two-tone signal, Opus packets encoded once with libopus (48 kHz mono, 32 kbit/s)"
+echo "  from a 440 Hz sine, looped; streams spread evenly over the 20 ms, started over 0.5 s."
+echo "each step: N calls set up by NG (offer A, answer B), ${WARMUP} s of load, then ${DURATION} s measured."
+echo "CPU/call: the relay's CPU time over the measured window (/proc/PID/task/*/schedstat) / calls /"
+echo "  seconds, in % of one core.  loss: packets sent during the measured window (but its last"
+echo "  100 ms) and not received within ${DRAIN_MS} ms after the last send, per direction."
+echo "latency: send -> receive through the relay, kernel software timestamps of the loopback device"
+echo "  (our packet leaving, the relay's packet arriving), packets sent in the window; both directions."
+echo "RSS/call: relay RSS at the end of the window minus before the first call, / calls."
+echo "max calls: the largest step of the ramp ($STEPS, up to $MAX_CALLS$([ "$REFINE" = 1 ] && echo ", plus one step"
+echo "  between the last good and the first bad one")) with loss <= ${LOSS_MAX} %; '>=' the ramp ended first."
+for SC in $SCENARIOS; do
+    echo
+    echo "${SCNAME[$SC]}   (${DIRS[$SC]})"
+    printf '%-12s %7s %5s %11s %9s %9s %8s %8s %9s %9s\n' "" "threads" "calls" "CPU/call" \
+        "loss A>B" "loss B>A" "p50" "p99" "RSS/call" "max calls"
+    printf '%-12s %7s %5s %11s %9s %9s %8s %8s %9s %9s\n' "" "" "" "% core" "%" "%" "us" "us" "KB" "<=${LOSS_MAX}%"
+    row ours "$SC" "ours"
+    if [ -n "$(rampval "rtpengine-$SC" nocodec)" ]; then
+        echo "rtpengine    this rtpengine build cannot transcode $([ "$SC" = c ] && echo "Opus<->PCMA" || echo "PCMA<->PCMU") ($(rtpengine --version 2>&1 | head -1)); ours only"
+    else
+        row rtpengine "$SC" "rtpengine"
+        ratio_row "$SC"
+    fi
+done
+echo
+echo "SRTP<->RTP: not measured (needs a DTLS-SRTP load generator)"
+echo
+echo "ratios are ours / rtpengine: below 1 is better for CPU/call, latency and RSS, above 1 for max calls"
+echo "  ('*': a bound, not a measured limit, is in the ratio)."
+
+echo
+echo "ramp: per step, loss % / relay CPU % of a core / latency p50 / p99 us; load generator CPU % of a core"
+for SC in $SCENARIOS; do
+    echo "${SCNAME[$SC]}"
+    printf '  %6s  %-36s %-36s %s\n' "calls" "ours" "rtpengine" "loadgen (ours, rtpe)  other"
+    steps=$( (awk '$1 == "step" { print $2 }' "$TMP/results/ours-$SC.ramp" "$TMP/results/rtpengine-$SC.ramp" 2>/dev/null) | sort -n | uniq)
+    for n in $steps; do
+        cell() {
+            local r=$1-$SC-$n
+            if [ ! -s "$TMP/results/$r" ] || ! grep -q "^step $n\$" "$TMP/results/$1-$SC.ramp" 2>/dev/null; then
+                echo "-"; return
+            fi
+            printf '%s%% %s%% %s/%s%s' "$(fmt "$(val "$r" loss_pct)" %.3f)" \
+                "$(fmt "$(val "$r" cpu_daemon_pct)" %.1f)" "$(fmt "$(val "$r" lat_p50_us)" %.0f)" \
+                "$(fmt "$(val "$r" lat_p99_us)" %.0f)" "$(lg_limited "$r" && echo ' LG!')"
+        }
+        lgc() { fmt "$(val "$1-$SC-$n" cpu_loadgen_pct)" %.0f; }
+        oth() { fmt "$(val "$1-$SC-$n" cpu_other_pct)" %.0f; }
+        printf '  %6s  %-36s %-36s %5s%% %5s%%   %s%% %s%%\n' "$n" "$(cell ours)" "$(cell rtpengine)" \
+            "$(lgc ours)" "$(lgc rtpengine)" "$(oth ours)" "$(oth rtpengine)"
+    done
+done
+echo "  'LG!': the load generator fell behind its schedule (p99 > 5 ms late, or > 0.2 % of packets"
+echo "  > 5 ms late, or > 95 % CPU): that step measures the machine, not the relay."
+echo "  'other': CPU of everything else on the machine during the window (softirq included), % of a core."
+
+echo
+echo "load generator: $TMP/rtpload (bench/rtpload.c), one thread, ${POOL} sockets per side, wakes at most every"
+echo "  ${QUANTUM} us; its CPU in % of one core per step is in the ramp table (2 cores in all:"
+echo "  above ~90 % it, not the relay, limits the step -- see 'LG!')."
+for SC in $SCENARIOS; do
+    for name in ours rtpengine; do
+        n=$(table_step "$name" "$SC")
+        [ -n "$n" ] || continue
+        r=$name-$SC-$n
+        printf '  %-22s %-9s %4s calls: loadgen %5s%%  relay %5s%%  other %5s%%  softirq %5s%%  send lag p99 %s us\n' \
+            "${SCNAME[$SC]}" "$name" "$n" "$(val "$r" cpu_loadgen_pct)" "$(val "$r" cpu_daemon_pct)" \
+            "$(val "$r" cpu_other_pct)" "$(val "$r" cpu_softirq_pct)" "$(val "$r" sched_lag_p99_us)"
+        o=$(val "$r" cpu_other_pct)
+        if [ -n "$o" ] && awk -v o="$o" 'BEGIN { exit !(o > 25) }'; then
+            warn "$name $SC $n calls: other processes used $o% of a core meanwhile; that step is disturbed"
+        fi
+    done
+done
+
+echo
+echo "checks (every step; per direction: wrong payload type, payload check failed, duplicates, out of"
+echo "  range, SSRC changes, streams that got nothing; held = frames a relay kept back at the start):"
+for SC in $SCENARIOS; do
+    for name in ours rtpengine; do
+        [ -f "$TMP/results/$name-$SC.ramp" ] || continue
+        [ -n "$(rampval "$name-$SC" nocodec)" ] && continue
+        bad=""
+        held=""
+        for f in "$TMP/results/$name-$SC"-[0-9]*; do
+            [ -f "$f" ] || continue
+            case $f in *.err) continue ;; esac
+            r=${f##*/}
+            n=${r##*-}
+            e=$(awk '
+                $1 ~ /^d[01]_(bad_pt|bad_payload|dup|out_of_range|ssrc_changes|streams_silent|negative)$/ && $2 != 0 { printf "%s=%s ", $1, $2 }
+                $1 ~ /^(unknown_source|bad_rtp|wrong_socket|loadgen_socket_drops)$/ && $2 != 0 { printf "%s=%s ", $1, $2 }' "$f")
+            [ -n "$e" ] && bad+="    $n calls: $e"$'\n'
+            h=$(awk '$1 ~ /^d[01]_held(1|_more)$/ && $2 != 0 { printf "%s=%s ", $1, $2 }' "$f")
+            [ -n "$h" ] && [ -z "$held" ] && held="$n calls: $h"
+            if [ -s "$f.err" ]; then
+                bad+="    $n calls, load generator: $(head -2 "$f.err" | tr '\n' ' ')"$'\n'
+            fi
+        done
+        printf '  %-22s %-9s %s\n' "${SCNAME[$SC]}" "$name" \
+            "$([ -z "$bad" ] && echo "no errors" || echo "see below")${held:+; held at start: $held}"
+        [ -n "$bad" ] && printf '%s' "$bad"
+        if [ -f "$TMP/results/$name-$SC.died" ]; then
+            warn "$name ($SC): the relay died ($(cat "$TMP/results/$name-$SC.died")); last log lines:"
+            tail -5 "$TMP/logs/$name.log" | sed 's/^/    /'
+        fi
+    done
+done
+n=$(grep -ciE '\[(error|crit|alert)\]|sanitizer|segfault' "$TMP/logs/ours.log" 2>/dev/null)
+[ "${n:-0}" -gt 0 ] && { warn "ours: $n error lines in its log, first ones:"; grep -iE '\[(error|crit|alert)\]|sanitizer|segfault' "$TMP/logs/ours.log" | head -5 | sed 's/^/    /'; }
+n=$(grep -cE 'ERR|CRIT|ALERT' "$TMP/logs/rtpengine.log" 2>/dev/null)
+[ "${n:-0}" -gt 0 ] && { echo "  rtpengine: $n ERR/CRIT lines in its log, first ones:"; grep -E 'ERR|CRIT|ALERT' "$TMP/logs/rtpengine.log" | head -3 | sed 's/^/    /'; }
+[ "$inrange" -gt 0 ] && warn "$inrange UDP sockets of other processes were bound in $PORT_MIN-$PORT_MAX before the run"
+echo
+echo "total $(( $(date +%s) - T_START )) s"
+exit 0
