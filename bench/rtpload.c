@@ -40,7 +40,8 @@
  * sent during the measurement window.
  *
  * Checks: RTP version 2 and payload type, delivery on the right socket,
- * SSRC constant per stream, no duplicates, round in range, payload: G.711
+ * SSRC constant per stream, no duplicates, round in range, the RTP
+ * timestamp 20 ms further per sequence number (ts_jumps), payload: G.711
  * out: SNR >= 20 dB against the expected audio (exact bytes counted too);
  * Opus out: a valid 20 ms Opus packet; PCMA from Opus: level >= -30 dBFS.
  *
@@ -113,6 +114,10 @@ typedef struct {
     int64_t   ext;                /* extended seq relative to the first */
     uint32_t  rx_ssrc;
     uint64_t  received, dup, oor, neg, bad_pt, bad_payload, exact, ssrc_changes;
+    uint64_t  ts_jumps;
+    int64_t   last_ext_ts;        /* ext of the last packet, for ts checks */
+    uint32_t  last_ts;
+    int       have_ts;
     int       nrx;
 } stream_t;
 
@@ -431,16 +436,31 @@ setup_scenario(void)
 
 /* ---- /proc ---- */
 
-/* CPU time of all threads of pid, s: from schedstat (ns) or -1 */
+/* CPU time of the threads of a process: name and ns of each */
+#define MAX_THREADS  64
+typedef struct {
+    int       n;
+    int       tid[MAX_THREADS];
+    char      comm[MAX_THREADS][20];
+    unsigned long long ns[MAX_THREADS];
+} threads_t;
+
+
+/* CPU time of all threads of pid, s: from schedstat (ns) or -1; each
+   thread's into *t when t is not NULL */
 static double
-proc_cpu_sched_s(int pid)
+proc_cpu_sched_s(int pid, threads_t *t)
 {
     char           path[300], buf[128];
     DIR           *d;
     FILE          *f;
     struct dirent *e;
     unsigned long long ns, sum = 0;
+    size_t         l;
 
+    if (t) {
+        t->n = 0;
+    }
     snprintf(path, sizeof(path), "/proc/%d/task", pid);
     d = opendir(path);
     if (d == NULL) {
@@ -455,10 +475,34 @@ proc_cpu_sched_s(int pid)
         if (f == NULL) {
             continue;
         }
+        ns = 0;
         if (fgets(buf, sizeof(buf), f) && sscanf(buf, "%llu", &ns) == 1) {
             sum += ns;
         }
         fclose(f);
+        if (t == NULL || t->n == MAX_THREADS) {
+            continue;
+        }
+        t->tid[t->n] = atoi(e->d_name);
+        t->ns[t->n] = ns;
+        t->comm[t->n][0] = '\0';
+        snprintf(path, sizeof(path), "/proc/%d/task/%s/comm", pid, e->d_name);
+        f = fopen(path, "r");
+        if (f) {
+            if (fgets(t->comm[t->n], sizeof(t->comm[t->n]), f)) {
+                l = strlen(t->comm[t->n]);
+                while (l && (t->comm[t->n][l - 1] == '\n')) {
+                    t->comm[t->n][--l] = '\0';
+                }
+                for (size_t i = 0; i < l; i++) {
+                    if (t->comm[t->n][i] == ' ') {
+                        t->comm[t->n][i] = '_';
+                    }
+                }
+            }
+            fclose(f);
+        }
+        t->n++;
     }
     closedir(d);
     return sum / 1e9;
@@ -602,13 +646,14 @@ udp_rcvbuf_errors(void)
 typedef struct {
     double    daemon, daemon_stat, self, busy, softirq;
     long long rcvbuf;
+    threads_t threads;
 } mark_t;
 
 
 static void
 mark(mark_t *m)
 {
-    m->daemon = o_pid ? proc_cpu_sched_s(o_pid) : 0;
+    m->daemon = o_pid ? proc_cpu_sched_s(o_pid, &m->threads) : 0;
     m->daemon_stat = o_pid ? proc_cpu_stat_s(o_pid) : 0;
     m->self = self_cpu_s();
     system_cpu_s(&m->busy, &m->softirq);
@@ -845,6 +890,29 @@ on_packet(int slot, uint8_t *p, int n, struct sockaddr_in *from, int64_t rx)
         if (ssrc != s->rx_ssrc) {
             s->ssrc_changes++;
             s->rx_ssrc = ssrc;
+        }
+    }
+
+    /* RTP timestamps out: 20 ms per sequence number (RFC 3550 5.1) */
+    {
+        uint32_t ts = ((uint32_t) p[4] << 24) | ((uint32_t) p[5] << 16)
+                      | ((uint32_t) p[6] << 8) | p[7];
+        int64_t  dseq = s->ext - s->last_ext_ts;
+        if (s->have_ts && dseq > 0 && dseq < 50) {
+            uint32_t want = (uint32_t) (dseq * (out_kind[s->dir] == K_OPUS ? 960 : 160));
+            if ((uint32_t) (ts - s->last_ts) != want) {
+                s->ts_jumps++;
+                if (o_verbose && s->ts_jumps < 3) {
+                    fprintf(stderr, "rtpload: call %d dir %d: seq +%lld, ts +%u (want +%u)\n",
+                            s->call, s->dir, (long long) dseq,
+                            (uint32_t) (ts - s->last_ts), want);
+                }
+            }
+        }
+        if (!s->have_ts || dseq > 0) {
+            s->have_ts = 1;
+            s->last_ts = ts;
+            s->last_ext_ts = s->ext;
         }
     }
 
@@ -1343,7 +1411,7 @@ main(int argc, char **argv)
     uint64_t tot_exp = 0, tot_rx = 0;
     int shown_lost = 0;
     for (d = 0; d < 2; d++) {
-        uint64_t exp_all = 0, rx_all = 0;
+        uint64_t exp_all = 0, rx_all = 0, tsj = 0;
         uint64_t sent = 0, exp = 0, rx = 0, dup = 0, oor = 0, neg = 0, bpt = 0,
                  bpl = 0, exact = 0, ssrcch = 0, nobase = 0, held[3] = { 0 };
         for (i = d; i < nst; i += 2) {
@@ -1389,9 +1457,11 @@ main(int argc, char **argv)
             bpl += s->bad_payload;
             exact += s->exact;
             ssrcch += s->ssrc_changes;
+            tsj += s->ts_jumps;
         }
         tot_exp += exp;
         tot_rx += rx;
+        printf("d%d_ts_jumps %llu\n", d, (unsigned long long) tsj);
         printf("d%d_loss_all_pct %.4f\n", d, exp_all ? 100.0 * (double)
                (exp_all - (rx_all < exp_all ? rx_all : exp_all)) / exp_all : 0);
         printf("d%d_sent %llu\nd%d_expected %llu\nd%d_received %llu\n"
@@ -1435,6 +1505,19 @@ main(int argc, char **argv)
            100 * (busy - dcpu - self) / win_s < 0 ? 0 : 100 * (busy - dcpu - self) / win_s,
            100 * (m1.softirq - m0.softirq) / win_s);
     printf("daemon_threads %ld\nrss_kb %ld\n", threads, rss_kb);
+    /* the busy threads of the relay (>= 0.5 % of a core) */
+    for (i = 0; i < m1.threads.n; i++) {
+        unsigned long long before = 0;
+        for (j = 0; j < m0.threads.n; j++) {
+            if (m0.threads.tid[j] == m1.threads.tid[i]) {
+                before = m0.threads.ns[j];
+            }
+        }
+        double pct = 100.0 * (double) (m1.threads.ns[i] - before) / 1e9 / win_s;
+        if (pct >= 0.5) {
+            printf("thread_pct %s/%d %.1f\n", m1.threads.comm[i], m1.threads.tid[i], pct);
+        }
+    }
     if (o_rss0 >= 0 && rss_kb >= 0) {
         printf("rss_per_call_kb %.2f\n", (double) (rss_kb - o_rss0) / o_calls);
     }

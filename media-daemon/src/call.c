@@ -783,7 +783,8 @@ md_out(be_buf_t *b, const char *fmt, ...)
 static int
 md_attr_webrtc_only(const char *a)
 {
-    static const char  *names[] = { "a=msid-semantic", "a=extmap", "a=msid",
+    static const char  *names[] = { "a=msid-semantic", "a=extmap",
+                                    "a=extmap-allow-mixed", "a=msid",
                                     "a=ssrc", "a=ssrc-group", "a=mid",
                                     "a=group", NULL };
     const char        **n;
@@ -951,8 +952,20 @@ md_sdp_out(be_buf_t *b, md_sdp_t *in, md_leg_t *to, md_flags_t *f,
             md_out(b, "a=ice-ufrag:%s\r\n", s->ice_ufrag);
             md_out(b, "a=ice-pwd:%s\r\n", s->ice_pwd);
 
-            if (md_ice_candidate(cand, sizeof(cand), "1", &md_conf.advertised,
+            /*
+             * the host candidate; behind NAT (--interface LOCAL!PUBLIC)
+             * also the public address as server-reflexive (RFC 8445 §5.1.1.2)
+             */
+            if (md_ice_candidate(cand, sizeof(cand), "1", &md_conf.local,
                                  s->port, 0, NULL, 0) > 0)
+            {
+                md_out(b, "a=candidate:%s\r\n", cand);
+            }
+
+            if (md_conf.advertised.s_addr != md_conf.local.s_addr
+                && md_ice_candidate(cand, sizeof(cand), "2",
+                                    &md_conf.advertised, s->port, 1,
+                                    &md_conf.local, s->port) > 0)
             {
                 md_out(b, "a=candidate:%s\r\n", cand);
             }
@@ -1273,6 +1286,13 @@ md_call_answer(be_node_t *req, be_buf_t *reply)
 
         if (err == NULL) {
             err = md_stream_dtls(b);
+        }
+
+        if (err == NULL && f.dtls && a->dtls == NULL
+            && (be_is(f.dtls, "active") || be_is(f.dtls, "passive")))
+        {
+            /* the answer's DTLS flag sets our role towards the offerer */
+            strcpy(a->setup, be_is(f.dtls, "active") ? "active" : "passive");
         }
 
         if (err == NULL) {

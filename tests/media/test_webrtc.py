@@ -13,6 +13,8 @@ it re-runs itself under `unshare -n`)
 import asyncio
 import fractions
 import os
+import random
+import socket
 import subprocess
 import sys
 import time
@@ -100,10 +102,12 @@ async def inbound_packets(pc):
 
 
 class WebRtcToSip(unittest.TestCase):
-    def run_call(self, prefs, offer_flags, sip_pts, sip_codec, hold=False):
-        asyncio.run(self._call(prefs, offer_flags, sip_pts, sip_codec, hold))
+    def run_call(self, prefs, offer_flags, sip_pts, sip_codec, hold=False,
+                 answer_flags=None):
+        asyncio.run(self._call(prefs, offer_flags, sip_pts, sip_codec, hold,
+                               answer_flags or {}))
 
-    async def _call(self, prefs, offer_flags, sip_pts, sip_codec, hold):
+    async def _call(self, prefs, offer_flags, sip_pts, sip_codec, hold, answer_flags):
         with mediad() as ng, mt.RtpPeer() as sip:
             pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
             tone = ToneTrack()
@@ -128,11 +132,13 @@ class WebRtcToSip(unittest.TestCase):
             self.assertNotIn("a=ice-", to_sip)
             self.assertIn("RTP/AVP", to_sip)
 
-            r = ng.answer("w1", "browser", "sip", sip.sdp(payload_types=sip_pts))
+            r = ng.answer("w1", "browser", "sip", sip.sdp(payload_types=sip_pts),
+                          **answer_flags)
             mt.expect_ok(r)
             answer = r["sdp"]
+            setup = "a=setup:%s" % answer_flags.get("DTLS", "passive")
             for want in ("UDP/TLS/RTP/SAVPF", "a=ice-lite", "a=ice-ufrag:",
-                         "a=fingerprint:sha-256 ", "a=setup:passive", "a=rtcp-mux",
+                         "a=fingerprint:sha-256 ", setup, "a=rtcp-mux",
                          "a=mid:0", "typ host"):
                 self.assertIn(want, answer)
             await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
@@ -182,6 +188,30 @@ class WebRtcToSip(unittest.TestCase):
                 self.assertTrue(mt.tone_detected(samples[len(samples) // 3:], rate, 1000),
                                 "tone after hold")
 
+            # bad input at the WebRTC port from a stranger: truncated and
+            # garbage STUN, DTLS records, RTP-looking junk; the call lives
+            media_port = [m["streams"][0]["local port"] for t, v in
+                          ng.query("w1")["tags"].items() if t == "browser"
+                          for m in v["medias"]][0]
+            junk = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            rnd = random.Random(5)
+            stun = bytes.fromhex("000100002112a442") + os.urandom(12)
+            for i in range(600):
+                kind = i % 4
+                if kind == 0:
+                    data = stun[:rnd.randrange(0, len(stun) + 1)] + os.urandom(rnd.randrange(0, 80))
+                elif kind == 1:
+                    data = bytes([rnd.randrange(20, 64)]) + os.urandom(rnd.randrange(0, 300))
+                elif kind == 2:
+                    data = bytes([0x80, rnd.randrange(0, 256)]) + os.urandom(rnd.randrange(0, 200))
+                else:
+                    data = os.urandom(rnd.randrange(0, 1500))
+                junk.sendto(data, ("127.0.0.1", media_port))
+            junk.close()
+            self.assertEqual(ng.ping()["result"], "pong")
+            cap = await asyncio.to_thread(sip.receive, 1.0)
+            self.assertGreater(len([p for p in cap if p.rtp]), 30, "media after junk")
+
             q = ng.query("w1")
             flags = [f for t in q["tags"].values() for m in t["medias"]
                      for s in m["streams"] for f in s["flags"]]
@@ -191,6 +221,10 @@ class WebRtcToSip(unittest.TestCase):
 
     def test_pcma_pass_through(self):
         self.run_call(["pcma"], {}, [(8, "PCMA", 8000)], "PCMA")
+
+    def test_dtls_active_the_daemon_is_the_client(self):
+        self.run_call(["pcma"], {}, [(8, "PCMA", 8000)], "PCMA",
+                      answer_flags={"DTLS": "active"})
 
     def test_ssrc_change_and_hold_towards_srtp(self):
         self.run_call(["pcma"], {}, [(8, "PCMA", 8000)], "PCMA", hold=True)
@@ -210,16 +244,16 @@ class SipToWebRtc(unittest.TestCase):
     daemon (the answer is held back 1 s here)"""
 
     def test_browser_answers_and_starts_dtls_before_the_answer_arrives(self):
-        asyncio.run(self._call())
+        asyncio.run(self._call({}, "a=setup:actpass", "a=setup:active"))
 
-    async def _call(self):
+    async def _call(self, flags, our_setup, their_setup):
         with mediad() as ng, mt.RtpPeer() as sip:
             r = ng.offer("in1", "trunk", sip.sdp(payload_types=[(8, "PCMA", 8000)]),
                          ICE="force", transport_protocol="UDP/TLS/RTP/SAVPF",
-                         rtcp_mux=["offer"])
+                         rtcp_mux=["offer"], **flags)
             mt.expect_ok(r)
             offer = r["sdp"]
-            for want in ("UDP/TLS/RTP/SAVPF", "a=ice-lite", "a=setup:actpass",
+            for want in ("UDP/TLS/RTP/SAVPF", "a=ice-lite", our_setup,
                          "a=rtcp-mux", "a=mid:0", "a=group:BUNDLE 0"):
                 self.assertIn(want, offer)
 
@@ -233,7 +267,7 @@ class SipToWebRtc(unittest.TestCase):
                 t.direction = "sendrecv"
             await pc.setLocalDescription(await pc.createAnswer())
             answer = pc.localDescription.sdp
-            self.assertIn("a=setup:active", answer)
+            self.assertIn(their_setup, answer)
 
             # ICE and DTLS run now, with no answer at the daemon yet
             await asyncio.sleep(1.0)
