@@ -1643,18 +1643,11 @@ md_call_play(be_node_t *req, be_buf_t *reply)
 }
 
 
-const char *
-md_call_stop_media(be_node_t *req, be_buf_t *reply)
+/* fn on every stream of the call, or of leg only when leg is not NULL */
+static void
+md_call_each(md_call_t *c, md_leg_t *leg, void (*fn)(md_stream_t *s))
 {
-    int          l, i;
-    md_leg_t    *leg;
-    md_call_t   *c;
-    const char  *err;
-
-    err = md_call_leg(req, &c, &leg);
-    if (err) {
-        return err;
-    }
+    int  l, i;
 
     for (l = 0; l < 2; l++) {
         if (leg && leg != &c->legs[l]) {
@@ -1662,11 +1655,25 @@ md_call_stop_media(be_node_t *req, be_buf_t *reply)
         }
 
         for (i = 0; i < c->legs[l].nstreams; i++) {
-            md_player_free(&c->legs[l].streams[i]);
+            fn(&c->legs[l].streams[i]);
         }
     }
+}
 
-    return NULL;
+
+const char *
+md_call_stop_media(be_node_t *req, be_buf_t *reply)
+{
+    md_leg_t    *leg;
+    md_call_t   *c;
+    const char  *err;
+
+    err = md_call_leg(req, &c, &leg);
+    if (err == NULL) {
+        md_call_each(c, leg, md_player_free);
+    }
+
+    return err;
 }
 
 
@@ -1686,21 +1693,14 @@ md_call_start_recording(be_node_t *req, be_buf_t *reply)
 const char *
 md_call_stop_recording(be_node_t *req, be_buf_t *reply)
 {
-    int          l, i;
     md_leg_t    *leg;
     md_call_t   *c;
     const char  *err;
 
     err = md_call_leg(req, &c, &leg);
-    if (err) {
-        return err;
+    if (err == NULL) {
+        md_call_each(c, NULL, md_recorder_free);
     }
 
-    for (l = 0; l < 2; l++) {
-        for (i = 0; i < c->legs[l].nstreams; i++) {
-            md_recorder_free(&c->legs[l].streams[i]);
-        }
-    }
-
-    return NULL;
+    return err;
 }
