@@ -52,8 +52,11 @@ recv C "type":"welcome"
 redis ^1$ HSET codeb:{t1}:trunks sipgate 1,1000
 redis ^1$ HSET codeb:{t1}:trunks backup 0,-
 redis ^1$ ZADD codeb:{t1}:cdr:vnum 9999999999 call-1
+redis ^1$ SADD codeb:media:daemons md1
+redis ^1$ HSET codeb:media:md1 call-x 1700000000,30000
+redis ^1$ HSET codeb:media:md1 call-y 1700000000,30002
 shell curl -s http://127.0.0.1:$TEST_NGINX_PORT/signal.ashx?healthsummary=1 > /tmp/codeb-hs.json
-shell perl -MJSON::PP -e 'local $/; open F, "/tmp/codeb-hs.json"; my $j = decode_json(<F>); my %r = map { $_->{id} => $_->{peers} } @{$j->{rooms}}; my %t = map { $_->{id} => $_ } @{$j->{trunks}}; exit !($j->{tenant} eq "t1" && $r{"short"} == 2 && $r{"vnum-2000-..."} == 1 && keys %r == 2 && $t{sipgate}{registered} && $t{sipgate}{lastSeenSec} > 1000 && !$t{backup}{registered} && !defined $t{backup}{lastSeenSec} && $j->{vnumCallsLast24h} == 1 && $j->{build})'
+shell perl -MJSON::PP -e 'local $/; open F, "/tmp/codeb-hs.json"; my $j = decode_json(<F>); my %r = map { $_->{id} => $_->{peers} } @{$j->{rooms}}; my %t = map { $_->{id} => $_ } @{$j->{trunks}}; exit !($j->{tenant} eq "t1" && $r{"short"} == 2 && $r{"vnum-2000-..."} == 1 && keys %r == 2 && $t{sipgate}{registered} && $t{sipgate}{lastSeenSec} > 1000 && !$t{backup}{registered} && !defined $t{backup}{lastSeenSec} && $j->{vnumCallsLast24h} == 1 && $j->{mediaCalls} == 2 && $j->{build})'
 close A
 close B
 close C
@@ -68,7 +71,7 @@ GET /signal.ashx?healthsummary=1
 Content-Type: application/json
 Cache-Control: no-store
 --- response_body_like chomp
-^\{"build":"[^"]+","tenant":"t1","rooms":\[\],"trunks":\[\],"vnumCallsLast24h":0\}$
+^\{"build":"[^"]+","tenant":"t1","rooms":\[\],"trunks":\[\],"vnumCallsLast24h":0,"mediaCalls":0\}$
 
 === TEST 3: ?vnum-overview: anonymous rows only without a Bearer
 --- config
@@ -181,7 +184,7 @@ location = /signal.ashx { codeb_signal; }
 open A
 send A {"type":"join","room":"st","name":"A"}
 recv A "type":"welcome"
-shell curl -sf -H 'Authorization: Bearer $TEST_NGINX_JWT_ADMIN' http://127.0.0.1:$TEST_NGINX_PORT/signal.ashx?stats=1 | grep -q '"redis":"up","rooms":1,"peers":1,"worker":{"id":"'
+shell curl -sf -H 'Authorization: Bearer $TEST_NGINX_JWT_ADMIN' http://127.0.0.1:$TEST_NGINX_PORT/signal.ashx?stats=1 | grep -q '"redis":"up","rooms":1,"peers":1,"mediaCalls":0,"worker":{"id":"'
 shell curl -sf -H 'Authorization: Bearer $TEST_NGINX_JWT_ROLES' http://127.0.0.1:$TEST_NGINX_PORT/signal.ashx?stats=1 | grep -q '"tenant":"t1"'
 close A
 

@@ -250,6 +250,10 @@ md_call_free(md_call_t *c)
         }
     }
 
+    if (c->answered) {
+        md_registry_call(c, 0);
+    }
+
     md_ncalls--;
     free(c);
 }
@@ -1310,6 +1314,7 @@ md_call_answer(be_node_t *req, be_buf_t *reply)
         md_reply_sdp(reply, &out);
         c->answered = 1;
         c->last_signal = md_now();
+        md_registry_call(c, 1);
 
         for (i = 0; i < sdp->nmedia; i++) {
             a = &c->legs[to].streams[i];

@@ -139,6 +139,11 @@ uint8_t *md_rtp_payload(void);
  * the timestamp increment (samples) since the last packet out */
 void md_rtp_inject(md_stream_t *s, size_t len, uint32_t step, int marker);
 
+/* registry.c: calls in Redis for the nginx modules (--redis) */
+int md_registry_init(const char *addr, const char *id);
+void md_registry_call(md_call_t *c, int alive);
+void md_registry_tick(void);
+
 /* media.c: playback and recording */
 int md_media_init(const char *recording_dir);
 const char *md_media_play(md_stream_t *s, be_node_t *req, be_buf_t *reply);

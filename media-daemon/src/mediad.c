@@ -4,6 +4,7 @@
  *   codeb-mediad [--interface ADDR[!ADVERTISED]] [--listen-ng ADDR:PORT]
  *                [--port-min N] [--port-max N] [--timeout S]
  *                [--threads N] [--recording-dir DIR]
+ *                [--redis unix:/path|host:port] [--id NAME]
  *                [--log-level err|warn|info|debug]
  *
  * SIGTERM: stop taking new calls, end when the last call has ended or
@@ -116,7 +117,7 @@ md_usage(void)
         "usage: codeb-mediad [--interface ADDR[!ADVERTISED]]"
         " [--listen-ng ADDR:PORT]\n"
         "       [--port-min N] [--port-max N] [--timeout S] [--threads N]\n"
-        "       [--recording-dir DIR]\n"
+        "       [--recording-dir DIR] [--redis ADDR] [--id NAME]\n"
         "       [--log-level err|warn|info|debug]\n");
     exit(2);
 }
@@ -184,6 +185,12 @@ md_parse_args(int argc, char **argv)
         } else if (strcmp(argv[i], "--timeout") == 0) {
             md_conf.timeout = atoi(v);
 
+        } else if (strcmp(argv[i], "--redis") == 0) {
+            md_conf.redis = v;
+
+        } else if (strcmp(argv[i], "--id") == 0) {
+            snprintf(md_conf.id, sizeof(md_conf.id), "%s", v);
+
         } else if (strcmp(argv[i], "--recording-dir") == 0) {
             md_conf.recording_dir = v;
 
@@ -218,6 +225,18 @@ md_parse_args(int argc, char **argv)
 
     inet_ntop(AF_INET, &md_conf.advertised, md_conf.advertised_str,
               sizeof(md_conf.advertised_str));
+
+    if (md_conf.id[0] == '\0') {
+        char  host[64];
+
+        if (gethostname(host, sizeof(host)) != 0) {
+            strcpy(host, "localhost");
+        }
+
+        host[sizeof(host) - 1] = '\0';
+        snprintf(md_conf.id, sizeof(md_conf.id), "%s:%u", host,
+                 md_conf.ng_port);
+    }
 }
 
 
@@ -246,7 +265,8 @@ main(int argc, char **argv)
     }
 
     if (md_dtls_init() != 0 || md_ng_init() != 0
-        || md_media_init(md_conf.recording_dir) != 0)
+        || md_media_init(md_conf.recording_dir) != 0
+        || md_registry_init(md_conf.redis, md_conf.id) != 0)
     {
         return 1;
     }
@@ -274,6 +294,7 @@ main(int argc, char **argv)
         if (md_now() >= tick) {
             tick = md_now() + 1;
             md_call_timeouts();
+            md_registry_tick();
         }
 
         if (md_hup) {

@@ -43,6 +43,8 @@ typedef struct {
     int                 foreground;
     const char         *log_level;
     const char         *recording_dir;
+    const char         *redis;          /* unix:/path or host:port */
+    char                id[128];        /* this daemon in Redis */
 } md_conf_t;
 
 extern md_conf_t  md_conf;

@@ -446,7 +446,7 @@ ngx_codeb_flag_health_reply(redisAsyncContext *ac, void *reply, void *data)
 
     ctx = ngx_http_get_module_ctx(r, ngx_codeb_signal_module);
 
-    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 3
+    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 4
         || rep->element[0]->type != REDIS_REPLY_ARRAY
         || rep->element[1]->type != REDIS_REPLY_ARRAY)
     {
@@ -541,6 +541,9 @@ ngx_codeb_flag_health_reply(redisAsyncContext *ac, void *reply, void *data)
     yajl_gen_string(g, (u_char *) "vnumCallsLast24h", 16);
     yajl_gen_integer(g, rep->element[2]->type == REDIS_REPLY_INTEGER
                         ? rep->element[2]->integer : 0);
+    yajl_gen_string(g, (u_char *) "mediaCalls", 10);
+    yajl_gen_integer(g, rep->element[3]->type == REDIS_REPLY_INTEGER
+                        ? rep->element[3]->integer : 0);
 
     ngx_http_finalize_request(r, ngx_codeb_signal_send_gen(r, NGX_HTTP_OK, g));
 }
@@ -1332,7 +1335,7 @@ ngx_codeb_flag_stats_reply(redisAsyncContext *ac, void *reply, void *data)
     ngx_codeb_signal_gen_cstr(g, "redis", rep && rep->type == REDIS_REPLY_ARRAY
                                           ? "up" : "down");
 
-    if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 3
+    if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 4
         && rep->element[0]->type == REDIS_REPLY_ARRAY)
     {
         rooms = rep->element[0];
@@ -1348,6 +1351,9 @@ ngx_codeb_flag_stats_reply(redisAsyncContext *ac, void *reply, void *data)
         yajl_gen_integer(g, rooms->elements / 2);
         yajl_gen_string(g, (u_char *) "peers", 5);
         yajl_gen_integer(g, peers);
+        yajl_gen_string(g, (u_char *) "mediaCalls", 10);
+        yajl_gen_integer(g, rep->element[3]->type == REDIS_REPLY_INTEGER
+                            ? rep->element[3]->integer : 0);
     }
 
     ngx_codeb_signal_local_counts(&lpeers, &lrooms, &ldetached);

@@ -201,7 +201,9 @@ ngx_codeb_redis_script_t  ngx_codeb_signal_claim_script = {
 /*
  * KEYS: rooms, trunks (hash id -> "<registered 0|1>,<last seen epoch s
  * or ->"), vnum calls (zset scored by epoch s).  ARGV: P, now (epoch s).
- * Returns {{room, peers, ...}, {trunk, state, ...}, calls in 24 h}.
+ * Returns {{room, peers, ...}, {trunk, state, ...}, calls in 24 h,
+ * calls up in the media daemons (codeb:media:<daemon>, written by
+ * codeb-mediad --redis)}.
  */
 ngx_codeb_redis_script_t  ngx_codeb_signal_health_script = {
     ngx_string(
@@ -221,7 +223,13 @@ ngx_codeb_redis_script_t  ngx_codeb_signal_health_script = {
     "end\n"
     "local calls = redis.call('ZCOUNT', KEYS[3], tonumber(ARGV[2]) - 86400,"
     " '+inf')\n"
-    "return {rooms, redis.call('HGETALL', KEYS[2]), calls}\n"),
+    "local media = 0\n"
+    "for _, d in ipairs(redis.call('SMEMBERS', 'codeb:media:daemons')) do\n"
+    "  local n = redis.call('HLEN', 'codeb:media:' .. d)\n"
+    "  if n == 0 then redis.call('SREM', 'codeb:media:daemons', d) end\n"
+    "  media = media + n\n"
+    "end\n"
+    "return {rooms, redis.call('HGETALL', KEYS[2]), calls, media}\n"),
     ""
 };
 

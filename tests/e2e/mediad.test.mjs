@@ -4,9 +4,9 @@
 //
 //   node --test tests/e2e/mediad.test.mjs   (needs root: network namespace)
 //
-// Self-contained, like room.test.mjs: the file re-executes itself inside
-// fresh network and PID namespaces (`unshare --net --pid --fork
-// --kill-child`) where only `lo` exists, so ICE can only pair loopback
+// Self-contained, like room.test.mjs (the shared setup is in lib.mjs): the
+// file re-executes itself inside fresh network and PID namespaces
+// (`unshare --net --pid --fork --kill-child`) where only `lo` exists, so ICE can only pair loopback
 // candidates and nothing started here outlives the run.  Inside, it starts
 // codeb-mediad on a free NG port, serves a small page from an in-test HTTP
 // server on 127.0.0.1 and drives the daemon over NG (PROTOCOL.md §3) the
@@ -41,146 +41,21 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
-import net from 'node:net';
 import dgram from 'node:dgram';
+import fs from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import {
+  ROOT, Harness, enterLoopbackNamespace, sleep, waitFor, withTimeout, freePort, tail, startProc, snapshotPage,
+} from './lib.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
-const ROOT = path.resolve(path.dirname(SELF), '..', '..');
-
-// A test runner that went away leaves our stdout/stderr pipes broken: carry
-// on cleaning up instead of dying on EPIPE.
-for (const s of [process.stdout, process.stderr]) s.on('error', () => {});
 
 // ---------------------------------------------------------------------------
-// 1. Re-exec inside a loopback-only network namespace (and a PID namespace,
-//    whose init is the inner node: when it exits, the kernel kills whatever
-//    it started).  The inner process runs with the same node flags and
-//    environment, so under `node --test` its report reaches the runner as if
-//    this process had written it.
-if (process.env.CODEB_NETNS !== '1') {
-  const probe = spawnSync('unshare', ['--net', '--pid', '--fork', '--kill-child', 'true'],
-    { encoding: 'utf8' });
-  if (probe.error || probe.status !== 0) {
-    const why = probe.error ? probe.error.message : (probe.stderr || '').trim() || 'exit ' + probe.status;
-    test('e2e needs a loopback-only network namespace', () => {
-      assert.fail('`unshare --net --pid --fork` failed (' + why + '). These tests run as root '
-        + '(CAP_SYS_ADMIN) so that chromium and codeb-mediad only see 127.0.0.1; '
-        + 'run them as root (sudo node --test tests/e2e/), or in CI as the root user.');
-    });
-  } else {
-    // fd 3 is a lifeline: when this process goes away (or closes it on a
-    // signal, or when the test runner that started it is gone), the inner
-    // run sees EOF, cleans up and exits.
-    const inner = spawn('unshare', ['--net', '--pid', '--fork', '--kill-child', 'sh', '-c',
-      'ip link set lo up && exec env CODEB_NETNS=1 CODEB_E2E_LIFELINE=3 "$0" "$@"',
-      process.execPath, ...process.execArgv, SELF, ...process.argv.slice(2)],
-    { stdio: ['inherit', 'inherit', 'inherit', 'pipe'] });
-    let cutting = null;
-    const cut = (why) => {
-      if (cutting) return;
-      console.error('e2e: ' + why + ': stopping the inner run');
-      try { inner.stdio[3].destroy(); } catch { /* closed */ }
-      // unshare dying takes the whole namespace down with it (--kill-child)
-      cutting = setTimeout(() => { try { inner.kill('SIGKILL'); } catch { /* gone */ } }, 30000);
-      cutting.unref();
-    };
-    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => cut(sig));
-    const ppid = process.ppid;
-    setInterval(() => { if (process.ppid !== ppid) cut('parent process gone'); }, 1000).unref();
-    const code = await new Promise((resolve) => {
-      inner.on('error', (e) => { console.error('e2e: cannot run unshare: ' + e.message); resolve(1); });
-      inner.on('exit', (c, s) => resolve(c ?? (s ? 128 + (os.constants.signals[s] || 0) : 1)));
-    });
-    process.exit(code);
-  }
-} else {
-  defineTests();
-}
-
-// ---------------------------------------------------------------------------
-// helpers
-
-function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
-
-async function waitFor(what, fn, { timeout = 10000, interval = 100 } = {}) {
-  const end = Date.now() + timeout;
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() >= end) {
-      throw new Error('timed out after ' + timeout + ' ms waiting for ' + what
-        + (last instanceof Error ? ': ' + last.message : ''));
-    }
-    await sleep(interval);
-  }
-}
-
-function withTimeout(p, ms, what) {
-  let t;
-  return Promise.race([
-    p.finally(() => clearTimeout(t)),
-    new Promise((_, rej) => { t = setTimeout(() => rej(new Error(what + ': no answer in ' + ms + ' ms')), ms); }),
-  ]);
-}
-
-function freePort(type = 'tcp') {
-  return new Promise((resolve, reject) => {
-    if (type === 'udp') {
-      const s = dgram.createSocket('udp4');
-      s.on('error', reject);
-      s.bind(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-    } else {
-      const s = net.createServer();
-      s.on('error', reject);
-      s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-    }
-  });
-}
-
-function tail(file, lines = 60) {
-  try {
-    const t = fs.readFileSync(file, 'utf8').split('\n');
-    return t.slice(-lines - 1).join('\n');
-  } catch (e) {
-    return '(' + file + ': ' + e.message + ')';
-  }
-}
-
-// A child process whose stdout/stderr go to a log file; stop() is bounded.
-function startProc(name, cmd, args, logFile, opts = {}) {
-  const out = fs.openSync(logFile, 'a');
-  const child = spawn(cmd, args, { stdio: ['ignore', out, out], ...opts });
-  fs.closeSync(out);
-  const proc = { name, child, logFile, exited: false, code: null, signal: null, spawnError: null };
-  proc.exit = new Promise((resolve) => {
-    child.on('error', (e) => { proc.spawnError = e; proc.exited = true; resolve(); });
-    child.on('exit', (code, signal) => { proc.exited = true; proc.code = code; proc.signal = signal; resolve(); });
-  });
-  // Bounded stop: first signal, then TERM, then KILL. Returns true if the first signal sufficed.
-  proc.stop = async (first = 'SIGTERM', graceMs = 5000) => {
-    if (proc.exited) return true;
-    const steps = [[first, graceMs], ['SIGTERM', 2000], ['SIGKILL', 2000]];
-    for (let i = 0; i < steps.length; i++) {
-      try { child.kill(steps[i][0]); } catch { /* gone */ }
-      const t = await Promise.race([proc.exit.then(() => true), sleep(steps[i][1]).then(() => false)]);
-      if (t) return i === 0;
-    }
-    return false;
-  };
-  return proc;
-}
+// 1. Re-exec inside a loopback-only network namespace (lib.mjs).
+if (await enterLoopbackNamespace(SELF, 'chromium and codeb-mediad')) defineTests();
 
 // ---------------------------------------------------------------- bencode
 
@@ -623,32 +498,21 @@ e2e.snapshot = () => ({
 // ---------------------------------------------------------------------------
 
 function defineTests() {
-  const CHROMIUM = process.env.CODEB_E2E_CHROMIUM || '/usr/bin/chromium';
   const MEDIAD = path.resolve(ROOT, process.env.CODEB_MEDIAD || path.join('build', 'mediad', 'codeb-mediad'));
   const CONNECT_MS = 15000;
 
   const env = {
-    tmp: null,
     mediad: null,
     ng: null,
     ngPort: 0,
     http: null,
     httpPort: 0,
-    context: null,
-    pages: [],      // {label, page, console: []}
     phones: [],
   };
-  const mediadLog = () => path.join(env.tmp, 'logs', 'mediad.log');
-
-  let cleaning = null;
-  function cleanup() {
-    cleaning ??= (async () => {
+  // temp dir, browser, pages; cleanup on every way out, watchdog (lib.mjs)
+  const h = new Harness({
+    async stop() {
       for (const p of env.phones.splice(0)) p.close();
-      if (env.context) {
-        const c = env.context;
-        env.context = null;
-        await withTimeout(c.close(), 15000, 'browser close').catch((e) => console.error('e2e: ' + e.message));
-      }
       if (env.ng) { env.ng.close(); env.ng = null; }
       if (env.http) {
         const s = env.http;
@@ -657,65 +521,17 @@ function defineTests() {
         await withTimeout(new Promise((r) => s.close(r)), 5000, 'http close').catch(() => {});
       }
       if (env.mediad && !env.mediad.exited) await env.mediad.stop('SIGINT');
-      removeTmp();
-    })();
-    return cleaning;
-  }
-
-  function removeTmp() {
-    if (!env.tmp) return;
-    if (process.env.CODEB_E2E_KEEP === '1') {
-      console.error('e2e: kept ' + env.tmp);
-    } else {
-      try {
-        fs.rmSync(env.tmp, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
-      } catch (e) {
-        console.error('e2e: could not remove ' + env.tmp + ': ' + e.message);
-      }
-    }
-    env.tmp = null;
-  }
-
-  // Interrupted (signal, or the outer process / test runner went away):
-  // clean up, bounded, and leave.  This process is the init of its own PID
-  // namespace, so whatever survives dies with it.
-  let aborting = false;
-  async function abort(why) {
-    if (aborting) return;
-    aborting = true;
-    console.error('e2e: ' + why + ', cleaning up');
-    await withTimeout(cleanup(), 25000, 'cleanup').catch((e) => console.error('e2e: ' + e.message));
-    process.exit(1);
-  }
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => abort(sig));
-  if (process.env.CODEB_E2E_LIFELINE) {
-    const lifeline = new net.Socket({ fd: Number(process.env.CODEB_E2E_LIFELINE), readable: true, writable: false });
-    lifeline.on('end', () => abort('outer process gone'));
-    lifeline.on('error', () => abort('outer process gone'));
-    lifeline.resume();
-    lifeline.unref();
-  }
-  // Synchronous last resort (process.exit from anywhere): playwright kills
-  // its browser on exit by itself.
-  process.on('exit', () => {
-    if (env.mediad && !env.mediad.exited) try { env.mediad.child.kill('SIGKILL'); } catch { /* gone */ }
-    removeTmp();
+    },
+    procs: () => [env.mediad],
+    diagnose: (title) => dumpDiagnostics(title),
+    watchdogMs: 180000,
   });
-
-  // Last line of defence: whatever happens, bounded.
-  const watchdog = setTimeout(async () => {
-    await dumpDiagnostics('watchdog (180 s)').catch(() => {});
-    await abort('global watchdog (180 s) fired');
-  }, 180000);
-  watchdog.unref();
+  const mediadLog = () => path.join(h.tmp, 'logs', 'mediad.log');
 
   before(async () => {
     assert.ok(fs.existsSync(MEDIAD), 'codeb-mediad not built: run ./build.sh build (looked for ' + MEDIAD
       + '; CODEB_MEDIAD overrides)');
-    assert.ok(fs.existsSync(CHROMIUM), CHROMIUM + ' not found (Debian package chromium)');
-
-    env.tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'codeb-e2e-mediad-'));
-    for (const d of ['logs', 'tmp', 'chromium-profile']) fs.mkdirSync(path.join(env.tmp, d));
+    h.makeTmp('codeb-e2e-mediad-');
 
     // codeb-mediad: NG on a free port, media ports in a 200-port range of
     // its own (the phone binds below 38000)
@@ -755,65 +571,27 @@ function defineTests() {
     env.httpPort = env.http.address().port;
 
     // chromium (Debian's; never a downloaded one)
-    const { chromium } = await import('playwright-core');
-    const T = env.tmp;
-    env.context = await withTimeout(chromium.launchPersistentContext(path.join(T, 'chromium-profile'), {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync',
-        '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-        '--autoplay-policy=no-user-gesture-required',
-        '--allow-loopback-in-peer-connection',
-      ],
-      env: { ...process.env, TMPDIR: path.join(T, 'tmp') },
-      timeout: 30000,
-    }), 40000, 'chromium launch');
-    // the persistent context opens one blank page; we open our own
-    for (const p of env.context.pages()) await p.close().catch(() => {});
+    await h.launchChromium();
   });
 
-  after(async () => {
-    clearTimeout(watchdog);
-    await cleanup();
-  });
+  after(() => h.close());
 
   // ------------------------------------------------------------- page helpers
 
   async function openPage(label) {
-    const page = await env.context.newPage();
-    const rec = { label, page, console: [] };
-    page.on('console', (m) => { if (rec.console.length < 200) rec.console.push(m.type() + ': ' + m.text()); });
-    page.on('pageerror', (e) => rec.console.push('pageerror: ' + e.message));
-    env.pages.push(rec);
-    await page.goto(`http://127.0.0.1:${env.httpPort}/`, { timeout: 10000 });
+    const page = await h.openPage(label, `http://127.0.0.1:${env.httpPort}/`);
     await page.waitForFunction(() => !!window.e2e, null, { timeout: 5000 });
     return page;
   }
 
-  async function closePages() {
-    const pages = env.pages.splice(0);
-    for (const r of pages) await withTimeout(r.page.close(), 5000, 'page close').catch(() => {});
-  }
-
   function snapshot(page) {
-    return withTimeout(page.evaluate(() => window.e2e.snapshot()), 5000, 'page snapshot')
-      .catch((e) => ({ error: e.message }));
+    return snapshotPage(page, () => window.e2e.snapshot());
   }
 
   async function dumpDiagnostics(title, extra = []) {
-    const out = ['', '===== e2e diagnostics: ' + title + ' ====='];
-    for (const r of env.pages) {
-      out.push('--- page ' + r.label + ':');
-      const s = await snapshot(r.page);
-      const { log, ...rest } = s;
-      out.push(JSON.stringify(rest));
-      if (log) out.push(...log.map((l) => '    ' + l));
-      if (r.console.length) out.push('--- page ' + r.label + ' console:', ...r.console.map((l) => '    ' + l));
-    }
+    const out = ['', '===== e2e diagnostics: ' + title + ' =====', ...await h.pageReport(snapshot)];
     out.push(...extra);
-    if (env.tmp) out.push('--- codeb-mediad log (tail):', tail(mediadLog(), 80));
+    if (h.tmp) out.push('--- codeb-mediad log (tail):', tail(mediadLog(), 80));
     console.error(out.join('\n'));
   }
 
@@ -843,7 +621,7 @@ function defineTests() {
         ctx.phone.close();
         env.phones = env.phones.filter((p) => p !== ctx.phone);
       }
-      await closePages();
+      await h.closePages();
     }
   }
 
@@ -993,11 +771,7 @@ function defineTests() {
   });
 
   test('codeb-mediad is alive and exits 0 on SIGINT', { timeout: 40000 }, async () => {
-    if (env.context) {
-      const c = env.context;
-      env.context = null;
-      await withTimeout(c.close(), 15000, 'browser close');
-    }
+    await h.closeBrowser();
     assert.ok(env.mediad && !env.mediad.exited, 'codeb-mediad died during the run (code '
       + (env.mediad && env.mediad.code) + ', signal ' + (env.mediad && env.mediad.signal) + '):\n' + tail(mediadLog(), 40));
     const r = await env.ng.request({ command: 'list' });

@@ -4,8 +4,9 @@
 //
 //   node --test tests/e2e/          (./build.sh test runs this after t/)
 //
-// Self-contained: the file re-executes itself inside fresh network and PID
-// namespaces (`unshare --net --pid --fork --kill-child`), where only `lo` exists,
+// Self-contained (the shared setup is in lib.mjs): the file re-executes
+// itself inside fresh network and PID namespaces
+// (`unshare --net --pid --fork --kill-child`), where only `lo` exists,
 // so every packet (HTTP, WebSocket, ICE, TURN, SRTP) stays on 127.0.0.1 and
 // nothing started here can outlive the run.  Inside, it starts its own
 // redis-server, coturn and nginx (2 workers) in a temp dir, then chromium
@@ -24,122 +25,26 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import dgram from 'node:dgram';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import {
+  ROOT, Harness, enterLoopbackNamespace, sleep, waitFor, withTimeout, freePort, tail, startProc, snapshotPage,
+} from './lib.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
-const ROOT = path.resolve(path.dirname(SELF), '..', '..');
-
-// A test runner that went away leaves our stdout/stderr pipes broken: carry
-// on cleaning up instead of dying on EPIPE.
-for (const s of [process.stdout, process.stderr]) s.on('error', () => {});
 
 // ---------------------------------------------------------------------------
-// 1. Re-exec inside a loopback-only network namespace (and a PID namespace,
-//    whose init is the inner node: when it exits, the kernel kills whatever
-//    it started).  The inner process runs with the same node flags and
-//    environment, so under `node --test` its report reaches the runner as if
-//    this process had written it.
-if (process.env.CODEB_NETNS !== '1') {
-  const probe = spawnSync('unshare', ['--net', '--pid', '--fork', '--kill-child', 'true'],
-    { encoding: 'utf8' });
-  if (probe.error || probe.status !== 0) {
-    const why = probe.error ? probe.error.message : (probe.stderr || '').trim() || 'exit ' + probe.status;
-    test('e2e needs a loopback-only network namespace', () => {
-      assert.fail('`unshare --net --pid --fork` failed (' + why + '). These tests run as root '
-        + '(CAP_SYS_ADMIN) so that chromium, nginx and coturn only see 127.0.0.1; '
-        + 'run them as root (sudo node --test tests/e2e/), or in CI as the root user.');
-    });
-  } else {
-    // fd 3 is a lifeline: when this process goes away (or closes it on a
-    // signal, or when the test runner that started it is gone), the inner
-    // run sees EOF, cleans up and exits.
-    const inner = spawn('unshare', ['--net', '--pid', '--fork', '--kill-child', 'sh', '-c',
-      'ip link set lo up && exec env CODEB_NETNS=1 CODEB_E2E_LIFELINE=3 "$0" "$@"',
-      process.execPath, ...process.execArgv, SELF, ...process.argv.slice(2)],
-    { stdio: ['inherit', 'inherit', 'inherit', 'pipe'] });
-    let cutting = null;
-    const cut = (why) => {
-      if (cutting) return;
-      console.error('e2e: ' + why + ': stopping the inner run');
-      try { inner.stdio[3].destroy(); } catch { /* closed */ }
-      // unshare dying takes the whole namespace down with it (--kill-child)
-      cutting = setTimeout(() => { try { inner.kill('SIGKILL'); } catch { /* gone */ } }, 30000);
-      cutting.unref();
-    };
-    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => cut(sig));
-    const ppid = process.ppid;
-    setInterval(() => { if (process.ppid !== ppid) cut('parent process gone'); }, 1000).unref();
-    const code = await new Promise((resolve) => {
-      inner.on('error', (e) => { console.error('e2e: cannot run unshare: ' + e.message); resolve(1); });
-      inner.on('exit', (c, s) => resolve(c ?? (s ? 128 + (os.constants.signals[s] || 0) : 1)));
-    });
-    process.exit(code);
-  }
-} else {
-  defineTests();
-}
+// 1. Re-exec inside a loopback-only network namespace (lib.mjs).
+if (await enterLoopbackNamespace(SELF, 'chromium, nginx and coturn')) defineTests();
 
 // ---------------------------------------------------------------------------
 // helpers
-
-function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
-
-async function waitFor(what, fn, { timeout = 10000, interval = 100 } = {}) {
-  const end = Date.now() + timeout;
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() >= end) {
-      throw new Error('timed out after ' + timeout + ' ms waiting for ' + what
-        + (last instanceof Error ? ': ' + last.message : ''));
-    }
-    await sleep(interval);
-  }
-}
-
-function withTimeout(p, ms, what) {
-  let t;
-  return Promise.race([
-    p.finally(() => clearTimeout(t)),
-    new Promise((_, rej) => { t = setTimeout(() => rej(new Error(what + ': no answer in ' + ms + ' ms')), ms); }),
-  ]);
-}
-
-function freePort(type = 'tcp') {
-  return new Promise((resolve, reject) => {
-    if (type === 'udp') {
-      const s = dgram.createSocket('udp4');
-      s.on('error', reject);
-      s.bind(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-    } else {
-      const s = net.createServer();
-      s.on('error', reject);
-      s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-    }
-  });
-}
-
-function tail(file, lines = 60) {
-  try {
-    const t = fs.readFileSync(file, 'utf8').split('\n');
-    return t.slice(-lines - 1).join('\n');
-  } catch (e) {
-    return '(' + file + ': ' + e.message + ')';
-  }
-}
 
 function redisPing(sock) {
   return new Promise((resolve) => {
@@ -180,131 +85,46 @@ function httpGet(port, p) {
   });
 }
 
-// A child process whose stdout/stderr go to a log file; stop() is bounded.
-function startProc(name, cmd, args, logFile, opts = {}) {
-  const out = fs.openSync(logFile, 'a');
-  const child = spawn(cmd, args, { stdio: ['ignore', out, out], ...opts });
-  fs.closeSync(out);
-  const proc = { name, child, logFile, exited: false, code: null, signal: null, spawnError: null };
-  proc.exit = new Promise((resolve) => {
-    child.on('error', (e) => { proc.spawnError = e; proc.exited = true; resolve(); });
-    child.on('exit', (code, signal) => { proc.exited = true; proc.code = code; proc.signal = signal; resolve(); });
-  });
-  // Bounded stop: first signal, then TERM, then KILL. Returns true if the first signal sufficed.
-  proc.stop = async (first = 'SIGTERM', graceMs = 5000) => {
-    if (proc.exited) return true;
-    const steps = [[first, graceMs], ['SIGTERM', 2000], ['SIGKILL', 2000]];
-    for (let i = 0; i < steps.length; i++) {
-      try { child.kill(steps[i][0]); } catch { /* gone */ }
-      const t = await Promise.race([proc.exit.then(() => true), sleep(steps[i][1]).then(() => false)]);
-      if (t) return i === 0;
-    }
-    return false;
-  };
-  return proc;
-}
-
 // ---------------------------------------------------------------------------
 
 function defineTests() {
-  const CHROMIUM = process.env.CODEB_E2E_CHROMIUM || '/usr/bin/chromium';
   const MODULES = path.join(ROOT, 'build', 'modules');
   const HTML = path.join(ROOT, 'html');
   const CONNECT_MS = 20000;
 
   const env = {
-    tmp: null,
     redis: null,
     turn: null,
     nginx: null,
-    context: null,
     port: 0,        // tenant e2e: no TURN configured (direct)
     relayPort: 0,   // tenant e2e-relay: TURN URI + secret
     turnPort: 0,
     turnSecret: randomBytes(24).toString('hex'),
-    pages: [],      // {label, page, console: []}
   };
-  const errorLog = () => path.join(env.tmp, 'logs', 'error.log');
-
-  let cleaning = null;
-  function cleanup() {
-    cleaning ??= (async () => {
-      if (env.context) {
-        const c = env.context;
-        env.context = null;
-        await withTimeout(c.close(), 15000, 'browser close').catch((e) => console.error('e2e: ' + e.message));
-      }
+  // temp dir, browser, pages; cleanup on every way out, watchdog (lib.mjs)
+  const h = new Harness({
+    async stop() {
       for (const p of [env.nginx, env.turn, env.redis]) {
         if (p && !p.exited) await p.stop(p === env.nginx ? 'SIGQUIT' : 'SIGTERM');
       }
-      removeTmp();
-    })();
-    return cleaning;
-  }
-
-  function removeTmp() {
-    if (!env.tmp) return;
-    if (process.env.CODEB_E2E_KEEP === '1') {
-      console.error('e2e: kept ' + env.tmp);
-    } else {
-      try {
-        fs.rmSync(env.tmp, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
-      } catch (e) {
-        console.error('e2e: could not remove ' + env.tmp + ': ' + e.message);
-      }
-    }
-    env.tmp = null;
-  }
-
-  // Interrupted (signal, or the outer process / test runner went away):
-  // clean up, bounded, and leave.  This process is the init of its own PID
-  // namespace, so whatever survives dies with it.
-  let aborting = false;
-  async function abort(why) {
-    if (aborting) return;
-    aborting = true;
-    console.error('e2e: ' + why + ', cleaning up');
-    await withTimeout(cleanup(), 25000, 'cleanup').catch((e) => console.error('e2e: ' + e.message));
-    process.exit(1);
-  }
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => abort(sig));
-  if (process.env.CODEB_E2E_LIFELINE) {
-    const lifeline = new net.Socket({ fd: Number(process.env.CODEB_E2E_LIFELINE), readable: true, writable: false });
-    lifeline.on('end', () => abort('outer process gone'));
-    lifeline.on('error', () => abort('outer process gone'));
-    lifeline.resume();
-    lifeline.unref();
-  }
-  // Synchronous last resort (process.exit from anywhere): playwright kills
-  // its browser on exit by itself.
-  process.on('exit', () => {
-    for (const p of [env.nginx, env.turn, env.redis]) {
-      if (p && !p.exited) try { p.child.kill('SIGKILL'); } catch { /* gone */ }
-    }
-    removeTmp();
+    },
+    procs: () => [env.nginx, env.turn, env.redis],
+    diagnose: (title) => dumpDiagnostics(title),
+    watchdogMs: 300000,
   });
-
-  // Last line of defence: whatever happens, bounded.
-  const watchdog = setTimeout(async () => {
-    await dumpDiagnostics('watchdog (300 s)').catch(() => {});
-    await abort('global watchdog (300 s) fired');
-  }, 300000);
-  watchdog.unref();
+  const errorLog = () => path.join(h.tmp, 'logs', 'error.log');
 
   before(async () => {
     assert.ok(fs.existsSync(path.join(MODULES, 'ngx_codeb_core_module.so'))
       && fs.existsSync(path.join(MODULES, 'ngx_codeb_signal_module.so')),
     'modules not built: run ./build.sh build (looked in ' + MODULES + ')');
-    assert.ok(fs.existsSync(CHROMIUM), CHROMIUM + ' not found (Debian package chromium)');
-
-    env.tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'codeb-e2e-'));
-    for (const d of ['logs', 'tmp', 'chromium-profile', 'turn']) fs.mkdirSync(path.join(env.tmp, d));
+    h.makeTmp('codeb-e2e-', ['turn']);
 
     // Redis on a unix socket
-    const sock = path.join(env.tmp, 'redis.sock');
+    const sock = path.join(h.tmp, 'redis.sock');
     env.redis = startProc('redis', 'redis-server', ['--port', '0', '--unixsocket', sock,
-      '--unixsocketperm', '777', '--save', '', '--appendonly', 'no', '--dir', env.tmp],
-    path.join(env.tmp, 'logs', 'redis.log'));
+      '--unixsocketperm', '777', '--save', '', '--appendonly', 'no', '--dir', h.tmp],
+    path.join(h.tmp, 'logs', 'redis.log'));
     await waitFor('redis-server on ' + sock, async () => {
       if (env.redis.exited) throw new Error('redis-server exited: ' + tail(env.redis.logFile, 20));
       return redisPing(sock);
@@ -322,11 +142,11 @@ function defineTests() {
       '--log-file=stdout', '--simple-log',
       '--min-port=50000', '--max-port=50100',
       '--allow-loopback-peers',
-      '--pidfile=' + path.join(env.tmp, 'turn', 'turnserver.pid'),
-      '--userdb=' + path.join(env.tmp, 'turn', 'turndb'),
+      '--pidfile=' + path.join(h.tmp, 'turn', 'turnserver.pid'),
+      '--userdb=' + path.join(h.tmp, 'turn', 'turndb'),
     ];
     env.turnArgs = turnArgs;
-    env.turn = startProc('turnserver', 'turnserver', turnArgs, path.join(env.tmp, 'logs', 'turnserver.log'));
+    env.turn = startProc('turnserver', 'turnserver', turnArgs, path.join(h.tmp, 'logs', 'turnserver.log'));
     await waitFor('turnserver answering STUN on 127.0.0.1:' + env.turnPort, async () => {
       if (env.turn.exited) throw new Error('turnserver exited: ' + tail(env.turn.logFile, 30));
       return stunPing(env.turnPort);
@@ -339,7 +159,7 @@ function defineTests() {
     // The last test prints the spread.
     env.port = await freePort();
     do { env.relayPort = await freePort(); } while (env.relayPort === env.port);
-    const T = env.tmp;
+    const T = h.tmp;
     const conf = [
       '# generated by tests/e2e/room.test.mjs',
       `load_module ${MODULES}/ngx_codeb_core_module.so;`,
@@ -395,38 +215,15 @@ function defineTests() {
     }
 
     // chromium (Debian's; never a downloaded one)
-    const { chromium } = await import('playwright-core');
-    env.context = await withTimeout(chromium.launchPersistentContext(path.join(T, 'chromium-profile'), {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync',
-        '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-        '--autoplay-policy=no-user-gesture-required',
-        '--allow-loopback-in-peer-connection',
-      ],
-      env: { ...process.env, TMPDIR: path.join(T, 'tmp') },
-      timeout: 30000,
-    }), 40000, 'chromium launch');
-    // the persistent context opens one blank page; we open our own
-    for (const p of env.context.pages()) await p.close().catch(() => {});
+    await h.launchChromium();
   });
 
-  after(async () => {
-    clearTimeout(watchdog);
-    await cleanup();
-  });
+  after(() => h.close());
 
   // ------------------------------------------------------------- page helpers
 
   async function openPage(label, url) {
-    const page = await env.context.newPage();
-    const rec = { label, page, console: [] };
-    page.on('console', (m) => { if (rec.console.length < 200) rec.console.push(m.type() + ': ' + m.text()); });
-    page.on('pageerror', (e) => rec.console.push('pageerror: ' + e.message));
-    env.pages.push(rec);
-    await page.goto(url, { timeout: 10000 });
+    const page = await h.openPage(label, url);
     await page.waitForFunction(() => window.codebRoom && window.codebRoom.state === 'joined',
       null, { timeout: 10000, polling: 100 }).catch(async (e) => {
       throw new Error(label + ' did not join: ' + e.message.split('\n')[0]
@@ -435,13 +232,8 @@ function defineTests() {
     return page;
   }
 
-  async function closePages() {
-    const pages = env.pages.splice(0);
-    for (const r of pages) await withTimeout(r.page.close(), 5000, 'page close').catch(() => {});
-  }
-
   function snapshot(page) {
-    return withTimeout(page.evaluate(() => {
+    return snapshotPage(page, () => {
       const r = window.codebRoom;
       if (!r) return { codebRoom: null, url: location.href, body: document.body && document.body.innerText.slice(0, 300) };
       return {
@@ -456,22 +248,14 @@ function defineTests() {
         tiles: [...document.querySelectorAll('.tile[data-peer-id]')].map((t) => t.dataset.peerId + ' ' + t.className),
         log: [...r.log],
       };
-    }), 5000, 'page snapshot').catch((e) => ({ error: e.message }));
+    });
   }
 
   async function dumpDiagnostics(title) {
-    const out = ['', '===== e2e diagnostics: ' + title + ' ====='];
-    for (const r of env.pages) {
-      out.push('--- page ' + r.label + ' codebRoom:');
-      const s = await snapshot(r.page);
-      const { log, ...rest } = s;
-      out.push(JSON.stringify(rest));
-      if (log) out.push(...log.map((l) => '    ' + l));
-      if (r.console.length) out.push('--- page ' + r.label + ' console:', ...r.console.map((l) => '    ' + l));
-    }
-    if (env.tmp) {
+    const out = ['', '===== e2e diagnostics: ' + title + ' =====', ...await h.pageReport(snapshot, ' codebRoom')];
+    if (h.tmp) {
       out.push('--- nginx error.log (tail):', tail(errorLog(), 80));
-      out.push('--- turnserver log (tail):', tail(path.join(env.tmp, 'logs', 'turnserver.log'), 30));
+      out.push('--- turnserver log (tail):', tail(path.join(h.tmp, 'logs', 'turnserver.log'), 30));
     }
     console.error(out.join('\n'));
   }
@@ -485,7 +269,7 @@ function defineTests() {
       await dumpDiagnostics(title);
       throw e;
     } finally {
-      await closePages();
+      await h.closePages();
     }
   }
 
@@ -735,11 +519,7 @@ function defineTests() {
 
   test('nginx quits gracefully and no worker died on a signal', { timeout: 60000 }, async (t) => {
     // close the browser first: open WebSockets would hold a graceful shutdown
-    if (env.context) {
-      const c = env.context;
-      env.context = null;
-      await withTimeout(c.close(), 15000, 'browser close');
-    }
+    await h.closeBrowser();
     await sleep(500);
     assert.ok(env.nginx && !env.nginx.exited, 'nginx died during the run (code ' + (env.nginx && env.nginx.code)
       + ', signal ' + (env.nginx && env.nginx.signal) + '):\n' + tail(errorLog(), 40));
@@ -749,7 +529,7 @@ function defineTests() {
     assert.deepEqual(crashes, [], 'nginx worker crash (release blocker):\n' + tail(errorLog(), 80));
     assert.ok(graceful, 'nginx did not exit within 5 s of SIGQUIT:\n' + tail(errorLog(), 40));
     // which workers carried the WebSockets (both should over a few runs)
-    const ws = fs.readFileSync(path.join(env.tmp, 'logs', 'access.log'), 'utf8').split('\n')
+    const ws = fs.readFileSync(path.join(h.tmp, 'logs', 'access.log'), 'utf8').split('\n')
       .filter((l) => / "GET \/signal\.ashx HTTP\/1\.1" 101 /.test(l)).map((l) => l.split(' ')[0]);
     t.diagnostic('WebSockets per nginx worker pid: ' + JSON.stringify(ws.reduce((m, p) => { m[p] = (m[p] || 0) + 1; return m; }, {})));
     const alerts = log.split('\n').filter((l) => /\[(alert|emerg|crit)\]/.test(l));

@@ -353,6 +353,45 @@ class PlayAndRecord(unittest.TestCase):
             self.assertIn("recording-dir", r["error-reason"])
 
 
+class Registry(unittest.TestCase):
+    def test_calls_are_listed_in_redis_for_nginx(self):
+        with tempfile.TemporaryDirectory() as d:
+            sock = os.path.join(d, "redis.sock")
+            redis = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", sock,
+                                      "--save", "", "--appendonly", "no"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+            def cli(*args):
+                return subprocess.run(["redis-cli", "-s", sock, *args], capture_output=True,
+                                      text=True, timeout=5).stdout.strip()
+            try:
+                for _ in range(50):
+                    if cli("ping") == "PONG":
+                        break
+                    time.sleep(0.1)
+                with mediad(extra=("--redis", "unix:" + sock, "--id", "md-test")) as ng, \
+                        mt.RtpPeer() as a, mt.RtpPeer() as b:
+                    ng.offer("rg", "tag-a", a.sdp())
+                    self.assertEqual(cli("hlen", "codeb:media:md-test"), "0")
+                    ng.answer("rg", "tag-a", "tag-b", b.sdp())
+                    value = cli("hget", "codeb:media:md-test", "rg").split()
+                    self.assertEqual(len(value), 3)          # created, 2 ports
+                    self.assertIn("md-test", cli("smembers", "codeb:media:daemons"))
+                    ttl = int(cli("ttl", "codeb:media:md-test"))
+                    self.assertTrue(0 < ttl <= 180, ttl)
+                    ng.delete("rg", "tag-a")
+                    self.assertEqual(cli("hlen", "codeb:media:md-test"), "0")
+                    # Redis going away: calls still work, nothing blocks
+                    cli("shutdown", "nosave")
+                    t0 = time.monotonic()
+                    mt.expect_ok(ng.offer("rg2", "tag-a", a.sdp()))
+                    mt.expect_ok(ng.answer("rg2", "tag-a", "tag-b", b.sdp()))
+                    self.assertLess(time.monotonic() - t0, 1.0)
+            finally:
+                redis.terminate()
+                redis.wait(5)
+
+
 class Timeout(unittest.TestCase):
     def test_a_call_without_media_is_deleted(self):
         with mediad(timeout=2) as ng, mt.RtpPeer() as a:

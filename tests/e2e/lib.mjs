@@ -1,0 +1,415 @@
+// Shared setup of the browser end-to-end tests (room.test.mjs,
+// mediad.test.mjs): the loopback-only network namespace, bounded waits,
+// free ports, child processes with a log file, Debian chromium through
+// playwright-core, and a Harness that owns the temp dir, the browser and
+// the pages and cleans up on every way out (end of the run, SIGINT/SIGTERM/
+// SIGHUP, the outer process or test runner going away, process.exit, a
+// global watchdog).
+//
+// Not a test file: `node --test tests/e2e/` runs only *.test.mjs here.
+// All durations and timeouts are in milliseconds.
+//
+// Environment: CODEB_E2E_CHROMIUM (default /usr/bin/chromium),
+// CODEB_E2E_KEEP=1 keeps the temp dir for inspection.  CODEB_NETNS and
+// CODEB_E2E_LIFELINE are set by enterLoopbackNamespace for the inner run.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import dgram from 'node:dgram';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root (two levels above this file). */
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** The chromium binary: CODEB_E2E_CHROMIUM, else Debian's /usr/bin/chromium. */
+export const CHROMIUM = process.env.CODEB_E2E_CHROMIUM || '/usr/bin/chromium';
+
+// ---------------------------------------------------------------------------
+// The loopback-only namespace
+
+/**
+ * Runs the test file `self` (its absolute path) inside fresh network and PID
+ * namespaces (`unshare --net --pid --fork --kill-child`) where only `lo`
+ * exists and is up, so every packet stays on 127.0.0.1, and the inner node
+ * is the init of its PID namespace: when it exits, the kernel kills whatever
+ * it started.  The inner process runs with the same node flags, arguments
+ * and environment (plus CODEB_NETNS=1 and CODEB_E2E_LIFELINE=3), so under
+ * `node --test` its report reaches the runner as if this process had
+ * written it.
+ *
+ * Call it at the top level of a test file, with await:
+ *   if (await enterLoopbackNamespace(SELF, 'chromium and X')) defineTests();
+ *
+ * - In the inner run: resolves true (define the tests now).
+ * - In the outer run: waits for the inner one and exits this process with
+ *   its exit code (never resolves).  A signal (SIGINT/SIGTERM/SIGHUP) or the
+ *   parent process going away (checked every 1000 ms) closes the lifeline
+ *   (fd 3 of the inner run, see Harness), which makes the inner run clean up
+ *   and exit; if it is still there 30000 ms later, unshare is killed with
+ *   SIGKILL, which takes the whole namespace down.
+ * - Where the namespace cannot be made (not root): defines one failing test
+ *   that says why, naming `who` (what must only see 127.0.0.1), and
+ *   resolves false.
+ *
+ * Also makes EPIPE on stdout/stderr harmless (a test runner that went away
+ * leaves our pipes broken: carry on cleaning up instead of dying).
+ */
+export async function enterLoopbackNamespace(self, who) {
+  for (const s of [process.stdout, process.stderr]) s.on('error', () => {});
+  if (process.env.CODEB_NETNS === '1') return true;
+
+  const probe = spawnSync('unshare', ['--net', '--pid', '--fork', '--kill-child', 'true'],
+    { encoding: 'utf8' });
+  if (probe.error || probe.status !== 0) {
+    const why = probe.error ? probe.error.message : (probe.stderr || '').trim() || 'exit ' + probe.status;
+    test('e2e needs a loopback-only network namespace', () => {
+      assert.fail('`unshare --net --pid --fork` failed (' + why + '). These tests run as root '
+        + '(CAP_SYS_ADMIN) so that ' + who + ' only see 127.0.0.1; '
+        + 'run them as root (sudo node --test tests/e2e/), or in CI as the root user.');
+    });
+    return false;
+  }
+
+  // fd 3 is a lifeline: when this process goes away (or closes it on a
+  // signal, or when the test runner that started it is gone), the inner
+  // run sees EOF, cleans up and exits.
+  const inner = spawn('unshare', ['--net', '--pid', '--fork', '--kill-child', 'sh', '-c',
+    'ip link set lo up && exec env CODEB_NETNS=1 CODEB_E2E_LIFELINE=3 "$0" "$@"',
+    process.execPath, ...process.execArgv, self, ...process.argv.slice(2)],
+  { stdio: ['inherit', 'inherit', 'inherit', 'pipe'] });
+  let cutting = null;
+  const cut = (why) => {
+    if (cutting) return;
+    console.error('e2e: ' + why + ': stopping the inner run');
+    try { inner.stdio[3].destroy(); } catch { /* closed */ }
+    // unshare dying takes the whole namespace down with it (--kill-child)
+    cutting = setTimeout(() => { try { inner.kill('SIGKILL'); } catch { /* gone */ } }, 30000);
+    cutting.unref();
+  };
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => cut(sig));
+  const ppid = process.ppid;
+  setInterval(() => { if (process.ppid !== ppid) cut('parent process gone'); }, 1000).unref();
+  const code = await new Promise((resolve) => {
+    inner.on('error', (e) => { console.error('e2e: cannot run unshare: ' + e.message); resolve(1); });
+    inner.on('exit', (c, s) => resolve(c ?? (s ? 128 + (os.constants.signals[s] || 0) : 1)));
+  });
+  process.exit(code);
+  return false; // not reached
+}
+
+// ---------------------------------------------------------------------------
+// Small helpers
+
+/** Resolves after `ms` milliseconds. */
+export function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
+
+/**
+ * Calls `fn` (may be async) every `interval` ms until it returns something
+ * truthy, and resolves to that value.  A throw counts as "not yet".  After
+ * `timeout` ms rejects with "timed out after <timeout> ms waiting for
+ * <what>", plus the last error's message if the last call threw.
+ * Defaults: timeout 10000 ms, interval 100 ms.
+ */
+export async function waitFor(what, fn, { timeout = 10000, interval = 100 } = {}) {
+  const end = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() >= end) {
+      throw new Error('timed out after ' + timeout + ' ms waiting for ' + what
+        + (last instanceof Error ? ': ' + last.message : ''));
+    }
+    await sleep(interval);
+  }
+}
+
+/**
+ * The promise `p`, or a rejection "<what>: no answer in <ms> ms" if it has
+ * not settled within `ms` milliseconds (p itself is not cancelled).
+ */
+export function withTimeout(p, ms, what) {
+  let t;
+  return Promise.race([
+    p.finally(() => clearTimeout(t)),
+    new Promise((_, rej) => { t = setTimeout(() => rej(new Error(what + ': no answer in ' + ms + ' ms')), ms); }),
+  ]);
+}
+
+/**
+ * A port on 127.0.0.1 that was free a moment ago: the kernel picks it for a
+ * socket of `type` ('tcp' or 'udp') that is closed again before resolving.
+ */
+export function freePort(type = 'tcp') {
+  return new Promise((resolve, reject) => {
+    if (type === 'udp') {
+      const s = dgram.createSocket('udp4');
+      s.on('error', reject);
+      s.bind(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
+    } else {
+      const s = net.createServer();
+      s.on('error', reject);
+      s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
+    }
+  });
+}
+
+/** The last `lines` lines of a text file, or "(<file>: <error>)" if it cannot be read. */
+export function tail(file, lines = 60) {
+  try {
+    const t = fs.readFileSync(file, 'utf8').split('\n');
+    return t.slice(-lines - 1).join('\n');
+  } catch (e) {
+    return '(' + file + ': ' + e.message + ')';
+  }
+}
+
+/**
+ * Starts `cmd args` (child_process.spawn options `opts`) with stdout and
+ * stderr appended to `logFile`.  Returns { name, child, logFile, exited,
+ * code, signal, spawnError, exit, stop }: `exit` resolves when the process
+ * has exited (or could not be started: spawnError); `stop(first = 'SIGTERM',
+ * graceMs = 5000)` sends `first` and waits graceMs ms, then SIGTERM and
+ * 2000 ms, then SIGKILL and 2000 ms, and resolves true if the first signal
+ * sufficed (or it had already exited), false otherwise.
+ */
+export function startProc(name, cmd, args, logFile, opts = {}) {
+  const out = fs.openSync(logFile, 'a');
+  const child = spawn(cmd, args, { stdio: ['ignore', out, out], ...opts });
+  fs.closeSync(out);
+  const proc = { name, child, logFile, exited: false, code: null, signal: null, spawnError: null };
+  proc.exit = new Promise((resolve) => {
+    child.on('error', (e) => { proc.spawnError = e; proc.exited = true; resolve(); });
+    child.on('exit', (code, signal) => { proc.exited = true; proc.code = code; proc.signal = signal; resolve(); });
+  });
+  // Bounded stop: first signal, then TERM, then KILL. Returns true if the first signal sufficed.
+  proc.stop = async (first = 'SIGTERM', graceMs = 5000) => {
+    if (proc.exited) return true;
+    const steps = [[first, graceMs], ['SIGTERM', 2000], ['SIGKILL', 2000]];
+    for (let i = 0; i < steps.length; i++) {
+      try { child.kill(steps[i][0]); } catch { /* gone */ }
+      const t = await Promise.race([proc.exit.then(() => true), sleep(steps[i][1]).then(() => false)]);
+      if (t) return i === 0;
+    }
+    return false;
+  };
+  return proc;
+}
+
+/**
+ * Runs `fn` in the page (page.evaluate) for a diagnostic snapshot; bounded
+ * to 5000 ms; a failure or timeout resolves to { error: message }.
+ */
+export function snapshotPage(page, fn) {
+  return withTimeout(page.evaluate(fn), 5000, 'page snapshot').catch((e) => ({ error: e.message }));
+}
+
+// ---------------------------------------------------------------------------
+// The harness of one test file's inner run
+
+/**
+ * Owns what every e2e run has: the temp dir (`tmp`), the browser context
+ * (`context`) and the open pages (`pages`: { label, page, console }), and
+ * the cleanup on every way out.  Create it synchronously while the tests
+ * are defined, and call close() from after().
+ *
+ * options:
+ *   stop()      async; stops the test's own servers, bounded.  cleanup()
+ *               runs it after closing the browser and before removing tmp.
+ *   procs()     the test's startProc processes (null entries allowed):
+ *               SIGKILLed by the synchronous process 'exit' hook, the last
+ *               resort when the process exits with them still running.
+ *   diagnose(title)  async; prints what helps on a failure (pages, logs).
+ *               The watchdog calls it before aborting.
+ *   watchdogMs  the global watchdog: after this many ms the run prints
+ *               diagnose() and aborts, whatever it is doing.
+ *
+ * At creation it installs: SIGINT/SIGTERM/SIGHUP handlers and the lifeline
+ * (fd CODEB_E2E_LIFELINE, closed when the outer process goes away), both of
+ * which abort: cleanup() bounded to 25000 ms, then exit 1 (this process is
+ * the init of its PID namespace, so whatever survives dies with it); the
+ * 'exit' hook (SIGKILL procs(), remove tmp; playwright kills its browser on
+ * exit by itself); and the watchdog timer.
+ */
+export class Harness {
+  constructor({ stop = async () => {}, procs = () => [], diagnose = async () => {}, watchdogMs }) {
+    this.tmp = null;
+    this.context = null;
+    this.pages = [];
+    this.stopServers = stop;
+    this.diagnose = diagnose;
+    this.cleaning = null;
+    this.aborting = false;
+
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => this.abort(sig));
+    if (process.env.CODEB_E2E_LIFELINE) {
+      const lifeline = new net.Socket({ fd: Number(process.env.CODEB_E2E_LIFELINE), readable: true, writable: false });
+      lifeline.on('end', () => this.abort('outer process gone'));
+      lifeline.on('error', () => this.abort('outer process gone'));
+      lifeline.resume();
+      lifeline.unref();
+    }
+    // Synchronous last resort (process.exit from anywhere): playwright kills
+    // its browser on exit by itself.
+    process.on('exit', () => {
+      for (const p of procs()) {
+        if (p && !p.exited) try { p.child.kill('SIGKILL'); } catch { /* gone */ }
+      }
+      this.removeTmp();
+    });
+    // Last line of defence: whatever happens, bounded.
+    const s = Math.round(watchdogMs / 1000);
+    this.watchdog = setTimeout(async () => {
+      await this.diagnose('watchdog (' + s + ' s)').catch(() => {});
+      await this.abort('global watchdog (' + s + ' s) fired');
+    }, watchdogMs);
+    this.watchdog.unref();
+  }
+
+  /**
+   * Asserts that CHROMIUM exists, then makes the temp dir `tmp` (under
+   * os.tmpdir(), named prefix + random) with the subdirectories logs, tmp,
+   * chromium-profile and the names in `subdirs`.  Returns tmp.
+   */
+  makeTmp(prefix, subdirs = []) {
+    assert.ok(fs.existsSync(CHROMIUM), CHROMIUM + ' not found (Debian package chromium)');
+    this.tmp = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+    for (const d of ['logs', 'tmp', 'chromium-profile', ...subdirs]) fs.mkdirSync(path.join(this.tmp, d));
+    return this.tmp;
+  }
+
+  /** Removes tmp (or with CODEB_E2E_KEEP=1 only says where it is); then tmp is null. */
+  removeTmp() {
+    if (!this.tmp) return;
+    if (process.env.CODEB_E2E_KEEP === '1') {
+      console.error('e2e: kept ' + this.tmp);
+    } else {
+      try {
+        fs.rmSync(this.tmp, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+      } catch (e) {
+        console.error('e2e: could not remove ' + this.tmp + ': ' + e.message);
+      }
+    }
+    this.tmp = null;
+  }
+
+  /**
+   * Launches CHROMIUM (Debian's; never a downloaded one) headless through
+   * playwright-core as a persistent context with its profile in
+   * tmp/chromium-profile and TMPDIR=tmp/tmp: fake camera and microphone,
+   * media permission granted, autoplay, loopback ICE allowed.  Launch
+   * timeout 30000 ms, the whole bounded to 40000 ms.  Closes the blank page
+   * it opens and sets `context`.
+   */
+  async launchChromium() {
+    const { chromium } = await import('playwright-core');
+    const T = this.tmp;
+    this.context = await withTimeout(chromium.launchPersistentContext(path.join(T, 'chromium-profile'), {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+        '--disable-background-networking', '--disable-component-update', '--disable-sync',
+        '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+        '--autoplay-policy=no-user-gesture-required',
+        '--allow-loopback-in-peer-connection',
+      ],
+      env: { ...process.env, TMPDIR: path.join(T, 'tmp') },
+      timeout: 30000,
+    }), 40000, 'chromium launch');
+    // the persistent context opens one blank page; we open our own
+    for (const p of this.context.pages()) await p.close().catch(() => {});
+    return this.context;
+  }
+
+  /**
+   * Closes the browser (if open; `context` becomes null at once), bounded to
+   * 15000 ms; rejects on timeout.
+   */
+  async closeBrowser() {
+    if (!this.context) return;
+    const c = this.context;
+    this.context = null;
+    await withTimeout(c.close(), 15000, 'browser close');
+  }
+
+  /**
+   * Opens a new page labelled `label` in `context`, recording its console
+   * messages (the first 200) and page errors for diagnostics, and loads
+   * `url` (timeout 10000 ms).  Returns the playwright Page.
+   */
+  async openPage(label, url) {
+    const page = await this.context.newPage();
+    const rec = { label, page, console: [] };
+    page.on('console', (m) => { if (rec.console.length < 200) rec.console.push(m.type() + ': ' + m.text()); });
+    page.on('pageerror', (e) => rec.console.push('pageerror: ' + e.message));
+    this.pages.push(rec);
+    await page.goto(url, { timeout: 10000 });
+    return page;
+  }
+
+  /** Closes every page opened by openPage, each bounded to 5000 ms, errors ignored. */
+  async closePages() {
+    const pages = this.pages.splice(0);
+    for (const r of pages) await withTimeout(r.page.close(), 5000, 'page close').catch(() => {});
+  }
+
+  /**
+   * Diagnostic lines for every open page: a heading "--- page <label><what>:",
+   * the JSON of snapshot(page) without its `log`, the `log` lines, and the
+   * recorded console.  `snapshot(page)` resolves to an object (see
+   * snapshotPage).
+   */
+  async pageReport(snapshot, what = '') {
+    const out = [];
+    for (const r of this.pages) {
+      out.push('--- page ' + r.label + what + ':');
+      const s = await snapshot(r.page);
+      const { log, ...rest } = s;
+      out.push(JSON.stringify(rest));
+      if (log) out.push(...log.map((l) => '    ' + l));
+      if (r.console.length) out.push('--- page ' + r.label + ' console:', ...r.console.map((l) => '    ' + l));
+    }
+    return out;
+  }
+
+  /**
+   * Cleans up once (later calls get the same promise): closes the browser
+   * (errors printed), runs stop(), removes tmp.
+   */
+  cleanup() {
+    this.cleaning ??= (async () => {
+      await this.closeBrowser().catch((e) => console.error('e2e: ' + e.message));
+      await this.stopServers();
+      this.removeTmp();
+    })();
+    return this.cleaning;
+  }
+
+  /**
+   * Interrupted (signal, or the outer process / test runner went away, or
+   * the watchdog): prints why, cleanup() bounded to 25000 ms, exit 1.  Once.
+   */
+  async abort(why) {
+    if (this.aborting) return;
+    this.aborting = true;
+    console.error('e2e: ' + why + ', cleaning up');
+    await withTimeout(this.cleanup(), 25000, 'cleanup').catch((e) => console.error('e2e: ' + e.message));
+    process.exit(1);
+  }
+
+  /** For after(): stops the watchdog and cleans up. */
+  async close() {
+    clearTimeout(this.watchdog);
+    await this.cleanup();
+  }
+}
