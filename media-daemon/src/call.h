@@ -145,7 +145,7 @@ void md_registry_call(md_call_t *c, int alive);
 void md_registry_tick(void);
 
 /* media.c: playback and recording */
-int md_media_init(const char *recording_dir);
+int md_media_init(void);
 const char *md_media_play(md_stream_t *s, be_node_t *req, be_buf_t *reply);
 void md_player_free(md_stream_t *s);
 const char *md_media_record(md_call_t *c, be_buf_t *reply);

@@ -45,17 +45,14 @@ struct md_recorder_s {
 
 static md_io_t   md_media_timer = { -1, NULL, NULL };
 static int       md_players;
-static char     *md_recording_dir;
 
 
 static void md_media_tick(md_io_t *io);
 
 
 int
-md_media_init(const char *recording_dir)
+md_media_init(void)
 {
-    md_recording_dir = recording_dir ? strdup(recording_dir) : NULL;
-
     md_media_timer.fd = timerfd_create(CLOCK_MONOTONIC,
                                        TFD_NONBLOCK | TFD_CLOEXEC);
     if (md_media_timer.fd == -1) {
@@ -416,7 +413,7 @@ md_media_record(md_call_t *c, be_buf_t *reply)
     md_stream_t    *s;
     md_recorder_t  *rec;
 
-    if (md_recording_dir == NULL) {
+    if (md_conf.recording_dir[0] == '\0') {
         return "recording is not configured (--recording-dir)";
     }
 
@@ -439,7 +436,8 @@ md_media_record(md_call_t *c, be_buf_t *reply)
                 continue;
             }
 
-            snprintf(path, sizeof(path), "%s/%s-%s-%d.wav", md_recording_dir,
+            snprintf(path, sizeof(path), "%s/%s-%s-%d.wav",
+                     md_conf.recording_dir,
                      id, l == 0 ? "offerer" : "answerer", k);
 
             rec = calloc(1, sizeof(md_recorder_t));

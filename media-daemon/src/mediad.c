@@ -5,10 +5,16 @@
  *                [--port-min N] [--port-max N] [--timeout S]
  *                [--threads N] [--recording-dir DIR]
  *                [--redis unix:/path|host:port] [--id NAME]
+ *                [--config FILE]
  *                [--log-level err|warn|info|debug]
  *
+ * --config FILE: lines "<option> <value>" ('#' comments) with the
+ * options that may change while running: timeout, port-min, port-max,
+ * log-level, recording-dir.  The file is read after the command line and
+ * again on SIGHUP; an invalid file changes nothing.
+ *
  * SIGTERM: stop taking new calls, end when the last call has ended or
- * after 10 s (drain).  SIGINT: end now.  SIGHUP: log the state.
+ * after 10 s (drain).  SIGINT: end now.  SIGHUP: reload --config.
  */
 
 #include "mediad.h"
@@ -118,8 +124,125 @@ md_usage(void)
         " [--listen-ng ADDR:PORT]\n"
         "       [--port-min N] [--port-max N] [--timeout S] [--threads N]\n"
         "       [--recording-dir DIR] [--redis ADDR] [--id NAME]\n"
+        "       [--config FILE]\n"
         "       [--log-level err|warn|info|debug]\n");
     exit(2);
+}
+
+
+/* a reloadable option into conf; NULL or why the value is wrong */
+static const char *
+md_option(md_conf_t *conf, int *level, const char *name, const char *v)
+{
+    char  *end;
+    long   n;
+
+    if (strcmp(name, "log-level") == 0) {
+        *level = strcmp(v, "debug") == 0 ? MD_LOG_DEBUG
+                 : strcmp(v, "info") == 0 ? MD_LOG_INFO
+                 : strcmp(v, "warn") == 0 ? MD_LOG_WARN
+                 : strcmp(v, "err") == 0 ? MD_LOG_ERR : -1;
+        return *level < 0 ? "log-level: err, warn, info or debug" : NULL;
+    }
+
+    if (strcmp(name, "recording-dir") == 0) {
+        if (strlen(v) >= sizeof(conf->recording_dir)) {
+            return "recording-dir: too long";
+        }
+
+        strcpy(conf->recording_dir, v);
+        return NULL;
+    }
+
+    n = strtol(v, &end, 10);
+
+    if (*v == '\0' || *end != '\0') {
+        return "expected a number";
+    }
+
+    if (strcmp(name, "timeout") == 0) {
+        conf->timeout = (int) n;
+        return (n < 1 || n > 86400) ? "timeout: 1-86400 s" : NULL;
+    }
+
+    if (strcmp(name, "port-min") == 0 || strcmp(name, "port-max") == 0) {
+        if (n < 1024 || n > 65534) {
+            return "ports: 1024-65534";
+        }
+
+        if (name[5] == 'm' && name[6] == 'i') {
+            conf->port_min = (uint16_t) n;
+
+        } else {
+            conf->port_max = (uint16_t) n;
+        }
+
+        return NULL;
+    }
+
+    return "unknown option";
+}
+
+
+/* the --config file over a copy of the configuration; 0, or -1 (logged) */
+static int
+md_config_load(void)
+{
+    int         level, line;
+    char        buf[1200], *name, *value, *p;
+    FILE       *f;
+    md_conf_t   conf;
+    const char *err;
+
+    if (md_conf.config == NULL) {
+        return 0;
+    }
+
+    f = fopen(md_conf.config, "r");
+    if (f == NULL) {
+        md_log(MD_LOG_ERR, "config %s: %s", md_conf.config, strerror(errno));
+        return -1;
+    }
+
+    conf = md_conf;
+    level = md_log_level;
+    line = 0;
+    err = NULL;
+
+    while (err == NULL && fgets(buf, sizeof(buf), f)) {
+        line++;
+
+        p = strchr(buf, '#');
+        if (p) {
+            *p = '\0';
+        }
+
+        name = strtok_r(buf, " \t\r\n", &p);
+        if (name == NULL) {
+            continue;
+        }
+
+        value = strtok_r(NULL, " \t\r\n", &p);
+        err = value ? md_option(&conf, &level, name, value)
+                    : "missing value";
+    }
+
+    fclose(f);
+
+    if (err == NULL && conf.port_max <= conf.port_min) {
+        err = "port-max must be above port-min";
+    }
+
+    if (err) {
+        md_log(MD_LOG_ERR, "config %s line %d: %s; nothing changed",
+               md_conf.config, line, err);
+        return -1;
+    }
+
+    md_conf = conf;
+    md_log_level = level;
+
+    return 0;
 }
 
 
@@ -176,14 +299,18 @@ md_parse_args(int argc, char **argv)
 
             md_conf.ng_port = (uint16_t) atoi(colon + 1);
 
-        } else if (strcmp(argv[i], "--port-min") == 0) {
-            md_conf.port_min = (uint16_t) atoi(v);
+        } else if (strcmp(argv[i], "--port-min") == 0
+                   || strcmp(argv[i], "--port-max") == 0
+                   || strcmp(argv[i], "--timeout") == 0
+                   || strcmp(argv[i], "--log-level") == 0
+                   || strcmp(argv[i], "--recording-dir") == 0)
+        {
+            if (md_option(&md_conf, &md_log_level, argv[i] + 2, v)) {
+                md_usage();
+            }
 
-        } else if (strcmp(argv[i], "--port-max") == 0) {
-            md_conf.port_max = (uint16_t) atoi(v);
-
-        } else if (strcmp(argv[i], "--timeout") == 0) {
-            md_conf.timeout = atoi(v);
+        } else if (strcmp(argv[i], "--config") == 0) {
+            md_conf.config = v;
 
         } else if (strcmp(argv[i], "--redis") == 0) {
             md_conf.redis = v;
@@ -191,17 +318,8 @@ md_parse_args(int argc, char **argv)
         } else if (strcmp(argv[i], "--id") == 0) {
             snprintf(md_conf.id, sizeof(md_conf.id), "%s", v);
 
-        } else if (strcmp(argv[i], "--recording-dir") == 0) {
-            md_conf.recording_dir = v;
-
         } else if (strcmp(argv[i], "--threads") == 0) {
             md_conf.threads = atoi(v);
-
-        } else if (strcmp(argv[i], "--log-level") == 0) {
-            md_log_level = strcmp(v, "debug") == 0 ? MD_LOG_DEBUG
-                           : strcmp(v, "warn") == 0 ? MD_LOG_WARN
-                           : strcmp(v, "err") == 0 ? MD_LOG_ERR
-                           : MD_LOG_INFO;
 
         } else {
             md_usage();
@@ -210,9 +328,11 @@ md_parse_args(int argc, char **argv)
         i++;
     }
 
-    if (md_conf.port_min < 1024 || md_conf.port_max <= md_conf.port_min
-        || md_conf.timeout < 1 || md_conf.ng_port == 0)
-    {
+    if (md_config_load() != 0) {
+        exit(2);
+    }
+
+    if (md_conf.port_max <= md_conf.port_min || md_conf.ng_port == 0) {
         md_usage();
     }
 
@@ -265,7 +385,7 @@ main(int argc, char **argv)
     }
 
     if (md_dtls_init() != 0 || md_ng_init() != 0
-        || md_media_init(md_conf.recording_dir) != 0
+        || md_media_init() != 0
         || md_registry_init(md_conf.redis, md_conf.id) != 0)
     {
         return 1;
@@ -299,7 +419,14 @@ main(int argc, char **argv)
 
         if (md_hup) {
             md_hup = 0;
-            md_log(MD_LOG_INFO, "SIGHUP: %zu calls", md_call_count());
+
+            if (md_config_load() == 0) {
+                md_log(MD_LOG_INFO, "SIGHUP: configuration %s reloaded "
+                       "(timeout %d s, ports %u-%u), %zu calls",
+                       md_conf.config ? md_conf.config : "(none)",
+                       md_conf.timeout, md_conf.port_min, md_conf.port_max,
+                       md_call_count());
+            }
         }
 
         if (md_stop) {

@@ -42,7 +42,8 @@ typedef struct {
     int                 threads;
     int                 foreground;
     const char         *log_level;
-    const char         *recording_dir;
+    char                recording_dir[1024];   /* "" when not set */
+    const char         *config;         /* --config file, reread on HUP */
     const char         *redis;          /* unix:/path or host:port */
     char                id[128];        /* this daemon in Redis */
 } md_conf_t;

@@ -392,6 +392,33 @@ class Registry(unittest.TestCase):
                 redis.wait(5)
 
 
+class Reload(unittest.TestCase):
+    def test_sighup_rereads_the_config_and_a_bad_file_changes_nothing(self):
+        with tempfile.TemporaryDirectory() as d, mt.RtpPeer() as a:
+            conf = os.path.join(d, "mediad.conf")
+            with open(conf, "w") as f:
+                f.write("# codeb-mediad\ntimeout 60\n")
+            with mediad(extra=("--config", conf)) as ng:
+                with open(conf, "w") as f:
+                    f.write("timeout 1\nport-min 77\n")        # invalid: nothing changes
+                ng.proc.send_signal(signal.SIGHUP)
+                time.sleep(0.3)
+                mt.expect_ok(ng.offer("h1", "t", a.sdp()))
+                time.sleep(2.5)
+                self.assertEqual(ng.list()["calls"], ["h1"])
+                with open(conf, "w") as f:
+                    f.write("timeout 1   # seconds\nlog-level debug\n")
+                ng.proc.send_signal(signal.SIGHUP)
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline and ng.list()["calls"]:
+                    time.sleep(0.2)
+                self.assertEqual(ng.list()["calls"], [])
+                with open(ng.log_path) as f:
+                    log = f.read()
+                self.assertIn("line 2: ports: 1024-65534; nothing changed", log)
+                self.assertIn("reloaded (timeout 1 s", log)
+
+
 class Timeout(unittest.TestCase):
     def test_a_call_without_media_is_deleted(self):
         with mediad(timeout=2) as ng, mt.RtpPeer() as a:
