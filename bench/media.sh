@@ -291,6 +291,25 @@ run_step() {        # name n
     return 0
 }
 
+# busy % of one core of the whole machine over 1 s (/proc/stat)
+machine_busy() {
+    local a b
+    a=$(head -1 /proc/stat); sleep 1; b=$(head -1 /proc/stat)
+    awk -v a="$a" -v b="$b" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+        split(a, x); split(b, y)
+        print ((y[2] + y[3] + y[4] + y[7] + y[8] + y[9]) - (x[2] + x[3] + x[4] + x[7] + x[8] + x[9])) * 100 / hz
+    }'
+}
+
+# up to $1 s until the machine (our idle relay included) is quiet
+wait_quiet() {
+    local i
+    for ((i = 0; i < $1; i++)); do
+        awk -v b="$(machine_busy)" -v m="$DISTURBED" 'BEGIN { exit !(b < m) }' && return 0
+    done
+    return 0
+}
+
 # a step during which other processes took more than DISTURBED % of a core
 # is run again, at most RETRIES times (a shared machine)
 disturbed() {       # result
@@ -305,7 +324,7 @@ step() {            # name n
         [ "$i" -lt "$RETRIES" ] || break
         log "$1 ($SC, $2 calls): other processes used $(val "$1-$SC-$2" cpu_other_pct)% of a core; again"
         echo "retried $2" >>"$TMP/results/$1-$SC.ramp"
-        sleep 1
+        wait_quiet 8
     done
     return 0
 }
@@ -555,7 +574,8 @@ done
 
 echo
 echo "checks (every step, per direction d0 = A->B, d1 = B->A): payload type, payload (G.711 out: SNR >= 20 dB"
-echo "  against the expected audio; Opus out: a valid 20 ms packet; PCMA from Opus: level), duplicates, SSRC"
+echo "  against the expected audio; Opus out: a valid 20 ms packet, decoded for 4 calls: level; PCMA from"
+echo "  Opus: level >= -30 dBFS), duplicates, SSRC"
 echo "  changes, delivery socket; where the relay kept up (loss <= ${LOSS_MAX} %) also: RTP timestamp +20 ms"
 echo "  per sequence number (ts_jumps), packets outside the sent rounds, streams that got nothing, frames"
 echo "  held back at the start:"

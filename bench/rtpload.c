@@ -43,7 +43,8 @@
  * SSRC constant per stream, no duplicates, round in range, the RTP
  * timestamp 20 ms further per sequence number (ts_jumps), payload: G.711
  * out: SNR >= 20 dB against the expected audio (exact bytes counted too);
- * Opus out: a valid 20 ms Opus packet; PCMA from Opus: level >= -30 dBFS.
+ * Opus out: a valid 20 ms Opus packet, and for the first 4 calls decoded
+ * audio at >= -30 dBFS; PCMA from Opus: level >= -30 dBFS.
  *
  * Window: the first WARMUP s of sending are not measured; then DURATION s
  * of CPU (/proc/PID/task/x/schedstat, and /proc/PID/stat), latency, RSS at
@@ -88,6 +89,7 @@
 #define PKT_MAX       1500
 #define SNR_MIN_DB    20.0
 #define LEVEL_MIN_DB  -30.0
+#define OPUS_DECODE_CALLS  4         /* Opus out of these calls is decoded */
 #define TAIL_ROUNDS   5               /* the last 100 ms: not in the loss
                                          (a relay may keep the last frame
                                          until the next one comes) */
@@ -115,6 +117,7 @@ typedef struct {
     uint32_t  rx_ssrc;
     uint64_t  received, dup, oor, neg, bad_pt, bad_payload, exact, ssrc_changes;
     uint64_t  ts_jumps;
+    OpusDecoder *dec;             /* Opus out of the first calls: decoded */
     int64_t   last_ext_ts;        /* ext of the last packet, for ts checks */
     uint32_t  last_ts;
     int       have_ts;
@@ -955,6 +958,28 @@ on_packet(int slot, uint8_t *p, int n, struct sockaddr_in *from, int64_t rx)
     case CHK_OPUS:
         if (plen < 1 || opus_packet_get_nb_samples(pl, plen, 48000) != 960) {
             s->bad_payload++;
+            break;
+        }
+        /* the first calls' Opus is decoded: audio at the level sent, not
+           silence or noise (the rest: structure only, decoding costs) */
+        if (s->call < OPUS_DECODE_CALLS) {
+            static float pcm[5760];
+            int err, n;
+            if (s->dec == NULL) {
+                s->dec = opus_decoder_create(48000, 1, &err);
+            }
+            n = s->dec ? opus_decode_float(s->dec, pl, plen, pcm, 5760, 0) : -1;
+            if (n != 960) {
+                s->bad_payload++;
+            } else if (s->nrx > 5) {
+                double e = 0;
+                for (int i = 0; i < n; i++) {
+                    e += (double) pcm[i] * pcm[i];
+                }
+                if (10 * log10(e / n + 1e-12) < LEVEL_MIN_DB) {
+                    s->bad_payload++;
+                }
+            }
         }
         break;
     case CHK_LEVEL:

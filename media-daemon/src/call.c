@@ -40,15 +40,42 @@ typedef struct {
 } md_flags_t;
 
 
-static md_call_t  *md_calls[MD_CALL_HASH];
-static size_t      md_ncalls;
-static uint16_t    md_next_port;
+/*
+ * Each thread has its own table of the calls it owns (md_call_owner()).
+ * Only the owner reads or changes its table, except "list", which reads
+ * all tables under md_call_dir; table changes take md_call_dir too.
+ */
+static md_call_t       **md_call_tables[MD_MAX_THREADS];
+static pthread_mutex_t   md_call_dir = PTHREAD_MUTEX_INITIALIZER;
+static size_t            md_ncalls;
+static uint32_t          md_next_port;
+
+#define md_calls  (md_call_tables[md_self->index])
+
+
+int
+md_call_thread_init(int index)
+{
+    md_call_tables[index] = calloc(MD_CALL_HASH, sizeof(md_call_t *));
+
+    return md_call_tables[index] ? 0 : -1;
+}
 
 
 size_t
 md_call_count(void)
 {
-    return md_ncalls;
+    return __atomic_load_n(&md_ncalls, __ATOMIC_RELAXED);
+}
+
+
+static unsigned md_call_hash(const char *s, size_t len);
+
+
+int
+md_call_owner(const char *id, size_t len)
+{
+    return (int) ((md_call_hash(id, len) / 7) % (unsigned) md_thread_count());
 }
 
 
@@ -59,6 +86,7 @@ md_call_bucket(int i)
 }
 
 
+/* FNV-1a of the call-id: the bucket is % MD_CALL_HASH */
 static unsigned
 md_call_hash(const char *s, size_t len)
 {
@@ -71,7 +99,7 @@ md_call_hash(const char *s, size_t len)
         h = (h ^ (unsigned char) s[i]) * 16777619u;
     }
 
-    return h % MD_CALL_HASH;
+    return h;
 }
 
 
@@ -80,7 +108,10 @@ md_call_find(be_node_t *id)
 {
     md_call_t  *c;
 
-    for (c = md_calls[md_call_hash(id->s, id->len)]; c; c = c->next) {
+    for (c = md_calls[md_call_hash(id->s, id->len) % MD_CALL_HASH];
+         c;
+         c = c->next)
+    {
         if (strlen(c->id) == id->len && memcmp(c->id, id->s, id->len) == 0) {
             return c;
         }
@@ -165,8 +196,10 @@ md_stream_open(md_stream_t *s)
     span = (uint16_t) ((md_conf.port_max - md_conf.port_min) / 2);
 
     for (tries = 0; tries <= span; tries++) {
-        port = (uint16_t) (md_conf.port_min + (md_next_port % span) * 2);
-        md_next_port++;
+        port = (uint16_t) (md_conf.port_min
+                           + (__atomic_fetch_add(&md_next_port, 1,
+                                                 __ATOMIC_RELAXED) % span)
+                             * 2);
 
         rtp = md_udp_bind(port);
         if (rtp == -1) {
@@ -234,7 +267,9 @@ md_call_free(md_call_t *c)
     int         l, i;
     md_call_t  **link;
 
-    for (link = &md_calls[md_call_hash(c->id, strlen(c->id))];
+    pthread_mutex_lock(&md_call_dir);
+
+    for (link = &md_calls[md_call_hash(c->id, strlen(c->id)) % MD_CALL_HASH];
          *link;
          link = &(*link)->next)
     {
@@ -243,6 +278,8 @@ md_call_free(md_call_t *c)
             break;
         }
     }
+
+    pthread_mutex_unlock(&md_call_dir);
 
     for (l = 0; l < 2; l++) {
         for (i = 0; i < c->legs[l].nstreams; i++) {
@@ -254,7 +291,7 @@ md_call_free(md_call_t *c)
         md_registry_call(c, 0);
     }
 
-    md_ncalls--;
+    __atomic_sub_fetch(&md_ncalls, 1, __ATOMIC_RELAXED);
     free(c);
 }
 
@@ -274,10 +311,14 @@ md_call_new(be_node_t *id)
     c->created = md_now();
     c->created_wall = time(NULL);
 
-    h = md_call_hash(id->s, id->len);
+    h = md_call_hash(id->s, id->len) % MD_CALL_HASH;
+
+    pthread_mutex_lock(&md_call_dir);
     c->next = md_calls[h];
     md_calls[h] = c;
-    md_ncalls++;
+    pthread_mutex_unlock(&md_call_dir);
+
+    __atomic_add_fetch(&md_ncalls, 1, __ATOMIC_RELAXED);
 
     return c;
 }
@@ -1512,7 +1553,7 @@ md_call_query(be_node_t *req, be_buf_t *reply)
 const char *
 md_call_list(be_node_t *req, be_buf_t *reply)
 {
-    int         i;
+    int         i, t;
     int64_t     limit, n;
     be_node_t  *lim;
     md_call_t  *c;
@@ -1524,12 +1565,18 @@ md_call_list(be_node_t *req, be_buf_t *reply)
     be_cstr(reply, "calls");
     be_list(reply);
 
-    for (i = 0; i < MD_CALL_HASH && n < limit; i++) {
-        for (c = md_calls[i]; c && n < limit; c = c->next) {
-            be_cstr(reply, c->id);
-            n++;
+    pthread_mutex_lock(&md_call_dir);
+
+    for (t = 0; t < md_thread_count(); t++) {
+        for (i = 0; i < MD_CALL_HASH && n < limit; i++) {
+            for (c = md_call_tables[t][i]; c && n < limit; c = c->next) {
+                be_cstr(reply, c->id);
+                n++;
+            }
         }
     }
+
+    pthread_mutex_unlock(&md_call_dir);
 
     be_end(reply);
 

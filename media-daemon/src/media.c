@@ -43,8 +43,11 @@ struct md_recorder_s {
 };
 
 
-static md_io_t   md_media_timer = { -1, NULL, NULL };
-static int       md_players;
+/* per thread: the players of its calls */
+static md_io_t   md_media_timers[MD_MAX_THREADS];
+static int       md_players[MD_MAX_THREADS];
+
+#define md_media_timer  (md_media_timers[md_self->index])
 
 
 static void md_media_tick(md_io_t *io);
@@ -190,7 +193,7 @@ md_player_free(md_stream_t *s)
     free(pl->pcm);
     free(pl);
 
-    if (--md_players == 0) {
+    if (--md_players[md_self->index] == 0) {
         md_media_arm(0);
     }
 }
@@ -252,7 +255,7 @@ md_media_play(md_stream_t *s, be_node_t *req, be_buf_t *reply)
     md_player_free(s);
     s->player = pl;
 
-    if (md_players++ == 0) {
+    if (md_players[md_self->index]++ == 0) {
         md_media_arm(1);
     }
 

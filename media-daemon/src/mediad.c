@@ -3,7 +3,7 @@
  *
  *   codeb-mediad [--interface ADDR[!ADVERTISED]] [--listen-ng ADDR:PORT]
  *                [--port-min N] [--port-max N] [--timeout S]
- *                [--threads N] [--recording-dir DIR]
+ *                [--threads N (default: cores)] [--recording-dir DIR]
  *                [--redis unix:/path|host:port] [--id NAME]
  *                [--config FILE]
  *                [--log-level err|warn|info|debug]
@@ -29,7 +29,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <pthread.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 
@@ -38,7 +40,9 @@
 
 md_conf_t  md_conf;
 
-static int                    md_epoll = -1;
+static _Thread_local int      md_epoll = -1;
+static md_thread_t            md_threads[MD_MAX_THREADS];
+_Thread_local md_thread_t    *md_self;
 static int                    md_log_level = MD_LOG_INFO;
 static volatile sig_atomic_t  md_stop;
 static volatile sig_atomic_t  md_hup;
@@ -104,15 +108,21 @@ md_io_del(md_io_t *io)
 static void
 md_signal(int signo)
 {
+    int  saved;
+
+    saved = errno;
+
     if (signo == SIGHUP) {
-        md_hup = 1;
+        __atomic_store_n(&md_hup, 1, __ATOMIC_RELAXED);
 
     } else if (signo == SIGINT) {
-        md_stop = 2;
+        __atomic_store_n(&md_stop, 2, __ATOMIC_RELAXED);
 
     } else {
-        md_stop = 1;
+        __atomic_store_n(&md_stop, 1, __ATOMIC_RELAXED);
     }
+
+    errno = saved;
 }
 
 
@@ -259,7 +269,7 @@ md_parse_args(int argc, char **argv)
     md_conf.port_min = 30000;
     md_conf.port_max = 30999;
     md_conf.timeout = 60;
-    md_conf.threads = 1;
+    md_conf.threads = (int) sysconf(_SC_NPROCESSORS_ONLN);
 
     for (i = 1; i < argc; i++) {
         if (i + 1 >= argc) {
@@ -336,11 +346,8 @@ md_parse_args(int argc, char **argv)
         md_usage();
     }
 
-    if (md_conf.threads != 1) {
-        /* one loop for now: calls are not yet spread over threads */
-        md_log(MD_LOG_WARN, "--threads %d: running one thread",
-               md_conf.threads);
-        md_conf.threads = 1;
+    if (md_conf.threads < 1 || md_conf.threads > MD_MAX_THREADS) {
+        md_conf.threads = md_conf.threads < 1 ? 1 : MD_MAX_THREADS;
     }
 
     inet_ntop(AF_INET, &md_conf.advertised, md_conf.advertised_str,
@@ -360,40 +367,110 @@ md_parse_args(int argc, char **argv)
 }
 
 
+/* NG requests handed to this thread (eventfd wakes it) */
+static void
+md_thread_queue(md_io_t *io)
+{
+    uint64_t       v;
+    md_thread_t   *t;
+    md_ng_item_t  *item, *next;
+
+    t = io->data;
+
+    if (read(t->efd.fd, &v, sizeof(v)) <= 0) {
+        return;
+    }
+
+    pthread_mutex_lock(&t->lock);
+    item = t->head;
+    t->head = NULL;
+    t->tail = &t->head;
+    pthread_mutex_unlock(&t->lock);
+
+    for ( /* void */ ; item; item = next) {
+        next = item->next;
+        md_ng_execute(item->data, item->len, &item->from);
+        free(item);
+    }
+}
+
+
 int
-main(int argc, char **argv)
+md_thread_post(int index, const char *p, size_t len, struct sockaddr_in *from)
+{
+    uint64_t       one;
+    md_thread_t   *t;
+    md_ng_item_t  *item;
+
+    t = &md_threads[index];
+
+    item = malloc(sizeof(md_ng_item_t) + len);
+    if (item == NULL) {
+        return -1;
+    }
+
+    item->next = NULL;
+    item->len = len;
+    item->from = *from;
+    memcpy(item->data, p, len);
+
+    pthread_mutex_lock(&t->lock);
+    *t->tail = item;
+    t->tail = &item->next;
+    pthread_mutex_unlock(&t->lock);
+
+    one = 1;
+    return write(t->efd.fd, &one, sizeof(one)) == sizeof(one) ? 0 : -1;
+}
+
+
+int
+md_thread_count(void)
+{
+    return md_conf.threads;
+}
+
+
+/* the per-thread parts: epoll, queue, media timer, calls */
+static int
+md_thread_init(md_thread_t *t)
+{
+    md_self = t;
+    md_epoll = epoll_create1(EPOLL_CLOEXEC);
+
+    if (md_epoll == -1) {
+        md_log(MD_LOG_ERR, "epoll_create1: %s", strerror(errno));
+        return -1;
+    }
+
+    t->efd.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    t->efd.handler = md_thread_queue;
+    t->efd.data = t;
+    t->tail = &t->head;
+    pthread_mutex_init(&t->lock, NULL);
+
+    if (t->efd.fd == -1 || md_io_add(&t->efd) != 0
+        || md_call_thread_init(t->index) != 0 || md_media_init() != 0)
+    {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* one thread's loop; thread 0 (main) also handles signals and exit */
+static void *
+md_loop(void *arg)
 {
     int                  i, n;
     double               tick, drain;
     md_io_t             *io;
-    struct sigaction     sa;
+    md_thread_t         *t = arg;
     struct epoll_event   events[256];
 
-    md_parse_args(argc, argv);
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = md_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    md_epoll = epoll_create1(EPOLL_CLOEXEC);
-    if (md_epoll == -1) {
-        md_log(MD_LOG_ERR, "epoll_create1: %s", strerror(errno));
-        return 1;
-    }
-
-    if (md_dtls_init() != 0 || md_ng_init() != 0
-        || md_media_init() != 0
-        || md_registry_init(md_conf.redis, md_conf.id) != 0)
-    {
-        return 1;
-    }
-
-    md_log(MD_LOG_INFO, "codeb-mediad ready: NG on %s:%u, media on %s"
-           " ports %u-%u", inet_ntoa(md_conf.ng_addr), md_conf.ng_port,
-           md_conf.advertised_str, md_conf.port_min, md_conf.port_max);
+    md_self = t;
+    md_epoll = t->epoll;
 
     tick = md_now() + 1;
     drain = 0;
@@ -403,7 +480,7 @@ main(int argc, char **argv)
 
         if (n == -1 && errno != EINTR) {
             md_log(MD_LOG_ERR, "epoll_wait: %s", strerror(errno));
-            return 1;
+            exit(1);
         }
 
         for (i = 0; i < n; i++) {
@@ -415,6 +492,10 @@ main(int argc, char **argv)
             tick = md_now() + 1;
             md_call_timeouts();
             md_registry_tick();
+        }
+
+        if (t->index != 0) {
+            continue;
         }
 
         if (md_hup) {
@@ -437,15 +518,87 @@ main(int argc, char **argv)
 
             if (md_call_count() == 0 || md_now() >= drain || md_stop == 2) {
                 md_log(MD_LOG_INFO, "stopped");
-                return 0;
+                exit(0);
             }
         }
     }
+
+    return NULL;
+}
+
+
+int
+main(int argc, char **argv)
+{
+    int                  i;
+    pthread_t            tid;
+    sigset_t             block, old;
+    struct sigaction     sa;
+
+    md_parse_args(argc, argv);
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = md_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (md_dtls_init() != 0
+        || md_registry_init(md_conf.redis, md_conf.id) != 0)
+    {
+        return 1;
+    }
+
+    for (i = 0; i < md_conf.threads; i++) {
+        md_threads[i].index = i;
+
+        if (md_thread_init(&md_threads[i]) != 0) {
+            return 1;
+        }
+
+        md_threads[i].epoll = md_epoll;
+    }
+
+    /* thread 0 owns the NG socket; signals are its alone */
+
+    md_self = &md_threads[0];
+    md_epoll = md_threads[0].epoll;
+
+    if (md_ng_init() != 0) {
+        return 1;
+    }
+
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+
+    for (i = 1; i < md_conf.threads; i++) {
+        if (pthread_create(&tid, NULL, md_loop, &md_threads[i]) != 0) {
+            md_log(MD_LOG_ERR, "pthread_create failed");
+            return 1;
+        }
+
+        pthread_detach(tid);
+    }
+
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+    md_log(MD_LOG_INFO, "codeb-mediad ready: NG on %s:%u, media on %s"
+           " ports %u-%u, %d thread(s)", inet_ntoa(md_conf.ng_addr),
+           md_conf.ng_port, md_conf.advertised_str, md_conf.port_min,
+           md_conf.port_max, md_conf.threads);
+
+    md_loop(&md_threads[0]);
+
+    return 0;
 }
 
 
 int
 md_draining(void)
 {
-    return md_stop != 0;
+    return __atomic_load_n(&md_stop, __ATOMIC_RELAXED) != 0;
 }

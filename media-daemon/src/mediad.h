@@ -13,6 +13,7 @@
 #define MD_MEDIAD_H
 
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -71,6 +72,40 @@ struct md_io_s {
     void               *data;
 };
 
+#define MD_MAX_THREADS  64
+
+/* an NG datagram handed to the thread that owns its call */
+typedef struct md_ng_item_s  md_ng_item_t;
+
+struct md_ng_item_s {
+    md_ng_item_t       *next;
+    size_t              len;
+    struct sockaddr_in  from;
+    char                data[];
+};
+
+/*
+ * One event loop per thread (--threads, default one per core).  A call
+ * lives in one thread: its sockets are in that thread's epoll, its NG
+ * requests are executed there, so media needs no locks.
+ */
+typedef struct {
+    int                 index;
+    int                 epoll;
+    md_io_t             efd;           /* eventfd: requests queued */
+    pthread_mutex_t     lock;
+    md_ng_item_t       *head;
+    md_ng_item_t      **tail;
+} md_thread_t;
+
+extern _Thread_local md_thread_t  *md_self;
+
+/* queues an NG request for thread index; 0 or -1 */
+int md_thread_post(int index, const char *p, size_t len,
+    struct sockaddr_in *from);
+int md_thread_count(void);
+
+/* watches io in the calling thread's loop */
 int md_io_add(md_io_t *io);
 void md_io_del(md_io_t *io);
 /* seconds since start, monotonic */
@@ -80,6 +115,8 @@ double md_now(void);
 /* ---- NG control (ng.c) ---- */
 
 int md_ng_init(void);
+/* executes one NG request in the calling thread and sends the reply */
+void md_ng_execute(const char *p, size_t len, struct sockaddr_in *from);
 /* 1 after SIGTERM: offers for new calls are refused */
 int md_draining(void);
 
@@ -182,7 +219,11 @@ const char *md_call_start_recording(be_node_t *req, be_buf_t *reply);
 const char *md_call_stop_recording(be_node_t *req, be_buf_t *reply);
 /* deletes calls without media for md_conf.timeout s; run every second */
 void md_call_timeouts(void);
-/* calls alive, for logs */
+/* calls alive in all threads */
 size_t md_call_count(void);
+/* the calling thread's call table; 0 or -1 */
+int md_call_thread_init(int index);
+/* the thread that owns call-id id */
+int md_call_owner(const char *id, size_t len);
 
 #endif

@@ -4,6 +4,10 @@
  * "result" ok / pong / error ("error-reason").  Controllers retransmit
  * with the same cookie, so replies are cached by cookie for 30 s and a
  * retransmission is answered from the cache, never executed twice.
+ *
+ * Thread 0 reads the socket; a request that names a call-id is executed
+ * by the thread that owns the call (md_call_owner()), the others on
+ * thread 0.  The reply cache is shared, under md_ng_lock.
  */
 
 #include "mediad.h"
@@ -36,11 +40,14 @@ struct md_ng_cached_s {
 
 
 static void md_ng_read(md_io_t *io);
-static void md_ng_request(const char *p, size_t len, struct sockaddr_in *from);
+
+
+static void md_ng_route(const char *p, size_t len, struct sockaddr_in *from);
 
 
 static md_io_t          md_ng_io = { -1, md_ng_read, NULL };
 static md_ng_cached_t  *md_ng_cache[MD_NG_CACHE];
+static pthread_mutex_t  md_ng_lock = PTHREAD_MUTEX_INITIALIZER;
 static char             md_ng_buf[MD_NG_MAX + 1];
 
 
@@ -171,7 +178,34 @@ md_ng_read(md_io_t *io)
             return;
         }
 
-        md_ng_request(md_ng_buf, (size_t) n, &from);
+        md_ng_route(md_ng_buf, (size_t) n, &from);
+    }
+}
+
+
+/* to the thread that owns the call the request names */
+static void
+md_ng_route(const char *p, size_t len, struct sockaddr_in *from)
+{
+    int               owner;
+    const char       *sp;
+    be_node_t        *req, *id;
+    static be_doc_t   doc;
+
+    owner = 0;
+    sp = memchr(p, ' ', len);
+
+    if (sp && md_thread_count() > 1) {
+        req = be_parse(&doc, sp + 1, len - (size_t) (sp - p) - 1);
+        id = be_get_str(req, "call-id");
+
+        if (id) {
+            owner = md_call_owner(id->s, id->len);
+        }
+    }
+
+    if (owner == md_self->index || md_thread_post(owner, p, len, from) != 0) {
+        md_ng_execute(p, len, from);
     }
 }
 
@@ -198,13 +232,16 @@ md_ng_send(struct sockaddr_in *to, const char *cookie, size_t clen,
         md_log(MD_LOG_WARN, "NG sendto: %s", strerror(errno));
     }
 
+    pthread_mutex_lock(&md_ng_lock);
     md_ng_cache_add(cookie, clen, out.data, out.len);
+    pthread_mutex_unlock(&md_ng_lock);
+
     be_buf_free(&out);
 }
 
 
-static void
-md_ng_request(const char *p, size_t len, struct sockaddr_in *from)
+void
+md_ng_execute(const char *p, size_t len, struct sockaddr_in *from)
 {
     const char      *sp, *err;
     size_t           clen;
@@ -212,7 +249,7 @@ md_ng_request(const char *p, size_t len, struct sockaddr_in *from)
     be_node_t       *req, *cmd;
     be_buf_t         body, members;
     md_ng_cached_t  *cached;
-    static be_doc_t  doc_storage;
+    static _Thread_local be_doc_t  doc_storage;
 
     sp = memchr(p, ' ', len);
     if (sp == NULL || sp == p || (size_t) (sp - p) > MD_NG_COOKIE_MAX) {
@@ -223,12 +260,17 @@ md_ng_request(const char *p, size_t len, struct sockaddr_in *from)
 
     clen = (size_t) (sp - p);
 
+    pthread_mutex_lock(&md_ng_lock);
+
     cached = md_ng_cache_find(p, clen);
     if (cached) {
         (void) sendto(md_ng_io.fd, cached->reply, cached->len, 0,
                       (struct sockaddr *) from, sizeof(*from));
+        pthread_mutex_unlock(&md_ng_lock);
         return;
     }
+
+    pthread_mutex_unlock(&md_ng_lock);
 
     memset(&body, 0, sizeof(body));
     memset(&members, 0, sizeof(members));

@@ -22,11 +22,11 @@
 static void md_registry_alive(void);
 
 
-static redisContext  *md_redis;
+static _Thread_local redisContext  *md_redis;     /* one per thread */
 static char          *md_redis_addr;
 static char           md_registry_key[256];
 static char           md_daemon_id[128];
-static double         md_redis_retry;
+static _Thread_local double         md_redis_retry;
 
 
 int
@@ -199,7 +199,7 @@ md_registry_alive(void)
 void
 md_registry_tick(void)
 {
-    static double  next;
+    static _Thread_local double  next;
 
     if (md_redis_addr == NULL || md_now() < next) {
         return;

@@ -34,8 +34,8 @@ static void md_rtp_send(md_stream_t *peer, int pt, size_t len, uint16_t seq,
     uint32_t ts, int marker);
 
 
-static uint8_t  md_rtp_in[MD_MAX_PACKET];
-static uint8_t  md_rtp_out[MD_MAX_PACKET];
+static _Thread_local uint8_t  md_rtp_in[MD_MAX_PACKET];
+static _Thread_local uint8_t  md_rtp_out[MD_MAX_PACKET];
 
 
 static int
