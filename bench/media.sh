@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Media benchmark: codeb-mediad (one thread) against Debian's rtpengine
+# Media benchmark: codeb-mediad (--threads 1) against Debian's rtpengine
 # (userspace, --num-threads=1), same calls, same load generator, same run.
 #
 #   bench/media.sh                        defaults: ~3-4 min on 2 cores
@@ -32,7 +32,7 @@
 #   NG_PORT=18100     ours; rtpengine NG_PORT+1 (127.0.0.1 only)
 #   QUANTUM=200       us: the load generator wakes at most this often and
 #                     sends what fell due meanwhile
-#   RTPENGINE_THREADS=1   rtpengine --num-threads
+#   THREADS=1         ours --threads, rtpengine --num-threads (the same)
 #   DISTURBED=25 RETRIES=2   a step during which other processes used more
 #                     than 25 % of a core is run again, up to 2 times
 #   KEEP=1            keep the temporary directory (logs, raw results)
@@ -63,14 +63,14 @@ LG_PORT=${LG_PORT:-18000}
 POOL=${POOL:-2}
 NG_PORT=${NG_PORT:-18100}
 QUANTUM=${QUANTUM:-200}
-RTPENGINE_THREADS=${RTPENGINE_THREADS:-1}
+THREADS=${THREADS:-1}
 DRAIN_MS=300
 DISTURBED=${DISTURBED:-25}
 RETRIES=${RETRIES:-2}
 TIMEOUT_S=120           # both relays: calls without media live this long
 
 for v in MAX_CALLS CALLS OPUS_CALLS PORT_MIN PORT_MAX LG_PORT POOL NG_PORT QUANTUM \
-         RTPENGINE_THREADS REFINE DISTURBED RETRIES; do
+         THREADS REFINE DISTURBED RETRIES; do
     [[ ${!v} =~ ^[0-9]+$ ]] || { echo "$v must be an integer" >&2; exit 2; }
 done
 for v in DURATION WARMUP LOSS_MAX; do
@@ -206,13 +206,13 @@ start_daemon() {     # name
         ng=$NG_PORT
         "$TMP/codeb-mediad" --listen-ng "127.0.0.1:$ng" --port-min "$PORT_MIN" \
             --port-max "$PORT_MAX" --interface 127.0.0.1 --timeout "$TIMEOUT_S" \
-            --log-level warn >>"$TMP/logs/ours.log" 2>&1 &
+            --threads "$THREADS" --log-level warn >>"$TMP/logs/ours.log" 2>&1 &
     else
         ng=$((NG_PORT + 1))
         rtpengine --config-file=none --foreground --log-stderr --log-level=4 --table=-1 \
             --interface=127.0.0.1 --listen-ng="127.0.0.1:$ng" --port-min="$PORT_MIN" \
             --port-max="$PORT_MAX" --pidfile="$TMP/rtpengine.pid" \
-            --num-threads="$RTPENGINE_THREADS" --delete-delay=0 --timeout="$TIMEOUT_S" \
+            --num-threads="$THREADS" --delete-delay=0 --timeout="$TIMEOUT_S" \
             >>"$TMP/logs/rtpengine.log" 2>&1 &
     fi
     DAEMON_PID=$!
@@ -480,8 +480,8 @@ ratio_row() {       # sc
 
 echo
 echo "Media benchmark  $(date -u '+%Y-%m-%d %H:%M UTC')  $(nproc) cores  $(uname -r)"
-echo "ours: codeb-mediad $OURS_VERSION, one thread (event loop; --threads is not implemented beyond 1)"
-echo "rtpengine: $RT_VERSION, userspace only (--table=-1), --num-threads=$RTPENGINE_THREADS worker(s);"
+echo "ours: codeb-mediad $OURS_VERSION, --threads $THREADS (event loops; a call lives in one)"
+echo "rtpengine: $RT_VERSION, userspace only (--table=-1), --num-threads=$THREADS worker(s);"
 echo "  the 'threads' column counts every thread of the process (timers, control, ...); CPU is all of them."
 echo "load: every call sends both ways one packet per 20 ms (100 packets/s per call): G.711 160-byte"
 echo "  payloads of a two-tone signal, Opus packets encoded once with libopus (48 kHz mono, 32 kbit/s)"
@@ -573,12 +573,12 @@ for SC in $SCENARIOS; do
 done
 
 echo
-echo "checks (every step, per direction d0 = A->B, d1 = B->A): payload type, payload (G.711 out: SNR >= 20 dB"
-echo "  against the expected audio; Opus out: a valid 20 ms packet, decoded for 4 calls: level; PCMA from"
-echo "  Opus: level >= -30 dBFS), duplicates, SSRC"
-echo "  changes, delivery socket; where the relay kept up (loss <= ${LOSS_MAX} %) also: RTP timestamp +20 ms"
-echo "  per sequence number (ts_jumps), packets outside the sent rounds, streams that got nothing, frames"
-echo "  held back at the start:"
+echo "checks (per direction d0 = A->B, d1 = B->A), every step: payload type, duplicates, SSRC changes,"
+echo "  delivery socket; where the relay kept up (loss <= ${LOSS_MAX} %; in overload a relay may renumber"
+echo "  and the round of a packet is not known) also: payload (G.711 out: SNR >= 20 dB against the expected"
+echo "  audio; Opus out: a valid 20 ms packet, decoded for 4 calls: level; PCMA from Opus: level >= -30"
+echo "  dBFS), RTP timestamp +20 ms per sequence number (ts_jumps), packets outside the sent rounds, streams"
+echo "  that got nothing, frames held back at the start:"
 for SC in $SCENARIOS; do
     for name in ours rtpengine; do
         [ -f "$TMP/results/$name-$SC.ramp" ] || continue
@@ -594,7 +594,7 @@ for SC in $SCENARIOS; do
             # negative latency, held) only where the relay kept up
             if over_loss "$r"; then
                 e=$(awk '
-                    $1 ~ /^d[01]_(bad_pt|bad_payload|dup|ssrc_changes)$/ && $2 != 0 { printf "%s=%s ", $1, $2 }
+                    $1 ~ /^d[01]_(bad_pt|dup|ssrc_changes)$/ && $2 != 0 { printf "%s=%s ", $1, $2 }
                     $1 ~ /^(unknown_source|bad_rtp|wrong_socket)$/ && $2 != 0 { printf "%s=%s ", $1, $2 }' "$f")
             else
                 e=$(awk '

@@ -12,7 +12,7 @@
 rtpengine is started by run_rtpengine.rtpengine() as:
     rtpengine --config-file=none --foreground --log-stderr --log-level=6 --table=-1
       --interface=127.0.0.1 --listen-ng=127.0.0.1:<port> --port-min=<a> --port-max=<a+199>
-      --pidfile=<tmp>/rtpengine.pid --num-threads=2 --delete-delay=0
+      --pidfile=<tmp>/rtpengine.pid --num-threads=1 --delete-delay=0
 (--no-fallback must NOT be given: it means "refuse to start without the kernel module".
  --delete-delay=0 makes delete immediate; with the default of 30 s a deleted call still
  answers query and still appears in list for 30 s.)
