@@ -26,6 +26,12 @@
 //
 //   A  PCMA pass-through: the page offers PCMA only
 //   B  Opus in the page <-> PCMA on the phone: codec.transcode=[PCMA]
+//   C  as A, with telephone-event/8000 offered by the page too (the phone
+//      always offers it, pt 101); then RTCDTMFSender.insertDTMF("159#",
+//      100, 70) must reach the phone as RFC 4733 events with pt 101: the
+//      digits in order, each with end packet(s) and ~800 samples of
+//      duration, increasing timestamps, one SSRC and sequence numbers +1
+//      across the PCMA and event packets
 //   and at the end: codeb-mediad exits 0 on SIGINT.
 //
 // Each case checks: connectionState "connected"; the selected pair is
@@ -298,6 +304,72 @@ function rtpHeader(b) {
   };
 }
 
+// RFC 4733 telephone-events among received packets ({ h } as rtpHeader
+// gives): the packets of one event share its RTP timestamp, so events are
+// grouped by timestamp, in order of arrival.  Each: { ts, codes (event
+// codes seen), digits, packets, ends (packets with the E bit), duration
+// (the largest), endDurations, marker (of its first packet), seqs, sizes }.
+const DTMF_DIGITS = '0123456789*#ABCD';
+
+function dtmfEvents(pkts, pt) {
+  const events = [];
+  const byTs = new Map();
+  for (const p of pkts) {
+    if (!p.h || p.h.pt !== pt) continue;
+    const b = p.h.payload;
+    let e = byTs.get(p.h.ts);
+    if (!e) {
+      e = { ts: p.h.ts, codes: [], digits: '', packets: 0, ends: 0, duration: 0, endDurations: [],
+        marker: p.h.marker, seqs: [], sizes: [] };
+      byTs.set(p.h.ts, e);
+      events.push(e);
+    }
+    e.packets += 1;
+    e.seqs.push(p.h.seq);
+    if (!e.sizes.includes(b.length)) e.sizes.push(b.length);
+    if (b.length < 4) continue;
+    const code = b[0];
+    if (!e.codes.includes(code)) {
+      e.codes.push(code);
+      e.digits += code < DTMF_DIGITS.length ? DTMF_DIGITS[code] : '?';
+    }
+    const dur = b.readUInt16BE(2);
+    e.duration = Math.max(e.duration, dur);
+    if (b[1] & 0x80) { e.ends += 1; e.endDurations.push(dur); }
+  }
+  return events;
+}
+
+// One line per telephone-event packet, runs of other packets collapsed.
+function packetSummary(pkts, tePt) {
+  const out = [];
+  let run = null;
+  const flush = () => {
+    if (run) out.push('    pt ' + run.pt + ' seq ' + run.first + '..' + run.last + ' (' + run.n + ') ts '
+      + run.ts0 + '..' + run.ts1 + ' from ' + run.from + (run.gaps ? ' seq gaps ' + run.gaps : ''));
+    run = null;
+  };
+  for (const p of pkts) {
+    if (!p.h) { flush(); out.push('    (not RTP, ' + p.len + ' bytes from ' + p.from + ')'); continue; }
+    const h = p.h;
+    if (h.pt === tePt) {
+      flush();
+      const b = h.payload;
+      out.push('    pt ' + h.pt + ' seq ' + h.seq + ' ts ' + h.ts + (h.marker ? ' M' : '') + ' ssrc ' + h.ssrc
+        + (b.length >= 4 ? ' event ' + b[0] + (b[1] & 0x80 ? ' E' : '') + ' vol ' + (b[1] & 0x3f)
+          + ' dur ' + b.readUInt16BE(2) : '') + ' len ' + b.length + ' from ' + p.from);
+    } else if (run && run.pt === h.pt && run.from === p.from && run.ssrc === h.ssrc) {
+      if (((h.seq - run.last) & 0xffff) !== 1) run.gaps += 1;
+      run.last = h.seq; run.ts1 = h.ts; run.n += 1;
+    } else {
+      flush();
+      run = { pt: h.pt, from: p.from, ssrc: h.ssrc, first: h.seq, last: h.seq, ts0: h.ts, ts1: h.ts, n: 1, gaps: 0 };
+    }
+  }
+  flush();
+  return out;
+}
+
 // The plain RTP "SIP phone": RTP on an even port, RTCP on the next one.
 async function rtpPhone() {
   for (let attempt = 0; attempt < 50; attempt++) {
@@ -367,7 +439,7 @@ const PAGE = `<!doctype html>
 const e2e = window.e2e = { log: [], states: [] };
 const log = (s) => { e2e.log.push(Math.round(performance.now()) + ' ' + s); if (e2e.log.length > 300) e2e.log.shift(); };
 
-e2e.start = async (codec) => {
+e2e.start = async (codec, dtmf = false) => {
   // media permission, as a real page has it (fake device); the track sent is the oscillator's
   e2e.gum = await navigator.mediaDevices.getUserMedia({ audio: true });
   log('getUserMedia: ' + e2e.gum.getAudioTracks().map((t) => t.label).join(','));
@@ -411,6 +483,14 @@ e2e.start = async (codec) => {
   const caps = RTCRtpReceiver.getCapabilities('audio').codecs
     .filter((c) => c.mimeType.toLowerCase() === 'audio/' + codec.toLowerCase());
   if (!caps.length) throw new Error('no ' + codec + ' in RTCRtpReceiver.getCapabilities');
+  if (dtmf) {
+    // without a telephone-event entry here Chromium negotiates no DTMF
+    // (RTCDTMFSender.canInsertDTMF false); the 8 kHz one goes with G.711
+    const te = RTCRtpReceiver.getCapabilities('audio').codecs
+      .filter((c) => c.mimeType.toLowerCase() === 'audio/telephone-event' && c.clockRate === 8000);
+    if (!te.length) throw new Error('no telephone-event/8000 in RTCRtpReceiver.getCapabilities');
+    caps.push(...te);
+  }
   tr.setCodecPreferences(caps);
 
   await pc.setLocalDescription(await pc.createOffer());
@@ -425,6 +505,28 @@ e2e.start = async (codec) => {
   log('offer ready');
   return pc.localDescription.sdp;
 };
+
+// RTCDTMFSender.insertDTMF(tones, duration, gap) on the audio sender;
+// resolves when the sender has played them all (the final tonechange with
+// tone '') or after timeout ms, with the tonechange history
+e2e.dtmf = (tones, duration, gap, timeout) => new Promise((resolve) => {
+  const sender = e2e.pc.getSenders()[0];
+  const dtmf = sender && sender.dtmf;
+  const changes = [];
+  if (!dtmf || !dtmf.canInsertDTMF) {
+    resolve({ ok: false, canInsertDTMF: !!(dtmf && dtmf.canInsertDTMF), changes });
+    return;
+  }
+  const t0 = performance.now();
+  const t = setTimeout(() => resolve({ ok: false, canInsertDTMF: true, changes, toneBuffer: dtmf.toneBuffer }), timeout);
+  dtmf.addEventListener('tonechange', (ev) => {
+    changes.push(Math.round(performance.now() - t0) + ':' + (ev.tone || '-'));
+    log('tonechange ' + JSON.stringify(ev.tone));
+    if (ev.tone === '') { clearTimeout(t); resolve({ ok: true, canInsertDTMF: true, changes }); }
+  });
+  dtmf.insertDTMF(tones, duration, gap);
+  log('insertDTMF ' + tones + ' ' + duration + '/' + gap);
+});
 
 e2e.answer = async (sdp) => {
   await e2e.pc.setRemoteDescription({ type: 'answer', sdp });
@@ -611,6 +713,7 @@ function defineTests() {
         extra.push('--- phone ' + ctx.phone.port + ': sent ' + ctx.phone.sent + ', received ' + JSON.stringify(froms)
           + ', rtcp ' + ctx.phone.rtcpRx);
       }
+      if (ctx.summary) extra.push(...ctx.summary());
       await dumpDiagnostics(title, extra);
       throw e;
     } finally {
@@ -627,21 +730,29 @@ function defineTests() {
 
   // ------------------------------------------------------------- one call
 
-  async function webrtcToSip(ctx, { label, codec, flags, expectCodec }) {
-    const page = await openPage(label);
+  // dtmf: the page also offers telephone-event/8000 (the phone always does,
+  // pt 101), and every leg of the signalling must carry it across
+  async function webrtcToSip(ctx, { label, codec, flags, expectCodec, dtmf = false }) {
+    const page = ctx.page = await openPage(label);
     const phone = ctx.phone = await rtpPhone();
     env.phones.push(phone);
     const callId = ctx.callId = 'e2e-' + randomBytes(8).toString('hex');
+    const isTe = (c) => /^\d+ telephone-event\//i.test(c);
 
     // the page offers
-    const offer = ctx.sdp['page offer'] = await withTimeout(page.evaluate((c) => window.e2e.start(c), codec),
-      20000, label + ' createOffer');
+    const offer = ctx.sdp['page offer'] = await withTimeout(page.evaluate((a) => window.e2e.start(a.codec, a.dtmf),
+      { codec, dtmf }), 20000, label + ' createOffer');
     assert.match(offer, /^a=fingerprint:/m, 'the page offers DTLS-SRTP');
     assert.match(offer, /^a=candidate:\S+ 1 udp \d+ 127\.0\.0\.1 \d+ typ host/m,
       'the page offers a plain 127.0.0.1 host candidate (no mDNS name)');
     const pageCodecs = sdpCodecs(offer);
-    assert.ok(pageCodecs.length > 0 && pageCodecs.every((c) => c.toLowerCase().includes(codec.toLowerCase())),
-      'setCodecPreferences(' + codec + ') left ' + JSON.stringify(pageCodecs));
+    const pageAudio = pageCodecs.filter((c) => !(dtmf && isTe(c)));
+    assert.ok(pageAudio.length > 0 && pageAudio.every((c) => c.toLowerCase().includes(codec.toLowerCase())),
+      'setCodecPreferences(' + codec + (dtmf ? ' + telephone-event/8000' : '') + ') left ' + JSON.stringify(pageCodecs));
+    if (dtmf) {
+      assert.deepEqual(pageCodecs.filter(isTe).map((c) => c.split(' ')[1].toLowerCase()), ['telephone-event/8000'],
+        'the page offers telephone-event/8000 (only): ' + JSON.stringify(pageCodecs));
+    }
 
     // NG offer, as the SIP bridge sends it
     const r1 = expectOk(await env.ng.request({
@@ -653,6 +764,10 @@ function defineTests() {
     assert.doesNotMatch(toSip, /^a=(ice-|candidate|fingerprint|setup)/m, 'no ICE/DTLS towards SIP');
     assert.match(toSip, /^m=audio \d+ RTP\/AVP /m);
     assert.ok(sdpCodecs(toSip).some((c) => c.startsWith('8 ')), 'PCMA offered to SIP: ' + JSON.stringify(sdpCodecs(toSip)));
+    if (dtmf) {
+      assert.ok(sdpCodecs(toSip).some((c) => /^\d+ telephone-event\/8000$/i.test(c)),
+        'telephone-event/8000 offered to SIP: ' + JSON.stringify(sdpCodecs(toSip)));
+    }
     const sipDest = sdpAudioDest(toSip);
     assert.equal(sipDest.address, '127.0.0.1', 'daemon address towards SIP');
     assert.ok(sipDest.port >= env.portRange[0] && sipDest.port <= env.portRange[1],
@@ -672,6 +787,12 @@ function defineTests() {
       'daemon port towards the page ' + pageDest.port);
     assert.deepEqual(sdpCodecs(answer).filter((c) => !/telephone-event|CN\//i.test(c)).map((c) => c.split(' ')[1].split('/')[0].toLowerCase()),
       [expectCodec.toLowerCase()], 'codec answered to the page: ' + JSON.stringify(sdpCodecs(answer)));
+    if (dtmf) {
+      // the page's own payload type for it, as it offered it
+      const pageTe = pageCodecs.find(isTe);
+      assert.deepEqual(sdpCodecs(answer).filter(isTe), [pageTe],
+        'telephone-event answered to the page with the page\'s payload type: ' + JSON.stringify(sdpCodecs(answer)));
+    }
     await withTimeout(page.evaluate((s) => window.e2e.answer(s), answer), 10000, label + ' setRemoteDescription');
 
     // ICE (lite) + DTLS
@@ -746,10 +867,86 @@ function defineTests() {
     assert.ok(qflags.includes('ICE') && qflags.includes('DTLS'), label + ': query flags ' + JSON.stringify(qflags));
     assert.equal(await page.evaluate(() => window.e2e.pc.connectionState), 'connected');
 
+    ctx.sipDest = sipDest;
     return {
       toPhone: { pps: rate, share: +tone.share.toFixed(3) },
       toPage: { packets: got, lost: stC.inbound.packetsLost, codec: stC.inbound.codec, peak: peaks[peaks.length - 1] },
       pair: st0.pair.local.port + ' -> ' + st0.pair.remote.port,
+    };
+  }
+
+  // ------------------------------------------------------- DTMF page -> phone
+
+  // After webrtcToSip(..., dtmf: true): the page's RTCDTMFSender plays
+  // `tones`; the phone must get them as RFC 4733 events with its own
+  // payload type, in one RTP stream with the audio around them.
+  async function dtmfToSip(ctx, { label, tones = '159#', duration = 100, gap = 70, phonePt = 101 }) {
+    const { page, phone, sipDest } = ctx;
+    const daemon = '127.0.0.1:' + sipDest.port;
+    // the window judged: from 10 packets (200 ms of audio) before
+    // insertDTMF, as Chromium starts the first event at once
+    const start = Math.max(0, phone.rx.length - 10);
+    ctx.summary = () => ['--- phone: RTP from ' + start + ' of ' + phone.rx.length + ' packets',
+      ...packetSummary(phone.rx.slice(start), phonePt)];
+
+    const played = await withTimeout(page.evaluate((a) => window.e2e.dtmf(a.tones, a.duration, a.gap, 5000),
+      { tones, duration, gap }), 10000, label + ' insertDTMF');
+    assert.ok(played.canInsertDTMF, label + ': RTCDTMFSender.canInsertDTMF is false (telephone-event not negotiated)');
+    assert.ok(played.ok, label + ': the DTMF sender did not finish ' + JSON.stringify(played));
+    assert.deepEqual(played.changes.map((c) => c.split(':')[1]).join(''), tones + '-',
+      label + ': tonechange events ' + JSON.stringify(played.changes));
+
+    // the last event's end packet(s), then a little audio after them
+    const ended = () => dtmfEvents(phone.rx.slice(start), phonePt).filter((e) => e.ends > 0).length;
+    await waitFor(label + ': the end packets of ' + tones.length + ' telephone-events at the phone',
+      () => ended() >= tones.length, { timeout: 3000, interval: 50 }).catch((e) => {
+      throw new Error(e.message + ' (' + ended() + ' ended)');
+    });
+    await sleep(300);
+
+    const pkts = phone.rx.slice(start);
+    const events = dtmfEvents(pkts, phonePt);
+    const evInfo = JSON.stringify(events.map(({ seqs, ...e }) => e));
+    assert.equal(events.map((e) => e.digits).join(''), tones, label + ': digits at the phone; events ' + evInfo);
+    for (const e of events) {
+      const what = label + ': event ' + JSON.stringify(e.digits) + ' ts ' + e.ts;
+      assert.equal(e.codes.length, 1, what + ': one event code per timestamp ' + evInfo);
+      assert.deepEqual(e.sizes, [4], what + ': 4-byte payloads (one event, no redundancy) ' + evInfo);
+      assert.ok(e.ends >= 1 && e.ends <= 3, what + ': ' + e.ends + ' end packets (want 1..3) ' + evInfo);
+      assert.equal(new Set(e.endDurations).size, 1, what + ': end packets with different durations ' + evInfo);
+      const want = duration * 8;
+      assert.ok(e.endDurations[0] >= want * 0.5 && e.endDurations[0] <= want * 1.5,
+        what + ': duration ' + e.endDurations[0] + ' samples (want ~' + want + ') ' + evInfo);
+    }
+    for (let i = 1; i < events.length; i++) {
+      const d = (events[i].ts - events[i - 1].ts) | 0;
+      assert.ok(d > 0, label + ': event timestamps do not increase: ' + events.map((e) => e.ts).join(' '));
+    }
+
+    // one RTP stream: audio and events from the daemon's port, one SSRC,
+    // sequence numbers +1 across both
+    assert.deepEqual([...new Set(pkts.map((p) => p.from))], [daemon], label + ': RTP to the phone from');
+    assert.ok(pkts.every((p) => p.h), label + ': non-RTP packets to the phone');
+    assert.deepEqual([...new Set(pkts.map((p) => p.h.pt))].sort((a, b) => a - b), [8, phonePt],
+      label + ': payload types to the phone');
+    assert.equal(new Set(pkts.map((p) => p.h.ssrc)).size, 1, label + ': one SSRC for audio and events');
+    const firstEv = pkts.findIndex((p) => p.h.pt === phonePt);
+    const lastEv = pkts.findLastIndex((p) => p.h.pt === phonePt);
+    assert.ok(pkts.slice(0, firstEv).some((p) => p.h.pt === 8) && pkts.slice(lastEv + 1).some((p) => p.h.pt === 8),
+      label + ': PCMA before and after the events');
+    const breaks = [];
+    for (let i = 1; i < pkts.length; i++) {
+      if (((pkts[i].h.seq - pkts[i - 1].h.seq) & 0xffff) !== 1) {
+        breaks.push('pt ' + pkts[i - 1].h.pt + ' seq ' + pkts[i - 1].h.seq + ' -> pt ' + pkts[i].h.pt + ' seq ' + pkts[i].h.seq);
+      }
+    }
+    assert.deepEqual(breaks, [], label + ': sequence numbers not +1 across audio and event packets');
+
+    return {
+      digits: events.map((e) => e.digits).join(''),
+      events: events.map((e) => e.digits + ' ts+' + ((e.ts - events[0].ts) >>> 0) + ' dur ' + e.endDurations[0]
+        + ' pkts ' + e.packets + ' ends ' + e.ends),
+      packets: pkts.length,
     };
   }
 
@@ -767,6 +964,15 @@ function defineTests() {
       const r = await webrtcToSip(ctx, { label: 'B', codec: 'opus', flags: { codec: { transcode: ['PCMA'] } },
         expectCodec: 'opus' });
       t.diagnostic(JSON.stringify(r));
+    });
+  });
+
+  test('C: DTMF: the page\'s RTCDTMFSender (PCMA + telephone-event/8000) reaches the phone as RFC 4733 events', { timeout: 60000 }, async (t) => {
+    await scenario('C DTMF', async (ctx) => {
+      const r = await webrtcToSip(ctx, { label: 'C', codec: 'PCMA', flags: {}, expectCodec: 'PCMA', dtmf: true });
+      t.diagnostic(JSON.stringify(r));
+      const d = await dtmfToSip(ctx, { label: 'C' });
+      t.diagnostic(JSON.stringify(d));
     });
   });
 
