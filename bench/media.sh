@@ -22,6 +22,8 @@
 #   OPUS_CALLS=50     the same for c (transcoding Opus costs ~10x more)
 #   LOSS_MAX=0.1      % loss that ends the ramp: "max calls" is the largest
 #                     step at or below it
+#   LAT_MAX_MS=20     also printed: the largest step (of the ramp, no
+#                     refining) with loss <= LOSS_MAX and latency p99 <= this
 #   REFINE=1          after the first step above LOSS_MAX, one more step
 #                     halfway between it and the last good one
 #   SCENARIOS="a b c"
@@ -55,6 +57,7 @@ MAX_CALLS=${MAX_CALLS:-1600}
 CALLS=${CALLS:-100}
 OPUS_CALLS=${OPUS_CALLS:-50}
 LOSS_MAX=${LOSS_MAX:-0.1}
+LAT_MAX_MS=${LAT_MAX_MS:-20}
 REFINE=${REFINE:-1}
 SCENARIOS=${SCENARIOS:-"a b c"}
 PORT_MIN=${PORT_MIN:-10000}
@@ -73,7 +76,7 @@ for v in MAX_CALLS CALLS OPUS_CALLS PORT_MIN PORT_MAX LG_PORT POOL NG_PORT QUANT
          THREADS REFINE DISTURBED RETRIES; do
     [[ ${!v} =~ ^[0-9]+$ ]] || { echo "$v must be an integer" >&2; exit 2; }
 done
-for v in DURATION WARMUP LOSS_MAX; do
+for v in DURATION WARMUP LOSS_MAX LAT_MAX_MS; do
     [[ ${!v} =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "$v must be a number" >&2; exit 2; }
 done
 for n in $STEPS; do
@@ -201,7 +204,7 @@ OURS_VERSION=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')
 # ---- runs -----------------------------------------------------------------
 
 start_daemon() {     # name
-    local name=$1 ng i
+    local name=$1 ng
     if [ "$name" = ours ]; then
         ng=$NG_PORT
         "$TMP/codeb-mediad" --listen-ng "127.0.0.1:$ng" --port-min "$PORT_MIN" \
@@ -217,16 +220,13 @@ start_daemon() {     # name
     fi
     DAEMON_PID=$!
     DAEMON_NG=$ng
-    "$PY" "$ROOT/bench/media_setup.py" --ng "127.0.0.1:$ng" --scenario a --count 0 \
-        --a-base 1 --b-base 1 --ping >/dev/null 2>&1 || true
-    # the answer must come from the one started here
-    for i in $(seq 20); do
-        kill -0 "$DAEMON_PID" 2>/dev/null || break
-        [ -r "/proc/$DAEMON_PID/status" ] && break
-        sleep 0.1
-    done
-    if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
-        warn "$name did not start: $(tail -3 "$TMP/logs/$name.log" | tr '\n' ' ')"
+    # pings for up to 10 s; the NG port was free, so the answer is its
+    if ! "$PY" "$ROOT/bench/media_setup.py" --ng "127.0.0.1:$ng" --scenario a --count 0 \
+            --a-base 1 --b-base 1 --ping >/dev/null 2>&1 \
+        || ! kill -0 "$DAEMON_PID" 2>/dev/null
+    then
+        warn "$name did not start or answer ping: $(tail -3 "$TMP/logs/$name.log" | tr '\n' ' ')"
+        stop_pid "$DAEMON_PID" INT
         DAEMON_PID=
         return 1
     fi
@@ -237,9 +237,11 @@ start_daemon() {     # name
 stop_daemon() {     # name
     local name=$1 sig=TERM
     [ "$name" = ours ] && sig=INT
+    local rc=0
     if [ -n "$DAEMON_PID" ] && ! kill -0 "$DAEMON_PID" 2>/dev/null; then
-        wait "$DAEMON_PID" 2>/dev/null
-        echo "exit $?" >"$TMP/results/$name-$SC.died"
+        wait "$DAEMON_PID" 2>/dev/null || rc=$?
+        echo "exit status $rc$([ "$rc" -gt 128 ] && echo " (signal $((rc - 128)))")" \
+            >"$TMP/results/$name-$SC.died"
     fi
     stop_pid "$DAEMON_PID" "$sig"
     DAEMON_PID=
@@ -437,6 +439,36 @@ maxcalls() {        # name sc
     fi
 }
 
+# the largest step up to which every step had loss <= LOSS_MAX and p99
+# <= LAT_MAX_MS (the ramp's steps only)
+maxcalls_lat() {    # name sc
+    local best=0 n r
+    [ -f "$TMP/results/$1-$2.ramp" ] || { echo "-"; return; }
+    [ -n "$(rampval "$1-$2" nocodec)" ] && { echo "n/a"; return; }
+    for n in $(awk '$1 == "step" { print $2 }' "$TMP/results/$1-$2.ramp" | sort -n | uniq); do
+        r=$1-$2-$n
+        over_loss "$r" && break
+        awk -v p="$(val "$r" lat_p99_us)" -v m="$LAT_MAX_MS" 'BEGIN { exit !(p != "" && p <= m * 1000) }' || break
+        best=$n
+    done
+    if [ "$best" = 0 ]; then echo "none of the steps"; else echo "$best"; fi
+}
+
+# frames held back at the start, per stream, in the main table's step
+heldline() {        # sc
+    local sc=$1 name n out=""
+    for name in ours rtpengine; do
+        n=$(table_step "$name" "$sc")
+        [ -n "$n" ] || continue
+        out+="$name $(val "$name-$sc-$n" d0_held_avg) A>B, $(val "$name-$sc-$n" d1_held_avg) B>A; "
+    done
+    if grep -qE '^d[01]_held_avg [1-9]|^d[01]_held_avg 0\.[0-9]*[1-9]' \
+        "$TMP/results/ours-$sc-$(table_step ours "$sc")" \
+        "$TMP/results/rtpengine-$sc-$(table_step rtpengine "$sc")" 2>/dev/null; then
+        echo "frames held at the start (whole 20 ms periods a relay adds that p50/p99 above do not show): ${out%; }"
+    fi
+}
+
 fmt() { awk -v v="$1" -v f="$2" 'BEGIN { if (v == "") print "-"; else printf f, v }'; }
 
 row() {             # name sc label
@@ -492,6 +524,9 @@ echo "  seconds, in % of one core.  loss: packets sent during the measured windo
 echo "  100 ms) and not received within ${DRAIN_MS} ms after the last send, per direction."
 echo "latency: send -> receive through the relay, kernel software timestamps of the loopback device"
 echo "  (our packet leaving, the relay's packet arriving), packets sent in the window; both directions."
+echo "  A packet's frame: from its sequence number, anchored by its audio for G.711 output; for Opus"
+echo "  output and PCMA made from Opus by the fastest packet of the stream, so whole 20 ms periods a"
+echo "  relay adds to every packet (a frame kept back) show as 'frames held', not in p50/p99."
 echo "RSS/call: relay RSS at the end of the window minus before the first call, / calls."
 echo "max calls: the largest step of the ramp ($STEPS, up to $MAX_CALLS$([ "$REFINE" = 1 ] && echo ", plus one step"
 echo "  between the last good and the first bad one")) with loss <= ${LOSS_MAX} %; '>=' the ramp ended first."
@@ -508,6 +543,9 @@ for SC in $SCENARIOS; do
         row rtpengine "$SC" "rtpengine"
         ratio_row "$SC"
     fi
+    heldline "$SC"
+    printf 'max calls with loss <= %s %% and p99 <= %s ms (ramp steps): ours %s, rtpengine %s\n' \
+        "$LOSS_MAX" "$LAT_MAX_MS" "$(maxcalls_lat ours "$SC")" "$(maxcalls_lat rtpengine "$SC")"
 done
 echo
 echo "SRTP<->RTP: not measured (needs a DTLS-SRTP load generator)"

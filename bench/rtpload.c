@@ -1,11 +1,18 @@
 /*
  * rtpload: RTP load generator for bench/media.sh.  One thread: paced
  * sendmmsg() of every due packet, recvmmsg() of whatever has arrived,
- * clock_nanosleep() until the next packet is due.  Built by bench/media.sh with
+ * clock_nanosleep() until the next packet is due, but at most one wakeup
+ * per QUANTUM us (a timer wakeup costs more than a packet; packets due
+ * meanwhile go out together).  Built by bench/media.sh with
  * cc -O2 ... -lopus -lm.
  *
  *   rtpload -s a|b|c -f CALLS -n N -A PORT -B PORT -S POOL -p PID
  *           [-w WARMUP_S] [-d DURATION_S] [-t DRAIN_MS] [-r RSS0_KB]
+ *           [-q QUANTUM_US] [-T 0|1] [-v [-v]]
+ *
+ * -T 0: no TX timestamps (the send time is then the clock before the
+ * sendmmsg() call, which it overstates by up to a few us); -v: packets not
+ * received, -v -v: every packet of the first two calls, on stderr.
  *
  * CALLS is the output of bench/media_setup.py: "<i> <port A sends to>
  * <port B sends to>" per call; the first N calls are used.  Side A of call
@@ -28,16 +35,19 @@
  * delivered to the wrong call fails the payload check.  The 2N streams
  * are spread evenly over the 20 ms period and start over the first 0.5 s.
  *
- * Per received packet: the round it belongs to is found from its sequence
- * number relative to the stream's first packet out of the relay; that
- * first packet is matched to the last round sent before it arrived (for
- * G.711 output: to the round whose audio it carries, searched over the
- * last second).  A relay that keeps a frame back (emits frame k when
- * k+1 arrives) thus shows "held" 1, and its latency is measured from the
- * packet that made it send.  Latency = kernel receive timestamp
- * (SO_TIMESTAMPNS, CLOCK_REALTIME) minus the send time (clock read before
- * the sendmmsg() of its batch, interpolated within the batch), for packets
- * sent during the measurement window.
+ * Per received packet: the round it belongs to is its sequence number's
+ * offset from the stream's first packet out of the relay, plus the round
+ * of that first packet.  G.711 output: the round whose audio it carries
+ * (searched over the last second).  Other output (Opus, PCMA made from
+ * Opus): settled at the end as the smallest "last round sent before
+ * arrival - offset" over the stream's packets, exact once one packet came
+ * within 20 ms (the first may have been late).  A relay that keeps a frame
+ * back (emits frame k when k+1 arrives) thus shows "held" 1, and its
+ * latency is measured from the packet that made it send.  Latency = the relay's packet arriving minus
+ * ours leaving, both software timestamps of the loopback device
+ * (SO_TIMESTAMPING: RX on the data, TX from the error queue matched by
+ * OPT_ID key; CLOCK_REALTIME), for packets sent during the window.  So
+ * it is what the relay adds: its wakeup, its work, its send; not ours.
  *
  * Checks: RTP version 2 and payload type, delivery on the right socket,
  * SSRC constant per stream, no duplicates, round in range, the RTP
@@ -118,6 +128,11 @@ typedef struct {
     uint64_t  received, dup, oor, neg, bad_pt, bad_payload, exact, ssrc_changes;
     uint64_t  ts_jumps;
     OpusDecoder *dec;             /* Opus out of the first calls: decoded */
+    /* output that carries no round (Opus, PCMA made from Opus): packets
+       kept, their round settled at the end */
+    int32_t  *pk_ext;
+    int64_t  *pk_rx;
+    int       npk;
     int64_t   last_ext_ts;        /* ext of the last packet, for ts checks */
     uint32_t  last_ts;
     int       have_ts;
@@ -768,6 +783,10 @@ load_calls(void)
         s->start = (int) ((int64_t) i * spread / nst);
         s->tx = xcalloc((size_t) nrounds, sizeof(int64_t));
         s->got = xcalloc((size_t) nrounds, 1);
+        if (chk[s->dir] != CHK_G711) {
+            s->pk_ext = xcalloc((size_t) nrounds * 2, sizeof(int32_t));
+            s->pk_rx = xcalloc((size_t) nrounds * 2, sizeof(int64_t));
+        }
     }
 }
 
@@ -819,6 +838,36 @@ find_base(stream_t *s, int64_t rx, const uint8_t *pl, int plen)
         }
     }
     return best_snr >= SNR_MIN_DB ? best : k0;
+}
+
+
+/* packet ext of s (sequence offset from its first) arrived at rx */
+static void
+deliver(stream_t *s, int ext, int64_t rx)
+{
+    int  r = s->base_round + ext;
+
+    if (r < s->start || r >= nrounds || s->tx[r] == 0) {
+        s->oor++;
+        return;
+    }
+    if (s->got[r]) {
+        s->dup++;
+        return;
+    }
+    s->got[r] = 1;
+    s->received++;
+
+    if (o_verbose > 1 && s->call < 2) {
+        fprintf(stderr, "rtpload: call %d dir %d ext %d round %d latency %.1f us\n",
+                s->call, s->dir, ext, r, (rx - s->tx[r]) / 1e3);
+    }
+    if (rx < s->tx[r]) {
+        s->neg++;
+    } else if (s->tx[r] >= win_start_ns && s->tx[r] < win_end_ns) {
+        lat_add(&lat_all, rx - s->tx[r]);
+        lat_add(&lat_dir[s->dir], rx - s->tx[r]);
+    }
 }
 
 
@@ -877,13 +926,17 @@ on_packet(int slot, uint8_t *p, int n, struct sockaddr_in *from, int64_t rx)
     }
 
     if (!s->have_base) {
-        r = find_base(s, rx, pl, plen);
-        if (r < 0) {
-            s->neg++;
-            return;
+        /* G.711 out: the round from the audio it carries; other output:
+           settled at the end (deferred) */
+        if (chk[s->dir] == CHK_G711) {
+            r = find_base(s, rx, pl, plen);
+            if (r < 0) {
+                s->neg++;
+                return;
+            }
+            s->base_round = r;
         }
         s->have_base = 1;
-        s->base_round = r;
         s->last_seq = seq;
         s->ext = 0;
         s->rx_ssrc = ssrc;
@@ -919,34 +972,12 @@ on_packet(int slot, uint8_t *p, int n, struct sockaddr_in *from, int64_t rx)
         }
     }
 
-    r = s->base_round + (int) s->ext;
-    if (r < s->start || r >= nrounds || s->tx[r] == 0) {
-        s->oor++;
-        return;
-    }
-    if (s->got[r]) {
-        s->dup++;
-        return;
-    }
-    s->got[r] = 1;
-    s->received++;
     s->nrx++;
 
-    if (o_verbose > 1 && s->call < 2) {
-        fprintf(stderr, "rtpload: call %d dir %d seq %u round %d latency %.1f us\n",
-                s->call, s->dir, seq, r, (rx - s->tx[r]) / 1e3);
-    }
-    if (rx < s->tx[r]) {
-        s->neg++;
-    } else if (s->tx[r] >= win_start_ns && s->tx[r] < win_end_ns) {
-        lat_add(&lat_all, rx - s->tx[r]);
-        lat_add(&lat_dir[s->dir], rx - s->tx[r]);
-    }
-
-    /* payload */
-    f = (r + s->phase) % NFRAMES;
-    switch (chk[s->dir]) {
-    case CHK_G711:
+    if (chk[s->dir] == CHK_G711) {
+        deliver(s, (int) s->ext, rx);
+        r = s->base_round + (int) s->ext;
+        f = ((r % NFRAMES + NFRAMES) + s->phase) % NFRAMES;
         if (plen != G711_LEN) {
             s->bad_payload++;
         } else if (memcmp(pl, g711_exp[s->dir][f], G711_LEN) == 0) {
@@ -954,7 +985,19 @@ on_packet(int slot, uint8_t *p, int n, struct sockaddr_in *from, int64_t rx)
         } else if (snr_db(pl, out_kind[s->dir], lin_exp[s->dir][f]) < SNR_MIN_DB) {
             s->bad_payload++;
         }
-        break;
+        return;
+    }
+
+    if (s->npk < 2 * nrounds) {
+        s->pk_ext[s->npk] = (int32_t) s->ext;
+        s->pk_rx[s->npk] = rx;
+        s->npk++;
+    } else {
+        s->oor++;
+    }
+
+    /* payload checks that need no round */
+    switch (chk[s->dir]) {
     case CHK_OPUS:
         if (plen < 1 || opus_packet_get_nb_samples(pl, plen, 48000) != 960) {
             s->bad_payload++;
@@ -964,19 +1007,19 @@ on_packet(int slot, uint8_t *p, int n, struct sockaddr_in *from, int64_t rx)
            silence or noise (the rest: structure only, decoding costs) */
         if (s->call < OPUS_DECODE_CALLS) {
             static float pcm[5760];
-            int err, n;
+            int err, ns;
             if (s->dec == NULL) {
                 s->dec = opus_decoder_create(48000, 1, &err);
             }
-            n = s->dec ? opus_decode_float(s->dec, pl, plen, pcm, 5760, 0) : -1;
-            if (n != 960) {
+            ns = s->dec ? opus_decode_float(s->dec, pl, plen, pcm, 5760, 0) : -1;
+            if (ns != 960) {
                 s->bad_payload++;
             } else if (s->nrx > 5) {
                 double e = 0;
-                for (int i = 0; i < n; i++) {
+                for (int i = 0; i < ns; i++) {
                     e += (double) pcm[i] * pcm[i];
                 }
-                if (10 * log10(e / n + 1e-12) < LEVEL_MIN_DB) {
+                if (10 * log10(e / ns + 1e-12) < LEVEL_MIN_DB) {
                     s->bad_payload++;
                 }
             }
@@ -996,6 +1039,63 @@ on_packet(int slot, uint8_t *p, int n, struct sockaddr_in *from, int64_t rx)
             }
         }
         break;
+    }
+}
+
+
+/* the last round of s sent at or before t, or -1 */
+static int
+sent_before(stream_t *s, int64_t t)
+{
+    int  r, j = (int) (s - st);
+
+    /* a round leaves at its due time or later */
+    r = (int) ((t - t0_ns - (int64_t) j * (PERIOD_NS / nst)) / PERIOD_NS);
+    if (r >= nrounds) {
+        r = nrounds - 1;
+    }
+    while (r >= s->start && (s->tx[r] == 0 || s->tx[r] > t)) {
+        r--;
+    }
+    return r >= s->start ? r : -1;
+}
+
+
+/*
+ * Deferred streams: the first packet out may have been late, so its round
+ * is not "the last one sent before it"; the round offset is the smallest
+ * (last round sent before arrival - sequence offset) over all packets, i.e.
+ * exact as soon as one packet came within 20 ms.  A relay that keeps a
+ * frame back (sends frame k when k + 1 arrives) gets k + 1, the packet that
+ * made it send.
+ */
+static void
+settle_deferred(void)
+{
+    int        i, k, r, base;
+    stream_t  *s;
+
+    for (i = 0; i < nst; i++) {
+        s = &st[i];
+        if (chk[s->dir] == CHK_G711 || s->npk == 0) {
+            continue;
+        }
+        base = INT32_MAX;
+        for (k = 0; k < s->npk; k++) {
+            r = sent_before(s, s->pk_rx[k]);
+            if (r >= 0 && r - s->pk_ext[k] < base) {
+                base = r - s->pk_ext[k];
+            }
+        }
+        if (base == INT32_MAX) {
+            s->neg += (uint64_t) s->npk;
+            s->have_base = 0;
+            continue;
+        }
+        s->base_round = base;
+        for (k = 0; k < s->npk; k++) {
+            deliver(s, s->pk_ext[k], s->pk_rx[k]);
+        }
     }
 }
 
@@ -1247,7 +1347,7 @@ usage(void)
 {
     fprintf(stderr, "usage: rtpload -s a|b|c -f CALLS -n N -A PORT -B PORT"
             " [-S POOL] [-p PID] [-w WARMUP_S] [-d DURATION_S] [-t DRAIN_MS]"
-            " [-r RSS0_KB]\n");
+            " [-r RSS0_KB] [-q QUANTUM_US] [-T 0|1] [-v]\n");
     exit(2);
 }
 
@@ -1428,6 +1528,8 @@ main(int argc, char **argv)
 
     /* ---- results ---- */
 
+    settle_deferred();
+
     win_s = (win_end_ns - win_start_ns) / 1e9;
     printf("scenario %c\ncalls %d\nstreams %d\nrounds %d\nwarmup_s %.2f\n"
            "window_s %.3f\npool %d\ntail_rounds %d\ndrain_ms %d\n", o_scen,
@@ -1436,7 +1538,7 @@ main(int argc, char **argv)
     uint64_t tot_exp = 0, tot_rx = 0;
     int shown_lost = 0;
     for (d = 0; d < 2; d++) {
-        uint64_t exp_all = 0, rx_all = 0, tsj = 0;
+        uint64_t exp_all = 0, rx_all = 0, tsj = 0, held_sum = 0;
         uint64_t sent = 0, exp = 0, rx = 0, dup = 0, oor = 0, neg = 0, bpt = 0,
                  bpl = 0, exact = 0, ssrcch = 0, nobase = 0, held[3] = { 0 };
         for (i = d; i < nst; i += 2) {
@@ -1454,6 +1556,7 @@ main(int argc, char **argv)
             }
             if (s->have_base) {
                 held[skip > 1 ? 2 : skip]++;
+                held_sum += (uint64_t) skip;
             } else {
                 nobase++;
             }
@@ -1487,6 +1590,12 @@ main(int argc, char **argv)
         tot_exp += exp;
         tot_rx += rx;
         printf("d%d_ts_jumps %llu\n", d, (unsigned long long) tsj);
+        /* frames before the first one delivered, per stream: a relay that
+           keeps frames back (or whose every packet is late by whole 20 ms
+           periods: for output that carries no round this cannot be told
+           apart, and it is not in the latency) */
+        printf("d%d_held_avg %.2f\n", d, (held[0] + held[1] + held[2])
+               ? (double) held_sum / (double) (held[0] + held[1] + held[2]) : 0);
         printf("d%d_loss_all_pct %.4f\n", d, exp_all ? 100.0 * (double)
                (exp_all - (rx_all < exp_all ? rx_all : exp_all)) / exp_all : 0);
         printf("d%d_sent %llu\nd%d_expected %llu\nd%d_received %llu\n"
