@@ -103,8 +103,8 @@ if [ "$MAX_CALLS" -gt 20000 ]; then
     MAX_CALLS=20000
 fi
 
-log() { printf '== %s\n' "$*" >&2; }
-warn() { printf 'WARNING: %s\n' "$*"; }
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 # ---- file descriptors and ports -----------------------------------------
 
@@ -142,19 +142,7 @@ DAEMON_PID=
 LG_PID=
 SETUP_PID=
 
-# TERM (INT for ours: no drain), up to 5 s, then KILL
-stop_pid() {
-    local pid=$1 sig=${2:-TERM} i
-    [ -n "$pid" ] || return 0
-    kill -"$sig" "$pid" 2>/dev/null || true
-    for i in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-
+# stop_pid (bench/lib.sh): INT for ours, which drains on TERM
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
@@ -174,13 +162,7 @@ trap 'exit 130' INT TERM
 # ---- build ----------------------------------------------------------------
 
 T_START=$(date +%s)
-if [ "${BUILD:-1}" != 0 ] || [ ! -x "$ROOT/build/mediad/codeb-mediad" ]; then
-    log "building (./build.sh build)"
-    "$ROOT/build.sh" build >"$TMP/logs/build.log" 2>&1 \
-        || { tail -20 "$TMP/logs/build.log"; exit 1; }
-elif [ -n "$(find "$ROOT/media-daemon/src" -type f -newer "$ROOT/build/mediad/codeb-mediad" 2>/dev/null | head -1)" ]; then
-    warn "media-daemon sources are newer than build/mediad (BUILD=0): the old build is measured"
-fi
+bench_build "$ROOT/build/mediad/codeb-mediad" "$ROOT/media-daemon/src"
 # a private copy: a rebuild in the checkout while we run cannot touch it
 cp "$ROOT/build/mediad/codeb-mediad" "$TMP/codeb-mediad"
 log "building the load generator"

@@ -54,8 +54,8 @@ if awk -v d="$DURATION" -v r="$RATE_DURATION" 'BEGIN { exit !(d > 30 || r > 30) 
     echo "DURATION and RATE_DURATION are at most 30 s" >&2; exit 2
 fi
 
-log() { printf '== %s\n' "$*" >&2; }
-warn() { printf 'WARNING: %s\n' "$*"; }
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 # ---- file descriptors ---------------------------------------------------
 
@@ -112,17 +112,6 @@ stop_nginx() {
 }
 
 # TERM, up to 3 s, then KILL
-stop_pid() {
-    local pid=$1 i
-    [ -n "$pid" ] || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 30); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-}
-
 stop_node() { stop_pid "$NODE_PID"; NODE_PID=; }
 stop_redis() { stop_pid "$REDIS_PID"; REDIS_PID=; }
 
@@ -150,15 +139,8 @@ trap 'exit 130' INT TERM
 
 # BUILD=0 measures build/modules as they are (warning when older than the
 # sources); otherwise ./build.sh build first (it installs by rename)
-if [ "${BUILD:-1}" != 0 ] || [ ! -f "$ROOT/build/modules/ngx_codeb_signal_module.so" ] \
-    || [ ! -f "$ROOT/build/modules/ngx_codeb_core_module.so" ]; then
-    log "building the modules (./build.sh build)"
-    "$ROOT/build.sh" build >"$TMP/logs/build.log" 2>&1 \
-        || { tail -20 "$TMP/logs/build.log"; exit 1; }
-elif [ -n "$(find "$ROOT"/ngx_codeb_core "$ROOT"/ngx_codeb_signal -type f \
-             -newer "$ROOT/build/modules/ngx_codeb_signal_module.so" 2>/dev/null | head -1)" ]; then
-    warn "module sources are newer than build/modules (BUILD=0): the old build is measured"
-fi
+bench_build "$ROOT/build/modules/ngx_codeb_signal_module.so" \
+    "$ROOT"/ngx_codeb_core "$ROOT"/ngx_codeb_signal
 log "building the load generator"
 # private copies: a rebuild in the checkout while we run cannot touch them
 cp "$ROOT"/build/modules/ngx_codeb_core_module.so \
