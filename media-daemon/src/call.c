@@ -1422,7 +1422,8 @@ md_query_addr(be_buf_t *b, const char *key, struct sockaddr_in *sin)
 /*
  * call totals and, per tag and m= line, its stream: local port,
  * endpoint, last packet (s ago), flags, and stats (packets, bytes, errors
- * in; lost and jitter (ms) from RFC 3550 A.3/A.8; packets sent).  The
+ * in; lost and jitter (ms) from RFC 3550 A.3/A.8; rtt (ms, -1 until
+ * measured) from its reports on the SRs we forwarded; packets sent).  The
  * shape of rtpengine's query, with loss and jitter added
  */
 const char *
@@ -1519,6 +1520,8 @@ md_call_query(be_node_t *req, be_buf_t *reply)
             be_kint(reply, "jitter", (int64_t) (s->in.jitter * 1000 / rate));
             be_kint(reply, "packets sent", (int64_t) s->packets_out);
             be_kint(reply, "RTCP packets", (int64_t) s->rtcp_packets);
+            be_kint(reply, "rtt", s->rtt ? (int64_t) (s->rtt * 1000 + 0.5)
+                                         : -1);
             be_end(reply);
             be_end(reply);
             be_end(reply);

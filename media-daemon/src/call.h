@@ -105,6 +105,15 @@ struct md_stream_s {
     md_stats_t          in;            /* what it sends us */
     uint64_t            packets_out;
     uint64_t            rtcp_packets;
+
+    /* RFC 3550 §6.4.1: round trip to this endpoint from its reports on
+     * the sender reports we forwarded to it */
+    struct {
+        uint32_t        lsr;           /* NTP timestamp, middle 32 bits */
+        double          at;            /* md_now() when sent */
+    }                   sr_sent[4];
+    unsigned            sr_next;
+    double              rtt;           /* s; 0: not measured yet */
     double              last_in;       /* s, md_now(); 0: never */
 };
 

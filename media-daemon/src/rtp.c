@@ -29,6 +29,7 @@ static void md_rtcp_packet(md_stream_t *s, uint8_t *p, size_t n,
     struct sockaddr_in *from);
 static void md_stun_packet(md_stream_t *s, uint8_t *p, size_t n,
     struct sockaddr_in *from);
+static void md_rtcp_rtt(md_stream_t *s, const uint8_t *p, size_t n);
 static int md_source_ok(md_stream_t *s, struct sockaddr_in *from, int rtcp);
 static void md_rtp_send(md_stream_t *peer, int pt, size_t len, uint16_t seq,
     uint32_t ts, int marker);
@@ -567,6 +568,53 @@ md_rtp_send(md_stream_t *peer, int pt, size_t len, uint16_t seq, uint32_t ts,
 
 
 /*
+ * RFC 3550 §6.4.1: the report blocks of the SR/RR packets in a compound
+ * RTCP packet from s's endpoint; a block whose LSR is an SR we forwarded
+ * to it gives the round trip: now - sent - DLSR
+ */
+static void
+md_rtcp_rtt(md_stream_t *s, const uint8_t *p, size_t n)
+{
+    int        k, count;
+    size_t     len, off;
+    double     now, rtt;
+    uint32_t   lsr, dlsr;
+    unsigned   i;
+
+    now = md_now();
+
+    while (n >= 8 && (p[0] >> 6) == 2) {
+        len = 4 * ((size_t) ((p[2] << 8) | p[3]) + 1);
+        if (len > n) {
+            return;
+        }
+
+        count = p[0] & 0x1f;
+        off = p[1] == 200 ? 28 : p[1] == 201 ? 8 : len;
+
+        for (k = 0; k < count && off + 24 <= len; k++, off += 24) {
+            lsr = ((uint32_t) p[off + 16] << 24) | ((uint32_t) p[off + 17] << 16)
+                  | ((uint32_t) p[off + 18] << 8) | p[off + 19];
+            dlsr = ((uint32_t) p[off + 20] << 24)
+                   | ((uint32_t) p[off + 21] << 16)
+                   | ((uint32_t) p[off + 22] << 8) | p[off + 23];
+
+            for (i = 0; lsr && i < 4; i++) {
+                if (s->sr_sent[i].lsr == lsr) {
+                    rtt = now - s->sr_sent[i].at - dlsr / 65536.0;
+                    s->rtt = rtt > 0 ? rtt : 0.0001;
+                    break;
+                }
+            }
+        }
+
+        p += len;
+        n -= len;
+    }
+}
+
+
+/*
  * RTCP goes across with the sender SSRC of SR/RR replaced by the one the
  * other side sees for this direction (RFC 3550 §6.4)
  */
@@ -589,10 +637,22 @@ md_rtcp_packet(md_stream_t *s, uint8_t *p, size_t n, struct sockaddr_in *from)
 
     s->rtcp_packets++;
 
+    md_rtcp_rtt(s, p, n);
+
     peer = s->peer;
 
     if (peer == NULL || !peer->has_remote) {
         return;
+    }
+
+    if (p[1] == 200 && n >= 28) {
+        /* remember the SR the peer gets, to match its reports on it */
+        peer->sr_sent[peer->sr_next % 4].lsr = ((uint32_t) p[10] << 24)
+                                               | ((uint32_t) p[11] << 16)
+                                               | ((uint32_t) p[12] << 8)
+                                               | p[13];
+        peer->sr_sent[peer->sr_next % 4].at = md_now();
+        peer->sr_next++;
     }
 
     memcpy(md_rtp_out, p, n);

@@ -246,6 +246,38 @@ class Relay(unittest.TestCase):
                      for m in t["medias"])
         self.assertGreaterEqual(errors, 10)
 
+    def test_rtt_from_receiver_reports(self):
+        import struct
+        dest_a, dest_b, _, _ = self.offer_answer("rt", [(8, "PCMA", 8000)],
+                                                 [(8, "PCMA", 8000)])
+        self.a.send_tone(dest_a, seconds=0.1)
+        self.b.send_tone(dest_b, seconds=0.1)
+        # A's SR goes through the daemon to B; B answers 150 ms later with
+        # an RR on it (LSR = the SR's NTP middle bits, DLSR = 0)
+        ntp_hi, ntp_lo = 0x12345678, 0x9ABC0000
+        sr = struct.pack("!BBHIIIIII", 0x80, 200, 6, 0xA, ntp_hi, ntp_lo, 0, 0, 0)
+        self.a.rtcp_sock.sendto(sr, (dest_a[0], dest_a[1] + 1))
+        got = None
+        deadline = time.monotonic() + 2
+        while got is None and time.monotonic() < deadline:
+            try:
+                self.b.rtcp_sock.settimeout(0.5)
+                got = self.b.rtcp_sock.recv(2048)
+            except OSError:
+                pass
+        self.assertIsNotNone(got, "the SR reached B")
+        self.assertEqual(got[1], 200)
+        lsr = ((ntp_hi & 0xFFFF) << 16) | (ntp_lo >> 16)
+        time.sleep(0.15)
+        rr = struct.pack("!BBHI", 0x81, 201, 7, 0xB) + struct.pack(
+            "!IIIIII", struct.unpack("!I", got[4:8])[0], 0, 0, 0, lsr, 0)
+        self.b.rtcp_sock.sendto(rr, (dest_b[0], dest_b[1] + 1))
+        time.sleep(0.1)
+        q = self.ng.query("rt")
+        rtt = q["tags"]["tag-b"]["medias"][0]["streams"][0]["stats"]["rtt"]
+        self.assertTrue(140 <= rtt <= 400, rtt)
+        self.assertEqual(q["tags"]["tag-a"]["medias"][0]["streams"][0]["stats"]["rtt"], -1)
+
     def test_garbage_on_media_ports(self):
         dest_a, dest_b, _, _ = self.offer_answer("gb", [(8, "PCMA", 8000)],
                                                  [(8, "PCMA", 8000)])

