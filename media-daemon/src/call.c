@@ -283,7 +283,8 @@ md_call_free(md_call_t *c)
 
     for (l = 0; l < 2; l++) {
         for (i = 0; i < c->legs[l].nstreams; i++) {
-            md_stream_close(&c->legs[l].streams[i]);
+            md_stream_close(c->legs[l].streams[i]);
+            free(c->legs[l].streams[i]);
         }
     }
 
@@ -334,8 +335,11 @@ md_call_streams(md_call_t *c, int n)
 
     for (l = 0; l < 2; l++) {
         for (i = c->legs[l].nstreams; i < n; i++) {
-            s = &c->legs[l].streams[i];
-            memset(s, 0, sizeof(md_stream_t));
+            s = calloc(1, sizeof(md_stream_t));
+            if (s == NULL) {
+                return "out of memory";
+            }
+
             s->call = c;
             s->leg = &c->legs[l];
             s->index = i;
@@ -354,16 +358,18 @@ md_call_streams(md_call_t *c, int n)
             s->out.ts_offset = r[1] ^ r[0];
 
             if (md_stream_open(s) != 0) {
+                free(s);
                 return "no free media port";
             }
 
+            c->legs[l].streams[i] = s;
             c->legs[l].nstreams = i + 1;
         }
     }
 
     for (i = 0; i < n; i++) {
-        c->legs[0].streams[i].peer = &c->legs[1].streams[i];
-        c->legs[1].streams[i].peer = &c->legs[0].streams[i];
+        c->legs[0].streams[i]->peer = c->legs[1].streams[i];
+        c->legs[1].streams[i]->peer = c->legs[0].streams[i];
     }
 
     return NULL;
@@ -886,8 +892,8 @@ md_sdp_out(be_buf_t *b, md_sdp_t *in, md_leg_t *to, md_flags_t *f,
     bundle = 0;
 
     for (i = 0; i < in->nmedia; i++) {
-        ice |= to->streams[i].ice;
-        bundle |= to->streams[i].webrtc;
+        ice |= to->streams[i]->ice;
+        bundle |= to->streams[i]->webrtc;
     }
 
     if (ice) {
@@ -897,7 +903,7 @@ md_sdp_out(be_buf_t *b, md_sdp_t *in, md_leg_t *to, md_flags_t *f,
     /* one transport per m= line: a BUNDLE group only of one */
     if (bundle && in->nmedia == 1 && (offer || to->bundle)) {
         md_out(b, "a=group:BUNDLE %s\r\n",
-               to->streams[0].mid[0] ? to->streams[0].mid : "0");
+               to->streams[0]->mid[0] ? to->streams[0]->mid : "0");
     }
 
     for (i = 0; i < in->nattrs; i++) {
@@ -908,7 +914,7 @@ md_sdp_out(be_buf_t *b, md_sdp_t *in, md_leg_t *to, md_flags_t *f,
 
     for (i = 0; i < in->nmedia; i++) {
         m = &in->media[i];
-        s = &to->streams[i];
+        s = to->streams[i];
 
         md_out(b, "m=%s %u %s", m->media, m->port ? s->port : 0,
                s->webrtc ? "UDP/TLS/RTP/SAVPF" : "RTP/AVP");
@@ -1118,7 +1124,7 @@ md_call_offer(be_node_t *req, be_buf_t *reply)
     err = md_call_streams(c, sdp->nmedia);
 
     for (i = 0; err == NULL && i < sdp->nmedia; i++) {
-        a = &c->legs[from].streams[i];
+        a = c->legs[from].streams[i];
         b = a->peer;
         md_stream_learn(a, sdp, &sdp->media[i], &f);
         a->mux_accept = be_list_has(f.rtcp_mux, "demux")
@@ -1307,7 +1313,7 @@ md_call_answer(be_node_t *req, be_buf_t *reply)
     err = md_flags_check(&f, sdp);
 
     for (i = 0; err == NULL && i < sdp->nmedia; i++) {
-        b = &c->legs[1 - to].streams[i];
+        b = c->legs[1 - to].streams[i];
         a = b->peer;
 
         /* the offerer's own codecs: kept before they are narrowed */
@@ -1358,7 +1364,7 @@ md_call_answer(be_node_t *req, be_buf_t *reply)
         md_registry_call(c, 1);
 
         for (i = 0; i < sdp->nmedia; i++) {
-            a = &c->legs[to].streams[i];
+            a = c->legs[to].streams[i];
             md_log(MD_LOG_INFO, "[%s] stream %d: %s pt %d <-> %s pt %d%s",
                    c->id, i, a->ncodecs ? a->codecs[0].name : "-",
                    a->send_pt, a->peer->ncodecs ? a->peer->codecs[0].name
@@ -1468,7 +1474,7 @@ md_call_query(be_node_t *req, be_buf_t *reply)
         be_list(reply);
 
         for (i = 0; i < c->legs[l].nstreams; i++) {
-            s = &c->legs[l].streams[i];
+            s = c->legs[l].streams[i];
             rate = s->ncodecs ? s->codecs[0].rate : 8000;
 
             be_dict(reply);
@@ -1607,7 +1613,7 @@ md_call_timeouts(void)
 
             for (l = 0; l < 2; l++) {
                 for (k = 0; k < c->legs[l].nstreams; k++) {
-                    s = &c->legs[l].streams[k];
+                    s = c->legs[l].streams[k];
 
                     if (s->dtls) {
                         md_dtls_timer(s->dtls);
@@ -1689,8 +1695,8 @@ md_call_play(be_node_t *req, be_buf_t *reply)
     }
 
     for (i = 0; i < leg->nstreams; i++) {
-        if (strcmp(leg->streams[i].media, "audio") == 0) {
-            return md_media_play(&leg->streams[i], req, reply);
+        if (strcmp(leg->streams[i]->media, "audio") == 0) {
+            return md_media_play(leg->streams[i], req, reply);
         }
     }
 
@@ -1710,7 +1716,7 @@ md_call_each(md_call_t *c, md_leg_t *leg, void (*fn)(md_stream_t *s))
         }
 
         for (i = 0; i < c->legs[l].nstreams; i++) {
-            fn(&c->legs[l].streams[i]);
+            fn(c->legs[l].streams[i]);
         }
     }
 }

@@ -120,7 +120,7 @@ struct md_stream_s {
 struct md_leg_s {
     char                tag[MD_ID_LEN];
     int                 nstreams;
-    md_stream_t         streams[MD_MAX_MEDIA];
+    md_stream_t        *streams[MD_MAX_MEDIA];   /* [0, nstreams) */
     unsigned            strict_source:1;
     unsigned            bundle:1;      /* its SDP had a=group:BUNDLE */
 };

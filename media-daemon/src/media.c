@@ -331,7 +331,7 @@ md_media_tick(md_io_t *io)
         for (c = md_call_bucket(i); c; c = c->next) {
             for (l = 0; l < 2; l++) {
                 for (k = 0; k < c->legs[l].nstreams; k++) {
-                    s = &c->legs[l].streams[k];
+                    s = c->legs[l].streams[k];
 
                     /* on time, catching up at most 5 frames */
                     for (frames = 0;
@@ -433,7 +433,7 @@ md_media_record(md_call_t *c, be_buf_t *reply)
 
     for (l = 0; l < 2; l++) {
         for (k = 0; k < c->legs[l].nstreams; k++) {
-            s = &c->legs[l].streams[k];
+            s = c->legs[l].streams[k];
 
             if (s->recorder || s->ncodecs == 0) {
                 continue;

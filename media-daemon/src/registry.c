@@ -149,7 +149,7 @@ md_registry_call(md_call_t *c, int alive)
     for (l = 0; l < 2; l++) {
         for (i = 0; i < c->legs[l].nstreams && n < sizeof(value) - 8; i++) {
             n += (size_t) snprintf(value + n, sizeof(value) - n, " %u",
-                                   c->legs[l].streams[i].port);
+                                   c->legs[l].streams[i]->port);
         }
     }
 
