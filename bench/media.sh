@@ -10,7 +10,14 @@
 #   a  plain RTP, PCMA pass-through
 #   b  PCMA <-> PCMU, codec transcode PCMU in the offer
 #   c  Opus (A offers opus/48000/2, codec transcode PCMA) <-> PCMA (B answers PCMA)
-# SRTP <-> RTP is not measured: that needs a DTLS-SRTP load generator.
+#   d  SRTP <-> RTP, PCMA pass-through: A is a WebRTC endpoint (ICE, DTLS-SRTP,
+#      UDP/TLS/RTP/SAVPF, rtcp-mux; flags ICE=remove DTLS=off
+#      transport-protocol=RTP/AVP rtcp-mux=[demux]), B plain RTP.  The load
+#      generator does A's ICE check and DTLS handshake per call (one socket a
+#      call, bench/webrtc_client.c, OpenSSL + libsrtp2) before the first
+#      packet; not measured.  Every step of d runs on a freshly started relay
+#      with all its calls set up anew (a DTLS session lives in one load
+#      generator process).
 #
 # Environment (defaults):
 #   DURATION=3        s measured per step (after WARMUP s of the same load)
@@ -26,7 +33,9 @@
 #                     refining) with loss <= LOSS_MAX and latency p99 <= this
 #   REFINE=1          after the first step above LOSS_MAX, one more step
 #                     halfway between it and the last good one
-#   SCENARIOS="a b c"
+#   SCENARIOS="a b c d"
+#   D_STEPS="50 100 200 400"  the ramp of d (a socket and a handshake per call)
+#   D_PORT=20000      d: side A of call i at D_PORT+i
 #   PORT_MIN=10000 PORT_MAX=17999   media ports of the relay under test
 #   LG_PORT=18000     load generator ports: A at LG_PORT+2k, B at
 #                     LG_PORT+64+2k, k < POOL
@@ -59,7 +68,9 @@ OPUS_CALLS=${OPUS_CALLS:-50}
 LOSS_MAX=${LOSS_MAX:-0.1}
 LAT_MAX_MS=${LAT_MAX_MS:-20}
 REFINE=${REFINE:-1}
-SCENARIOS=${SCENARIOS:-"a b c"}
+SCENARIOS=${SCENARIOS:-"a b c d"}
+D_STEPS=${D_STEPS:-"50 100 200 400"}
+D_PORT=${D_PORT:-20000}
 PORT_MIN=${PORT_MIN:-10000}
 PORT_MAX=${PORT_MAX:-17999}
 LG_PORT=${LG_PORT:-18000}
@@ -72,18 +83,18 @@ DISTURBED=${DISTURBED:-25}
 RETRIES=${RETRIES:-2}
 TIMEOUT_S=120           # both relays: calls without media live this long
 
-for v in MAX_CALLS CALLS OPUS_CALLS PORT_MIN PORT_MAX LG_PORT POOL NG_PORT QUANTUM \
+for v in D_PORT MAX_CALLS CALLS OPUS_CALLS PORT_MIN PORT_MAX LG_PORT POOL NG_PORT QUANTUM \
          THREADS REFINE DISTURBED RETRIES; do
     [[ ${!v} =~ ^[0-9]+$ ]] || { echo "$v must be an integer" >&2; exit 2; }
 done
 for v in DURATION WARMUP LOSS_MAX LAT_MAX_MS; do
     [[ ${!v} =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "$v must be a number" >&2; exit 2; }
 done
-for n in $STEPS; do
+for n in $STEPS $D_STEPS; do
     [[ $n =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] || { echo "STEPS: $n is no call count" >&2; exit 2; }
 done
 for s in $SCENARIOS; do
-    case $s in a|b|c) ;; *) echo "SCENARIOS: a, b and/or c" >&2; exit 2 ;; esac
+    case $s in a|b|c|d) ;; *) echo "SCENARIOS: a, b, c and/or d" >&2; exit 2 ;; esac
 done
 if awk -v d="$DURATION" -v w="$WARMUP" 'BEGIN { exit !(d < 1 || d > 30 || w < 0.5 || w > 10) }'; then
     echo "DURATION is 1..30 s, WARMUP 0.5..10 s" >&2; exit 2
@@ -131,6 +142,17 @@ for ((k = 0; k < POOL; k++)); do
         fi
     done
 done
+if [[ " $SCENARIOS " == *" d "* ]]; then
+    dmax=0
+    for n in $D_STEPS; do [ "$n" -gt "$dmax" ] && dmax=$n; done
+    if [ $((D_PORT + dmax)) -gt 65535 ] || { [ $((D_PORT + dmax)) -gt "$PORT_MIN" ] && [ "$D_PORT" -le "$PORT_MAX" ]; }; then
+        echo "D_PORT..D_PORT+$dmax must be below 65536 and outside $PORT_MIN-$PORT_MAX" >&2; exit 2
+    fi
+    if awk -v a="$D_PORT" -v b=$((D_PORT + dmax)) '$1 >= a && $1 < b { f = 1 } END { exit !f }' <<<"$used"; then
+        echo "UDP ports in $D_PORT..$((D_PORT + dmax)) are in use; choose another D_PORT=" >&2
+        exit 1
+    fi
+fi
 inrange=$(awk -v a="$PORT_MIN" -v b="$PORT_MAX" '$1 >= a && $1 <= b' <<<"$used" | wc -l)
 
 # ---- temporary directory and cleanup ------------------------------------
@@ -166,7 +188,14 @@ bench_build "$ROOT/build/mediad/codeb-mediad" "$ROOT/media-daemon/src"
 # a private copy: a rebuild in the checkout while we run cannot touch it
 cp "$ROOT/build/mediad/codeb-mediad" "$TMP/codeb-mediad"
 log "building the load generator"
-cc -O2 -Wall -o "$TMP/rtpload" "$ROOT/bench/rtpload.c" -lopus -lm
+cc -O2 -Wall -o "$TMP/rtpload" "$ROOT/bench/rtpload.c" "$ROOT/bench/webrtc_client.c" \
+    -lopus -lm -lssl -lcrypto -lsrtp2
+# d: side A's DTLS certificate (ECDSA P-256, self-signed); its sha-256
+# fingerprint goes into the offers
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$TMP/lg-key.pem" -out "$TMP/lg-cert.pem" -days 7 -subj /CN=rtpload \
+    >/dev/null 2>&1 || { echo "openssl could not make a certificate" >&2; exit 1; }
+LG_FP=$(openssl x509 -in "$TMP/lg-cert.pem" -noout -fingerprint -sha256 | sed 's/^.*=//')
 command -v rtpengine >/dev/null || { echo "rtpengine is not installed (rtpengine-daemon)" >&2; exit 1; }
 "$PY" -c 'import numpy' 2>/dev/null || { echo "$PY lacks numpy (python3-numpy)" >&2; exit 1; }
 
@@ -236,8 +265,10 @@ rampval() { awk -v k="$2" '$1 == k { v = $2 } END { print v }' "$TMP/results/$1.
 add_calls() {       # name from to
     local name=$1 from=$2 to=$3 rc=0
     [ "$to" -gt "$from" ] || return 0
+    local abase=$LG_PORT fp=()
+    [ "$SC" = d ] && { abase=$D_PORT; fp=(--fingerprint "$LG_FP"); }
     "$PY" "$ROOT/bench/media_setup.py" --ng "127.0.0.1:$DAEMON_NG" --scenario "$SC" \
-        --first "$from" --count $((to - from)) --a-base "$LG_PORT" \
+        --first "$from" --count $((to - from)) --a-base "$abase" "${fp[@]}" \
         --b-base $((LG_PORT + 64)) --pool "$POOL" --prefix "bench-$name" \
         >"$TMP/results/$name-$SC.setup" 2>"$TMP/results/$name-$SC.setup.err" &
     SETUP_PID=$!
@@ -253,10 +284,11 @@ add_calls() {       # name from to
 
 # one step: N calls streaming; result file $name-$SC-$N
 run_step() {        # name n
-    local name=$1 n=$2 out=$TMP/results/$1-$SC-$2 rc=0 t
+    local name=$1 n=$2 out=$TMP/results/$1-$SC-$2 rc=0 t abase=$LG_PORT dtls=()
     t=$(awk -v w="$WARMUP" -v d="$DURATION" 'BEGIN { printf "%d", w + d + 30 }')
-    timeout -k 5 "$t" "$TMP/rtpload" -s "$SC" -f "$TMP/results/$name-$SC.calls" -n "$n" \
-        -A "$LG_PORT" -B $((LG_PORT + 64)) -S "$POOL" -p "$DAEMON_PID" \
+    [ "$SC" = d ] && { abase=$D_PORT; dtls=(-C "$TMP/lg-cert.pem" -K "$TMP/lg-key.pem"); }
+    timeout -k 5 "$t" "$TMP/rtpload" -s "$SC" "${dtls[@]}" -f "$TMP/results/$name-$SC.calls" -n "$n" \
+        -A "$abase" -B $((LG_PORT + 64)) -S "$POOL" -p "$DAEMON_PID" \
         -w "$WARMUP" -d "$DURATION" -t "$DRAIN_MS" -r "$DAEMON_RSS0" -q "$QUANTUM" \
         >"$out" 2>"$out.err" &
     LG_PID=$!
@@ -331,9 +363,19 @@ ramp() {            # name
     start_daemon "$name" || { echo "nostart 1" >>"$TMP/results/$name-$SC.ramp"; return; }
     echo "threads $(awk '/^Threads:/ { print $2 }' "/proc/$DAEMON_PID/status")" \
         >>"$TMP/results/$name-$SC.ramp"
-    for n in $STEPS; do
+    local steps=$STEPS
+    [ "$SC" = d ] && steps=$D_STEPS
+    for n in $steps; do
         [ "$n" -le "$MAX_CALLS" ] || break
         [ "$n" -gt "$prev" ] || continue
+        if [ "$SC" = d ] && [ "$prev" -gt 0 ]; then
+            # a fresh relay, every call anew: the DTLS sessions of the step
+            # before ended with its load generator
+            stop_daemon "$name"
+            start_daemon "$name" || { echo "nostart_at $n" >>"$TMP/results/$name-$SC.ramp"; bad=$n; break; }
+            : >"$TMP/results/$name-$SC.calls"
+            prev=0
+        fi
         add_calls "$name" "$prev" "$n" || { echo "setup_failed $n" >>"$TMP/results/$name-$SC.ramp"; break; }
         prev=$n
         log "$name ($SC): $n calls, ${WARMUP}+${DURATION} s (setup $SETUP_S s)"
@@ -389,9 +431,11 @@ done
 set +e      # a missing number prints "-", it does not end the report
 
 
-declare -A SCNAME=([a]="(a) PCMA pass-through" [b]="(b) PCMA<->PCMU" [c]="(c) Opus<->PCMA")
+declare -A SCNAME=([a]="(a) PCMA pass-through" [b]="(b) PCMA<->PCMU" [c]="(c) Opus<->PCMA"
+                   [d]="(d) SRTP<->RTP PCMA")
 declare -A DIRS=([a]="A->B PCMA->PCMA, B->A PCMA->PCMA" [b]="A->B PCMA->PCMU, B->A PCMU->PCMA"
-                 [c]="A->B Opus->PCMA, B->A PCMA->Opus")
+                 [c]="A->B Opus->PCMA, B->A PCMA->Opus"
+                 [d]="A->B SRTP->RTP, B->A RTP->SRTP, PCMA; A: ICE + DTLS-SRTP, one socket a call")
 
 table_n() { if [ "$1" = c ]; then echo "$OPUS_CALLS"; else echo "$CALLS"; fi; }
 
@@ -510,7 +554,7 @@ echo "  A packet's frame: from its sequence number, anchored by its audio for G.
 echo "  output and PCMA made from Opus by the fastest packet of the stream, so whole 20 ms periods a"
 echo "  relay adds to every packet (a frame kept back) show as 'frames held', not in p50/p99."
 echo "RSS/call: relay RSS at the end of the window minus before the first call, / calls."
-echo "max calls: the largest step of the ramp ($STEPS, up to $MAX_CALLS$([ "$REFINE" = 1 ] && echo ", plus one step"
+echo "max calls: the largest step of the ramp ($STEPS; d: $D_STEPS, up to $MAX_CALLS$([ "$REFINE" = 1 ] && echo ", plus one step"
 echo "  between the last good and the first bad one")) with loss <= ${LOSS_MAX} %; '>=' the ramp ended first."
 for SC in $SCENARIOS; do
     echo
@@ -529,8 +573,15 @@ for SC in $SCENARIOS; do
     printf 'max calls with loss <= %s %% and p99 <= %s ms (ramp steps): ours %s, rtpengine %s\n' \
         "$LOSS_MAX" "$LAT_MAX_MS" "$(maxcalls_lat ours "$SC")" "$(maxcalls_lat rtpengine "$SC")"
 done
-echo
-echo "SRTP<->RTP: not measured (needs a DTLS-SRTP load generator)"
+if [[ " $SCENARIOS " != *" d "* ]]; then
+    echo
+    echo "SRTP<->RTP: not measured (SCENARIOS without d)"
+else
+    for name in ours rtpengine; do
+        n=$(table_step "$name" d)
+        [ -n "$n" ] && echo "(d) $name, $n calls: ICE + DTLS handshakes before the run $(val "$name-d-$n" dtls_setup_s) s (not measured), NG setup $(val "$name-d-$n" setup_s) s"
+    done
+fi
 echo
 echo "ratios are ours / rtpengine: below 1 is better for CPU/call, latency and RSS, above 1 for max calls"
 echo "  ('*': a bound, not a measured limit, is in the ratio)."
@@ -615,11 +666,11 @@ for SC in $SCENARIOS; do
             if over_loss "$r"; then
                 e=$(awk '
                     $1 ~ /^d[01]_(bad_pt|dup|ssrc_changes)$/ && $2 != 0 { printf "%s=%s ", $1, $2 }
-                    $1 ~ /^(unknown_source|bad_rtp|wrong_socket)$/ && $2 != 0 { printf "%s=%s ", $1, $2 }' "$f")
+                    $1 ~ /^(unknown_source|bad_rtp|wrong_socket|srtp_unprotect_fail|srtp_protect_fail)$/ && $2 != 0 { printf "%s=%s ", $1, $2 }' "$f")
             else
                 e=$(awk '
                     $1 ~ /^d[01]_(bad_pt|bad_payload|dup|out_of_range|ssrc_changes|ts_jumps|streams_silent|negative)$/ && $2 != 0 { printf "%s=%s ", $1, $2 }
-                    $1 ~ /^(unknown_source|bad_rtp|wrong_socket|loadgen_socket_drops)$/ && $2 != 0 { printf "%s=%s ", $1, $2 }' "$f")
+                    $1 ~ /^(unknown_source|bad_rtp|wrong_socket|loadgen_socket_drops|srtp_unprotect_fail|srtp_protect_fail)$/ && $2 != 0 { printf "%s=%s ", $1, $2 }' "$f")
             fi
             [ -n "$e" ] && bad+="    $n calls: $e"$'\n'
             if ! over_loss "$r"; then

@@ -27,6 +27,14 @@
  *   a  A->B PCMA, B->A PCMA                   (pass-through)
  *   b  A->B PCMA -> PCMU, B->A PCMU -> PCMA   (transcoded by the relay)
  *   c  A->B Opus -> PCMA, B->A PCMA -> Opus
+ *   d  A->B SRTP PCMA -> RTP PCMA, B->A RTP PCMA -> SRTP PCMA: side A is a
+ *      WebRTC endpoint (webrtc_client.c: ICE check, DTLS client handshake
+ *      with use_srtp, libsrtp2), one socket per call (DTLS is per 5-tuple)
+ *      at A + i; -C/-K its certificate and key (the SDP's fingerprint).
+ *      CALLS lines go on with "<relay ufrag> <relay pwd> <A port> <A ufrag>
+ *      <A pwd> <the relay's a=setup>" (active: A is the DTLS server).  The handshakes are done before the first packet (not
+ *      measured; dtls_setup_s).  Latency is still the loopback timestamps:
+ *      ours protects before the send, unprotects after the arrival.
  *
  * G.711 payloads are 160 bytes of a two-tone signal whose 50 frames of 20 ms
  * all differ (1 s period); Opus payloads are 50 packets encoded once at
@@ -87,6 +95,9 @@
 #include <linux/net_tstamp.h>
 
 #include <opus/opus.h>
+#include <sys/epoll.h>
+
+#include "webrtc_client.h"
 
 
 #define PERIOD_NS     20000000LL      /* 20 ms per packet and direction */
@@ -151,11 +162,17 @@ static long        o_rss0 = -1;
 static int         o_txstamp = 1;
 static int         o_quantum = 200;           /* us between wakeups, at least */
 static int         o_verbose = 0;
+static const char *o_cert, *o_key;            /* d: A's certificate */
 
 static stream_t   *st;
 static int         nst;
 static int         nrounds;
-static int         fds[2 * MAX_POOL];         /* [0, pool): A, [pool, 2 pool): B */
+/* sockets: [0, a_slots): A, [a_slots, nslots): B; a_slots is the pool, for
+   d one per call */
+static int         a_slots, nslots;
+static int        *fds;
+static wc_call   **wc;                        /* d: per call */
+static uint64_t    srtp_fail, srtp_protect_fail;
 static int32_t     by_port[65536];            /* relay out port -> stream + 1 */
 
 /* payloads per direction */
@@ -175,14 +192,14 @@ static lat_t       lat_all, lat_dir[2];
 
 static uint64_t    unknown_src, bad_rtp, wrong_sock, rx_total, late_sends;
 static lat_t       sched_lag;
-static uint32_t    ovfl_last[2 * MAX_POOL];
+static uint32_t   *ovfl_last;
 /* TX timestamps: per socket, the packet behind each SOF_TIMESTAMPING_OPT_ID
    key (stream * nrounds + round) */
 #define TX_RING       (1 << 16)
-static int32_t    *tx_ring[2 * MAX_POOL];
-static uint32_t    tx_key[2 * MAX_POOL];
+static int32_t   **tx_ring;
+static uint32_t   *tx_key, *tx_mask;
 static uint64_t    tx_precise, tx_unmatched;
-static int         sent_on[2 * MAX_POOL];
+static int        *sent_on;
 static uint64_t    loadgen_drops;
 
 
@@ -429,6 +446,7 @@ setup_scenario(void)
 {
     switch (o_scen) {
     case 'a':
+    case 'd':
         wire_kind[0] = K_PCMA; wire_pt[0] = 8; out_kind[0] = K_PCMA; out_pt[0] = 8;
         wire_kind[1] = K_PCMA; wire_pt[1] = 8; out_kind[1] = K_PCMA; out_pt[1] = 8;
         chk[0] = chk[1] = CHK_G711;
@@ -445,7 +463,7 @@ setup_scenario(void)
         chk[1] = CHK_OPUS;
         break;
     default:
-        die("scenario must be a, b or c");
+        die("scenario must be a, b, c or d");
     }
     ts_step[0] = wire_kind[0] == K_OPUS ? 960 : 160;
     ts_step[1] = wire_kind[1] == K_OPUS ? 960 : 160;
@@ -720,12 +738,14 @@ udp_socket(int port)
 }
 
 
+static char      **wc_cred;                   /* d: "ru rp lu lp" per call */
+
 static void
 load_calls(void)
 {
     FILE      *f;
-    char       line[256];
-    int        i, a_to, b_to, n = 0, d, spread;
+    char       line[512], ru[128], rp[128], lu[128], lp[128], role[16];
+    int        i, a_to, b_to, n = 0, d, spread, aport;
     uint32_t   rnd;
     stream_t  *s;
 
@@ -741,12 +761,24 @@ load_calls(void)
         if (i != n || a_to <= 0 || a_to > 65535 || b_to <= 0 || b_to > 65535) {
             die("%s: bad line %d: %s", o_file, n + 1, line);
         }
+        if (o_scen == 'd') {
+            if (sscanf(line, "%*d %*d %*d %127s %127s %d %127s %127s %15s", ru, rp,
+                       &aport, lu, lp, role) != 6 || aport != o_abase + n)
+            {
+                die("%s: line %d is no WebRTC call at port %d: %s", o_file,
+                    n + 1, o_abase + n, line);
+            }
+            wc_cred[n] = malloc(strlen(ru) + strlen(rp) + strlen(lu) + strlen(lp) + 8);
+            sprintf(wc_cred[n], "%s %s %s %s %d", ru, rp, lu, lp,
+                    strcmp(role, "active") == 0);
+        }
         for (d = 0; d < 2; d++) {
             s = &st[2 * n + d];
             s->call = n;
             s->dir = d;
-            s->tx_fd = d == 0 ? n % o_pool : o_pool + n % o_pool;
-            s->rx_slot = d == 0 ? o_pool + n % o_pool : n % o_pool;
+            int aslot = o_scen == 'd' ? n : n % o_pool;
+            s->tx_fd = d == 0 ? aslot : a_slots + n % o_pool;
+            s->rx_slot = d == 0 ? a_slots + n % o_pool : aslot;
             s->dest.sin_family = AF_INET;
             s->dest.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
             s->dest.sin_port = htons((uint16_t) (d == 0 ? a_to : b_to));
@@ -1160,6 +1192,22 @@ receive_data(int slot)
                 if (rx == 0) {
                     rx = rt_ns();
                 }
+                if (o_scen == 'd' && slot < a_slots) {
+                    uint8_t *b = bufs[i];
+                    int      len = (int) msgs[i].msg_len;
+                    if (len > 0 && (b[0] < 128 || b[0] > 191)) {
+                        wc_other(wc[slot], b, len, &from[i]);
+                        continue;
+                    }
+                    if (len >= 2 && b[1] >= 192 && b[1] <= 223) {
+                        continue;           /* SRTCP (rtcp-mux): not counted */
+                    }
+                    if (wc_unprotect(wc[slot], b, &len) != 0) {
+                        srtp_fail++;
+                        continue;
+                    }
+                    msgs[i].msg_len = (unsigned) len;
+                }
                 on_packet(slot, bufs[i], (int) msgs[i].msg_len, &from[i], rx);
             }
             if (n < RECV_BATCH) {
@@ -1224,16 +1272,16 @@ receive_errqueue(int slot)
                 continue;
             }
             /* a key not sent yet, or overwritten in the ring */
-            if ((uint32_t) (tx_key[slot] - key) - 1 >= TX_RING) {
+            if ((uint32_t) (tx_key[slot] - key) - 1 > tx_mask[slot]) {
                 tx_unmatched++;
                 continue;
             }
-            ref = tx_ring[slot][key & (TX_RING - 1)];
+            ref = tx_ring[slot][key & tx_mask[slot]];
             if (ref < 0) {
                 tx_unmatched++;
                 continue;
             }
-            tx_ring[slot][key & (TX_RING - 1)] = -1;
+            tx_ring[slot][key & tx_mask[slot]] = -1;
             s = &st[ref / nrounds];
             s->tx[ref % nrounds] = t;
             tx_precise++;
@@ -1256,14 +1304,24 @@ send_batch(due_t *due, int ndue)
     static struct mmsghdr msgs[SEND_BATCH];
     static struct iovec   iov[SEND_BATCH];
     int                   order[SEND_BATCH], cnt, sent, i, j, slot, f, len, r;
+    int                   slots[SEND_BATCH], nsl = 0, si;
     int64_t               tb, ta;
     stream_t             *s;
     uint8_t              *p;
     uint16_t              seq;
     uint32_t              ts;
 
-    /* by socket: one sendmmsg() per socket */
-    for (slot = 0; slot < 2 * o_pool; slot++) {
+    /* by socket: one sendmmsg() per socket (in the order they first come) */
+    for (i = 0; i < ndue; i++) {
+        slot = st[due[i].stream].tx_fd;
+        for (si = 0; si < nsl && slots[si] != slot; si++) {
+        }
+        if (si == nsl) {
+            slots[nsl++] = slot;
+        }
+    }
+    for (si = 0; si < nsl; si++) {
+        slot = slots[si];
         cnt = 0;
         for (i = 0; i < ndue; i++) {
             if (st[due[i].stream].tx_fd == slot) {
@@ -1299,6 +1357,13 @@ send_batch(due_t *due, int ndue)
                 len = G711_LEN;
                 memcpy(p + 12, g711_src[s->dir][f], G711_LEN);
             }
+            if (o_scen == 'd' && s->dir == 0) {
+                int plen = len + 12;
+                if (wc_protect(wc[s->call], p, &plen) != 0) {
+                    srtp_protect_fail++;
+                }
+                len = plen - 12;
+            }
             iov[j].iov_base = p;
             iov[j].iov_len = (size_t) len + 12;
             memset(&msgs[j].msg_hdr, 0, sizeof(msgs[j].msg_hdr));
@@ -1329,7 +1394,7 @@ send_batch(due_t *due, int ndue)
                 r = due[order[sent + j]].round;
                 /* until its TX timestamp is read: about when it left */
                 s->tx[r] = tb + (int64_t) ((ta - tb) * j / k);
-                tx_ring[slot][tx_key[slot] & (TX_RING - 1)]
+                tx_ring[slot][tx_key[slot] & tx_mask[slot]]
                     = due[order[sent + j]].stream * nrounds + r;
                 tx_key[slot]++;
             }
@@ -1345,7 +1410,7 @@ send_batch(due_t *due, int ndue)
 static void
 usage(void)
 {
-    fprintf(stderr, "usage: rtpload -s a|b|c -f CALLS -n N -A PORT -B PORT"
+    fprintf(stderr, "usage: rtpload -s a|b|c|d [-C CERT -K KEY] -f CALLS -n N -A PORT -B PORT"
             " [-S POOL] [-p PID] [-w WARMUP_S] [-d DURATION_S] [-t DRAIN_MS]"
             " [-r RSS0_KB] [-q QUANTUM_US] [-T 0|1] [-v]\n");
     exit(2);
@@ -1362,12 +1427,14 @@ main(int argc, char **argv)
     mark_t    m0, m1;
     long long rcvbuf0;
     long      rss_kb = -1, threads = -1;
-    struct pollfd pfd[2 * MAX_POOL];
+    struct pollfd *pfd;
+    int       epfd = -1;
+    double    dtls_s = 0;
     struct timespec zero = { 0, 0 };
     due_t     due[SEND_BATCH];
     double    win_s;
 
-    while ((c = getopt(argc, argv, "s:f:n:A:B:S:p:w:d:t:r:T:q:v")) != -1) {
+    while ((c = getopt(argc, argv, "s:f:n:A:B:S:p:w:d:t:r:T:q:vC:K:")) != -1) {
         switch (c) {
         case 's': o_scen = optarg[0]; break;
         case 'f': o_file = optarg; break;
@@ -1383,6 +1450,8 @@ main(int argc, char **argv)
         case 'T': o_txstamp = atoi(optarg); break;
         case 'q': o_quantum = atoi(optarg); break;
         case 'v': o_verbose++; break;
+        case 'C': o_cert = optarg; break;
+        case 'K': o_key = optarg; break;
         default: usage();
         }
     }
@@ -1393,24 +1462,77 @@ main(int argc, char **argv)
     {
         usage();
     }
+    if (o_scen == 'd' && (o_cert == NULL || o_key == NULL || o_abase + o_calls > 65535)) {
+        usage();
+    }
 
     prctl(PR_SET_TIMERSLACK, 1UL);
     setup_scenario();
     make_payloads();
     nrounds = (int) ((o_warm + o_dur) * 50 + 0.5);
+    a_slots = o_scen == 'd' ? o_calls : o_pool;
+    nslots = a_slots + o_pool;
+    if (o_scen == 'd') {
+        wc_cred = xcalloc((size_t) o_calls, sizeof(char *));
+        wc = xcalloc((size_t) o_calls, sizeof(wc_call *));
+    }
     load_calls();
 
-    for (i = 0; i < 2 * o_pool; i++) {
-        tx_ring[i] = xcalloc(TX_RING, sizeof(int32_t));
-        memset(tx_ring[i], 0xff, TX_RING * sizeof(int32_t));
+    fds = xcalloc((size_t) nslots, sizeof(int));
+    pfd = xcalloc((size_t) nslots, sizeof(struct pollfd));
+    tx_ring = xcalloc((size_t) nslots, sizeof(int32_t *));
+    tx_key = xcalloc((size_t) nslots, sizeof(uint32_t));
+    tx_mask = xcalloc((size_t) nslots, sizeof(uint32_t));
+    sent_on = xcalloc((size_t) nslots, sizeof(int));
+    ovfl_last = xcalloc((size_t) nslots, sizeof(uint32_t));
+    for (i = 0; i < nslots; i++) {
+        /* a socket of one call (d) sends one stream: a small ring */
+        size_t ring = (o_scen == 'd' && i < a_slots) ? 4096 : TX_RING;
+        tx_mask[i] = (uint32_t) ring - 1;
+        tx_ring[i] = xcalloc(ring, sizeof(int32_t));
+        memset(tx_ring[i], 0xff, ring * sizeof(int32_t));
+    }
+    for (i = 0; i < a_slots; i++) {
+        fds[i] = udp_socket(o_scen == 'd' ? o_abase + i : o_abase + 2 * i);
     }
     for (i = 0; i < o_pool; i++) {
-        fds[i] = udp_socket(o_abase + 2 * i);
-        fds[o_pool + i] = udp_socket(o_bbase + 2 * i);
+        fds[a_slots + i] = udp_socket(o_bbase + 2 * i);
     }
-    for (i = 0; i < 2 * o_pool; i++) {
+    for (i = 0; i < nslots; i++) {
         pfd[i].fd = fds[i];
         pfd[i].events = POLLIN;
+    }
+    if (o_scen == 'd') {
+        char err[512], ru[128], rp[128], lu[128], lp[128];
+        struct epoll_event ev;
+        double t = 0;
+        struct timespec a, b;
+
+        if (wc_init(o_cert, o_key, err, sizeof(err)) != 0) {
+            die("%s", err);
+        }
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        for (i = 0; i < o_calls; i++) {
+            int srv = 0;
+            sscanf(wc_cred[i], "%127s %127s %127s %127s %d", ru, rp, lu, lp, &srv);
+            wc[i] = wc_connect(fds[i], ntohs(st[2 * i].dest.sin_port), ru, rp,
+                               lu, lp, srv, 5.0, err, sizeof(err));
+            if (wc[i] == NULL) {
+                die("call %d: %s", i, err);
+            }
+        }
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        t = (b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9;
+        dtls_s = t;
+        /* many sockets: epoll instead of a ppoll() over all of them */
+        epfd = epoll_create1(EPOLL_CLOEXEC);
+        for (i = 0; i < nslots; i++) {
+            ev.events = EPOLLIN;
+            ev.data.u32 = (uint32_t) i;
+            if (epoll_ctl(epfd, EPOLL_CTL_ADD, fds[i], &ev) != 0) {
+                die("epoll_ctl: %s", strerror(errno));
+            }
+        }
     }
 
     rcvbuf0 = udp_rcvbuf_errors();
@@ -1492,14 +1614,28 @@ main(int argc, char **argv)
            then whatever has arrived; no sleeping on the sockets: the
            kernel timestamps arrivals, so reading them late costs nothing
            and one wakeup per packet would cost the most */
-        for (i = 0; i < 2 * o_pool; i++) {
+        for (i = 0; i < nslots; i++) {
             if (sent_on[i] && o_txstamp) {
                 sent_on[i] = 0;
                 receive_errqueue(i);
             }
         }
-        if (ppoll(pfd, (nfds_t) (2 * o_pool), &zero, NULL) > 0) {
-            for (i = 0; i < 2 * o_pool; i++) {
+        if (epfd >= 0) {
+            /* one look, every socket (a socket whose error queue holds TX
+               timestamps stays ready with EPOLLERR: no looping on it) */
+            static struct epoll_event *evs;
+            int ne;
+            if (evs == NULL) {
+                evs = xcalloc((size_t) nslots, sizeof(*evs));
+            }
+            ne = epoll_wait(epfd, evs, nslots, 0);
+            for (i = 0; i < ne; i++) {
+                if (evs[i].events & EPOLLIN) {
+                    receive_data((int) evs[i].data.u32);
+                }
+            }
+        } else if (ppoll(pfd, (nfds_t) nslots, &zero, NULL) > 0) {
+            for (i = 0; i < nslots; i++) {
                 if (pfd[i].revents & POLLIN) {
                     receive_data(i);
                 }
@@ -1659,6 +1795,11 @@ main(int argc, char **argv)
         printf("udp_rcvbuf_errors_window %lld\n", m1.rcvbuf - m0.rcvbuf);
     }
     printf("loadgen_socket_drops %llu\n", (unsigned long long) loadgen_drops);
+    if (o_scen == 'd') {
+        printf("dtls_setup_s %.3f\nsrtp_unprotect_fail %llu\nsrtp_protect_fail %llu\n",
+               dtls_s, (unsigned long long) srtp_fail,
+               (unsigned long long) srtp_protect_fail);
+    }
     if (rcvbuf0 >= 0) {
         /* the whole run, every UDP socket of the machine */
         printf("udp_rcvbuf_errors_run %lld\n", udp_rcvbuf_errors() - rcvbuf0);
