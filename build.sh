@@ -113,6 +113,19 @@ stop_redis() {
     [ -f "$RUN/redis.pid" ] && kill "$(cat "$RUN/redis.pid")" 2>/dev/null || true
 }
 
+# the media daemon on DESIGN.md's ports, its calls listed in the Redis
+start_mediad() {
+    "$BUILD/mediad/codeb-mediad" --listen-ng 127.0.0.1:2223 --port-min 30000 \
+        --port-max 30999 --redis "unix:$RUN/redis.sock" \
+        --recording-dir "$RUN" >"$RUN/logs/mediad.log" 2>&1 &
+    MEDIAD_PID=$!
+}
+
+stop_all() {
+    [ -n "${MEDIAD_PID:-}" ] && kill -INT "$MEDIAD_PID" 2>/dev/null
+    stop_redis
+}
+
 dev_cert() {
     mkdir -p "$RUN/certs"
     [ -f "$RUN/certs/dev.crt" ] && return
@@ -142,7 +155,8 @@ run() {
     render_conf
     nginx -t -p "$RUN" -c "$RUN/conf/nginx.conf" -e "$RUN/logs/error.log" >/dev/null 2>&1 \
         || nginx -t -p "$RUN" -c "$RUN/conf/nginx.conf" -e "$RUN/logs/error.log"
-    trap 'stop_redis' EXIT
+    start_mediad
+    trap 'stop_all' EXIT
     cat <<EOF
 
   CodeB is running (Ctrl-C stops nginx and Redis):
@@ -152,6 +166,7 @@ run() {
     http://127.0.0.1:8080/virtual-numbers-overview.html
     http://127.0.0.1:8080/signal.ashx            build stamp
   Redis: $RUN/redis.sock   logs: $RUN/logs/
+  codeb-mediad: NG on 127.0.0.1:2223/udp, RTP 30000-30999 (log: $RUN/logs/mediad.log)
 
 EOF
     nginx -p "$RUN" -c "$RUN/conf/nginx.conf" -e "$RUN/logs/error.log" -g 'daemon off;'
