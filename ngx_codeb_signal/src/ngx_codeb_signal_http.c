@@ -277,16 +277,70 @@ ngx_codeb_signal_run(ngx_http_request_t *r)
 
 /* ---- authentication ---- */
 
+/* 1 when ms (epoch ms) is within NGX_CODEB_SKEW_MS of the server clock */
+static ngx_uint_t
+ngx_codeb_signal_fresh(int64_t ms)
+{
+    int64_t  skew;
+
+    skew = ms - ((int64_t) ngx_time() * 1000
+                 + (int64_t) ngx_timeofday()->msec);
+
+    return skew <= NGX_CODEB_SKEW_MS && skew >= -NGX_CODEB_SKEW_MS;
+}
+
+
+/*
+ * NGX_OK when the request's X-Sig is the hex HMAC-SHA256 (key) of
+ * "<flag>|<Host>|[<stamp>|]<body>", compared in constant time;
+ * NGX_DECLINED when it is not (or key, X-Sig or Host is missing);
+ * NGX_ERROR: no memory
+ */
+static ngx_int_t
+ngx_codeb_signal_signed(ngx_http_request_t *r, ngx_codeb_signal_req_t *ctx,
+    ngx_str_t *key, ngx_str_t *stamp)
+{
+    u_char           *p, hex[64];
+    ngx_str_t         msg;
+    ngx_table_elt_t  *sig;
+
+    sig = ngx_codeb_http_header(r, "X-Sig");
+
+    if (sig == NULL || key->len == 0 || r->headers_in.host == NULL) {
+        return NGX_DECLINED;
+    }
+
+    msg.len = ctx->flag->name.len + r->headers_in.host->value.len
+              + (stamp ? stamp->len + 1 : 0) + ctx->body.len + 2;
+    msg.data = ngx_pnalloc(r->pool, msg.len);
+    if (msg.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_sprintf(msg.data, "%V|%V|", &ctx->flag->name,
+                    &r->headers_in.host->value);
+
+    if (stamp) {
+        p = ngx_sprintf(p, "%V|", stamp);
+    }
+
+    ngx_memcpy(p, ctx->body.data, ctx->body.len);
+
+    ngx_codeb_hmac_sha256_hex(key, &msg, hex);
+    ngx_strlow(sig->value.data, sig->value.data, sig->value.len);
+
+    return ngx_codeb_equal_secret(hex, 64, sig->value.data, sig->value.len)
+           ? NGX_OK : NGX_DECLINED;
+}
+
 /* NGX_OK, or an answer already made (401 or 403) */
 static ngx_int_t
 ngx_codeb_signal_admin(ngx_http_request_t *r, ngx_codeb_signal_req_t *ctx)
 {
-    u_char               *p, hex[64], *data;
-    int64_t               ts;
-    ngx_int_t             n;
-    ngx_str_t             token, identity, key, msg;
+    ngx_int_t             n, rc;
+    ngx_str_t             token, identity;
     ngx_flag_t            admin;
-    ngx_table_elt_t      *sig, *tsh, *h;
+    ngx_table_elt_t      *tsh, *h;
     ngx_codeb_tenant_t   *t;
 
     t = ctx->tenant;
@@ -313,47 +367,26 @@ ngx_codeb_signal_admin(ngx_http_request_t *r, ngx_codeb_signal_req_t *ctx)
         return NGX_OK;
     }
 
-    sig = ngx_codeb_http_header(r, "X-Sig");
     tsh = ngx_codeb_http_header(r, "X-Timestamp");
 
-    if (sig == NULL || tsh == NULL || t->admin_secret.len == 0
-        || r->headers_in.host == NULL)
-    {
+    if (tsh == NULL) {
         goto unauthorized;
     }
 
     n = ngx_atoi(tsh->value.data, tsh->value.len);
-    if (n == NGX_ERROR) {
+
+    if (n == NGX_ERROR || !ngx_codeb_signal_fresh(n)) {
         goto unauthorized;
     }
 
-    ts = (int64_t) n - (int64_t) ngx_time() * 1000
-         - (int64_t) ngx_timeofday()->msec;
+    rc = ngx_codeb_signal_signed(r, ctx, &t->admin_secret, &tsh->value);
 
-    if (ts > NGX_CODEB_SKEW_MS || ts < -NGX_CODEB_SKEW_MS) {
-        goto unauthorized;
-    }
-
-    msg.len = ctx->flag->name.len + r->headers_in.host->value.len
-              + tsh->value.len + ctx->body.len + 3;
-    data = ngx_pnalloc(r->pool, msg.len);
-    if (data == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    p = ngx_sprintf(data, "%V|%V|%V|", &ctx->flag->name,
-                    &r->headers_in.host->value, &tsh->value);
-    ngx_memcpy(p, ctx->body.data, ctx->body.len);
-    msg.data = data;
-
-    key = t->admin_secret;
-    ngx_codeb_hmac_sha256_hex(&key, &msg, hex);
-
-    h = sig;
-    ngx_strlow(h->value.data, h->value.data, h->value.len);
-
-    if (ngx_codeb_equal_secret(hex, 64, h->value.data, h->value.len)) {
+    if (rc == NGX_OK) {
         return NGX_OK;
+    }
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
 unauthorized:
@@ -1119,14 +1152,14 @@ ngx_codeb_signal_route(ngx_codeb_tenant_t *t, ngx_str_t *did,
 static ngx_int_t
 ngx_codeb_flag_ring(ngx_http_request_t *r)
 {
-    u_char                   *p, hex[64], keys[512], prefix[256], hb[300];
-    int64_t                   ts, skew;
+    u_char                    keys[512], prefix[256], hb[300];
+    int64_t                   ts;
     yajl_gen                  g;
-    ngx_str_t                 msg, key, did, from, reason, user, frame;
+    ngx_int_t                 rc;
+    ngx_str_t                 did, from, reason, user, frame;
     ngx_str_t                 rk, vk, px, head, *routed;
     ngx_uint_t                ring;
     ngx_array_t              *m;
-    ngx_table_elt_t          *sig;
     ngx_codeb_tenant_t       *t;
     ngx_codeb_redis_args_t    a;
     ngx_codeb_json_member_t  *jcall, *jm;
@@ -1138,44 +1171,18 @@ ngx_codeb_flag_ring(ngx_http_request_t *r)
 
     /* authentication first: X-Sig over "<flag>|<Host>|<body>" */
 
-    sig = ngx_codeb_http_header(r, "X-Sig");
+    rc = ngx_codeb_signal_signed(r, ctx, &t->bridge_secret, NULL);
 
-    if (sig == NULL || t->bridge_secret.len == 0
-        || r->headers_in.host == NULL)
-    {
-        goto unauthorized;
-    }
-
-    msg.len = ctx->flag->name.len + r->headers_in.host->value.len
-              + ctx->body.len + 2;
-    msg.data = ngx_pnalloc(r->pool, msg.len);
-    if (msg.data == NULL) {
+    if (rc == NGX_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    p = ngx_sprintf(msg.data, "%V|%V|", &ctx->flag->name,
-                    &r->headers_in.host->value);
-    ngx_memcpy(p, ctx->body.data, ctx->body.len);
-
-    key = t->bridge_secret;
-    ngx_codeb_hmac_sha256_hex(&key, &msg, hex);
-    ngx_strlow(sig->value.data, sig->value.data, sig->value.len);
-
-    if (!ngx_codeb_equal_secret(hex, 64, sig->value.data, sig->value.len)) {
-        goto unauthorized;
-    }
-
-    if (ngx_codeb_json_object(r->pool, ctx->body.data, ctx->body.len, &m)
-        != NGX_OK
-        || ngx_codeb_json_int(m, "ts", &ts) != NGX_OK)
+    if (rc != NGX_OK
+        || ngx_codeb_json_object(r->pool, ctx->body.data, ctx->body.len, &m)
+           != NGX_OK
+        || ngx_codeb_json_int(m, "ts", &ts) != NGX_OK
+        || !ngx_codeb_signal_fresh(ts))
     {
-        goto unauthorized;
-    }
-
-    skew = ts - ((int64_t) ngx_time() * 1000
-                 + (int64_t) ngx_timeofday()->msec);
-
-    if (skew > NGX_CODEB_SKEW_MS || skew < -NGX_CODEB_SKEW_MS) {
         goto unauthorized;
     }
 
