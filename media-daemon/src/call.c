@@ -69,13 +69,10 @@ md_call_count(void)
 }
 
 
-static unsigned md_call_hash(const char *s, size_t len);
-
-
 int
 md_call_owner(const char *id, size_t len)
 {
-    return (int) ((md_call_hash(id, len) / 7) % (unsigned) md_thread_count());
+    return (int) ((md_hash(id, len) / 7) % (unsigned) md_thread_count());
 }
 
 
@@ -86,29 +83,12 @@ md_call_bucket(int i)
 }
 
 
-/* FNV-1a of the call-id: the bucket is % MD_CALL_HASH */
-static unsigned
-md_call_hash(const char *s, size_t len)
-{
-    unsigned  h;
-    size_t    i;
-
-    h = 2166136261u;
-
-    for (i = 0; i < len; i++) {
-        h = (h ^ (unsigned char) s[i]) * 16777619u;
-    }
-
-    return h;
-}
-
-
 static md_call_t *
 md_call_find(be_node_t *id)
 {
     md_call_t  *c;
 
-    for (c = md_calls[md_call_hash(id->s, id->len) % MD_CALL_HASH];
+    for (c = md_calls[md_hash(id->s, id->len) % MD_CALL_HASH];
          c;
          c = c->next)
     {
@@ -269,7 +249,7 @@ md_call_free(md_call_t *c)
 
     pthread_mutex_lock(&md_call_dir);
 
-    for (link = &md_calls[md_call_hash(c->id, strlen(c->id)) % MD_CALL_HASH];
+    for (link = &md_calls[md_hash(c->id, strlen(c->id)) % MD_CALL_HASH];
          *link;
          link = &(*link)->next)
     {
@@ -312,7 +292,7 @@ md_call_new(be_node_t *id)
     c->created = md_now();
     c->created_wall = time(NULL);
 
-    h = md_call_hash(id->s, id->len) % MD_CALL_HASH;
+    h = md_hash(id->s, id->len) % MD_CALL_HASH;
 
     pthread_mutex_lock(&md_call_dir);
     c->next = md_calls[h];

@@ -83,6 +83,22 @@ md_now(void)
 }
 
 
+unsigned
+md_hash(const char *s, size_t len)
+{
+    unsigned  h;
+    size_t    i;
+
+    h = 2166136261u;
+
+    for (i = 0; i < len; i++) {
+        h = (h ^ (unsigned char) s[i]) * 16777619u;
+    }
+
+    return h;
+}
+
+
 int
 md_io_add(md_io_t *io)
 {

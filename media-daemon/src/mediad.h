@@ -110,6 +110,8 @@ int md_io_add(md_io_t *io);
 void md_io_del(md_io_t *io);
 /* seconds since start, monotonic */
 double md_now(void);
+/* FNV-1a of s, for hash tables (call-ids, NG cookies) */
+unsigned md_hash(const char *s, size_t len);
 
 
 /* ---- NG control (ng.c) ---- */

@@ -81,22 +81,6 @@ md_ng_init(void)
 }
 
 
-static unsigned
-md_ng_hash(const char *s, size_t len)
-{
-    unsigned  h;
-    size_t    i;
-
-    h = 2166136261u;                    /* FNV-1a */
-
-    for (i = 0; i < len; i++) {
-        h = (h ^ (unsigned char) s[i]) * 16777619u;
-    }
-
-    return h % MD_NG_CACHE;
-}
-
-
 /* a cached reply for cookie; expired entries of the bucket are dropped */
 static md_ng_cached_t *
 md_ng_cache_find(const char *cookie, size_t len)
@@ -105,7 +89,7 @@ md_ng_cache_find(const char *cookie, size_t len)
     md_ng_cached_t  **link, *c;
 
     now = md_now();
-    link = &md_ng_cache[md_ng_hash(cookie, len)];
+    link = &md_ng_cache[md_hash(cookie, len) % MD_NG_CACHE];
 
     while ((c = *link) != NULL) {
         if (now - c->at > MD_NG_CACHE_S) {
@@ -150,7 +134,7 @@ md_ng_cache_add(const char *cookie, size_t clen, const char *reply,
     c->len = len;
     c->at = md_now();
 
-    h = md_ng_hash(cookie, clen);
+    h = md_hash(cookie, clen) % MD_NG_CACHE;
     c->next = md_ng_cache[h];
     md_ng_cache[h] = c;
 }

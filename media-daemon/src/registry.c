@@ -13,6 +13,7 @@
 #include "call.h"
 
 #include <hiredis/hiredis.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,28 +119,41 @@ md_registry_run(int argc, const char **argv, const size_t *lens)
 }
 
 
+/* a command of NUL-terminated strings */
+static void
+md_registry_cmd(int argc, ...)
+{
+    int          i;
+    size_t       lens[4];
+    va_list      ap;
+    const char  *argv[4];
+
+    va_start(ap, argc);
+
+    for (i = 0; i < argc && i < 4; i++) {
+        argv[i] = va_arg(ap, const char *);
+        lens[i] = strlen(argv[i]);
+    }
+
+    va_end(ap);
+
+    md_registry_run(i, argv, lens);
+}
+
+
 void
 md_registry_call(md_call_t *c, int alive)
 {
     int          i, l;
     char         value[512];
-    size_t       n, lens[4];
-    const char  *argv[4];
+    size_t       n;
 
     if (md_redis_addr == NULL) {
         return;
     }
 
     if (!alive) {
-        argv[0] = "HDEL";
-        argv[1] = md_registry_key;
-        argv[2] = c->id;
-
-        for (i = 0; i < 3; i++) {
-            lens[i] = strlen(argv[i]);
-        }
-
-        md_registry_run(3, argv, lens);
+        md_registry_cmd(3, "HDEL", md_registry_key, c->id);
         return;
     }
 
@@ -153,16 +167,7 @@ md_registry_call(md_call_t *c, int alive)
         }
     }
 
-    argv[0] = "HSET";
-    argv[1] = md_registry_key;
-    argv[2] = c->id;
-    argv[3] = value;
-
-    for (i = 0; i < 4; i++) {
-        lens[i] = strlen(argv[i]);
-    }
-
-    md_registry_run(4, argv, lens);
+    md_registry_cmd(4, "HSET", md_registry_key, c->id, value);
     md_registry_alive();
 }
 
@@ -171,27 +176,13 @@ md_registry_call(md_call_t *c, int alive)
 static void
 md_registry_alive(void)
 {
-    char         ttl[32];
-    size_t       lens[3];
-    const char  *argv[3];
-
-    argv[0] = "SADD";
-    argv[1] = "codeb:media:daemons";
-    argv[2] = md_daemon_id;
-    lens[0] = 4;
-    lens[1] = strlen(argv[1]);
-    lens[2] = strlen(argv[2]);
-    md_registry_run(3, argv, lens);
+    char  ttl[32];
 
     snprintf(ttl, sizeof(ttl), "%d", md_conf.timeout * 3 > 30
                                      ? md_conf.timeout * 3 : 30);
-    argv[0] = "EXPIRE";
-    argv[1] = md_registry_key;
-    argv[2] = ttl;
-    lens[0] = 6;
-    lens[1] = strlen(argv[1]);
-    lens[2] = strlen(argv[2]);
-    md_registry_run(3, argv, lens);
+
+    md_registry_cmd(3, "SADD", "codeb:media:daemons", md_daemon_id);
+    md_registry_cmd(3, "EXPIRE", md_registry_key, ttl);
 }
 
 

@@ -346,6 +346,22 @@ md_rewrite(md_rewrite_t *r, uint32_t ssrc, uint16_t seq, uint32_t ts,
 }
 
 
+/* the packet after the last one out: sequence + 1, timestamp + step */
+static void
+md_rewrite_next(md_rewrite_t *r, uint32_t step)
+{
+    if (!r->started) {
+        r->started = 1;
+        r->last_seq_out = (uint16_t) (r->seq_offset - 1);
+        r->last_ts_out = r->ts_offset - step;
+    }
+
+    r->last_seq_out++;
+    r->last_ts_out += step;
+    r->last_at = md_now();
+}
+
+
 static void
 md_rtp_packet(md_stream_t *s, uint8_t *p, size_t n, struct sockaddr_in *from)
 {
@@ -488,8 +504,7 @@ md_rtp_packet(md_stream_t *s, uint8_t *p, size_t n, struct sockaddr_in *from)
             break;
         }
 
-        peer->out.last_seq_out++;
-        peer->out.last_ts_out += (uint32_t) out_rate / 50;
+        md_rewrite_next(&peer->out, (uint32_t) out_rate / 50);
         md_rtp_send(peer, out_pt, (size_t) len, peer->out.last_seq_out,
                     peer->out.last_ts_out, 0);
     }
@@ -514,15 +529,7 @@ md_rtp_inject(md_stream_t *s, size_t len, uint32_t step, int marker)
 
     r = &s->out;
 
-    if (!r->started) {
-        r->started = 1;
-        r->last_seq_out = (uint16_t) (r->seq_offset - 1);
-        r->last_ts_out = r->ts_offset - step;
-    }
-
-    r->last_seq_out++;
-    r->last_ts_out += step;
-    r->last_at = md_now();
+    md_rewrite_next(r, step);
     r->new_source = 1;
 
     md_rtp_send(s, s->send_pt, len, r->last_seq_out, r->last_ts_out, marker);
