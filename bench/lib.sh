@@ -30,3 +30,12 @@ bench_build() {
         warn "sources are newer than $artifact (BUILD=0): the old build is measured"
     fi
 }
+
+# the temporary directory goes, unless KEEP=1
+bench_remove_tmp() {
+    if [ "${KEEP:-0}" = 1 ]; then
+        echo "kept: $TMP" >&2
+    else
+        rm -rf "$TMP"
+    fi
+}

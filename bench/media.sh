@@ -171,11 +171,7 @@ cleanup() {
     [ -n "$LG_PID" ] && stop_pid "$LG_PID"
     [ -n "$SETUP_PID" ] && stop_pid "$SETUP_PID"
     [ -n "$DAEMON_PID" ] && stop_pid "$DAEMON_PID" INT
-    if [ "${KEEP:-0}" = 1 ]; then
-        echo "kept: $TMP" >&2
-    else
-        rm -rf "$TMP"
-    fi
+    bench_remove_tmp
     exit $rc
 }
 trap cleanup EXIT

@@ -125,11 +125,7 @@ cleanup() {
     stop_nginx
     stop_node
     stop_redis
-    if [ "${KEEP:-0}" = 1 ]; then
-        echo "kept: $TMP" >&2
-    else
-        rm -rf "$TMP"
-    fi
+    bench_remove_tmp
     exit $rc
 }
 trap cleanup EXIT
