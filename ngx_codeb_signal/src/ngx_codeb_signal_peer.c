@@ -73,6 +73,8 @@ static void ngx_codeb_peer_room_deliver(ngx_str_t *tenant, ngx_str_t *room,
 static ngx_int_t ngx_codeb_peer_joined_frame(ngx_codeb_peer_t *peer,
     ngx_str_t *frame);
 static void ngx_codeb_peer_announce(ngx_codeb_peer_t *peer);
+static ngx_int_t ngx_codeb_peer_room_msg(ngx_codeb_peer_t *peer,
+    ngx_str_t *frame, ngx_str_t *msg);
 static ngx_codeb_peer_t *ngx_codeb_peer_find(ngx_str_t *tenant,
     u_char *id, size_t len);
 static ngx_int_t ngx_codeb_peer_eval(ngx_codeb_peer_t *peer,
@@ -652,7 +654,7 @@ ngx_codeb_peer_register(ngx_codeb_peer_t *peer, ngx_uint_t announce)
     u_char                  keys[1024], max[NGX_INT_T_LEN];
     u_char                  ttl[NGX_TIME_T_LEN];
     u_char                  tok[2 * SHA256_DIGEST_LENGTH];
-    u_char                  md[SHA256_DIGEST_LENGTH], *p;
+    u_char                  md[SHA256_DIGEST_LENGTH];
     ngx_str_t               rk, pk, sk, px, frame, msg;
     ngx_codeb_redis_args_t  a;
 
@@ -683,17 +685,9 @@ ngx_codeb_peer_register(ngx_codeb_peer_t *peer, ngx_uint_t announce)
             return NGX_ERROR;
         }
 
-        msg.data = ngx_pnalloc(ngx_codeb_peer_pool,
-                               frame.len + peer->tenant->name.len
-                               + NGX_CODEB_ROOM_MAX + 32);
-        if (msg.data == NULL) {
+        if (ngx_codeb_peer_room_msg(peer, &frame, &msg) != NGX_OK) {
             return NGX_ERROR;
         }
-
-        p = ngx_sprintf(msg.data, "room %V %*s %*s\n%V",
-                        &peer->tenant->name, peer->room_len, peer->room,
-                        (size_t) NGX_CODEB_PEER_ID_LEN, peer->id, &frame);
-        msg.len = p - msg.data;
     }
 
     a.argc = 0;
@@ -843,6 +837,32 @@ ngx_codeb_peer_join_reply(redisAsyncContext *ac, void *reply, void *data)
         ngx_codeb_peer_error(peer, "bridge_unavailable",
                              "the media bridge is not available");
     }
+}
+
+
+/*
+ * the bus message of frame to the other peers of peer's room:
+ * "room <tenant> <room> <peerId>\n<frame>" (from the per-message pool)
+ */
+static ngx_int_t
+ngx_codeb_peer_room_msg(ngx_codeb_peer_t *peer, ngx_str_t *frame,
+    ngx_str_t *msg)
+{
+    u_char  *p;
+
+    msg->data = ngx_pnalloc(ngx_codeb_peer_pool,
+                            frame->len + peer->tenant->name.len
+                            + NGX_CODEB_ROOM_MAX + NGX_CODEB_PEER_ID_LEN + 16);
+    if (msg->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_sprintf(msg->data, "room %V %*s %*s\n%V", &peer->tenant->name,
+                    peer->room_len, peer->room,
+                    (size_t) NGX_CODEB_PEER_ID_LEN, peer->id, frame);
+    msg->len = p - msg->data;
+
+    return NGX_OK;
 }
 
 
@@ -1614,7 +1634,7 @@ ngx_codeb_peer_dial_reply(redisAsyncContext *ac, void *reply, void *data)
 static void
 ngx_codeb_peer_leave(ngx_codeb_peer_t *peer, char *reason)
 {
-    u_char                  *p, keys[1024];
+    u_char                   keys[1024];
     yajl_gen                 g;
     ngx_str_t                frame, msg, room, id, rk, pk, sk, px;
     ngx_codeb_redis_args_t   a;
@@ -1655,17 +1675,11 @@ ngx_codeb_peer_leave(ngx_codeb_peer_t *peer, char *reason)
     ngx_codeb_peer_room_deliver(&peer->tenant->name, &room, &id, frame.data,
                                 frame.len);
 
-    msg.data = ngx_pnalloc(ngx_codeb_peer_pool, frame.len + 128
-                                                + peer->tenant->name.len);
-    if (msg.data == NULL
+    if (ngx_codeb_peer_room_msg(peer, &frame, &msg) != NGX_OK
         || ngx_codeb_peer_keys(peer, keys, &rk, &pk, &sk, &px) != NGX_OK)
     {
         return;
     }
-
-    p = ngx_sprintf(msg.data, "room %V %V %V\n%V", &peer->tenant->name,
-                    &room, &id, &frame);
-    msg.len = p - msg.data;
 
     a.argc = 0;
     ngx_codeb_redis_arg_str(&a, &rk);
