@@ -374,6 +374,12 @@ expression EXPR, evaluated in package C<main> with C<$j> (and C<$_>) set to
 the decoded value, must be true. Example:
 C<recv_json A $j-E<gt>{type} eq 'welcome' && @{$j-E<gt>{peers}} == 0>.
 
+=item skip_json A EXPR
+
+Drop text messages while EXPR (as in C<recv_json>) holds for them; the first
+message for which it does not is kept for the next C<recv>. Fails like
+C<recv> when no such message arrives.
+
 =item capture A NAME REGEX
 
 Match A's last message against REGEX (one capture group) and store group 1
@@ -1500,6 +1506,27 @@ sub _ws_recv_text {
     }
 }
 
+# "NAME EXPR" of recv_json / skip_json: the client, EXPR compiled, EXPR.
+sub _json_args {
+    my ($ctx, $args, $cmd) = @_;
+    my ($n, $expr) = $args =~ /^(\S+)\s+(.*?)\s*$/s or die "usage: $cmd NAME EXPR\n";
+    my $c = _client($ctx, $n);
+    my $code = eval "package main; no warnings 'uninitialized'; "
+                  . "sub { my \$j = shift; local \$_ = \$j; $expr }"
+        or die "$cmd: expression does not compile: $@";
+    return ($c, $code, $expr);
+}
+
+# Whether the text message MSG is JSON and CODE holds for it; dies otherwise.
+sub _json_holds {
+    my ($code, $msg) = @_;
+    my $j = eval { JSON::PP->new->utf8->allow_nonref->decode($msg) };
+    die 'received ' . _show($msg, 2000) . "\nwhich is not JSON: $@" unless defined $j || !$@;
+    my $ok = eval { $code->($j) };
+    die 'received ' . _show($msg, 2000) . "\nexpression died: $@" if $@;
+    return $ok;
+}
+
 my %WS_CMD;
 
 %WS_CMD = (
@@ -1640,19 +1667,24 @@ my %WS_CMD;
     },
     recv_json => sub {
         my ($ctx, $args) = @_;
-        my ($n, $expr) = $args =~ /^(\S+)\s+(.*?)\s*$/s or die "usage: recv_json NAME EXPR\n";
-        my $c = _client($ctx, $n);
-        my $code = eval "package main; no warnings 'uninitialized'; "
-                      . "sub { my \$j = shift; local \$_ = \$j; $expr }"
-            or die "recv_json: expression does not compile: $@";
+        my ($c, $code, $expr) = _json_args($ctx, $args, 'recv_json');
         my $msg = _ws_recv_text($ctx, $c);
-        my $j = eval { JSON::PP->new->utf8->allow_nonref->decode($msg) };
-        die 'received ' . _show($msg, 2000) . "\nwhich is not JSON: $@" unless defined $j || !$@;
-        my $ok = eval { $code->($j) };
-        die 'received ' . _show($msg, 2000) . "\nexpression died: $@" if $@;
-        die 'received ' . _show($msg, 2000) . "\nexpression is false: $expr\n" unless $ok;
+        die 'received ' . _show($msg, 2000) . "\nexpression is false: $expr\n"
+            unless _json_holds($code, $msg);
         return 'received ' . _show($msg);
-        return;
+    },
+    skip_json => sub {
+        my ($ctx, $args) = @_;
+        my ($c, $code, $expr) = _json_args($ctx, $args, 'skip_json');
+        my $n = 0;
+        while (1) {
+            my $msg = _ws_recv_text($ctx, $c);
+            if (!_json_holds($code, $msg)) {
+                unshift @{$c->{pending}}, { type => 'text', payload => $msg };
+                return "skipped $n";
+            }
+            $n++;
+        }
     },
     capture => sub {
         my ($ctx, $args) = @_;
