@@ -38,6 +38,8 @@ typedef struct {
     uint32_t            last_ts_in;
     uint16_t            last_seq_in;
     double              last_at;       /* s, md_now() */
+    int                 in_rate;       /* Hz, RTP clock of the last packet in */
+    int                 out_rate;      /* Hz, RTP clock out */
     unsigned            new_source:1;  /* injected media went out: the
                                           next relayed packet starts anew */
 } md_rewrite_t;

@@ -301,6 +301,8 @@ md_rewrite(md_rewrite_t *r, uint32_t ssrc, uint16_t seq, uint32_t ts,
     if (!r->started) {
         r->started = 1;
         r->ssrc_in = ssrc;
+        r->in_rate = in_rate;
+        r->out_rate = out_rate;
         *oseq = r->seq_offset;
         *ots = r->ts_offset;
         r->last_seq_out = *oseq;
@@ -337,6 +339,8 @@ md_rewrite(md_rewrite_t *r, uint32_t ssrc, uint16_t seq, uint32_t ts,
     }
 
     if (dseq > 0) {
+        r->in_rate = in_rate;
+        r->out_rate = out_rate;
         r->last_seq_out = *oseq;
         r->last_ts_out = *ots;
         r->last_seq_in = seq;
@@ -346,7 +350,12 @@ md_rewrite(md_rewrite_t *r, uint32_t ssrc, uint16_t seq, uint32_t ts,
 }
 
 
-/* the packet after the last one out: sequence + 1, timestamp + step */
+/*
+ * The packet after the last one out: sequence + 1, timestamp + step (in
+ * the clock out).  The input timestamp it stands for moves on with it, so
+ * the next packet in continues from the end of this frame: a 40 ms packet
+ * in, sent as two 20 ms frames, is followed by the third frame's time.
+ */
 static void
 md_rewrite_next(md_rewrite_t *r, uint32_t step)
 {
@@ -354,6 +363,11 @@ md_rewrite_next(md_rewrite_t *r, uint32_t step)
         r->started = 1;
         r->last_seq_out = (uint16_t) (r->seq_offset - 1);
         r->last_ts_out = r->ts_offset - step;
+    }
+
+    if (r->in_rate > 0 && r->out_rate > 0) {
+        r->last_ts_in += (uint32_t) ((uint64_t) step * r->in_rate
+                                     / r->out_rate);
     }
 
     r->last_seq_out++;

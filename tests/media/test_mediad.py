@@ -181,6 +181,20 @@ class Relay(unittest.TestCase):
         self.assertEqual(mt.parse_sdp(to_a)["media"][0]["payloads"], [8, 101])
         self.tone_both_ways("PCMA", "PCMU", dest_a, dest_b)
 
+    def test_40ms_packets_transcoded_into_20ms_frames_keep_time(self):
+        # PCMA in 40 ms packets becomes two 20 ms PCMU frames each: the
+        # timestamps out must advance 160 per frame, not jump per packet
+        dest_a, dest_b, _, _ = self.offer_answer(
+            "p40", [(8, "PCMA", 8000)], [(0, "PCMU", 8000)],
+            offer_flags={"codec": {"transcode": ["PCMU"]}})
+        with self.b.capture() as cap:
+            self.a.send_tone(dest_a, codec="PCMA", seconds=1.0, ptime=40)
+            time.sleep(0.2)
+        pkts = [p for p in cap.packets if p.rtp and p.rtp.pt == 0]
+        self.assertEqual(len(pkts), 50)
+        mt.continuity(pkts).assert_ok()
+        self.assertTrue(mt.tone_detected(mt.decode_audio(pkts, "PCMU"), 8000, 1000))
+
     def test_codec_strip_and_mask(self):
         r = self.ng.offer("st", "tag-a", self.a.sdp(payload_types=[(8, "PCMA", 8000),
                                                                     (0, "PCMU", 8000)]),
