@@ -29,6 +29,41 @@
 #define MD_ID_LEN         256        /* call-id, tag */
 
 
+/* ---- network byte order (RTP, RTCP, STUN fields) ---- */
+
+static inline uint16_t
+md_get16(const uint8_t *p)
+{
+    return (uint16_t) (p[0] << 8 | p[1]);
+}
+
+
+static inline uint32_t
+md_get32(const uint8_t *p)
+{
+    return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16
+           | (uint32_t) p[2] << 8 | p[3];
+}
+
+
+static inline void
+md_put16(uint8_t *p, size_t v)
+{
+    p[0] = (uint8_t) (v >> 8);
+    p[1] = (uint8_t) v;
+}
+
+
+static inline void
+md_put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t) (v >> 24);
+    p[1] = (uint8_t) (v >> 16);
+    p[2] = (uint8_t) (v >> 8);
+    p[3] = (uint8_t) v;
+}
+
+
 /* ---- configuration (mediad.c) ---- */
 
 typedef struct {

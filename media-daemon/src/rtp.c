@@ -29,7 +29,6 @@ static void md_rtcp_packet(md_stream_t *s, uint8_t *p, size_t n,
     struct sockaddr_in *from);
 static void md_stun_packet(md_stream_t *s, uint8_t *p, size_t n,
     struct sockaddr_in *from);
-static void md_rtcp_rtt(md_stream_t *s, const uint8_t *p, size_t n);
 static int md_source_ok(md_stream_t *s, struct sockaddr_in *from, int rtcp);
 static void md_rtp_send(md_stream_t *peer, int pt, size_t len, uint16_t seq,
     uint32_t ts, int marker);
@@ -421,11 +420,9 @@ md_rtp_packet(md_stream_t *s, uint8_t *p, size_t n, struct sockaddr_in *from)
 
     pt = p[1] & 0x7f;
     marker = p[1] >> 7;
-    seq = (uint16_t) ((p[2] << 8) | p[3]);
-    ts = ((uint32_t) p[4] << 24) | ((uint32_t) p[5] << 16)
-         | ((uint32_t) p[6] << 8) | p[7];
-    ssrc = ((uint32_t) p[8] << 24) | ((uint32_t) p[9] << 16)
-           | ((uint32_t) p[10] << 8) | p[11];
+    seq = md_get16(p + 2);
+    ts = md_get32(p + 4);
+    ssrc = md_get32(p + 8);
 
     c = NULL;
 
@@ -559,16 +556,9 @@ md_rtp_send(md_stream_t *peer, int pt, size_t len, uint16_t seq, uint32_t ts,
 
     md_rtp_out[0] = 0x80;
     md_rtp_out[1] = (uint8_t) ((marker << 7) | pt);
-    md_rtp_out[2] = (uint8_t) (seq >> 8);
-    md_rtp_out[3] = (uint8_t) seq;
-    md_rtp_out[4] = (uint8_t) (ts >> 24);
-    md_rtp_out[5] = (uint8_t) (ts >> 16);
-    md_rtp_out[6] = (uint8_t) (ts >> 8);
-    md_rtp_out[7] = (uint8_t) ts;
-    md_rtp_out[8] = (uint8_t) (peer->out.ssrc_out >> 24);
-    md_rtp_out[9] = (uint8_t) (peer->out.ssrc_out >> 16);
-    md_rtp_out[10] = (uint8_t) (peer->out.ssrc_out >> 8);
-    md_rtp_out[11] = (uint8_t) peer->out.ssrc_out;
+    md_put16(md_rtp_out + 2, seq);
+    md_put32(md_rtp_out + 4, ts);
+    md_put32(md_rtp_out + 8, peer->out.ssrc_out);
 
     out_len = len + 12;
 
@@ -589,61 +579,184 @@ md_rtp_send(md_stream_t *peer, int pt, size_t len, uint16_t seq, uint32_t ts,
 
 
 /*
- * RFC 3550 §6.4.1: the report blocks of the SR/RR packets in a compound
- * RTCP packet from s's endpoint; a block whose LSR is an SR we forwarded
- * to it gives the round trip: now - sent - DLSR
+ * RFC 3550 §6.4.1: a report block (24 bytes at b) from s's endpoint whose
+ * LSR is an SR we forwarded to it gives the round trip: now - sent - DLSR
  */
 static void
-md_rtcp_rtt(md_stream_t *s, const uint8_t *p, size_t n)
+md_rtcp_rtt(md_stream_t *s, const uint8_t *b, double now)
 {
-    int        k, count;
-    size_t     len, off;
-    double     now, rtt;
-    uint32_t   lsr, dlsr;
-    unsigned   i;
+    double    rtt;
+    uint32_t  lsr, dlsr;
+    unsigned  i;
 
-    now = md_now();
+    lsr = md_get32(b + 16);
+    dlsr = md_get32(b + 20);
 
-    while (n >= 8 && (p[0] >> 6) == 2) {
-        len = 4 * ((size_t) ((p[2] << 8) | p[3]) + 1);
-        if (len > n) {
+    for (i = 0; lsr && i < 4; i++) {
+        if (s->sr_sent[i].lsr == lsr) {
+            rtt = now - s->sr_sent[i].at - dlsr / 65536.0;
+            s->rtt = rtt > 0 ? rtt : 0.0001;
             return;
         }
+    }
+}
 
-        count = p[0] & 0x1f;
-        off = p[1] == 200 ? 28 : p[1] == 201 ? 8 : len;
 
-        for (k = 0; k < count && off + 24 <= len; k++, off += 24) {
-            lsr = ((uint32_t) p[off + 16] << 24) | ((uint32_t) p[off + 17] << 16)
-                  | ((uint32_t) p[off + 18] << 8) | p[off + 19];
-            dlsr = ((uint32_t) p[off + 20] << 24)
-                   | ((uint32_t) p[off + 21] << 16)
-                   | ((uint32_t) p[off + 22] << 8) | p[off + 23];
+/* an RTP timestamp of the stream rewritten by r, in the clock out */
+static uint32_t
+md_rtcp_ts(md_rewrite_t *r, uint32_t ts)
+{
+    if (!r->started || r->in_rate <= 0) {
+        return r->ts_offset;
+    }
 
-            for (i = 0; lsr && i < 4; i++) {
-                if (s->sr_sent[i].lsr == lsr) {
-                    rtt = now - s->sr_sent[i].at - dlsr / 65536.0;
-                    s->rtt = rtt > 0 ? rtt : 0.0001;
-                    break;
-                }
-            }
-        }
+    return r->last_ts_out
+           + (uint32_t) ((int64_t) (int32_t) (ts - r->last_ts_in)
+                         * r->out_rate / r->in_rate);
+}
 
-        p += len;
-        n -= len;
+
+/*
+ * A report block about the stream we send to s's endpoint (s->out) is
+ * turned into one about the source of that stream, in its numbering:
+ * SSRC, highest sequence number (its low 16 bits) and jitter (clock in).
+ */
+static void
+md_rtcp_block(md_stream_t *s, uint8_t *b)
+{
+    uint32_t       ext;
+    md_rewrite_t  *r;
+
+    r = &s->out;
+
+    if (!r->started || md_get32(b) != r->ssrc_out) {
+        return;
+    }
+
+    md_put32(b, r->ssrc_in);
+
+    ext = md_get32(b + 8);
+    md_put32(b + 8, (ext & 0xffff0000)
+                    | (uint16_t) (ext + r->last_seq_in - r->last_seq_out));
+
+    if (r->in_rate > 0 && r->out_rate > 0) {
+        md_put32(b + 12, (uint32_t) ((uint64_t) md_get32(b + 12)
+                                     * r->in_rate / r->out_rate));
     }
 }
 
 
 /*
- * RTCP goes across with the sender SSRC of SR/RR replaced by the one the
- * other side sees for this direction (RFC 3550 §6.4)
+ * Translates one RTCP packet (RFC 3550 §6.4-6.6, RFC 4585 §6.1) from s's
+ * endpoint, len bytes at p, for the peer's endpoint: own is the SSRC s's
+ * endpoint sends with, which becomes the SSRC the peer's endpoint receives
+ * from us (peer->out); what it reports on becomes the peer's own SSRC; an
+ * SR's RTP timestamp moves into the clock and numbering the peer sees.
+ * Report blocks also give s's round trip.  Returns 1, 0 to leave the
+ * packet out (a BYE: the stream we send goes on until the call ends), or
+ * -1 when it is shorter than its count says (RFC 3550 A.2: the compound
+ * is invalid).
+ */
+static int
+md_rtcp_translate(md_stream_t *s, md_stream_t *peer, uint8_t *p, size_t len,
+    uint32_t own, double now)
+{
+    size_t     off, i, item;
+    unsigned   count, k;
+    uint32_t   out;
+
+    count = p[0] & 0x1f;
+    out = peer ? peer->out.ssrc_out : own;
+
+    switch (p[1]) {
+
+    case 200:   /* SR */
+    case 201:   /* RR */
+        off = p[1] == 200 ? 28 : 8;
+
+        if (len < off + 24 * (size_t) count) {
+            return -1;
+        }
+
+        if (p[1] == 200 && peer) {
+            md_put32(p + 16, md_rtcp_ts(&peer->out, md_get32(p + 16)));
+        }
+
+        for (k = 0; k < count; k++, off += 24) {
+            md_rtcp_rtt(s, p + off, now);
+            md_rtcp_block(s, p + off);
+        }
+
+        break;
+
+    case 202:   /* SDES: chunks of SSRC and items up to a null item */
+        off = 4;
+
+        for (k = 0; k < count; k++) {
+            if (off + 4 > len) {
+                return -1;
+            }
+
+            if (md_get32(p + off) == own) {
+                md_put32(p + off, out);
+            }
+
+            for (i = off + 4; i < len && p[i] != 0; i += 2 + item) {
+                if (i + 2 > len) {
+                    return -1;
+                }
+
+                item = p[i + 1];
+            }
+
+            if (i >= len) {
+                return -1;  /* no null item */
+            }
+
+            off = (i + 4) & ~(size_t) 3;
+        }
+
+        return 1;
+
+    case 203:   /* BYE */
+        return 0;
+
+    case 205:   /* RTPFB */
+    case 206:   /* PSFB */
+        if (len < 12) {
+            return -1;
+        }
+
+        if (s->out.started && md_get32(p + 8) == s->out.ssrc_out) {
+            md_put32(p + 8, s->out.ssrc_in);
+        }
+
+        break;
+
+    default:
+        break;
+    }
+
+    if (md_get32(p + 4) == own) {
+        md_put32(p + 4, out);
+    }
+
+    return 1;
+}
+
+
+/*
+ * RTCP from s's endpoint: each packet of the compound is translated for
+ * the peer's endpoint (md_rtcp_translate) into md_rtp_out and the result
+ * goes across, protected when the peer speaks SRTP
  */
 static void
 md_rtcp_packet(md_stream_t *s, uint8_t *p, size_t n, struct sockaddr_in *from)
 {
-    int            fd;
-    uint32_t       ssrc;
+    int            fd, rc;
+    size_t         len, off, out;
+    double         now;
+    uint32_t       own;
     md_stream_t   *peer;
 
     if (n < 8 || (p[0] >> 6) != 2 || n + 64 > sizeof(md_rtp_out)) {
@@ -658,45 +771,57 @@ md_rtcp_packet(md_stream_t *s, uint8_t *p, size_t n, struct sockaddr_in *from)
 
     s->rtcp_packets++;
 
-    md_rtcp_rtt(s, p, n);
-
     peer = s->peer;
 
-    if (peer == NULL || !peer->has_remote) {
-        return;
+    if (peer && !peer->has_remote) {
+        peer = NULL;
     }
 
-    if (p[1] == 200 && n >= 28) {
+    if (peer && p[1] == 200 && n >= 28) {
         /* remember the SR the peer gets, to match its reports on it */
-        peer->sr_sent[peer->sr_next % 4].lsr = ((uint32_t) p[10] << 24)
-                                               | ((uint32_t) p[11] << 16)
-                                               | ((uint32_t) p[12] << 8)
-                                               | p[13];
+        peer->sr_sent[peer->sr_next % 4].lsr = md_get32(p + 10);
         peer->sr_sent[peer->sr_next % 4].at = md_now();
         peer->sr_next++;
     }
 
-    memcpy(md_rtp_out, p, n);
+    now = md_now();
+    own = md_get32(p + 4);
+    out = 0;
 
-    if (md_rtp_out[1] == 200 || md_rtp_out[1] == 201) {
-        ssrc = peer->out.ssrc_out;  /* the SSRC the peer receives from us */
-        md_rtp_out[4] = (uint8_t) (ssrc >> 24);
-        md_rtp_out[5] = (uint8_t) (ssrc >> 16);
-        md_rtp_out[6] = (uint8_t) (ssrc >> 8);
-        md_rtp_out[7] = (uint8_t) ssrc;
+    for (off = 0; off + 4 <= n; off += len) {
+        len = 4 * ((size_t) md_get16(p + off + 2) + 1);
+
+        if ((p[off] >> 6) != 2 || len < 8 || len > n - off) {
+            s->in.errors++;
+            return;
+        }
+
+        memcpy(md_rtp_out + out, p + off, len);
+
+        rc = md_rtcp_translate(s, peer, md_rtp_out + out, len, own, now);
+        if (rc < 0) {
+            s->in.errors++;
+            return;
+        }
+
+        out += rc ? len : 0;
+    }
+
+    if (peer == NULL || out == 0) {
+        return;
     }
 
     fd = peer->rtcp_mux ? peer->rtp.fd : peer->rtcp.fd;
 
     if (peer->dtls
-        && md_srtp_protect(peer->dtls, md_rtp_out, &n, sizeof(md_rtp_out),
+        && md_srtp_protect(peer->dtls, md_rtp_out, &out, sizeof(md_rtp_out),
                            1) != 0)
     {
         return;
     }
 
     if (fd >= 0) {
-        (void) sendto(fd, md_rtp_out, n, 0,
+        (void) sendto(fd, md_rtp_out, out, 0,
                       (struct sockaddr *) (peer->rtcp_mux ? &peer->remote
                                                           : &peer->remote_rtcp),
                       sizeof(struct sockaddr_in));

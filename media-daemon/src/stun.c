@@ -13,6 +13,7 @@
 
 #define OPENSSL_SUPPRESS_DEPRECATED
 
+#include "mediad.h"
 #include "stun.h"
 
 #include <arpa/inet.h>
@@ -84,39 +85,6 @@ typedef struct {
 
 static const char  md_ice_chars[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-
-static uint16_t
-md_get16(const uint8_t *p)
-{
-    return (uint16_t) (p[0] << 8 | p[1]);
-}
-
-
-static uint32_t
-md_get32(const uint8_t *p)
-{
-    return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16
-           | (uint32_t) p[2] << 8 | p[3];
-}
-
-
-static void
-md_put16(uint8_t *p, size_t v)
-{
-    p[0] = (uint8_t) (v >> 8);
-    p[1] = (uint8_t) v;
-}
-
-
-static void
-md_put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t) (v >> 24);
-    p[1] = (uint8_t) (v >> 16);
-    p[2] = (uint8_t) (v >> 8);
-    p[3] = (uint8_t) v;
-}
 
 
 /* CRC-32 of ITU-T V.42 (RFC 5389 §15.5): reflected 0xedb88320, by nibble */

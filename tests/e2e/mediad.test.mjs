@@ -384,7 +384,7 @@ async function rtpPhone() {
     const rtcp = await bind(port + 1);
     if (!rtcp) { rtp.close(); continue; }
     const phone = {
-      port, rtp, rtcp, rx: [], rtcpRx: 0,
+      port, rtp, rtcp, rx: [], rtcpRx: 0, srs: [], rtcpDest: null,
       ssrc: randomBytes(4).readUInt32BE(0), seq: randomBytes(2).readUInt16BE(0), ts: randomBytes(4).readUInt32BE(0),
       sent: 0,
       close() { for (const s of [rtp, rtcp]) try { s.close(); } catch { /* closed */ } },
@@ -394,10 +394,45 @@ async function rtpPhone() {
     rtp.on('message', (m, rinfo) => {
       if (phone.rx.length < 20000) phone.rx.push({ t: performance.now(), from: rinfo.address + ':' + rinfo.port, h: rtpHeader(m), len: m.length });
     });
-    rtcp.on('message', () => { phone.rtcpRx += 1; });
+    rtcp.on('message', (m) => {
+      phone.rtcpRx += 1;
+      onPhoneRtcp(phone, m);
+    });
     return phone;
   }
   throw new Error('could not bind an RTP/RTCP port pair');
+}
+
+// RTCP at the phone: each SR is kept ({ t, ssrc, ts, lastRtp: the RTP
+// header received last before it }) and, once phone.rtcpDest is set,
+// answered 20 ms later with an RR on the stream the phone receives
+// (RFC 3550 §6.4.2: LSR = the SR's NTP middle 32 bits, DLSR in 1/65536 s).
+function onPhoneRtcp(phone, m) {
+  for (let off = 0; off + 8 <= m.length;) {
+    const len = 4 * (m.readUInt16BE(off + 2) + 1);
+    if ((m[off] >> 6) !== 2 || off + len > m.length) return;
+    if (m[off + 1] === 200 && len >= 28) {
+      const last = phone.rx.length ? phone.rx[phone.rx.length - 1].h : null;
+      const sr = { t: performance.now(), ssrc: m.readUInt32BE(off + 4), ts: m.readUInt32BE(off + 16),
+        lsr: m.readUInt32BE(off + 10), lastRtp: last };
+      if (phone.srs.length < 100) phone.srs.push(sr);
+      if (phone.rtcpDest && last) {
+        setTimeout(() => {
+          const rr = Buffer.alloc(32);
+          rr[0] = 0x81;
+          rr[1] = 201;
+          rr.writeUInt16BE(7, 2);
+          rr.writeUInt32BE(phone.ssrc >>> 0, 4);
+          rr.writeUInt32BE(sr.ssrc, 8);
+          rr.writeUInt32BE(phone.rx[phone.rx.length - 1].h.seq, 16);
+          rr.writeUInt32BE(sr.lsr, 24);
+          rr.writeUInt32BE(Math.round((performance.now() - sr.t) * 65.536), 28);
+          try { phone.rtcp.send(rr, phone.rtcpDest.port, phone.rtcpDest.address); } catch { /* closed */ }
+        }, 20);
+      }
+    }
+    off += len;
+  }
 }
 
 // A 1 kHz sine at -10 dBFS, A-law, one 20 ms packet per 20 ms of real time.
@@ -562,7 +597,7 @@ e2e.waitTone = async (hz, timeout, need = 5) => {
 // inbound/outbound audio RTP, their codecs and the selected candidate pair
 e2e.stats = async () => {
   const st = await e2e.pc.getStats();
-  const out = { inbound: null, outbound: null, pair: null };
+  const out = { inbound: null, outbound: null, pair: null, remoteInbound: null };
   const codec = (id) => { const c = id && st.get(id); return c ? c.mimeType + '/' + c.clockRate + ' pt ' + c.payloadType : null; };
   const cand = (id) => { const c = st.get(id); return c && { candidateType: c.candidateType, address: c.address, port: c.port, protocol: c.protocol }; };
   st.forEach((s) => {
@@ -570,6 +605,10 @@ e2e.stats = async () => {
       out.inbound = { packetsReceived: s.packetsReceived, packetsLost: s.packetsLost, jitter: s.jitter,
         bytesReceived: s.bytesReceived, totalSamplesReceived: s.totalSamplesReceived,
         concealedSamples: s.concealedSamples, codec: codec(s.codecId), audioLevel: s.audioLevel };
+    }
+    if (s.type === 'remote-inbound-rtp' && s.kind === 'audio') {
+      out.remoteInbound = { ssrc: s.ssrc, roundTripTime: s.roundTripTime,
+        roundTripTimeMeasurements: s.roundTripTimeMeasurements, packetsLost: s.packetsLost };
     }
     if (s.type === 'outbound-rtp' && s.kind === 'audio') {
       out.outbound = { packetsSent: s.packetsSent, codec: codec(s.codecId) };
@@ -732,7 +771,10 @@ function defineTests() {
 
   // dtmf: the page also offers telephone-event/8000 (the phone always does,
   // pt 101), and every leg of the signalling must carry it across
-  async function webrtcToSip(ctx, { label, codec, flags, expectCodec, dtmf = false }) {
+  // rtcp: the phone answers the page's SRs; the page must then measure the
+  // round trip (its report names its own SSRC) and the SRs the phone gets
+  // must carry the SSRC and RTP clock of the stream it receives
+  async function webrtcToSip(ctx, { label, codec, flags, expectCodec, dtmf = false, rtcp = false }) {
     const page = ctx.page = await openPage(label);
     const phone = ctx.phone = await rtpPhone();
     env.phones.push(phone);
@@ -769,6 +811,7 @@ function defineTests() {
         'telephone-event/8000 offered to SIP: ' + JSON.stringify(sdpCodecs(toSip)));
     }
     const sipDest = sdpAudioDest(toSip);
+    if (rtcp) phone.rtcpDest = { address: sipDest.address, port: sipDest.port + 1 };
     assert.equal(sipDest.address, '127.0.0.1', 'daemon address towards SIP');
     assert.ok(sipDest.port >= env.portRange[0] && sipDest.port <= env.portRange[1],
       'daemon port towards SIP ' + sipDest.port + ' outside ' + env.portRange.join('-'));
@@ -867,12 +910,41 @@ function defineTests() {
     assert.ok(qflags.includes('ICE') && qflags.includes('DTLS'), label + ': query flags ' + JSON.stringify(qflags));
     assert.equal(await page.evaluate(() => window.e2e.pc.connectionState), 'connected');
 
+    let rtt = null;
+    if (rtcp) rtt = await rtcpAcross(page, phone, label);
+
     ctx.sipDest = sipDest;
     return {
+      ...(rtt === null ? {} : { rttMs: rtt }),
       toPhone: { pps: rate, share: +tone.share.toFixed(3) },
       toPage: { packets: got, lost: stC.inbound.packetsLost, codec: stC.inbound.codec, peak: peaks[peaks.length - 1] },
       pair: st0.pair.local.port + ' -> ' + st0.pair.remote.port,
     };
+  }
+
+  // ------------------------------------------------------- RTCP across
+
+  // Chromium sends audio RTCP about every 5 s: wait up to 12 s for the
+  // page to have a round trip from the phone's RR; returns it in ms.
+  async function rtcpAcross(page, phone, label) {
+    let st = null;
+    await waitFor(label + ': remote-inbound-rtp with a roundTripTime on the page (phone SRs '
+      + phone.srs.length + ')', async () => {
+      st = await page.evaluate(() => window.e2e.stats());
+      return st.remoteInbound && st.remoteInbound.roundTripTime > 0;
+    }, { timeout: 12000, interval: 200 });
+    assert.ok(st.remoteInbound.roundTripTime < 0.5, label + ': RTT ' + JSON.stringify(st.remoteInbound));
+    const srs = phone.srs.filter((sr) => sr.lastRtp);
+    assert.ok(srs.length > 0, label + ': no SR reached the phone after its RTP');
+    for (const sr of srs) {
+      assert.equal(sr.ssrc, sr.lastRtp.ssrc, label + ': the SR names the SSRC the phone receives');
+      // the SR's timestamp is "now" in the stream's clock: within 250 ms
+      // (2000 at 8 kHz) of the RTP that arrived just before it
+      const d = (sr.ts - sr.lastRtp.ts) | 0;
+      assert.ok(Math.abs(d) <= 2000, label + ': SR RTP timestamp ' + sr.ts + ' vs last RTP ' + sr.lastRtp.ts
+        + ' (' + d + ' at 8 kHz)');
+    }
+    return Math.round(st.remoteInbound.roundTripTime * 1000 * 10) / 10;
   }
 
   // ------------------------------------------------------- DTMF page -> phone
@@ -959,10 +1031,10 @@ function defineTests() {
     });
   });
 
-  test('B: transcoding: the page (Opus) <-> codeb-mediad <-> plain RTP PCMA', { timeout: 60000 }, async (t) => {
+  test('B: transcoding: the page (Opus) <-> codeb-mediad <-> plain RTP PCMA; RTCP names each side\'s own SSRC and clock', { timeout: 60000 }, async (t) => {
     await scenario('B Opus<->PCMA', async (ctx) => {
       const r = await webrtcToSip(ctx, { label: 'B', codec: 'opus', flags: { codec: { transcode: ['PCMA'] } },
-        expectCodec: 'opus' });
+        expectCodec: 'opus', rtcp: true });
       t.diagnostic(JSON.stringify(r));
     });
   });

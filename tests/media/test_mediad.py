@@ -11,6 +11,7 @@ import os
 import random
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -29,6 +30,28 @@ def free_udp_port():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def recv_rtcp(peer, seconds=2.0):
+    """The next datagram on peer's RTCP socket, or None."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            peer.rtcp_sock.settimeout(0.5)
+            return peer.rtcp_sock.recv(2048)
+        except OSError:
+            pass
+    return None
+
+
+def rtcp_packets(data):
+    """(packet type, count, body) of each packet of a compound RTCP packet."""
+    out = []
+    while len(data) >= 4:
+        n = 4 * (struct.unpack("!H", data[2:4])[0] + 1)
+        out.append((data[1], data[0] & 0x1F, data[:n]))
+        data = data[n:]
+    return out
 
 
 @contextlib.contextmanager
@@ -261,7 +284,6 @@ class Relay(unittest.TestCase):
         self.assertGreaterEqual(errors, 10)
 
     def test_rtt_from_receiver_reports(self):
-        import struct
         dest_a, dest_b, _, _ = self.offer_answer("rt", [(8, "PCMA", 8000)],
                                                  [(8, "PCMA", 8000)])
         self.a.send_tone(dest_a, seconds=0.1)
@@ -271,14 +293,7 @@ class Relay(unittest.TestCase):
         ntp_hi, ntp_lo = 0x12345678, 0x9ABC0000
         sr = struct.pack("!BBHIIIIII", 0x80, 200, 6, 0xA, ntp_hi, ntp_lo, 0, 0, 0)
         self.a.rtcp_sock.sendto(sr, (dest_a[0], dest_a[1] + 1))
-        got = None
-        deadline = time.monotonic() + 2
-        while got is None and time.monotonic() < deadline:
-            try:
-                self.b.rtcp_sock.settimeout(0.5)
-                got = self.b.rtcp_sock.recv(2048)
-            except OSError:
-                pass
+        got = recv_rtcp(self.b)
         self.assertIsNotNone(got, "the SR reached B")
         self.assertEqual(got[1], 200)
         lsr = ((ntp_hi & 0xFFFF) << 16) | (ntp_lo >> 16)
@@ -291,6 +306,76 @@ class Relay(unittest.TestCase):
         rtt = q["tags"]["tag-b"]["medias"][0]["streams"][0]["stats"]["rtt"]
         self.assertTrue(140 <= rtt <= 400, rtt)
         self.assertEqual(q["tags"]["tag-a"]["medias"][0]["streams"][0]["stats"]["rtt"], -1)
+
+    def test_rtcp_names_what_each_side_knows(self):
+        # RFC 3550 §6.4: each side must see its own SSRC in the reports on
+        # its stream, and the SSRC, numbering and clock it receives in the
+        # other side's SR; a BYE does not cross (our stream goes on)
+        dest_a, dest_b, _, _ = self.offer_answer("rc", [(8, "PCMA", 8000)],
+                                                 [(8, "PCMA", 8000)])
+        with self.b.capture() as cap_b:
+            self.a.send_tone(dest_a, seconds=0.2, ssrc=0x1111, start_seq=100, start_ts=1000)
+            time.sleep(0.1)
+        with self.a.capture() as cap_a:
+            self.b.send_tone(dest_b, seconds=0.2, ssrc=0x2222, start_seq=5000,
+                             start_ts=700000)
+            time.sleep(0.1)
+        at_b = [p.rtp for p in cap_b.packets if p.rtp]
+        at_a = [p.rtp for p in cap_a.packets if p.rtp]
+        self.assertEqual((len(at_b), len(at_a)), (10, 10))
+        b_rx, a_rx = at_b[-1], at_a[-1]
+
+        # A: SR (its next timestamp, 2600; a report on what it got) + SDES + BYE
+        sr = struct.pack("!BBHIIIIII", 0x81, 200, 12, 0x1111, 0x12345678, 0x9ABC0000,
+                         2600, 10, 1600)
+        sr += struct.pack("!IIIIII", a_rx.ssrc, 0, (1 << 16) | a_rx.seq, 40, 0, 0)
+        sdes = struct.pack("!BBHIBB", 0x81, 202, 3, 0x1111, 1, 3) + b"a@x" + b"\0" * 3
+        bye = struct.pack("!BBHI", 0x81, 203, 1, 0x1111)
+        self.a.rtcp_sock.sendto(sr + sdes + bye, (dest_a[0], dest_a[1] + 1))
+        got = recv_rtcp(self.b)
+        self.assertIsNotNone(got, "A's RTCP reached B")
+        pk = rtcp_packets(got)
+        self.assertEqual([(t, c) for t, c, _ in pk], [(200, 1), (202, 1)])
+        sender, ts = struct.unpack("!I8xI", pk[0][2][4:20])
+        self.assertEqual(sender, b_rx.ssrc)
+        self.assertEqual(ts, (b_rx.ts + 160) & 0xFFFFFFFF)
+        rb_ssrc, _, ext, jitter = struct.unpack("!IIII", pk[0][2][28:44])
+        self.assertEqual(rb_ssrc, 0x2222, "the report on B's stream names B's SSRC")
+        self.assertEqual(ext, (1 << 16) | 5009, "in B's own sequence numbers")
+        self.assertEqual(jitter, 40)
+        self.assertEqual(pk[1][2][4:8], struct.pack("!I", b_rx.ssrc))
+        self.assertEqual(pk[1][2][8:13], b"\x01\x03a@x")
+
+        # B: RR on A's stream + a generic NACK (RTPFB) naming it
+        rr = struct.pack("!BBHI", 0x81, 201, 7, 0x2222) + struct.pack(
+            "!IIIIII", b_rx.ssrc, 0, b_rx.seq, 0, 0, 0)
+        fb = struct.pack("!BBHIIHH", 0x81, 205, 3, 0x2222, b_rx.ssrc, b_rx.seq, 0)
+        self.b.rtcp_sock.sendto(rr + fb, (dest_b[0], dest_b[1] + 1))
+        got = recv_rtcp(self.a)
+        self.assertIsNotNone(got, "B's RTCP reached A")
+        pk = rtcp_packets(got)
+        self.assertEqual([(t, c) for t, c, _ in pk], [(201, 1), (205, 1)])
+        sender, rb_ssrc, _, ext = struct.unpack("!IIII", pk[0][2][4:20])
+        self.assertEqual((sender, rb_ssrc, ext), (a_rx.ssrc, 0x1111, 109))
+        self.assertEqual(struct.unpack("!II", pk[1][2][4:12]), (a_rx.ssrc, 0x1111))
+
+    def test_malformed_rtcp_is_dropped(self):
+        dest_a, dest_b, _, _ = self.offer_answer("rm", [(8, "PCMA", 8000)],
+                                                 [(8, "PCMA", 8000)])
+        self.a.send_tone(dest_a, seconds=0.1)
+        self.b.send_tone(dest_b, seconds=0.1)
+        bad = [
+            struct.pack("!BBHI", 0x81, 201, 1, 0xA),            # RR: 1 block, no room
+            struct.pack("!BBHI", 0x80, 201, 9, 0xA),            # length past the end
+            struct.pack("!BBHIBB", 0x81, 202, 2, 0xA, 1, 200) + b"xx",  # SDES item past it
+            struct.pack("!BBHI", 0x80, 201, 1, 0xA) + b"\x40" * 8,     # version 1 after
+        ]
+        for d in bad:
+            self.a.rtcp_sock.sendto(d, (dest_a[0], dest_a[1] + 1))
+        self.assertIsNone(recv_rtcp(self.b, 0.5))
+        self.a.rtcp_sock.sendto(struct.pack("!BBHI", 0x80, 201, 1, 0xA),
+                                (dest_a[0], dest_a[1] + 1))
+        self.assertIsNotNone(recv_rtcp(self.b), "a good RR still crosses")
 
     def test_garbage_on_media_ports(self):
         dest_a, dest_b, _, _ = self.offer_answer("gb", [(8, "PCMA", 8000)],
