@@ -248,6 +248,16 @@ build_mediad_asan() {
         LDFLAGS="-fsanitize=address,undefined"
 }
 
+# the NG/RTP suite against codeb-mediad built with ThreadSanitizer: the
+# media threads, the NG hand-over and SIGHUP reloads share no unguarded data
+mediad_tsan() {
+    make -s -C "$ROOT/media-daemon" O="$BUILD/mediad-tsan" \
+        CFLAGS="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread" || return 1
+    CODEB_MEDIAD=$BUILD/mediad-tsan/codeb-mediad \
+        TSAN_OPTIONS="halt_on_error=1 exitcode=66" \
+        /usr/bin/python3 -m unittest "$ROOT/tests/media/test_mediad.py"
+}
+
 run_tests() {
     deps
     build
@@ -261,6 +271,7 @@ run_tests() {
     export CODEB_MEDIAD=$BUILD/mediad-asan/codeb-mediad
     suite "tests/media: tooling self-test" /usr/bin/python3 -m unittest "$ROOT/tests/media/test_mediatest.py"
     suite "tests/media: NG and RTP through codeb-mediad" /usr/bin/python3 -m unittest "$ROOT/tests/media/test_mediad.py"
+    suite "tests/media: NG and RTP, codeb-mediad under ThreadSanitizer" mediad_tsan
     suite "tests/media: aiortc (ICE, DTLS-SRTP) <-> codeb-mediad <-> RTP" /usr/bin/python3 "$ROOT/tests/media/test_webrtc.py"
     suite "tests/media: the same tooling against Debian's rtpengine" /usr/bin/python3 -m unittest "$ROOT/tests/media/test_rtpengine_ref.py"
     suite "tests/media: NG conformance, codeb-mediad vs rtpengine" /usr/bin/python3 -m unittest "$ROOT/tests/media/test_ng_conformance.py"

@@ -170,13 +170,16 @@ md_udp_bind(uint16_t port)
 static int
 md_stream_open(md_stream_t *s)
 {
-    int       tries, rtp, rtcp;
-    uint16_t  port, span;
+    int        tries, rtp, rtcp;
+    uint16_t   port, span;
+    md_live_t  live;
 
-    span = (uint16_t) ((md_conf.port_max - md_conf.port_min) / 2);
+    md_conf_live(&live);
+
+    span = (uint16_t) ((live.port_max - live.port_min) / 2);
 
     for (tries = 0; tries <= span; tries++) {
-        port = (uint16_t) (md_conf.port_min
+        port = (uint16_t) (live.port_min
                            + (__atomic_fetch_add(&md_next_port, 1,
                                                  __ATOMIC_RELAXED) % span)
                              * 2);
@@ -210,8 +213,8 @@ md_stream_open(md_stream_t *s)
         return 0;
     }
 
-    md_log(MD_LOG_ERR, "no free port pair in %u-%u", md_conf.port_min,
-           md_conf.port_max);
+    md_log(MD_LOG_ERR, "no free port pair in %u-%u", live.port_min,
+           live.port_max);
 
     return -1;
 }
@@ -1579,9 +1582,11 @@ md_call_timeouts(void)
     int          i, l, k, alive;
     double       now, last;
     md_call_t   *c, *next;
+    md_live_t    live;
     md_stream_t *s;
 
     now = md_now();
+    md_conf_live(&live);
 
     for (i = 0; i < MD_CALL_HASH; i++) {
         for (c = md_calls[i]; c; c = next) {
@@ -1606,9 +1611,9 @@ md_call_timeouts(void)
                 }
             }
 
-            if (now - last >= md_conf.timeout) {
+            if (now - last >= live.timeout) {
                 md_log(MD_LOG_INFO, "[%s] no media for %d s%s: deleted",
-                       c->id, md_conf.timeout,
+                       c->id, live.timeout,
                        alive ? "" : " (never connected)");
                 md_call_free(c);
             }

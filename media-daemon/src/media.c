@@ -413,10 +413,13 @@ md_media_record(md_call_t *c, be_buf_t *reply)
     int             l, k;
     char            path[4096], id[128];
     size_t          i;
+    md_live_t       live;
     md_stream_t    *s;
     md_recorder_t  *rec;
 
-    if (md_conf.recording_dir[0] == '\0') {
+    md_conf_live(&live);
+
+    if (live.recording_dir[0] == '\0') {
         return "recording is not configured (--recording-dir)";
     }
 
@@ -440,7 +443,7 @@ md_media_record(md_call_t *c, be_buf_t *reply)
             }
 
             snprintf(path, sizeof(path), "%s/%s-%s-%d.wav",
-                     md_conf.recording_dir,
+                     live.recording_dir,
                      id, l == 0 ? "offerer" : "answerer", k);
 
             rec = calloc(1, sizeof(md_recorder_t));

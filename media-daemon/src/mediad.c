@@ -43,7 +43,8 @@ md_conf_t  md_conf;
 static _Thread_local int      md_epoll = -1;
 static md_thread_t            md_threads[MD_MAX_THREADS];
 _Thread_local md_thread_t    *md_self;
-static int                    md_log_level = MD_LOG_INFO;
+static int                    md_log_level = MD_LOG_INFO;  /* atomic */
+static pthread_mutex_t        md_conf_lock = PTHREAD_MUTEX_INITIALIZER;
 static volatile sig_atomic_t  md_stop;
 static volatile sig_atomic_t  md_hup;
 
@@ -56,7 +57,7 @@ md_log(int level, const char *fmt, ...)
     static const char *names[] = { "", "", "", "error", "warn", "", "info",
                                    "debug" };
 
-    if (level > md_log_level) {
+    if (level > __atomic_load_n(&md_log_level, __ATOMIC_RELAXED)) {
         return;
     }
 
@@ -265,10 +266,30 @@ md_config_load(void)
         return -1;
     }
 
-    md_conf = conf;
-    md_log_level = level;
+    pthread_mutex_lock(&md_conf_lock);
+    md_conf.port_min = conf.port_min;
+    md_conf.port_max = conf.port_max;
+    md_conf.timeout = conf.timeout;
+    memcpy(md_conf.recording_dir, conf.recording_dir,
+           sizeof(conf.recording_dir));
+    pthread_mutex_unlock(&md_conf_lock);
+
+    __atomic_store_n(&md_log_level, level, __ATOMIC_RELAXED);
 
     return 0;
+}
+
+
+void
+md_conf_live(md_live_t *live)
+{
+    pthread_mutex_lock(&md_conf_lock);
+    live->port_min = md_conf.port_min;
+    live->port_max = md_conf.port_max;
+    live->timeout = md_conf.timeout;
+    memcpy(live->recording_dir, md_conf.recording_dir,
+           sizeof(live->recording_dir));
+    pthread_mutex_unlock(&md_conf_lock);
 }
 
 

@@ -86,6 +86,20 @@ typedef struct {
 
 extern md_conf_t  md_conf;
 
+/*
+ * What SIGHUP may change (--config), as one consistent copy: media threads
+ * read these through md_conf_live(), never from md_conf, which thread 0
+ * rewrites on reload.
+ */
+typedef struct {
+    uint16_t            port_min;
+    uint16_t            port_max;
+    int                 timeout;        /* s */
+    char                recording_dir[1024];
+} md_live_t;
+
+void md_conf_live(md_live_t *live);
+
 void md_log(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

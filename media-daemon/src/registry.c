@@ -176,10 +176,13 @@ md_registry_call(md_call_t *c, int alive)
 static void
 md_registry_alive(void)
 {
-    char  ttl[32];
+    char       ttl[32];
+    md_live_t  live;
 
-    snprintf(ttl, sizeof(ttl), "%d", md_conf.timeout * 3 > 30
-                                     ? md_conf.timeout * 3 : 30);
+    md_conf_live(&live);
+
+    snprintf(ttl, sizeof(ttl), "%d", live.timeout * 3 > 30
+                                     ? live.timeout * 3 : 30);
 
     md_registry_cmd(3, "SADD", "codeb:media:daemons", md_daemon_id);
     md_registry_cmd(3, "EXPIRE", md_registry_key, ttl);
