@@ -121,8 +121,15 @@ start_mediad() {
     MEDIAD_PID=$!
 }
 
+# nginx first (fast shutdown, up to 10 s), then codeb-mediad and Redis
 stop_all() {
-    [ -n "${MEDIAD_PID:-}" ] && kill -INT "$MEDIAD_PID" 2>/dev/null
+    if [ -n "${NGINX_PID:-}" ] && kill -TERM "$NGINX_PID" 2>/dev/null; then
+        for _ in $(seq 100); do
+            kill -0 "$NGINX_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+    fi
+    [ -z "${MEDIAD_PID:-}" ] || kill -INT "$MEDIAD_PID" 2>/dev/null || true
     stop_redis
 }
 
@@ -157,9 +164,11 @@ run() {
         || nginx -t -p "$RUN" -c "$RUN/conf/nginx.conf" -e "$RUN/logs/error.log"
     start_mediad
     trap 'stop_all' EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
     cat <<EOF
 
-  CodeB is running (Ctrl-C stops nginx and Redis):
+  CodeB is running (Ctrl-C or SIGTERM stops nginx, codeb-mediad and Redis):
     http://127.0.0.1:8080/room.html?room=demo    open in two tabs for a call
     https://127.0.0.1:8443/room.html?room=demo   same, TLS (self-signed dev cert)
     http://127.0.0.1:8080/status.html            health summary
@@ -169,7 +178,10 @@ run() {
   codeb-mediad: NG on 127.0.0.1:2223/udp, RTP 30000-30999 (log: $RUN/logs/mediad.log)
 
 EOF
-    nginx -p "$RUN" -c "$RUN/conf/nginx.conf" -e "$RUN/logs/error.log" -g 'daemon off;'
+    # in the background, so that a SIGTERM to this script also stops it
+    nginx -p "$RUN" -c "$RUN/conf/nginx.conf" -e "$RUN/logs/error.log" -g 'daemon off;' &
+    NGINX_PID=$!
+    wait "$NGINX_PID"
 }
 
 # the same modules built with AddressSanitizer, for memcheck
