@@ -373,6 +373,35 @@ class Relay(unittest.TestCase):
         for d in bad:
             self.a.rtcp_sock.sendto(d, (dest_a[0], dest_a[1] + 1))
         self.assertIsNone(recv_rtcp(self.b, 0.5))
+        # 3000 mutations of a valid SR + SDES + BYE compound: whatever
+        # crosses must be whole RTCP packets (the daemon runs under ASan)
+        good = (struct.pack("!BBHIIIIIIIIIIII", 0x81, 200, 12, 0xA, 1, 2, 3, 4, 5,
+                            0xB, 0, 7, 0, 0, 0)
+                + struct.pack("!BBHIBB", 0x81, 202, 3, 0xA, 1, 3) + b"a@x\0\0\0"
+                + struct.pack("!BBHI", 0x81, 203, 1, 0xA))
+        rnd = random.Random(7)
+        self.b.rtcp_sock.setblocking(False)
+        crossed = 0
+        for i in range(3000):
+            d = bytearray(good)
+            for _ in range(rnd.randint(1, 4)):
+                d[rnd.randrange(len(d))] = rnd.randrange(256)
+            d = bytes(d[:rnd.randint(4, len(d))]) if rnd.random() < 0.3 else bytes(d)
+            self.a.rtcp_sock.sendto(d, (dest_a[0], dest_a[1] + 1))
+            if i % 50 == 0:
+                time.sleep(0.002)
+            try:
+                while True:
+                    got = self.b.rtcp_sock.recv(2048)
+                    crossed += 1
+                    self.assertEqual(sum(4 * (n + 1) for n in
+                                         [struct.unpack("!H", p[2][2:4])[0]
+                                          for p in rtcp_packets(got)]), len(got), got.hex())
+            except BlockingIOError:
+                pass
+        self.assertGreater(crossed, 0)
+        while recv_rtcp(self.b, 0.2) is not None:
+            pass
         self.a.rtcp_sock.sendto(struct.pack("!BBHI", 0x80, 201, 1, 0xA),
                                 (dest_a[0], dest_a[1] + 1))
         self.assertIsNotNone(recv_rtcp(self.b), "a good RR still crosses")
