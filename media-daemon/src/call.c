@@ -490,6 +490,7 @@ md_stream_learn(md_stream_t *s, md_sdp_t *sdp, md_sdp_media_t *m,
     memcpy(s->proto, m->proto, sizeof(s->proto));
     memcpy(s->direction, m->direction, sizeof(s->direction));
     s->rtcp_mux = m->rtcp_mux;
+    s->ptime = m->ptime;
     s->ncodecs = m->ncodecs;
     memcpy(s->codecs, m->codecs, sizeof(md_codec_t) * (size_t) m->ncodecs);
     s->leg->strict_source = f->strict_source;
@@ -1205,10 +1206,13 @@ md_negotiate(md_stream_t *offerer, md_stream_t *answerer,
     answerer->tc = NULL;
 
     if (offerer->send_codec != answerer->send_codec) {
+        /* each transcoder packetizes for the endpoint it sends to */
         offerer->tc = md_tc_new((md_tc_codec_e) offerer->send_codec,
-                                (md_tc_codec_e) answerer->send_codec);
+                                (md_tc_codec_e) answerer->send_codec,
+                                answerer->ptime);
         answerer->tc = md_tc_new((md_tc_codec_e) answerer->send_codec,
-                                 (md_tc_codec_e) offerer->send_codec);
+                                 (md_tc_codec_e) offerer->send_codec,
+                                 offerer->ptime);
 
         if (offerer->tc == NULL || answerer->tc == NULL) {
             return "transcoder setup failed";

@@ -99,6 +99,11 @@ struct md_stream_s {
     int                 dtls_started;
 
     md_tc_t            *tc;            /* transcoder, this -> peer */
+    uint32_t            tc_ssrc;       /* the last packet fed to tc */
+    uint16_t            tc_seq;
+    unsigned            tc_fed:1;
+    int                 ptime;         /* ms it wants per packet, 0: any
+                                          (a=ptime, RFC 8866 §6.4) */
     md_player_t        *player;        /* media played to this endpoint */
     md_recorder_t      *recorder;      /* what this endpoint sends */
     int                 rate;          /* RTP clock of what it sends */

@@ -237,7 +237,8 @@ md_media_play(md_stream_t *s, be_node_t *req, be_buf_t *reply)
     }
 
     if (s->send_codec != MD_CODEC_PCMA) {
-        pl->tc = md_tc_new(MD_TC_PCMA, (md_tc_codec_e) s->send_codec);
+        pl->tc = md_tc_new(MD_TC_PCMA, (md_tc_codec_e) s->send_codec,
+                           MD_TC_PTIME);
         if (pl->tc == NULL) {
             free(pl->pcm);
             free(pl);
@@ -488,7 +489,7 @@ md_record(md_stream_t *s, md_codec_id_e codec, const uint8_t *p, size_t len,
 
     if (codec == MD_CODEC_OPUS) {
         if (rec->tc == NULL) {
-            rec->tc = md_tc_new(MD_TC_OPUS, MD_TC_PCMA);
+            rec->tc = md_tc_new(MD_TC_OPUS, MD_TC_PCMA, MD_TC_PTIME);
             if (rec->tc == NULL) {
                 return;
             }

@@ -192,6 +192,7 @@ typedef struct {
     int                 has_addr;
     uint16_t            rtcp_port;      /* a=rtcp, 0 when absent */
     int                 rtcp_mux;
+    int                 ptime;          /* a=ptime, ms; 0: absent */
     char                direction[10];  /* sendrecv, sendonly, ... */
     char                ice_ufrag[64];
     char                ice_pwd[128];

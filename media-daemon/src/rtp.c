@@ -282,14 +282,15 @@ md_stats(md_stats_t *st, uint16_t seq, uint32_t ts, double now, int rate)
 /*
  * sequence number and timestamp out.  Within a source they follow the
  * input (gaps and reordering kept, timestamps scaled from in_rate to
- * out_rate); a new source (a new SSRC, a timestamp that jumps 2 s away
- * from the wall clock, or a sequence jump) continues after the last
- * packet out, with the marker bit set.
+ * out_rate; renumber: a transcoder's frames, numbered one after the
+ * other); a new source (a new SSRC, a timestamp that jumps 2 s away from
+ * the wall clock, or a sequence jump) continues after the last packet
+ * out, with the marker bit set.
  */
 static void
 md_rewrite(md_rewrite_t *r, uint32_t ssrc, uint16_t seq, uint32_t ts,
-    double now, int in_rate, int out_rate, uint16_t *oseq, uint32_t *ots,
-    int *marker)
+    double now, int in_rate, int out_rate, int renumber, uint16_t *oseq,
+    uint32_t *ots, int *marker)
 {
     double    elapsed;
     int16_t   dseq;
@@ -333,11 +334,11 @@ md_rewrite(md_rewrite_t *r, uint32_t ssrc, uint16_t seq, uint32_t ts,
         dseq = 1;
 
     } else {
-        *oseq = (uint16_t) (r->last_seq_out + dseq);
+        *oseq = (uint16_t) (r->last_seq_out + (renumber ? 1 : dseq));
         *ots = r->last_ts_out + (uint32_t) ((int64_t) dts * out_rate / in_rate);
     }
 
-    if (dseq > 0) {
+    if (dseq > 0 || renumber) {
         r->in_rate = in_rate;
         r->out_rate = out_rate;
         r->last_seq_out = *oseq;
@@ -379,7 +380,7 @@ static void
 md_rtp_packet(md_stream_t *s, uint8_t *p, size_t n, struct sockaddr_in *from)
 {
     int            pt, out_pt, marker, rate, out_rate, len;
-    size_t         hlen, plen;
+    size_t         hlen, plen, lag;
     double         now;
     uint16_t       seq, oseq;
     uint32_t       ts, ots, ssrc;
@@ -487,6 +488,19 @@ md_rtp_packet(md_stream_t *s, uint8_t *p, size_t n, struct sockaddr_in *from)
         len = (int) plen;
 
     } else if (s->tc && peer->send_pt >= 0) {
+        if (s->tc_fed && ssrc == s->tc_ssrc
+            && (int16_t) (uint16_t) (seq - s->tc_seq) <= 0
+            && (int16_t) (uint16_t) (seq - s->tc_seq) > -1000)
+        {
+            return;     /* late or repeated: the transcoder has moved on */
+        }
+
+        s->tc_fed = 1;
+        s->tc_ssrc = ssrc;
+        s->tc_seq = seq;
+
+        lag = md_tc_queued(s->tc);
+
         len = md_tc_run(s->tc, p + hlen, plen, md_rtp_out + 12,
                         sizeof(md_rtp_out) - 12 - 64);
         if (len <= 0) {
@@ -496,6 +510,8 @@ md_rtp_packet(md_stream_t *s, uint8_t *p, size_t n, struct sockaddr_in *from)
             return;
         }
 
+        /* the frame began with the audio queued before this packet */
+        ts -= (uint32_t) ((uint64_t) lag * rate / out_rate);
         out_pt = peer->send_pt;
 
     } else {
@@ -503,11 +519,11 @@ md_rtp_packet(md_stream_t *s, uint8_t *p, size_t n, struct sockaddr_in *from)
         return;
     }
 
-    md_rewrite(&peer->out, ssrc, seq, ts, now, rate, out_rate, &oseq, &ots,
-               &marker);
+    md_rewrite(&peer->out, ssrc, seq, ts, now, rate, out_rate, s->tc != NULL,
+               &oseq, &ots, &marker);
     md_rtp_send(peer, out_pt, (size_t) len, oseq, ots, marker);
 
-    /* a 40 or 60 ms packet in: the transcoder has 20 ms frames left */
+    /* a packet longer than a frame out: the transcoder has frames left */
 
     while (s->tc && pt != s->dtmf_pt) {
         len = md_tc_next(s->tc, md_rtp_out + 12, sizeof(md_rtp_out) - 12 - 64);
@@ -515,7 +531,7 @@ md_rtp_packet(md_stream_t *s, uint8_t *p, size_t n, struct sockaddr_in *from)
             break;
         }
 
-        md_rewrite_next(&peer->out, (uint32_t) out_rate / 50);
+        md_rewrite_next(&peer->out, (uint32_t) md_tc_frame(s->tc));
         md_rtp_send(peer, out_pt, (size_t) len, peer->out.last_seq_out,
                     peer->out.last_ts_out, 0);
     }

@@ -319,6 +319,7 @@ static int
 md_sdp_line(md_sdp_t *sdp, md_sdp_media_t *m, char *line,
     const char **error)
 {
+    long   ptime;
     char  *v, *a;
 
     v = line + 2;
@@ -407,6 +408,12 @@ md_sdp_line(md_sdp_t *sdp, md_sdp_media_t *m, char *line,
 
     } else if (strcmp(a, "rtcp-mux") == 0) {
         m->rtcp_mux = 1;
+
+    } else if (strncmp(a, "ptime:", 6) == 0) {
+        /* kept for the other side too; what a transcoder sends by */
+        ptime = strtol(a + 6, NULL, 10);
+        m->ptime = (ptime > 0 && ptime <= 1000) ? (int) ptime : 0;
+        return md_sdp_attr_keep(m->attrs, &m->nattrs, line, error);
 
     } else if (strcmp(a, "sendrecv") == 0 || strcmp(a, "sendonly") == 0
                || strcmp(a, "recvonly") == 0 || strcmp(a, "inactive") == 0)

@@ -33,7 +33,7 @@
                                        longest Opus packet, RFC 6716
                                        §3.2.5 */
 #define MD_TC_MAX_G711    960       /* bytes, 120 ms at 8 kHz */
-#define MD_TC_QUEUE_MS    140       /* 120 ms in + a partial frame */
+#define MD_TC_IN_MS       120       /* the longest input packet */
 
 _Static_assert(MD_TC_TAPS % 8 == 0 && MD_TC_TAPS % MD_TC_FACTOR == 0,
                "the FIR loops take 8 taps at a time, 6 branches");
@@ -50,7 +50,7 @@ struct md_tc_s {
     md_tc_codec_e       to;
     int                 in_rate;
     int                 out_rate;
-    size_t              frame;          /* samples per 20 ms at out_rate */
+    size_t              frame;          /* samples per frame at out_rate */
     OpusDecoder        *dec;            /* from Opus */
     OpusEncoder        *enc;            /* to Opus */
 
@@ -146,7 +146,7 @@ md_tc_design(md_tc_t *tc)
 
 
 md_tc_t *
-md_tc_new(md_tc_codec_e from, md_tc_codec_e to)
+md_tc_new(md_tc_codec_e from, md_tc_codec_e to, int ptime)
 {
     int       err, in_rate, out_rate;
     size_t    cap;
@@ -159,7 +159,16 @@ md_tc_new(md_tc_codec_e from, md_tc_codec_e to)
         return NULL;
     }
 
-    cap = (size_t) out_rate * MD_TC_QUEUE_MS / 1000;
+    /* RFC 6716 §2.1.4: Opus frames of 10, 20, 40, 60 ms; G.711 any 10 */
+
+    if (ptime < 10 || ptime > 60 || ptime % 10
+        || (to == MD_TC_OPUS && (ptime == 30 || ptime == 50)))
+    {
+        ptime = MD_TC_PTIME;
+    }
+
+    /* a whole input packet and a frame not yet complete */
+    cap = (size_t) out_rate * (MD_TC_IN_MS + ptime) / 1000;
 
     tc = calloc(1, sizeof(md_tc_t) + cap * sizeof(float));
     if (tc == NULL) {
@@ -170,7 +179,7 @@ md_tc_new(md_tc_codec_e from, md_tc_codec_e to)
     tc->to = to;
     tc->in_rate = in_rate;
     tc->out_rate = out_rate;
-    tc->frame = (size_t) out_rate * MD_TC_PTIME / 1000;
+    tc->frame = (size_t) out_rate * ptime / 1000;
     tc->cap = cap;
 
     if (in_rate != out_rate) {
@@ -215,6 +224,20 @@ failed:
 
     md_tc_free(tc);
     return NULL;
+}
+
+
+size_t
+md_tc_frame(md_tc_t *tc)
+{
+    return tc->frame;
+}
+
+
+size_t
+md_tc_queued(md_tc_t *tc)
+{
+    return tc->nqueue;
 }
 
 
@@ -310,7 +333,7 @@ md_tc_push(md_tc_t *tc, size_t n)
     }
 
     /*
-     * out <= cap (120 ms); a caller that does not drain md_tc_next()
+     * out <= 120 ms < cap; a caller that does not drain md_tc_next()
      * loses the oldest audio
      */
 

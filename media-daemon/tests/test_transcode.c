@@ -263,7 +263,7 @@ run_tone(md_tc_codec_e from, md_tc_codec_e to, double f, int in_ms,
         t_in[i] = (float) (a * sin(2.0 * M_PI * f * i / rin));
     }
 
-    tc = md_tc_new(from, to);
+    tc = md_tc_new(from, to, MD_TC_PTIME);
     enc = NULL;
     dec = NULL;
     rdec = NULL;
@@ -460,7 +460,7 @@ test_conceal(md_tc_codec_e from, md_tc_codec_e to)
 
     /* before any packet, then after some, then in a burst */
 
-    tc = md_tc_new(from, to);
+    tc = md_tc_new(from, to, MD_TC_PTIME);
     ok = tc != NULL;
 
     if (ok) {
@@ -516,7 +516,7 @@ test_bad_input(void)
     };
 
     for (i = 0; i < 2; i++) {
-        tc = md_tc_new(MD_TC_OPUS, i ? MD_TC_PCMU : MD_TC_OPUS);
+        tc = md_tc_new(MD_TC_OPUS, i ? MD_TC_PCMU : MD_TC_OPUS, MD_TC_PTIME);
         ok = tc != NULL;
 
         for (size_t k = 0; ok && k < sizeof(bad) / sizeof(bad[0]); k++) {
@@ -541,7 +541,7 @@ test_bad_input(void)
         md_tc_free(tc);
     }
 
-    tc = md_tc_new(MD_TC_PCMA, MD_TC_OPUS);
+    tc = md_tc_new(MD_TC_PCMA, MD_TC_OPUS, MD_TC_PTIME);
     memset(pkt, 0xd5, sizeof(pkt));
     ok = tc != NULL
          && md_tc_run(tc, pkt, 0, out, sizeof(out)) == -1
@@ -550,12 +550,56 @@ test_bad_input(void)
     check(ok, "G.711 input of 0 or > 960 bytes: -1; 960 bytes accepted");
     md_tc_free(tc);
 
-    ok = md_tc_new(0, MD_TC_PCMA) == NULL
-         && md_tc_new(MD_TC_PCMA, (md_tc_codec_e) 4) == NULL
+    ok = md_tc_new(0, MD_TC_PCMA, MD_TC_PTIME) == NULL
+         && md_tc_new(MD_TC_PCMA, (md_tc_codec_e) 4, MD_TC_PTIME) == NULL
          && md_tc_rate(MD_TC_PCMA) == 8000 && md_tc_rate(MD_TC_PCMU) == 8000
          && md_tc_rate(MD_TC_OPUS) == 48000 && md_tc_rate(0) == -1;
     check(ok, "md_tc_new() refuses unknown codecs; md_tc_rate()");
     md_tc_free(NULL);
+}
+
+
+/* frames of the receiver's ptime; md_tc_queued() is what waits for one */
+static void
+test_ptime(void)
+{
+    int       i, n, ok;
+    uint8_t   pkt[160], out[MD_TC_MAX_OUT];
+    md_tc_t  *tc;
+
+    memset(pkt, 0xd5, sizeof(pkt));
+
+    tc = md_tc_new(MD_TC_PCMA, MD_TC_PCMU, 30);
+    ok = tc != NULL && md_tc_frame(tc) == 240 && md_tc_queued(tc) == 0
+         && md_tc_run(tc, pkt, 160, out, sizeof(out)) == 0
+         && md_tc_queued(tc) == 160
+         && md_tc_run(tc, pkt, 160, out, sizeof(out)) == 240
+         && md_tc_queued(tc) == 80
+         && md_tc_next(tc, out, sizeof(out)) == 0;
+    check(ok, "PCMA 20 ms -> PCMU ptime 30: 240-byte frames, 80 queued");
+    md_tc_free(tc);
+
+    tc = md_tc_new(MD_TC_PCMU, MD_TC_PCMA, 60);
+    for (i = 0, n = 0; tc && i < 6; i++) {
+        n += md_tc_run(tc, pkt, 80, out, sizeof(out)) == 480;
+    }
+    check(tc && md_tc_frame(tc) == 480 && n == 1 && md_tc_queued(tc) == 0,
+          "PCMU 10 ms -> PCMA ptime 60: one 480-byte frame of six packets");
+    md_tc_free(tc);
+
+    tc = md_tc_new(MD_TC_PCMA, MD_TC_OPUS, 40);
+    ok = tc != NULL && md_tc_frame(tc) == 1920;
+    md_tc_free(tc);
+    tc = md_tc_new(MD_TC_PCMA, MD_TC_OPUS, 30);
+    ok = ok && tc != NULL && md_tc_frame(tc) == 960;
+    md_tc_free(tc);
+    tc = md_tc_new(MD_TC_PCMA, MD_TC_PCMU, 25);
+    ok = ok && tc != NULL && md_tc_frame(tc) == 160;
+    md_tc_free(tc);
+    tc = md_tc_new(MD_TC_PCMA, MD_TC_PCMU, 0);
+    ok = ok && tc != NULL && md_tc_frame(tc) == 160;
+    md_tc_free(tc);
+    check(ok, "ptime: Opus 40 kept, Opus 30 / G.711 25 / none -> 20 ms");
 }
 
 
@@ -618,7 +662,7 @@ test_fuzz(void)
     }
 
     for (d = 0; d < (int) (sizeof(dir) / sizeof(dir[0])); d++) {
-        tc = md_tc_new(dir[d][0], dir[d][1]);
+        tc = md_tc_new(dir[d][0], dir[d][1], MD_TC_PTIME);
         if (tc == NULL) {
             ok = 0;
             break;
@@ -756,7 +800,7 @@ test_cpu(md_tc_codec_e from, md_tc_codec_e to)
         opus_encoder_destroy(enc);
     }
 
-    tc = md_tc_new(from, to);
+    tc = md_tc_new(from, to, MD_TC_PTIME);
     frames = 0;
 
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
@@ -870,6 +914,7 @@ main(void)
     test_conceal(MD_TC_PCMA, MD_TC_PCMU);
 
     test_bad_input();
+    test_ptime();
     test_fuzz();
 
     test_cpu(MD_TC_OPUS, MD_TC_PCMA);

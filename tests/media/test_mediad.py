@@ -153,14 +153,17 @@ class Relay(unittest.TestCase):
     def tearDown(self):
         self.stack.close()
 
-    def offer_answer(self, call_id, offer_pts, answer_pts, offer_flags=None, dtmf=101):
+    def offer_answer(self, call_id, offer_pts, answer_pts, offer_flags=None, dtmf=101,
+                     offer_ptime=20, answer_ptime=20):
         r = self.ng.offer(call_id, "tag-a",
-                          self.a.sdp(payload_types=offer_pts, telephone_event=dtmf),
+                          self.a.sdp(payload_types=offer_pts, telephone_event=dtmf,
+                                     ptime=offer_ptime),
                           **(offer_flags or {}))
         mt.expect_ok(r)
         to_b = r["sdp"]
         r = self.ng.answer(call_id, "tag-a", "tag-b",
-                           self.b.sdp(payload_types=answer_pts, telephone_event=dtmf))
+                           self.b.sdp(payload_types=answer_pts, telephone_event=dtmf,
+                                      ptime=answer_ptime))
         mt.expect_ok(r)
         to_a = r["sdp"]
         # a sends where the answer (given to a) says; b where the offer says
@@ -204,19 +207,36 @@ class Relay(unittest.TestCase):
         self.assertEqual(mt.parse_sdp(to_a)["media"][0]["payloads"], [8, 101])
         self.tone_both_ways("PCMA", "PCMU", dest_a, dest_b)
 
-    def test_40ms_packets_transcoded_into_20ms_frames_keep_time(self):
-        # PCMA in 40 ms packets becomes two 20 ms PCMU frames each: the
-        # timestamps out must advance 160 per frame, not jump per packet
-        dest_a, dest_b, _, _ = self.offer_answer(
-            "p40", [(8, "PCMA", 8000)], [(0, "PCMU", 8000)],
+    def test_transcoded_frames_follow_the_receivers_ptime(self):
+        # PCMA packets of in_ms become PCMU frames of B's a=ptime (none: 20
+        # ms): numbered one after the other, timestamps one frame apart
+        for in_ms, b_ptime, frame in ((10, None, 160), (30, None, 160), (40, 20, 160),
+                                      (20, 30, 240), (10, 60, 480)):
+            with self.subTest(packets_in=in_ms, b_ptime=b_ptime):
+                dest_a, _, _, _ = self.offer_answer(
+                    "p%d-%s" % (in_ms, b_ptime), [(8, "PCMA", 8000)], [(0, "PCMU", 8000)],
+                    offer_flags={"codec": {"transcode": ["PCMU"]}}, answer_ptime=b_ptime)
+                with self.b.capture() as cap:
+                    self.a.send_tone(dest_a, codec="PCMA", seconds=1.2, ptime=in_ms)
+                    time.sleep(0.2)
+                pkts = [p for p in cap.packets if p.rtp and p.rtp.pt == 0]
+                self.assertEqual(len(pkts), 9600 // frame)
+                self.assertTrue(all(len(p.rtp.payload) == frame for p in pkts))
+                mt.continuity(pkts, samples_per_packet=frame).assert_ok()
+                self.assertTrue(mt.tone_detected(mt.decode_audio(pkts, "PCMU"), 8000, 1000))
+
+    def test_late_and_repeated_packets_do_not_reach_the_transcoder(self):
+        dest_a, _, _, _ = self.offer_answer(
+            "late", [(8, "PCMA", 8000)], [(0, "PCMU", 8000)],
             offer_flags={"codec": {"transcode": ["PCMU"]}})
         with self.b.capture() as cap:
-            self.a.send_tone(dest_a, codec="PCMA", seconds=1.0, ptime=40)
+            self.a.send_tone(dest_a, codec="PCMA", seconds=0.2, start_seq=500, start_ts=0)
+            self.a.send_tone(dest_a, codec="PCMA", seconds=0.06, start_seq=505, start_ts=800)
+            self.a.send_tone(dest_a, codec="PCMA", seconds=0.2, start_seq=510, start_ts=1600)
             time.sleep(0.2)
         pkts = [p for p in cap.packets if p.rtp and p.rtp.pt == 0]
-        self.assertEqual(len(pkts), 50)
+        self.assertEqual(len(pkts), 20)
         mt.continuity(pkts).assert_ok()
-        self.assertTrue(mt.tone_detected(mt.decode_audio(pkts, "PCMU"), 8000, 1000))
 
     def test_codec_strip_and_mask(self):
         r = self.ng.offer("st", "tag-a", self.a.sdp(payload_types=[(8, "PCMA", 8000),
