@@ -478,12 +478,43 @@ md_remote_addr(md_sdp_t *sdp, md_sdp_media_t *m, md_flags_t *f,
 }
 
 
+/*
+ * RFC 4733 §2.1: events in the clock of the audio they go with.  The
+ * telephone-event of codecs[0..n) at rate Hz, else the 8 kHz one, else
+ * NULL.
+ */
+static md_codec_t *
+md_dtmf_codec(md_codec_t *codecs, int n, int rate)
+{
+    int          i;
+    md_codec_t  *te8k;
+
+    te8k = NULL;
+
+    for (i = 0; i < n; i++) {
+        if (md_codec_id(&codecs[i]) != MD_CODEC_TELEPHONE_EVENT) {
+            continue;
+        }
+
+        if (codecs[i].rate == rate) {
+            return &codecs[i];
+        }
+
+        if (codecs[i].rate == 8000 && te8k == NULL) {
+            te8k = &codecs[i];
+        }
+    }
+
+    return te8k;
+}
+
+
 /* takes what the endpoint of stream s said about itself in m */
 static void
 md_stream_learn(md_stream_t *s, md_sdp_t *sdp, md_sdp_media_t *m,
     md_flags_t *f)
 {
-    int             i;
+    md_codec_t     *te;
     struct in_addr  addr;
 
     memcpy(s->media, m->media, sizeof(s->media));
@@ -495,16 +526,9 @@ md_stream_learn(md_stream_t *s, md_sdp_t *sdp, md_sdp_media_t *m,
     memcpy(s->codecs, m->codecs, sizeof(md_codec_t) * (size_t) m->ncodecs);
     s->leg->strict_source = f->strict_source;
 
-    s->dtmf_pt = -1;
-
-    for (i = 0; i < m->ncodecs; i++) {
-        if (md_codec_id(&m->codecs[i]) == MD_CODEC_TELEPHONE_EVENT
-            && m->codecs[i].rate == 8000)
-        {
-            s->dtmf_pt = m->codecs[i].pt;
-            break;
-        }
-    }
+    te = md_dtmf_codec(m->codecs, m->ncodecs, 8000);
+    s->dtmf_pt = te ? te->pt : -1;
+    s->dtmf_rate = 8000;
 
     /* WebRTC: ICE and DTLS attributes, media or session level */
 
@@ -577,13 +601,14 @@ md_name_in(be_node_t *list, md_codec_t *c)
 }
 
 
-/* a payload type not used in codecs[0..n) (dynamic range first) */
+/* want when codecs[0..n) do not use it, else a free one of 96-127; or -1 */
 static int
 md_free_pt(md_codec_t *codecs, int n, int want)
 {
-    int  pt, i, used;
+    int  k, pt, i, used;
 
-    for (pt = want; pt < 128; pt = (pt == want) ? 96 : pt + 1) {
+    for (k = -1; k < 32; k++) {
+        pt = (k < 0) ? want : 96 + k;
         used = 0;
 
         for (i = 0; i < n; i++) {
@@ -595,10 +620,6 @@ md_free_pt(md_codec_t *codecs, int n, int want)
 
         if (!used) {
             return pt;
-        }
-
-        if (pt == 127) {
-            break;
         }
     }
 
@@ -704,8 +725,8 @@ md_stream_dtls(md_stream_t *s)
 static const char *
 md_codecs_offer(md_stream_t *from, md_stream_t *to, md_flags_t *f)
 {
-    int           i, n, pt;
-    md_codec_t    c, *out;
+    int           i, n, pt, own, ntc;
+    md_codec_t    c, *out, *te;
     be_node_t    *strip, *mask, *offer, *tc, *name;
 
     strip = be_get(f->codec, "strip");
@@ -730,6 +751,8 @@ md_codecs_offer(md_stream_t *from, md_stream_t *to, md_flags_t *f)
 
         out[n++] = c;
     }
+
+    own = n;
 
     if (tc && tc->type == BE_LIST) {
         for (name = tc->child; name; name = name->next) {
@@ -770,10 +793,32 @@ md_codecs_offer(md_stream_t *from, md_stream_t *to, md_flags_t *f)
         }
     }
 
+    ntc = n;
+
     for (i = 0; i < from->ncodecs && n < MD_MAX_CODECS; i++) {
         if (md_codec_id(&from->codecs[i]) == MD_CODEC_TELEPHONE_EVENT) {
             out[n++] = from->codecs[i];
         }
+    }
+
+    /* a codec we transcode into gets events in its own clock */
+
+    for (i = own; n > ntc && i < ntc && n < MD_MAX_CODECS; i++) {
+        te = md_dtmf_codec(out, n, out[i].rate);
+
+        if (te && te->rate == out[i].rate) {
+            continue;
+        }
+
+        c = out[ntc];       /* the offerer's first telephone-event */
+        c.rate = out[i].rate;
+        c.pt = md_free_pt(out, n, 101);
+
+        if (c.pt < 0) {
+            break;
+        }
+
+        out[n++] = c;
     }
 
     to->ncodecs = n;
@@ -1150,7 +1195,7 @@ md_negotiate(md_stream_t *offerer, md_stream_t *answerer,
     md_codec_t *offered, int noffered)
 {
     int          i;
-    md_codec_t  *ac, *oc;
+    md_codec_t  *ac, *oc, *te;
 
     ac = NULL;
 
@@ -1220,6 +1265,14 @@ md_negotiate(md_stream_t *offerer, md_stream_t *answerer,
     }
 
     /* telephone-event goes across when both sides have it */
+
+    te = md_dtmf_codec(answerer->codecs, answerer->ncodecs, ac->rate);
+    answerer->dtmf_pt = te ? te->pt : -1;
+    answerer->dtmf_rate = te ? te->rate : 8000;
+
+    te = md_dtmf_codec(offered, noffered, oc->rate);
+    offerer->dtmf_pt = te ? te->pt : -1;
+    offerer->dtmf_rate = te ? te->rate : 8000;
 
     if (offerer->dtmf_pt >= 0 && answerer->dtmf_pt >= 0) {
         for (i = 0; i < noffered; i++) {

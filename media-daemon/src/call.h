@@ -83,6 +83,7 @@ struct md_stream_s {
     int                 send_pt;       /* audio PT we send it, -1: none */
     md_codec_id_e       send_codec;
     int                 dtmf_pt;       /* its telephone-event PT or -1 */
+    int                 dtmf_rate;     /* Hz, the clock of those events */
 
     /* a WebRTC endpoint: ICE-Lite (RFC 8445) and DTLS-SRTP (RFC 5764) */
     int                 webrtc;        /* speaks UDP/TLS/RTP/SAVPF */

@@ -381,6 +381,7 @@ md_rtp_packet(md_stream_t *s, uint8_t *p, size_t n, struct sockaddr_in *from)
 {
     int            pt, out_pt, marker, rate, out_rate, len;
     size_t         hlen, plen, lag;
+    uint64_t       dur;
     double         now;
     uint16_t       seq, oseq;
     uint32_t       ts, ots, ssrc;
@@ -466,16 +467,25 @@ md_rtp_packet(md_stream_t *s, uint8_t *p, size_t n, struct sockaddr_in *from)
     out_rate = peer->rate ? peer->rate : rate;
 
     if (pt == s->dtmf_pt) {
-        /* RFC 4733 events go across with the peer's payload type */
-        if (peer->dtmf_pt < 0 || plen + 12 > sizeof(md_rtp_out)) {
+        /*
+         * RFC 4733 events go across with the peer's payload type, in its
+         * clock: the timestamp through md_rewrite(), the duration (§2.3.5,
+         * in timestamp units) scaled here
+         */
+        if (peer->dtmf_pt < 0 || plen < 4 || plen + 12 > sizeof(md_rtp_out)) {
             return;
         }
 
         out_pt = peer->dtmf_pt;
-        out_rate = 8000;
-        rate = 8000;
+        rate = s->dtmf_rate;
+        out_rate = peer->dtmf_rate;
         memcpy(md_rtp_out + 12, p + hlen, plen);
         len = (int) plen;
+
+        if (rate != out_rate) {
+            dur = (uint64_t) md_get16(md_rtp_out + 14) * out_rate / rate;
+            md_put16(md_rtp_out + 14, dur > 0xffff ? 0xffff : dur);
+        }
 
     } else if (id == peer->send_codec && peer->send_pt >= 0) {
         out_pt = peer->send_pt;

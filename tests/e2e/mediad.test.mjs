@@ -520,10 +520,12 @@ e2e.start = async (codec, dtmf = false) => {
   if (!caps.length) throw new Error('no ' + codec + ' in RTCRtpReceiver.getCapabilities');
   if (dtmf) {
     // without a telephone-event entry here Chromium negotiates no DTMF
-    // (RTCDTMFSender.canInsertDTMF false); the 8 kHz one goes with G.711
+    // (RTCDTMFSender.canInsertDTMF false); the one in the audio's clock
+    // (RFC 4733 §2.1): 8 kHz with G.711, 48 kHz with Opus
+    const rate = caps[0].clockRate;
     const te = RTCRtpReceiver.getCapabilities('audio').codecs
-      .filter((c) => c.mimeType.toLowerCase() === 'audio/telephone-event' && c.clockRate === 8000);
-    if (!te.length) throw new Error('no telephone-event/8000 in RTCRtpReceiver.getCapabilities');
+      .filter((c) => c.mimeType.toLowerCase() === 'audio/telephone-event' && c.clockRate === rate);
+    if (!te.length) throw new Error('no telephone-event/' + rate + ' in RTCRtpReceiver.getCapabilities');
     caps.push(...te);
   }
   tr.setCodecPreferences(caps);
@@ -790,10 +792,11 @@ function defineTests() {
     const pageCodecs = sdpCodecs(offer);
     const pageAudio = pageCodecs.filter((c) => !(dtmf && isTe(c)));
     assert.ok(pageAudio.length > 0 && pageAudio.every((c) => c.toLowerCase().includes(codec.toLowerCase())),
-      'setCodecPreferences(' + codec + (dtmf ? ' + telephone-event/8000' : '') + ') left ' + JSON.stringify(pageCodecs));
+      'setCodecPreferences(' + codec + (dtmf ? ' + telephone-event' : '') + ') left ' + JSON.stringify(pageCodecs));
+    const teWant = 'telephone-event/' + (codec.toLowerCase() === 'opus' ? 48000 : 8000);
     if (dtmf) {
-      assert.deepEqual(pageCodecs.filter(isTe).map((c) => c.split(' ')[1].toLowerCase()), ['telephone-event/8000'],
-        'the page offers telephone-event/8000 (only): ' + JSON.stringify(pageCodecs));
+      assert.deepEqual(pageCodecs.filter(isTe).map((c) => c.split(' ')[1].toLowerCase()), [teWant],
+        'the page offers ' + teWant + ' (only): ' + JSON.stringify(pageCodecs));
     }
 
     // NG offer, as the SIP bridge sends it
@@ -1044,6 +1047,16 @@ function defineTests() {
       const r = await webrtcToSip(ctx, { label: 'C', codec: 'PCMA', flags: {}, expectCodec: 'PCMA', dtmf: true });
       t.diagnostic(JSON.stringify(r));
       const d = await dtmfToSip(ctx, { label: 'C' });
+      t.diagnostic(JSON.stringify(d));
+    });
+  });
+
+  test('D: DTMF with Opus: telephone-event/48000 from the page reaches the phone as telephone-event/8000', { timeout: 60000 }, async (t) => {
+    await scenario('D DTMF Opus', async (ctx) => {
+      const r = await webrtcToSip(ctx, { label: 'D', codec: 'opus', flags: { codec: { transcode: ['PCMA'] } },
+        expectCodec: 'opus', dtmf: true });
+      t.diagnostic(JSON.stringify(r));
+      const d = await dtmfToSip(ctx, { label: 'D' });
       t.diagnostic(JSON.stringify(d));
     });
   });

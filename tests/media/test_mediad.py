@@ -261,6 +261,43 @@ class Relay(unittest.TestCase):
         ev = mt.dtmf_events(cap.packets, pt=96)
         self.assertEqual([e[0] for e in ev], list("1#9"))
 
+    def test_dtmf_crosses_clocks_with_opus(self):
+        # RFC 4733 §2.1: events run in the clock of their audio.  A (Opus
+        # + telephone-event/48000) <-> B (PCMA + telephone-event/8000): the
+        # payload type, timestamps and duration move to the other clock
+        opus = [(111, "opus", 48000, 2)]
+        r = self.ng.offer("dc", "tag-a", self.a.sdp(payload_types=opus, telephone_event=110,
+                                                     te_rate=48000),
+                          codec={"transcode": ["PCMA"]})
+        mt.expect_ok(r)
+        offer = mt.parse_sdp(r["sdp"])["media"][0]
+        te = {pt: rate for pt, (name, rate) in offer["rtpmap"].items()
+              if name == "telephone-event"}
+        self.assertEqual(sorted(te.values()), [8000, 48000], r["sdp"])
+        dest_b = mt.sdp_audio_dest(r["sdp"])
+        te8k = [pt for pt, rate in te.items() if rate == 8000][0]
+        r = self.ng.answer("dc", "tag-a", "tag-b",
+                           self.b.sdp(payload_types=[(8, "PCMA", 8000)], telephone_event=te8k))
+        mt.expect_ok(r)
+        answer = mt.parse_sdp(r["sdp"])["media"][0]
+        self.assertEqual([(pt,) + answer["rtpmap"][pt] for pt in answer["payloads"]],
+                         [(111, "opus", 48000), (110, "telephone-event", 48000)], r["sdp"])
+        dest_a = mt.sdp_audio_dest(r["sdp"])
+
+        with self.b.capture() as cap:
+            for d in "1#":
+                self.a.send_dtmf(dest_a, pt_event=110, digit=d, duration_ms=100, rate=48000)
+            time.sleep(0.2)
+        ev = mt.dtmf_events(cap.packets, pt=te8k)
+        self.assertEqual([(e[0], e[2]) for e in ev], [("1", 800), ("#", 800)])
+        self.assertEqual((ev[1][1] - ev[0][1]) & 0xFFFFFFFF, 800, "4800 at 48 kHz apart")
+
+        with self.a.capture() as cap:
+            self.b.send_dtmf(dest_b, pt_event=te8k, digit="9", duration_ms=100)
+            time.sleep(0.2)
+        ev = mt.dtmf_events(cap.packets, pt=110)
+        self.assertEqual([(e[0], e[2]) for e in ev], [("9", 4800)])
+
     def test_ssrc_change_and_hold_keep_the_stream_continuous(self):
         dest_a, dest_b, _, _ = self.offer_answer("ss", [(8, "PCMA", 8000)],
                                                  [(8, "PCMA", 8000)])
