@@ -32,6 +32,25 @@ def free_udp_port():
         return s.getsockname()[1]
 
 
+# an offer as Chromium makes it (audio, BUNDLE, ICE, DTLS, RTCP feedback)
+CHROMIUM_SDP = (
+    "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+    "a=group:BUNDLE 0\r\na=msid-semantic: WMS\r\n"
+    "m=audio 9 UDP/TLS/RTP/SAVPF 111 63 9 0 8 13 110 126\r\nc=IN IP4 0.0.0.0\r\n"
+    "a=rtcp:9 IN IP4 0.0.0.0\r\n"
+    "a=candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host generation 0\r\n"
+    "a=candidate:2 1 udp 1686052607 203.0.113.4 50000 typ srflx raddr 127.0.0.1 rport 50000\r\n"
+    "a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=ice-options:trickle\r\n"
+    "a=fingerprint:sha-256 " + ":".join(["AB"] * 32) + "\r\n"
+    "a=setup:actpass\r\na=mid:0\r\n"
+    "a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\na=sendrecv\r\na=rtcp-mux\r\n"
+    "a=rtpmap:111 opus/48000/2\r\na=rtcp-fb:111 transport-cc\r\n"
+    "a=fmtp:111 minptime=10;useinbandfec=1\r\na=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111\r\n"
+    "a=rtpmap:9 G722/8000\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n"
+    "a=rtpmap:13 CN/8000\r\na=rtpmap:110 telephone-event/48000\r\n"
+    "a=rtpmap:126 telephone-event/8000\r\na=ssrc:1234 cname:abc\r\n")
+
+
 def recv_rtcp(peer, seconds=2.0):
     """The next datagram on peer's RTCP socket, or None."""
     deadline = time.monotonic() + seconds
@@ -126,6 +145,59 @@ class NGControl(unittest.TestCase):
             for _ in range(200):
                 sock.sendto(os.urandom(random.randrange(1, 1400)), dest)
             sock.close()
+            self.assertEqual(ng.ping()["result"], "pong")
+
+    def test_mutated_sdp_gets_answers_and_the_daemon_lives(self):
+        # 3000 offers (and answers to those accepted) of a Chromium and a
+        # plain SDP with bytes changed, cut, repeated lines, odd tokens and
+        # floods of rtpmaps; under ASan+UBSan any bad access ends the daemon
+        rnd = random.Random(11)
+        tokens = [b"\r\n", b"\n", b":", b" ", b"/", b"0", b"65535", b"99999999999", b"-1",
+                  b"a=", b"m=audio ", b"c=IN IP4 ", b"a=rtpmap:", b"a=fmtp:", b"a=candidate:",
+                  b"a=ptime:", b"a=rtcp:", b"\x00", b"\xff", b"m=video 0 RTP/AVP 96\r\n",
+                  b"a=mid:", b"a=group:BUNDLE 0 1 2 3 4 5", b"x" * 300]
+
+        def mutate(sdp):
+            b = bytearray(sdp.encode())
+            for _ in range(rnd.randint(1, 6)):
+                i = rnd.randrange(max(1, len(b)))
+                c = rnd.random()
+                if c < 0.3 and b:
+                    b[i] = rnd.randrange(256)
+                elif c < 0.5:
+                    del b[i:i + rnd.randint(1, 40)]
+                elif c < 0.8:
+                    b[i:i] = rnd.choice(tokens)
+                elif c < 0.9:
+                    lines = bytes(b).split(b"\r\n")
+                    lines.insert(rnd.randrange(len(lines)), rnd.choice(lines))
+                    b = bytearray(b"\r\n".join(lines))
+                else:
+                    b += b"".join(b"a=rtpmap:%d x%d/%d\r\n"
+                                  % (rnd.randrange(200), k, rnd.choice([8000, 0, 48000, 2 ** 32]))
+                                  for k in range(rnd.randint(1, 40)))
+            return bytes(b).decode("latin-1")
+
+        plain = mt.make_sdp("127.0.0.1", 40000, payload_types=[(8, "PCMA", 8000),
+                                                              (0, "PCMU", 8000)])
+        flags = [{}, {"ICE": "remove", "DTLS": "off", "transport-protocol": "RTP/AVP",
+                      "rtcp-mux": ["demux"], "codec": {"transcode": ["PCMA"]}},
+                 {"ICE": "force", "transport-protocol": "UDP/TLS/RTP/SAVPF",
+                  "rtcp-mux": ["offer"], "codec": {"transcode": ["opus"]}}]
+        with mediad() as ng:
+            answered = 0
+            for i in range(3000):
+                cid = "m%d" % (i % 50)
+                r = ng.offer(cid, "a", mutate(rnd.choice([CHROMIUM_SDP, plain])),
+                             **rnd.choice(flags))
+                self.assertIn(r["result"], ("ok", "error"))
+                if r["result"] == "ok":
+                    answered += 1
+                    r = ng.answer(cid, "a", "b", mutate(rnd.choice([CHROMIUM_SDP, plain])))
+                    self.assertIn(r["result"], ("ok", "error"))
+                if i % 7 == 0:
+                    ng.request({"command": "delete", "call-id": cid})
+            self.assertGreater(answered, 1000)
             self.assertEqual(ng.ping()["result"], "pong")
 
     def test_retransmission_is_answered_from_the_cache(self):
