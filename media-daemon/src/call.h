@@ -111,7 +111,8 @@ struct md_stream_s {
 
     md_rewrite_t        out;           /* what we send to this endpoint */
     md_stats_t          in;            /* what it sends us */
-    uint64_t            packets_out;
+    uint64_t            packets_out;   /* RTP sent to this endpoint */
+    uint64_t            octets_out;    /* their payload bytes */
     uint64_t            rtcp_packets;
 
     /* RFC 3550 §6.4.1: round trip to this endpoint from its reports on

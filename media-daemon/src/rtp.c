@@ -600,6 +600,7 @@ md_rtp_send(md_stream_t *peer, int pt, size_t len, uint16_t seq, uint32_t ts,
         > 0)
     {
         peer->packets_out++;
+        peer->octets_out += len;
     }
 }
 
@@ -677,7 +678,8 @@ md_rtcp_block(md_stream_t *s, uint8_t *b)
  * endpoint, len bytes at p, for the peer's endpoint: own is the SSRC s's
  * endpoint sends with, which becomes the SSRC the peer's endpoint receives
  * from us (peer->out); what it reports on becomes the peer's own SSRC; an
- * SR's RTP timestamp moves into the clock and numbering the peer sees.
+ * SR's RTP timestamp moves into the clock and numbering the peer sees, its
+ * packet and octet counts are what we sent the peer.
  * Report blocks also give s's round trip.  Returns 1, 0 to leave the
  * packet out (a BYE: the stream we send goes on until the call ends), or
  * -1 when it is shorter than its count says (RFC 3550 A.2: the compound
@@ -705,7 +707,10 @@ md_rtcp_translate(md_stream_t *s, md_stream_t *peer, uint8_t *p, size_t len,
         }
 
         if (p[1] == 200 && peer) {
+            /* sender info: what the peer's endpoint is sent by us */
             md_put32(p + 16, md_rtcp_ts(&peer->out, md_get32(p + 16)));
+            md_put32(p + 20, (uint32_t) peer->packets_out);
+            md_put32(p + 24, (uint32_t) peer->octets_out);
         }
 
         for (k = 0; k < count; k++, off += 24) {

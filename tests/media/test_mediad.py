@@ -456,7 +456,7 @@ class Relay(unittest.TestCase):
 
         # A: SR (its next timestamp, 2600; a report on what it got) + SDES + BYE
         sr = struct.pack("!BBHIIIIII", 0x81, 200, 12, 0x1111, 0x12345678, 0x9ABC0000,
-                         2600, 10, 1600)
+                         2600, 999, 12345)
         sr += struct.pack("!IIIIII", a_rx.ssrc, 0, (1 << 16) | a_rx.seq, 40, 0, 0)
         sdes = struct.pack("!BBHIBB", 0x81, 202, 3, 0x1111, 1, 3) + b"a@x" + b"\0" * 3
         bye = struct.pack("!BBHI", 0x81, 203, 1, 0x1111)
@@ -465,9 +465,10 @@ class Relay(unittest.TestCase):
         self.assertIsNotNone(got, "A's RTCP reached B")
         pk = rtcp_packets(got)
         self.assertEqual([(t, c) for t, c, _ in pk], [(200, 1), (202, 1)])
-        sender, ts = struct.unpack("!I8xI", pk[0][2][4:20])
+        sender, ts, count, octets = struct.unpack("!I8xIII", pk[0][2][4:28])
         self.assertEqual(sender, b_rx.ssrc)
         self.assertEqual(ts, (b_rx.ts + 160) & 0xFFFFFFFF)
+        self.assertEqual((count, octets), (10, 1600), "what B was sent, not what A says")
         rb_ssrc, _, ext, jitter = struct.unpack("!IIII", pk[0][2][28:44])
         self.assertEqual(rb_ssrc, 0x2222, "the report on B's stream names B's SSRC")
         self.assertEqual(ext, (1 << 16) | 5009, "in B's own sequence numbers")
