@@ -20,7 +20,9 @@
 #include <sys/socket.h>
 
 
-#define MD_RTP_BATCH  64         /* datagrams per wakeup and socket */
+#define MD_RTP_BATCH    64       /* datagrams per wakeup and socket */
+#define MD_RTP_CONCEAL  3        /* packets lost in a row that Opus
+                                    concealment fills; more: a gap */
 
 
 static void md_rtp_packet(md_stream_t *s, uint8_t *p, size_t n,
@@ -32,6 +34,7 @@ static void md_stun_packet(md_stream_t *s, uint8_t *p, size_t n,
 static int md_source_ok(md_stream_t *s, struct sockaddr_in *from, int rtcp);
 static void md_rtp_send(md_stream_t *peer, int pt, size_t len, uint16_t seq,
     uint32_t ts, int marker);
+static void md_tc_send(md_stream_t *s, md_stream_t *peer, int len);
 
 
 static _Thread_local uint8_t  md_rtp_in[MD_MAX_PACKET];
@@ -379,7 +382,7 @@ md_rewrite_next(md_rewrite_t *r, uint32_t step)
 static void
 md_rtp_packet(md_stream_t *s, uint8_t *p, size_t n, struct sockaddr_in *from)
 {
-    int            pt, out_pt, marker, rate, out_rate, len;
+    int            pt, out_pt, marker, rate, out_rate, len, lost, k;
     size_t         hlen, plen, lag;
     uint64_t       dur;
     double         now;
@@ -476,6 +479,12 @@ md_rtp_packet(md_stream_t *s, uint8_t *p, size_t n, struct sockaddr_in *from)
             return;
         }
 
+        if (s->tc && s->tc_fed && ssrc == s->tc_ssrc
+            && (int16_t) (uint16_t) (seq - s->tc_seq) > 0)
+        {
+            s->tc_seq = seq;    /* events are no loss of audio */
+        }
+
         out_pt = peer->dtmf_pt;
         rate = s->dtmf_rate;
         out_rate = peer->dtmf_rate;
@@ -503,6 +512,21 @@ md_rtp_packet(md_stream_t *s, uint8_t *p, size_t n, struct sockaddr_in *from)
             && (int16_t) (uint16_t) (seq - s->tc_seq) > -1000)
         {
             return;     /* late or repeated: the transcoder has moved on */
+        }
+
+        /*
+         * Opus in, a few packets lost: the decoder's concealment (RFC 6716
+         * §4.4) fills their time, better than a G.711 receiver's would
+         */
+
+        lost = (s->tc_fed && ssrc == s->tc_ssrc)
+               ? (int16_t) (uint16_t) (seq - s->tc_seq) - 1 : 0;
+
+        for (k = 0; id == MD_CODEC_OPUS && lost <= MD_RTP_CONCEAL && k < lost;
+             k++)
+        {
+            md_tc_send(s, peer, md_tc_conceal(s->tc, md_rtp_out + 12,
+                                              sizeof(md_rtp_out) - 12 - 64));
         }
 
         s->tc_fed = 1;
@@ -535,15 +559,25 @@ md_rtp_packet(md_stream_t *s, uint8_t *p, size_t n, struct sockaddr_in *from)
 
     /* a packet longer than a frame out: the transcoder has frames left */
 
-    while (s->tc && pt != s->dtmf_pt) {
-        len = md_tc_next(s->tc, md_rtp_out + 12, sizeof(md_rtp_out) - 12 - 64);
-        if (len <= 0) {
-            break;
-        }
+    if (s->tc && pt != s->dtmf_pt) {
+        md_tc_send(s, peer, md_tc_next(s->tc, md_rtp_out + 12,
+                                       sizeof(md_rtp_out) - 12 - 64));
+    }
+}
 
+
+/*
+ * s's transcoder frames to peer, each after the last one out: the one of
+ * len bytes at md_rtp_payload() (none when len <= 0), then those queued
+ */
+static void
+md_tc_send(md_stream_t *s, md_stream_t *peer, int len)
+{
+    while (len > 0) {
         md_rewrite_next(&peer->out, (uint32_t) md_tc_frame(s->tc));
-        md_rtp_send(peer, out_pt, (size_t) len, peer->out.last_seq_out,
-                    peer->out.last_ts_out, 0);
+        md_rtp_send(peer, peer->send_pt, (size_t) len,
+                    peer->out.last_seq_out, peer->out.last_ts_out, 0);
+        len = md_tc_next(s->tc, md_rtp_out + 12, sizeof(md_rtp_out) - 12 - 64);
     }
 }
 

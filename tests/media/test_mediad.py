@@ -297,6 +297,53 @@ class Relay(unittest.TestCase):
                 mt.continuity(pkts, samples_per_packet=frame).assert_ok()
                 self.assertTrue(mt.tone_detected(mt.decode_audio(pkts, "PCMU"), 8000, 1000))
 
+    def test_lost_opus_packets_are_concealed_towards_g711(self):
+        # Opus (aiortc's encoder: libopus) from A loses packets 20-21 and
+        # 35; B (PCMA) gets every 20 ms frame: the decoder's concealment
+        # (RFC 6716 §4.4) in their place, the tone going on through them
+        import fractions
+        import av
+        import numpy as np
+        from aiortc.codecs.opus import OpusEncoder
+
+        r = self.ng.offer("plc", "tag-a",
+                          self.a.sdp(payload_types=[(111, "opus", 48000, 2)]),
+                          codec={"transcode": ["PCMA"]})
+        mt.expect_ok(r)
+        r = self.ng.answer("plc", "tag-a", "tag-b", self.b.sdp(payload_types=[(8, "PCMA", 8000)]))
+        mt.expect_ok(r)
+        dest_a = mt.sdp_audio_dest(r["sdp"])
+
+        enc = OpusEncoder()
+        t = np.arange(50 * 960) / 48000.0
+        pcm = (np.sin(2 * np.pi * 1000 * t) * 0.3 * 32767).astype(np.int16)
+        lost = {20, 21, 35}
+        with self.b.capture() as cap:
+            for i in range(50):
+                frame = av.AudioFrame.from_ndarray(
+                    np.repeat(pcm[i * 960:(i + 1) * 960], 2).reshape(1, -1),
+                    format="s16", layout="stereo")
+                frame.sample_rate = 48000
+                frame.pts = i * 960
+                frame.time_base = fractions.Fraction(1, 48000)
+                payloads, _ = enc.encode(frame)
+                if i not in lost:
+                    self.a.send_rtp(dest_a, 111, payloads[0], seq=7000 + i, ts=96000 + i * 960,
+                                    marker=(i == 0))
+                time.sleep(0.02)
+            time.sleep(0.2)
+        pkts = [p for p in cap.packets if p.rtp and p.rtp.pt == 8]
+        self.assertEqual(len(pkts), 50)
+        mt.continuity(pkts).assert_ok()
+        audio = mt.decode_audio(pkts, "PCMA")
+        # the three concealed frames (not a real sample in them but the
+        # resampler's 1 ms of history): the tone, not silence
+        for first, n in ((20, 2), (35, 1)):
+            part = audio[first * 160 + 8:(first + n) * 160]
+            rms = float(np.sqrt(np.mean(np.square(part))))
+            ratio = mt.tone_ratio(part, 8000, 1000, None, trim=False)
+            self.assertTrue(rms > 0.05 and ratio > 0.5, (first, n, rms, ratio))
+
     def test_late_and_repeated_packets_do_not_reach_the_transcoder(self):
         dest_a, _, _, _ = self.offer_answer(
             "late", [(8, "PCMA", 8000)], [(0, "PCMU", 8000)],
