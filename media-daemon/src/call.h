@@ -161,6 +161,8 @@ void md_rtp_inject(md_stream_t *s, size_t len, uint32_t step, int marker);
 int md_registry_init(const char *addr, const char *id);
 void md_registry_call(md_call_t *c, int alive);
 void md_registry_tick(void);
+/* the calling thread's Redis link closed (before the thread ends) */
+void md_registry_thread_stop(void);
 
 /* media.c: playback and recording */
 int md_media_init(void);

@@ -34,6 +34,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 
 #define MD_DRAIN_S  10
 
@@ -46,6 +48,7 @@ _Thread_local md_thread_t    *md_self;
 static int                    md_log_level = MD_LOG_INFO;  /* atomic */
 static pthread_mutex_t        md_conf_lock = PTHREAD_MUTEX_INITIALIZER;
 static volatile sig_atomic_t  md_stop;
+static int                    md_quit;      /* atomic: media threads end */
 static volatile sig_atomic_t  md_hup;
 
 
@@ -497,6 +500,9 @@ md_thread_init(md_thread_t *t)
 
 
 /* one thread's loop; thread 0 (main) also handles signals and exit */
+static void md_shutdown(void);
+
+
 static void *
 md_loop(void *arg)
 {
@@ -532,6 +538,10 @@ md_loop(void *arg)
         }
 
         if (t->index != 0) {
+            if (__atomic_load_n(&md_quit, __ATOMIC_ACQUIRE)) {
+                break;
+            }
+
             continue;
         }
 
@@ -554,13 +564,47 @@ md_loop(void *arg)
             }
 
             if (md_call_count() == 0 || md_now() >= drain || md_stop == 2) {
-                md_log(MD_LOG_INFO, "stopped");
-                exit(0);
+                md_shutdown();
             }
         }
     }
 
+    /* a media thread ends: its thread-local state goes with it */
+
+    md_registry_thread_stop();
+    OPENSSL_thread_stop();
+
     return NULL;
+}
+
+
+/*
+ * Thread 0 ends the process: the media threads leave their loops and are
+ * joined first, so exit() and its handlers (OpenSSL's cleanup among them)
+ * run with no other thread touching calls, sockets or DTLS state.
+ */
+static void
+md_shutdown(void)
+{
+    int       i;
+    uint64_t  one;
+
+    __atomic_store_n(&md_quit, 1, __ATOMIC_RELEASE);
+
+    for (i = 1; i < md_conf.threads; i++) {
+        one = 1;
+
+        if (write(md_threads[i].efd.fd, &one, sizeof(one)) != sizeof(one)) {
+            /* its epoll_wait() returns within 200 ms anyway */
+        }
+    }
+
+    for (i = 1; i < md_conf.threads; i++) {
+        pthread_join(md_threads[i].tid, NULL);
+    }
+
+    md_log(MD_LOG_INFO, "stopped");
+    exit(0);
 }
 
 
@@ -568,7 +612,6 @@ int
 main(int argc, char **argv)
 {
     int                  i;
-    pthread_t            tid;
     sigset_t             block, old;
     struct sigaction     sa;
 
@@ -613,12 +656,12 @@ main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &block, &old);
 
     for (i = 1; i < md_conf.threads; i++) {
-        if (pthread_create(&tid, NULL, md_loop, &md_threads[i]) != 0) {
+        if (pthread_create(&md_threads[i].tid, NULL, md_loop, &md_threads[i])
+            != 0)
+        {
             md_log(MD_LOG_ERR, "pthread_create failed");
             return 1;
         }
-
-        pthread_detach(tid);
     }
 
     pthread_sigmask(SIG_SETMASK, &old, NULL);

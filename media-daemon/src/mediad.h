@@ -140,6 +140,7 @@ struct md_ng_item_s {
  */
 typedef struct {
     int                 index;
+    pthread_t           tid;
     int                 epoll;
     md_io_t             efd;           /* eventfd: requests queued */
     pthread_mutex_t     lock;

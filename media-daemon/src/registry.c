@@ -93,6 +93,14 @@ md_registry_link(void)
 }
 
 
+void
+md_registry_thread_stop(void)
+{
+    redisFree(md_redis);
+    md_redis = NULL;
+}
+
+
 /* one command; a failure drops the link for 5 s */
 static void
 md_registry_run(int argc, const char **argv, const size_t *lens)

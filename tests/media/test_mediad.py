@@ -74,8 +74,10 @@ def rtcp_packets(data):
 
 
 @contextlib.contextmanager
-def mediad(timeout=60, extra=()):
-    """codeb-mediad on a free NG port and its own 200-port range."""
+def mediad(timeout=60, extra=(), exits=False):
+    """codeb-mediad on a free NG port and its own 200-port range.  At the
+    end it must still run and exit 0 on SIGINT; exits: the test ends it,
+    and it must have exited 0."""
     ng_port = free_udp_port()
     base = random.randrange(41000, 59000, 2)
     log = tempfile.NamedTemporaryFile(prefix="mediad-", suffix=".log", delete=False)
@@ -92,8 +94,9 @@ def mediad(timeout=60, extra=()):
         yield ng
     finally:
         ng.close()
-        alive = proc.poll() is None
-        proc.send_signal(signal.SIGINT)
+        alive = proc.poll() is None or exits
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
         try:
             proc.wait(15)
         except subprocess.TimeoutExpired:
@@ -754,6 +757,47 @@ class Reload(unittest.TestCase):
                     log = f.read()
                 self.assertIn("line 2: ports: 1024-65534; nothing changed", log)
                 self.assertIn("reloaded (timeout 1 s", log)
+
+
+class Shutdown(unittest.TestCase):
+    def test_sigterm_drains_then_exits_0(self):
+        # four media threads: the live call keeps relaying and new calls are
+        # refused until it is deleted; then the threads are joined, exit 0
+        with mediad(extra=("--threads", "4"), exits=True) as ng, \
+                mt.RtpPeer() as a, mt.RtpPeer() as b:
+            for k in range(8):                    # calls on every thread
+                mt.expect_ok(ng.offer("d%d" % k, "a", a.sdp()))
+            r = ng.answer("d0", "a", "b", b.sdp())
+            mt.expect_ok(r)
+            dest_a = mt.sdp_audio_dest(r["sdp"])
+            for k in range(1, 8):
+                mt.expect_ok(ng.delete("d%d" % k))
+            ng.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.3)
+            r = ng.offer("late", "a", a.sdp())
+            self.assertEqual(r["result"], "error", r)
+            with b.capture() as cap:
+                a.send_tone(dest_a, seconds=0.2)
+                time.sleep(0.1)
+            self.assertEqual(len([p for p in cap.packets if p.rtp]), 10)
+            self.assertIsNone(ng.proc.poll(), "it waits for the call")
+            mt.expect_ok(ng.delete("d0"))
+            ng.proc.wait(5)
+            self.assertEqual(ng.proc.returncode, 0)
+            with open(ng.log_path) as f:
+                log = f.read()
+            self.assertIn("draining 1 calls", log)
+            self.assertIn("stopped", log)
+
+    def test_sigint_with_live_calls_exits_0_at_once(self):
+        with mediad(extra=("--threads", "4"), exits=True) as ng, mt.RtpPeer() as a:
+            for k in range(8):
+                mt.expect_ok(ng.offer("i%d" % k, "a", a.sdp()))
+            t0 = time.monotonic()
+            ng.proc.send_signal(signal.SIGINT)
+            ng.proc.wait(5)
+            self.assertEqual(ng.proc.returncode, 0)
+            self.assertLess(time.monotonic() - t0, 1.5)
 
 
 class Timeout(unittest.TestCase):
