@@ -797,7 +797,7 @@ class Shutdown(unittest.TestCase):
             ng.proc.send_signal(signal.SIGINT)
             ng.proc.wait(5)
             self.assertEqual(ng.proc.returncode, 0)
-            self.assertLess(time.monotonic() - t0, 1.5)
+            self.assertLess(time.monotonic() - t0, 3.0)    # a drain waits 10 s
 
 
 class Timeout(unittest.TestCase):
