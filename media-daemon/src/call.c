@@ -509,12 +509,23 @@ md_dtmf_codec(md_codec_t *codecs, int n, int rate)
 }
 
 
+/* s's telephone-event: that of codecs[0..n) for audio at rate Hz */
+static void
+md_stream_dtmf(md_stream_t *s, md_codec_t *codecs, int n, int rate)
+{
+    md_codec_t  *te;
+
+    te = md_dtmf_codec(codecs, n, rate);
+    s->dtmf_pt = te ? te->pt : -1;
+    s->dtmf_rate = te ? te->rate : 8000;
+}
+
+
 /* takes what the endpoint of stream s said about itself in m */
 static void
 md_stream_learn(md_stream_t *s, md_sdp_t *sdp, md_sdp_media_t *m,
     md_flags_t *f)
 {
-    md_codec_t     *te;
     struct in_addr  addr;
 
     memcpy(s->media, m->media, sizeof(s->media));
@@ -526,9 +537,7 @@ md_stream_learn(md_stream_t *s, md_sdp_t *sdp, md_sdp_media_t *m,
     memcpy(s->codecs, m->codecs, sizeof(md_codec_t) * (size_t) m->ncodecs);
     s->leg->strict_source = f->strict_source;
 
-    te = md_dtmf_codec(m->codecs, m->ncodecs, 8000);
-    s->dtmf_pt = te ? te->pt : -1;
-    s->dtmf_rate = 8000;
+    md_stream_dtmf(s, m->codecs, m->ncodecs, 8000);
 
     /* WebRTC: ICE and DTLS attributes, media or session level */
 
@@ -1195,7 +1204,7 @@ md_negotiate(md_stream_t *offerer, md_stream_t *answerer,
     md_codec_t *offered, int noffered)
 {
     int          i;
-    md_codec_t  *ac, *oc, *te;
+    md_codec_t  *ac, *oc;
 
     ac = NULL;
 
@@ -1266,13 +1275,8 @@ md_negotiate(md_stream_t *offerer, md_stream_t *answerer,
 
     /* telephone-event goes across when both sides have it */
 
-    te = md_dtmf_codec(answerer->codecs, answerer->ncodecs, ac->rate);
-    answerer->dtmf_pt = te ? te->pt : -1;
-    answerer->dtmf_rate = te ? te->rate : 8000;
-
-    te = md_dtmf_codec(offered, noffered, oc->rate);
-    offerer->dtmf_pt = te ? te->pt : -1;
-    offerer->dtmf_rate = te ? te->rate : 8000;
+    md_stream_dtmf(answerer, answerer->codecs, answerer->ncodecs, ac->rate);
+    md_stream_dtmf(offerer, offered, noffered, oc->rate);
 
     if (offerer->dtmf_pt >= 0 && answerer->dtmf_pt >= 0) {
         for (i = 0; i < noffered; i++) {

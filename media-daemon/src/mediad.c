@@ -499,10 +499,10 @@ md_thread_init(md_thread_t *t)
 }
 
 
-/* one thread's loop; thread 0 (main) also handles signals and exit */
 static void md_shutdown(void);
 
 
+/* one thread's loop; thread 0 (main) also handles signals and exit */
 static void *
 md_loop(void *arg)
 {

@@ -282,6 +282,16 @@ md_stats(md_stats_t *st, uint16_t seq, uint32_t ts, double now, int rate)
 }
 
 
+/* ts of the source r follows (clock in_rate), in the numbering out */
+static uint32_t
+md_rewrite_ts(md_rewrite_t *r, uint32_t ts, int in_rate, int out_rate)
+{
+    return r->last_ts_out
+           + (uint32_t) ((int64_t) (int32_t) (ts - r->last_ts_in)
+                         * out_rate / in_rate);
+}
+
+
 /*
  * sequence number and timestamp out.  Within a source they follow the
  * input (gaps and reordering kept, timestamps scaled from in_rate to
@@ -304,41 +314,36 @@ md_rewrite(md_rewrite_t *r, uint32_t ssrc, uint16_t seq, uint32_t ts,
     if (!r->started) {
         r->started = 1;
         r->ssrc_in = ssrc;
-        r->in_rate = in_rate;
-        r->out_rate = out_rate;
         *oseq = r->seq_offset;
         *ots = r->ts_offset;
-        r->last_seq_out = *oseq;
-        r->last_ts_out = *ots;
-        r->last_seq_in = seq;
-        r->last_ts_in = ts;
-        r->last_at = now;
-        return;
-    }
-
-    elapsed = now - r->last_at;
-    dseq = (int16_t) (uint16_t) (seq - r->last_seq_in);
-    dts = (int32_t) (ts - r->last_ts_in);
-    drift = (int64_t) dts - (int64_t) (elapsed * in_rate);
-
-    if (ssrc != r->ssrc_in || r->new_source || drift > 2 * (int64_t) in_rate
-        || drift < -2 * (int64_t) in_rate || dseq > 1000 || dseq < -1000)
-    {
-        step = (uint32_t) (elapsed * out_rate + 0.5);
-        if (step < (uint32_t) out_rate / 50) {
-            step = (uint32_t) out_rate / 50;
-        }
-
-        *oseq = (uint16_t) (r->last_seq_out + 1);
-        *ots = r->last_ts_out + step;
-        *marker = 1;
-        r->ssrc_in = ssrc;
-        r->new_source = 0;
         dseq = 1;
 
     } else {
-        *oseq = (uint16_t) (r->last_seq_out + (renumber ? 1 : dseq));
-        *ots = r->last_ts_out + (uint32_t) ((int64_t) dts * out_rate / in_rate);
+        elapsed = now - r->last_at;
+        dseq = (int16_t) (uint16_t) (seq - r->last_seq_in);
+        dts = (int32_t) (ts - r->last_ts_in);
+        drift = (int64_t) dts - (int64_t) (elapsed * in_rate);
+
+        if (ssrc != r->ssrc_in || r->new_source
+            || drift > 2 * (int64_t) in_rate || drift < -2 * (int64_t) in_rate
+            || dseq > 1000 || dseq < -1000)
+        {
+            step = (uint32_t) (elapsed * out_rate + 0.5);
+            if (step < (uint32_t) out_rate / 50) {
+                step = (uint32_t) out_rate / 50;
+            }
+
+            *oseq = (uint16_t) (r->last_seq_out + 1);
+            *ots = r->last_ts_out + step;
+            *marker = 1;
+            r->ssrc_in = ssrc;
+            r->new_source = 0;
+            dseq = 1;
+
+        } else {
+            *oseq = (uint16_t) (r->last_seq_out + (renumber ? 1 : dseq));
+            *ots = md_rewrite_ts(r, ts, in_rate, out_rate);
+        }
     }
 
     if (dseq > 0 || renumber) {
@@ -382,7 +387,7 @@ md_rewrite_next(md_rewrite_t *r, uint32_t step)
 static void
 md_rtp_packet(md_stream_t *s, uint8_t *p, size_t n, struct sockaddr_in *from)
 {
-    int            pt, out_pt, marker, rate, out_rate, len, lost, k;
+    int            pt, out_pt, marker, rate, out_rate, len, next, k;
     size_t         hlen, plen, lag;
     uint64_t       dur;
     double         now;
@@ -507,10 +512,12 @@ md_rtp_packet(md_stream_t *s, uint8_t *p, size_t n, struct sockaddr_in *from)
         len = (int) plen;
 
     } else if (s->tc && peer->send_pt >= 0) {
-        if (s->tc_fed && ssrc == s->tc_ssrc
-            && (int16_t) (uint16_t) (seq - s->tc_seq) <= 0
-            && (int16_t) (uint16_t) (seq - s->tc_seq) > -1000)
-        {
+        /* packets since the last one fed: 1 the next, <= 0 late */
+
+        next = (s->tc_fed && ssrc == s->tc_ssrc)
+               ? (int16_t) (uint16_t) (seq - s->tc_seq) : 1;
+
+        if (next <= 0 && next > -1000) {
             return;     /* late or repeated: the transcoder has moved on */
         }
 
@@ -519,11 +526,8 @@ md_rtp_packet(md_stream_t *s, uint8_t *p, size_t n, struct sockaddr_in *from)
          * §4.4) fills their time, better than a G.711 receiver's would
          */
 
-        lost = (s->tc_fed && ssrc == s->tc_ssrc)
-               ? (int16_t) (uint16_t) (seq - s->tc_seq) - 1 : 0;
-
-        for (k = 0; id == MD_CODEC_OPUS && lost <= MD_RTP_CONCEAL && k < lost;
-             k++)
+        for (k = 1; id == MD_CODEC_OPUS && next <= MD_RTP_CONCEAL + 1
+                    && k < next; k++)
         {
             md_tc_send(s, peer, md_tc_conceal(s->tc, md_rtp_out + 12,
                                               sizeof(md_rtp_out) - 12 - 64));
@@ -671,9 +675,7 @@ md_rtcp_ts(md_rewrite_t *r, uint32_t ts)
         return r->ts_offset;
     }
 
-    return r->last_ts_out
-           + (uint32_t) ((int64_t) (int32_t) (ts - r->last_ts_in)
-                         * r->out_rate / r->in_rate);
+    return md_rewrite_ts(r, ts, r->in_rate, r->out_rate);
 }
 
 
