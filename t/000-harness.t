@@ -120,6 +120,7 @@ sub ws_peer {
         if    ($msg eq 'frag')    { $out->(1, 'ab', 0); $out->(9, 'k'); $out->(0, 'cd', 0); $out->(0, 'ef') }
         elsif ($msg eq 'big')     { $out->(1, 'y' x 70000) }
         elsif ($msg eq 'json')    { $out->(1, '{"type":"welcome","peerId":"p_0123456789abcdef","peers":[]}') }
+        elsif ($msg eq 'json3')   { $out->(1, '{"n":1}'); $out->(1, '{"n":2}'); $out->(1, '{"type":"x"}') }
         elsif ($msg eq 'ping-me') { $out->(9, 'srv'); $want_pong = 1 }
         elsif ($msg eq 'bye')     { $out->(8, pack('n', 4001) . 'kicked'); $closing = 1 }
         elsif ($msg eq 'silent')  { }
@@ -174,6 +175,13 @@ recv_json A $j->{type} eq 'welcome' && @{$j->{peers}} == 0
 capture A pid "peerId":"(p_[0-9a-f]{16})"
 send A id=${pid}
 recv A ^echo:id=p_0123456789abcdef len=21$
+send A json3
+skip_json A exists $j->{n}
+recv_json A $j->{type} eq 'x'
+send A json
+skip_json A exists $j->{n}
+recv_json A $j->{type} eq 'welcome'
+
 send_raw A 81 82 00 00 00 00 68 69
 recv A ^echo:hi len=2$
 send A silent
