@@ -509,15 +509,36 @@ md_dtmf_codec(md_codec_t *codecs, int n, int rate)
 }
 
 
-/* s's telephone-event: that of codecs[0..n) for audio at rate Hz */
-static void
-md_stream_dtmf(md_stream_t *s, md_codec_t *codecs, int n, int rate)
+/* the telephone-event s is sent with audio at rate Hz, of those it declared */
+static md_codec_t *
+md_stream_dtmf(md_stream_t *s, int rate)
 {
     md_codec_t  *te;
 
-    te = md_dtmf_codec(codecs, n, rate);
+    te = md_dtmf_codec(s->codecs, s->ncodecs, rate);
     s->dtmf_pt = te ? te->pt : -1;
     s->dtmf_rate = te ? te->rate : 8000;
+
+    return te;
+}
+
+
+/*
+ * the codec s is sent (after an answer), else the first it declared or,
+ * before it declared any, was offered; NULL: none
+ */
+static md_codec_t *
+md_stream_codec(md_stream_t *s)
+{
+    int  i;
+
+    for (i = 0; s->send_pt >= 0 && i < s->ncodecs; i++) {
+        if (s->codecs[i].pt == s->send_pt) {
+            return &s->codecs[i];
+        }
+    }
+
+    return s->ncodecs ? &s->codecs[0] : s->ngiven ? &s->given[0] : NULL;
 }
 
 
@@ -536,8 +557,6 @@ md_stream_learn(md_stream_t *s, md_sdp_t *sdp, md_sdp_media_t *m,
     s->ncodecs = m->ncodecs;
     memcpy(s->codecs, m->codecs, sizeof(md_codec_t) * (size_t) m->ncodecs);
     s->leg->strict_source = f->strict_source;
-
-    md_stream_dtmf(s, m->codecs, m->ncodecs, 8000);
 
     /* WebRTC: ICE and DTLS attributes, media or session level */
 
@@ -743,7 +762,7 @@ md_codecs_offer(md_stream_t *from, md_stream_t *to, md_flags_t *f)
     offer = be_get(f->codec, "offer");
     tc = be_get(f->codec, "transcode");
 
-    out = to->codecs;
+    out = to->given;
     n = 0;
 
     /* audio codecs first, telephone-event after the transcoded ones */
@@ -830,7 +849,13 @@ md_codecs_offer(md_stream_t *from, md_stream_t *to, md_flags_t *f)
         out[n++] = c;
     }
 
-    to->ncodecs = n;
+    to->ngiven = n;
+
+    if (to->ncodecs == 0) {
+        /* until it answers: the numbers it was offered (RFC 3264 §6.1) */
+        to->ncodecs = n;
+        memcpy(to->codecs, out, sizeof(md_codec_t) * (size_t) n);
+    }
 
     for (i = 0; i < n; i++) {
         if (md_codec_id(&out[i]) != MD_CODEC_TELEPHONE_EVENT) {
@@ -957,8 +982,8 @@ md_sdp_out(be_buf_t *b, md_sdp_t *in, md_leg_t *to, md_flags_t *f,
         md_out(b, "m=%s %u %s", m->media, m->port ? s->port : 0,
                s->webrtc ? "UDP/TLS/RTP/SAVPF" : "RTP/AVP");
 
-        for (k = 0; k < s->ncodecs; k++) {
-            md_out(b, " %d", s->codecs[k].pt);
+        for (k = 0; k < s->ngiven; k++) {
+            md_out(b, " %d", s->given[k].pt);
         }
 
         md_out(b, "\r\n");
@@ -977,8 +1002,8 @@ md_sdp_out(be_buf_t *b, md_sdp_t *in, md_leg_t *to, md_flags_t *f,
             md_out(b, "a=mid:%s\r\n", s->mid);
         }
 
-        for (k = 0; k < s->ncodecs; k++) {
-            c = &s->codecs[k];
+        for (k = 0; k < s->ngiven; k++) {
+            c = &s->given[k];
 
             if (c->name[0] == '\0') {
                 continue;
@@ -1195,16 +1220,57 @@ md_call_offer(be_node_t *req, be_buf_t *reply)
 
 
 /*
+ * s's payload type map (md_pt_map_t) from what s and its peer declared:
+ * telephone-event becomes the peer's events, the codec s is sent becomes
+ * the transcoder's input when there is one, any other codec the peer's
+ * number for it (md_codec_same); the rest is dropped
+ */
+static void
+md_stream_map(md_stream_t *s)
+{
+    int           i;
+    md_codec_t   *c, *same;
+    md_pt_map_t  *m;
+    md_codec_id_e id;
+
+    memset(s->pt_map, 0, sizeof(s->pt_map));
+
+    for (i = 0; i < s->ncodecs; i++) {
+        c = &s->codecs[i];
+        m = &s->pt_map[c->pt];
+        id = md_codec_id(c);
+
+        if (m->action != MD_PT_DROP) {
+            continue;       /* a number declared twice: the first counts */
+        }
+
+        m->rate = c->rate > 0 ? c->rate : 8000;
+        same = md_codec_find(s->peer->codecs, s->peer->ncodecs, c);
+
+        if (id == MD_CODEC_TELEPHONE_EVENT) {
+            m->action = MD_PT_DTMF;
+
+        } else if (s->tc && id == s->send_codec) {
+            m->action = MD_PT_TRANSCODE;
+
+        } else if (same) {
+            m->action = MD_PT_PASS;
+            m->pt = same->pt;
+        }
+    }
+}
+
+
+/*
  * what each side is sent, from the answer: the answerer's first audio
  * codec; the offerer gets the same when it offered it, else its own first
- * codec that transcodes to it
+ * codec that transcodes to it.  Each side's numbers are those it declared.
  */
 static const char *
-md_negotiate(md_stream_t *offerer, md_stream_t *answerer,
-    md_codec_t *offered, int noffered)
+md_negotiate(md_stream_t *offerer, md_stream_t *answerer)
 {
     int          i;
-    md_codec_t  *ac, *oc;
+    md_codec_t  *ac, *oc, *ate, *ote;
 
     ac = NULL;
 
@@ -1225,16 +1291,14 @@ md_negotiate(md_stream_t *offerer, md_stream_t *answerer,
     answerer->send_pt = ac->pt;
     answerer->send_codec = md_codec_id(ac);
 
-    oc = md_sdp_codec_named(offered, noffered, ac->name);
+    oc = md_codec_find(offerer->codecs, offerer->ncodecs, ac);
 
-    if (oc == NULL || oc->rate != ac->rate) {
-        oc = NULL;
-
-        for (i = 0; i < noffered; i++) {
-            if (md_codec_can_transcode(md_codec_id(&offered[i]),
+    if (oc == NULL) {
+        for (i = 0; i < offerer->ncodecs; i++) {
+            if (md_codec_can_transcode(md_codec_id(&offerer->codecs[i]),
                                        answerer->send_codec))
             {
-                oc = &offered[i];
+                oc = &offerer->codecs[i];
                 break;
             }
         }
@@ -1248,8 +1312,8 @@ md_negotiate(md_stream_t *offerer, md_stream_t *answerer,
     offerer->send_codec = md_codec_id(oc);
 
     /* the offerer is told only what it will get */
-    offerer->ncodecs = 0;
-    offerer->codecs[offerer->ncodecs++] = *oc;
+    offerer->ngiven = 0;
+    offerer->given[offerer->ngiven++] = *oc;
 
     offerer->rate = oc->rate;
     answerer->rate = ac->rate;
@@ -1275,20 +1339,18 @@ md_negotiate(md_stream_t *offerer, md_stream_t *answerer,
 
     /* telephone-event goes across when both sides have it */
 
-    md_stream_dtmf(answerer, answerer->codecs, answerer->ncodecs, ac->rate);
-    md_stream_dtmf(offerer, offered, noffered, oc->rate);
+    ate = md_stream_dtmf(answerer, ac->rate);
+    ote = md_stream_dtmf(offerer, oc->rate);
 
-    if (offerer->dtmf_pt >= 0 && answerer->dtmf_pt >= 0) {
-        for (i = 0; i < noffered; i++) {
-            if (offered[i].pt == offerer->dtmf_pt) {
-                offerer->codecs[offerer->ncodecs++] = offered[i];
-                break;
-            }
-        }
+    if (ote && ate) {
+        offerer->given[offerer->ngiven++] = *ote;
 
     } else {
         offerer->dtmf_pt = -1;
     }
+
+    md_stream_map(offerer);
+    md_stream_map(answerer);
 
     return NULL;
 }
@@ -1303,8 +1365,7 @@ md_call_answer(be_node_t *req, be_buf_t *reply)
     md_sdp_t    *sdp;
     md_call_t   *c;
     md_flags_t   f;
-    md_codec_t   offered[MD_MAX_CODECS];
-    int          noffered;
+    md_codec_t  *ac, *bc;
     const char  *err;
     md_stream_t *a, *b;
 
@@ -1360,12 +1421,8 @@ md_call_answer(be_node_t *req, be_buf_t *reply)
         b = c->legs[1 - to].streams[i];
         a = b->peer;
 
-        /* the offerer's own codecs: kept before they are narrowed */
-        noffered = a->ncodecs;
-        memcpy(offered, a->codecs, sizeof(md_codec_t) * (size_t) noffered);
-
         md_stream_learn(b, sdp, &sdp->media[i], &f);
-        err = md_negotiate(a, b, offered, noffered);
+        err = md_negotiate(a, b);
         /* rtpengine's rule: the offerer muxes if the answerer does, or
          * if the offer said demux/accept (we demux for the other side) */
         if (a->rtcp_mux && !(sdp->media[i].port
@@ -1409,11 +1466,11 @@ md_call_answer(be_node_t *req, be_buf_t *reply)
 
         for (i = 0; i < sdp->nmedia; i++) {
             a = c->legs[to].streams[i];
+            ac = md_stream_codec(a);
+            bc = md_stream_codec(a->peer);
             md_log(MD_LOG_INFO, "[%s] stream %d: %s pt %d <-> %s pt %d%s",
-                   c->id, i, a->ncodecs ? a->codecs[0].name : "-",
-                   a->send_pt, a->peer->ncodecs ? a->peer->codecs[0].name
-                                                : "-",
-                   a->peer->send_pt,
+                   c->id, i, ac ? ac->name : "-", a->send_pt,
+                   bc ? bc->name : "-", a->peer->send_pt,
                    a->send_codec != a->peer->send_codec ? " (transcoding)"
                                                         : "");
         }
@@ -1483,6 +1540,7 @@ md_call_query(be_node_t *req, be_buf_t *reply)
     double        now, rate;
     be_node_t    *id;
     md_call_t    *c;
+    md_codec_t   *sc;
     md_stream_t  *s;
     uint64_t      packets, bytes, errors;
 
@@ -1519,7 +1577,8 @@ md_call_query(be_node_t *req, be_buf_t *reply)
 
         for (i = 0; i < c->legs[l].nstreams; i++) {
             s = c->legs[l].streams[i];
-            rate = s->ncodecs ? s->codecs[0].rate : 8000;
+            sc = md_stream_codec(s);
+            rate = sc && sc->rate > 0 ? sc->rate : 8000;
 
             be_dict(reply);
             be_kint(reply, "index", i + 1);
@@ -1527,11 +1586,10 @@ md_call_query(be_node_t *req, be_buf_t *reply)
             be_kcstr(reply, "protocol", s->webrtc ? "UDP/TLS/RTP/SAVPF"
                                                   : "RTP/AVP");
 
-            if (s->ncodecs) {
+            if (sc) {
                 char  codec[48];
 
-                snprintf(codec, sizeof(codec), "%s/%d", s->codecs[0].name,
-                         s->codecs[0].rate);
+                snprintf(codec, sizeof(codec), "%s/%d", sc->name, sc->rate);
                 be_kcstr(reply, "codec", codec);
             }
 

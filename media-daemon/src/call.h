@@ -55,6 +55,25 @@ typedef struct {
     uint32_t            last_transit;
 } md_stats_t;
 
+/*
+ * What a payload type an endpoint sends becomes towards the peer's
+ * endpoint (RFC 3264 §6.1: each side numbers dynamic payload types its own
+ * way), set when an answer is taken and kept until the next one (RFC 3264
+ * §8.3.2: a re-offer changes nothing before its answer).
+ */
+typedef enum {
+    MD_PT_DROP = 0,                    /* not declared, or nothing to do */
+    MD_PT_PASS,                        /* the same codec, the peer's pt */
+    MD_PT_DTMF,                        /* RFC 4733 events, peer's dtmf_pt */
+    MD_PT_TRANSCODE                    /* through the stream's tc */
+} md_pt_action_e;
+
+typedef struct {
+    md_pt_action_e      action;
+    int                 pt;            /* MD_PT_PASS: the peer's number */
+    int                 rate;          /* Hz, the clock of the pt in */
+} md_pt_map_t;
+
 struct md_stream_s {
     md_call_t          *call;
     md_leg_t           *leg;
@@ -77,12 +96,16 @@ struct md_stream_s {
     char                media[16];
     char                proto[32];     /* what this endpoint speaks */
     char                direction[10];
-    int                 ncodecs;       /* this endpoint's payload types */
-    md_codec_t          codecs[MD_MAX_CODECS];
+    int                 ncodecs;       /* what this endpoint declared in */
+    md_codec_t          codecs[MD_MAX_CODECS];   /* its SDP: its numbers */
+    int                 ngiven;        /* what the SDP we give it lists */
+    md_codec_t          given[MD_MAX_CODECS];
+    md_pt_map_t         pt_map[128];   /* by the payload type it sends */
 
     int                 send_pt;       /* audio PT we send it, -1: none */
     md_codec_id_e       send_codec;
-    int                 dtmf_pt;       /* its telephone-event PT or -1 */
+    int                 dtmf_pt;       /* telephone-event PT we send it
+                                          (from the answer), or -1 */
     int                 dtmf_rate;     /* Hz, the clock of those events */
 
     /* a WebRTC endpoint: ICE-Lite (RFC 8445) and DTLS-SRTP (RFC 5764) */

@@ -34,6 +34,36 @@ md_codec_id(md_codec_t *c)
 
 
 int
+md_codec_same(md_codec_t *a, md_codec_t *b)
+{
+    if (a->name[0] == '\0' || b->name[0] == '\0') {
+        /* a static payload type without a=rtpmap (RFC 3551 §6) */
+        return a->pt == b->pt && a->pt < 96;
+    }
+
+    /* RFC 7587 §7: Opus is always "opus/48000/2", whatever is sent */
+    return strcasecmp(a->name, b->name) == 0 && a->rate == b->rate
+           && (a->channels == b->channels
+               || md_codec_id(a) == MD_CODEC_OPUS);
+}
+
+
+md_codec_t *
+md_codec_find(md_codec_t *codecs, int n, md_codec_t *c)
+{
+    int  i;
+
+    for (i = 0; i < n; i++) {
+        if (md_codec_same(&codecs[i], c)) {
+            return &codecs[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+int
 md_codec_can_transcode(md_codec_id_e a, md_codec_id_e b)
 {
     return a >= MD_CODEC_PCMA && a <= MD_CODEC_OPUS

@@ -243,6 +243,14 @@ typedef enum {
 } md_codec_id_e;
 
 md_codec_id_e md_codec_id(md_codec_t *c);
+/*
+ * 1 when a and b, payload types of two SDPs, are the same codec (RFC 3264
+ * §6.1: the numbers may differ): encoding name (any case), clock rate and
+ * channels; a static payload type without a=rtpmap by its number
+ */
+int md_codec_same(md_codec_t *a, md_codec_t *b);
+/* the first of codecs[0..n) that is the same codec as c, or NULL */
+md_codec_t *md_codec_find(md_codec_t *codecs, int n, md_codec_t *c);
 /* 1 when audio of a can be transcoded to b */
 int md_codec_can_transcode(md_codec_id_e a, md_codec_id_e b);
 /* G.711 (ITU-T G.711) sample conversion */

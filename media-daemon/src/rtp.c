@@ -394,6 +394,8 @@ md_rtp_packet(md_stream_t *s, uint8_t *p, size_t n, struct sockaddr_in *from)
     uint16_t       seq, oseq;
     uint32_t       ts, ots, ssrc;
     md_codec_t    *c;
+    md_tc_t       *tc;
+    md_pt_map_t   *map;
     md_stream_t   *peer;
     md_codec_id_e  id;
 
@@ -459,7 +461,7 @@ md_rtp_packet(md_stream_t *s, uint8_t *p, size_t n, struct sockaddr_in *from)
 
     id = md_codec_id(c);
 
-    if (s->recorder && pt != s->dtmf_pt) {
+    if (s->recorder && id != MD_CODEC_TELEPHONE_EVENT) {
         md_record(s, id, p + hlen, plen, ts, rate);
     }
 
@@ -472,9 +474,13 @@ md_rtp_packet(md_stream_t *s, uint8_t *p, size_t n, struct sockaddr_in *from)
         return;
     }
 
+    /* what the answer made of this payload type (RFC 3264 §6.1) */
+    map = &s->pt_map[pt];
+    rate = map->rate ? map->rate : rate;
     out_rate = peer->rate ? peer->rate : rate;
+    tc = (map->action == MD_PT_TRANSCODE) ? s->tc : NULL;
 
-    if (pt == s->dtmf_pt) {
+    if (map->action == MD_PT_DTMF) {
         /*
          * RFC 4733 events go across with the peer's payload type, in its
          * clock: the timestamp through md_rewrite(), the duration (§2.3.5,
@@ -491,7 +497,6 @@ md_rtp_packet(md_stream_t *s, uint8_t *p, size_t n, struct sockaddr_in *from)
         }
 
         out_pt = peer->dtmf_pt;
-        rate = s->dtmf_rate;
         out_rate = peer->dtmf_rate;
         memcpy(md_rtp_out + 12, p + hlen, plen);
         len = (int) plen;
@@ -501,8 +506,10 @@ md_rtp_packet(md_stream_t *s, uint8_t *p, size_t n, struct sockaddr_in *from)
             md_put16(md_rtp_out + 14, dur > 0xffff ? 0xffff : dur);
         }
 
-    } else if (id == peer->send_codec && peer->send_pt >= 0) {
-        out_pt = peer->send_pt;
+    } else if (map->action == MD_PT_PASS) {
+        /* the same codec: the peer's number for it, in its own clock */
+        out_pt = map->pt;
+        out_rate = rate;
 
         if (plen + 12 > sizeof(md_rtp_out)) {
             return;
@@ -511,7 +518,7 @@ md_rtp_packet(md_stream_t *s, uint8_t *p, size_t n, struct sockaddr_in *from)
         memcpy(md_rtp_out + 12, p + hlen, plen);
         len = (int) plen;
 
-    } else if (s->tc && peer->send_pt >= 0) {
+    } else if (tc && peer->send_pt >= 0) {
         /* packets since the last one fed: 1 the next, <= 0 late */
 
         next = (s->tc_fed && ssrc == s->tc_ssrc)
@@ -563,7 +570,7 @@ md_rtp_packet(md_stream_t *s, uint8_t *p, size_t n, struct sockaddr_in *from)
 
     /* a packet longer than a frame out: the transcoder has frames left */
 
-    if (s->tc && pt != s->dtmf_pt) {
+    if (tc) {
         md_tc_send(s, peer, md_tc_next(s->tc, md_rtp_out + 12,
                                        sizeof(md_rtp_out) - 12 - 64));
     }

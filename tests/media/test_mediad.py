@@ -420,6 +420,140 @@ class Relay(unittest.TestCase):
         ev = mt.dtmf_events(cap.packets, pt=110)
         self.assertEqual([(e[0], e[2]) for e in ev], [("9", 4800)])
 
+    # --- payload types per direction ------------------------------------------
+    #
+    # RFC 3264 §6.1 lets an answerer pick its own dynamic payload type
+    # numbers (a trunk answers telephone-event 101 with 96), and either side
+    # may re-offer with its own.  Each endpoint is sent the numbers it
+    # declared, for the same codec (name, clock, channels; telephone-event by
+    # its clock), whichever way the packet goes: after the answer, while a
+    # re-offer waits for its answer (RFC 3264 §8.3.2: the old formats stay
+    # valid until then; a re-INVITE that fails never gets one) and after the
+    # new answer.  rtpengine 10.5 forwards payload types as they come, so
+    # there neither side's events arrive (test_rtpengine_ref.py
+    # RefTest.test_dtmf_with_payload_types_that_differ).
+
+    def events_both_ways(self, dest_a, dest_b, a_te, b_te, a_rate=8000, b_rate=8000,
+                         what=""):
+        """A's events reach B with B's number, B's reach A with A's."""
+        for src, dst, dest, pt_in, pt_out, rate, digits in (
+                (self.a, self.b, dest_a, a_te, b_te, a_rate, "1#"),
+                (self.b, self.a, dest_b, b_te, a_te, b_rate, "9*")):
+            with dst.capture() as cap:
+                for d in digits:
+                    src.send_dtmf(dest, pt_event=pt_in, digit=d, rate=rate)
+                time.sleep(0.2)
+            pts = {p.rtp.pt for p in cap.packets if p.rtp}
+            ev = mt.dtmf_events(cap.packets, pt=pt_out)
+            self.assertEqual(([e.digit for e in ev], pts), (list(digits), {pt_out}),
+                             "%s: events %d -> %d" % (what, pt_in, pt_out))
+
+    def frames_both_ways(self, dest_a, dest_b, pairs, what=""):
+        """Audio of each (A's pt, B's pt, clock) goes across renumbered,
+        its payload untouched."""
+        for a_pt, b_pt, rate in pairs:
+            for src, dst, dest, pt_in, pt_out in ((self.a, self.b, dest_a, a_pt, b_pt),
+                                                  (self.b, self.a, dest_b, b_pt, a_pt)):
+                payload = bytes([pt_in]) * 40
+                with dst.capture() as cap:
+                    for i in range(5):
+                        src.send_rtp(dest, pt_in, payload, marker=(i == 0))
+                        src.seq = (src.seq + 1) & 0xFFFF
+                        src.ts = (src.ts + rate // 50) & 0xFFFFFFFF
+                        time.sleep(0.02)
+                    time.sleep(0.2)
+                got = [(p.rtp.pt, p.rtp.payload) for p in cap.packets if p.rtp]
+                self.assertEqual(got, [(pt_out, payload)] * 5,
+                                 "%s: audio %d -> %d" % (what, pt_in, pt_out))
+
+    def reoffer_both_sides(self, call_id, sdp_a, sdp_b, check, flags=None):
+        """check() after the answer, then while a re-offer from A and one
+        from B each wait for their answer, and after those answers."""
+        check("answered")
+        for offerer, answerer, o_sdp, a_sdp in (("tag-a", "tag-b", sdp_a, sdp_b),
+                                                ("tag-b", "tag-a", sdp_b, sdp_a)):
+            mt.expect_ok(self.ng.offer(call_id, offerer, o_sdp, **(flags or {})))
+            check("re-offer from %s, answer pending" % offerer)
+            mt.expect_ok(self.ng.answer(call_id, offerer, answerer, a_sdp))
+            check("re-offer from %s answered" % offerer)
+
+    def test_events_keep_each_sides_payload_type(self):
+        sdp_a = self.a.sdp(telephone_event=101)
+        sdp_b = self.b.sdp(telephone_event=96)
+        r = self.ng.offer("pe", "tag-a", sdp_a)
+        dest_b = mt.sdp_audio_dest(r["sdp"])
+        r = self.ng.answer("pe", "tag-a", "tag-b", sdp_b)
+        dest_a = mt.sdp_audio_dest(r["sdp"])
+        self.reoffer_both_sides(
+            "pe", sdp_a, sdp_b,
+            lambda what: self.events_both_ways(dest_a, dest_b, 101, 96, what=what))
+
+    def test_events_keep_each_sides_payload_type_when_transcoding(self):
+        flags = {"codec": {"transcode": ["PCMU"]}}
+        sdp_a = self.a.sdp(telephone_event=101)
+        sdp_b = self.b.sdp(payload_types=[(0, "PCMU", 8000)], telephone_event=96)
+        r = self.ng.offer("pt", "tag-a", sdp_a, **flags)
+        dest_b = mt.sdp_audio_dest(r["sdp"])
+        r = self.ng.answer("pt", "tag-a", "tag-b", sdp_b)
+        dest_a = mt.sdp_audio_dest(r["sdp"])
+        media = self.ng.query("pt")["tags"]["tag-a"]["medias"][0]
+        self.assertIn("transcoding", media["streams"][0]["flags"])
+
+        def check(what):
+            self.events_both_ways(dest_a, dest_b, 101, 96, what=what)
+            with self.a.capture() as cap:
+                self.b.send_tone(dest_b, codec="PCMU", seconds=0.2)
+                time.sleep(0.2)
+            self.assertEqual({p.rtp.pt for p in cap.packets if p.rtp}, {8}, what)
+
+        self.reoffer_both_sides("pt", sdp_a, sdp_b, check)
+
+    def test_events_keep_each_sides_payload_type_across_clocks(self):
+        # Opus with telephone-event/48000 on 110 <-> PCMA with
+        # telephone-event/8000 on 96 (not the number offered to it)
+        flags = {"codec": {"transcode": ["PCMA"]}}
+        sdp_a = self.a.sdp(payload_types=[(111, "opus", 48000, 2)], telephone_event=110,
+                           te_rate=48000)
+        sdp_b = self.b.sdp(telephone_event=96)
+        r = self.ng.offer("pc", "tag-a", sdp_a, **flags)
+        offered = mt.parse_sdp(r["sdp"])["media"][0]["rtpmap"]
+        self.assertNotEqual(offered.get(96), ("telephone-event", 8000))
+        dest_b = mt.sdp_audio_dest(r["sdp"])
+        r = self.ng.answer("pc", "tag-a", "tag-b", sdp_b)
+        dest_a = mt.sdp_audio_dest(r["sdp"])
+        self.reoffer_both_sides(
+            "pc", sdp_a, sdp_b,
+            lambda what: self.events_both_ways(dest_a, dest_b, 110, 96, a_rate=48000,
+                                               what=what),
+            flags=flags)
+
+    def test_dynamic_codecs_keep_each_sides_payload_type(self):
+        for name, a_pts, a_te, b_pts, b_te, pairs in (
+                # Opus 111 on one side, 96 on the other
+                ("opus", [(111, "opus", 48000, 2)], 101, [(96, "opus", 48000, 2)], 100,
+                 [(111, 96, 48000)]),
+                # A's 96 is Opus, B's 96 is telephone-event
+                ("crossed", [(96, "opus", 48000, 2)], 101, [(111, "opus", 48000, 2)], 96,
+                 [(96, 111, 48000)]),
+                # codecs the relay does not know are told apart by name and
+                # clock, not taken for the one the answerer listed first
+                ("unknown", [(9, "G722", 8000), (96, "AMR-WB", 16000)], 101,
+                 [(97, "AMR-WB", 16000), (9, "G722", 8000)], 100,
+                 [(96, 97, 16000), (9, 9, 8000)])):
+            with self.subTest(codecs=name):
+                sdp_a = self.a.sdp(payload_types=a_pts, telephone_event=a_te)
+                sdp_b = self.b.sdp(payload_types=b_pts, telephone_event=b_te)
+                r = self.ng.offer("dy-" + name, "tag-a", sdp_a)
+                dest_b = mt.sdp_audio_dest(r["sdp"])
+                r = self.ng.answer("dy-" + name, "tag-a", "tag-b", sdp_b)
+                dest_a = mt.sdp_audio_dest(r["sdp"])
+
+                def check(what):
+                    self.frames_both_ways(dest_a, dest_b, pairs, what=what)
+                    self.events_both_ways(dest_a, dest_b, a_te, b_te, what=what)
+
+                self.reoffer_both_sides("dy-" + name, sdp_a, sdp_b, check)
+
     def test_ssrc_change_and_hold_keep_the_stream_continuous(self):
         dest_a, dest_b, _, _ = self.offer_answer("ss", [(8, "PCMA", 8000)],
                                                  [(8, "PCMA", 8000)])

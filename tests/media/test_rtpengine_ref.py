@@ -311,6 +311,29 @@ class RefTest(unittest.TestCase):
         self.assertTrue(tone_detected(decode_audio(cb.packets, "PCMA"), 8000, 1000))
         self.ng.delete(cid, "from-a")
 
+    def test_dtmf_with_payload_types_that_differ(self):
+        # The answerer picks its own number for telephone-event (RFC 3264
+        # §6.1 allows it: A 101, B 96).  rtpengine 10.5 forwards payload
+        # types as they come, so each side gets events on a number it never
+        # declared and neither side's events arrive as events.  codeb-mediad
+        # sends each side its own numbers (test_mediad.py
+        # Relay.test_events_keep_each_sides_payload_type): what this shows
+        # is the behaviour it improves on, not one to reproduce.
+        if EXTERNAL:
+            self.skipTest("documents rtpengine itself")
+        a, b = self.peers()
+        cid = self.new_call()
+        b_to = sdp_audio_dest(self.ng.offer(cid, "from-a", a.sdp(telephone_event=101))["sdp"])
+        a_to = sdp_audio_dest(self.ng.answer(cid, "from-a", "to-b",
+                                             b.sdp(telephone_event=96))["sdp"])
+        for src, dst, to, pt_in, digit in ((a, b, a_to, 101, "5"), (b, a, b_to, 96, "7")):
+            with dst.capture(5) as cap:
+                src.send_dtmf(to, pt_in, digit, duration_ms=100)
+                time.sleep(0.3)
+            self.assertEqual({p.rtp.pt for p in cap.packets if p.rtp}, {pt_in},
+                             "rtpengine no longer passes payload types through?" + self.log())
+        self.ng.delete(cid, "from-a")
+
     def test_list(self):
         a, b = self.peers()
         c1, c2 = self.new_call() + "-1", self.new_call() + "-2"
