@@ -27,17 +27,17 @@ use IO::Socket::UNIX;
 use JSON::PP ();
 use MIME::Base64 qw(encode_base64);
 use POSIX qw(WNOHANG);
-use Socket qw(SOCK_STREAM);
+use Socket qw(SOCK_STREAM inet_aton sockaddr_in unpack_sockaddr_in inet_ntoa);
 use Time::HiRes qw(time sleep);
 require Test::Base::Filter;
 
-our @EXPORT = qw(run_tests redis_cmd done_testing);
+our @EXPORT = qw(run_tests redis_cmd done_testing make_cert);
 
 { no warnings 'once'; *done_testing = \&Test::More::done_testing; }
 
 =head1 NAME
 
-Test::CodeB - Test::Nginx-style block tests (HTTP + WebSocket) for the CodeB nginx modules
+Test::CodeB - Test::Nginx-style block tests (HTTP, WebSocket, TLS, UDP/TCP) for the CodeB nginx modules
 
 =head1 SYNOPSIS
 
@@ -58,7 +58,8 @@ Test::CodeB - Test::Nginx-style block tests (HTTP + WebSocket) for the CodeB ngi
     hello
 
 Run with C<prove -v t/> from the repository root. Files must run one at a time
-(no C<prove -j>): every file uses the same server root and ports. A second
+(no C<prove -j>): every file uses the same server root and ports (PORT,
+PORT+1, and by default PORT+10, +11 for TLS and PORT+20, +21 for stream). A second
 test process on the same server root stops at once (BAIL_OUT, a lock on
 F<SERVROOT/.harness.lock>); two runs side by side need different
 C<TEST_NGINX_SERVROOT> and C<TEST_NGINX_PORT>. nginx and redis-server left
@@ -77,12 +78,25 @@ configuration differs from the running one; otherwise it keeps running and
 only the block's own part of the error log is examined. Every file stops nginx
 (QUIT) at its end.
 
-When the environment variable C<TEST_NGINX_MODULES> names a directory,
-C<load_module> lines for C<ngx_codeb_core_module.so> and
-C<ngx_codeb_signal_module.so> (those that exist, core first) are emitted, a
-private C<redis-server> is started on a unix socket for the whole file,
-C<codeb_redis unix:SOCK;> is added at http level, and Redis is flushed
-(C<FLUSHALL>) before every block.
+When the environment variable C<TEST_NGINX_MODULES> names a directory, a
+C<load_module> line is emitted for every C<ngx_codeb_*_module.so> in it:
+C<ngx_codeb_core_module.so> first, then the others sorted by name. Before
+them comes nginx's own stream module (Debian's libnginx-mod-stream,
+F</usr/lib/nginx/modules/ngx_stream_module.so>, or C<TEST_NGINX_STREAM_MODULE>;
+nothing when the binary has stream built in) whenever the block has a
+C<--- stream_config> section or one of the CodeB modules needs it (its name
+contains C<stream>, or it refers to C<ngx_stream_*> symbols, as seen by
+C<nm -D>). With the modules, a private C<redis-server> is started on a unix
+socket for the whole file, C<codeb_redis unix:SOCK;> is added at http level
+(when the core module is there), and Redis is flushed (C<FLUSHALL>) before
+every block.
+
+Test certificates (self-signed, EC P-256, CN and DNS subjectAltName of the
+name; F<t/tools/mkcert.sh>) for C<localhost> (plus IP:127.0.0.1), C<a.test>
+and C<b.test> are made once and kept in C<$TEST_NGINX_CERT_DIR> (default
+F<SERVROOT/certs>, remade when older than 30 days) as F<NAME.crt> and
+F<NAME.key>. More can be made while nginx runs: C<make_cert> (ws command
+and exported function) or C<shell $TEST_NGINX_ROOT/t/tools/mkcert.sh NAME DIR>.
 
 Section values go through Test::Base's default filters C<norm> and C<trim>
 (so a multi-line section keeps exactly one trailing newline), then through the
@@ -97,7 +111,8 @@ variables below are substituted.
     pid SERVROOT/logs/nginx.pid;
     lock_file SERVROOT/logs/nginx.lock;
     error_log SERVROOT/logs/error.log info;
-    load_module ...;                    # only with TEST_NGINX_MODULES
+    load_module .../ngx_stream_module.so;  # with --- stream_config or a stream CodeB module
+    load_module .../ngx_codeb_core_module.so;  # then the other ngx_codeb_*, sorted
     <--- main_config>
     events { worker_connections 1024; }
     http {
@@ -112,6 +127,9 @@ variables below are substituted.
             server_name localhost;
             <--- config>
         }
+    }
+    stream {                            # only with --- stream_config
+        <--- stream_config>
     }
 
 nginx is started as
@@ -135,6 +153,25 @@ Directory holding the built C<.so> modules; unset or empty: plain nginx.
 Port of the first instance, default 1984; the second instance
 (C<--- hosts 2>) listens on C<TEST_NGINX_PORT2>, default PORT+1.
 
+=item TEST_NGINX_TLS_PORT, TEST_NGINX_TLS_PORT2
+
+Ports for the tests' own C<listen ... ssl> lines (instance 1 and 2),
+default PORT+10 and TLS_PORT+1. The harness listens on nothing there itself;
+C<--- tls>, C<open ... tls> and C<open ... tls host2> connect to them.
+
+=item TEST_NGINX_STREAM_PORT, TEST_NGINX_STREAM_PORT2
+
+Ports for the tests' own C<stream> listeners (TCP and UDP), default PORT+20
+and STREAM_PORT+1.
+
+=item TEST_NGINX_CERT_DIR
+
+Where the test certificates are kept, default F<SERVROOT/certs>.
+
+=item TEST_NGINX_STREAM_MODULE
+
+nginx's stream module, default F</usr/lib/nginx/modules/ngx_stream_module.so>.
+
 =item TEST_NGINX_SERVROOT
 
 Prefix of the first instance, default F<t/servroot> (absolute); the second
@@ -152,10 +189,14 @@ redis-server binary, default F</usr/bin/redis-server>.
 
 =head2 Variables substituted in every section
 
-C<$TEST_NGINX_PORT> (or C<${TEST_NGINX_PORT}>), C<$TEST_NGINX_PORT2>, C<$TEST_NGINX_REDIS_SOCK>,
+C<$TEST_NGINX_PORT> (or C<${TEST_NGINX_PORT}>), C<$TEST_NGINX_PORT2>,
+C<$TEST_NGINX_TLS_PORT>, C<$TEST_NGINX_TLS_PORT2>, C<$TEST_NGINX_STREAM_PORT>,
+C<$TEST_NGINX_STREAM_PORT2>, C<$TEST_NGINX_CERT_DIR>, C<$TEST_NGINX_REDIS_SOCK>,
 C<$TEST_NGINX_SERVROOT>, C<$TEST_NGINX_HTML_DIR> (SERVROOT/html, created
-empty for each file), C<$TEST_NGINX_ROOT> (the repository root), plus any
-other C<$TEST_NGINX_*> environment variable. An unknown C<$TEST_NGINX_*> name
+empty for each file), C<$TEST_NGINX_ROOT> (the repository root),
+the C<$TEST_NGINX_THIS_*> variables below, plus any
+other C<$TEST_NGINX_*> environment variable (a test file may set its own in
+C<%ENV> before C<run_tests()>). An unknown C<$TEST_NGINX_*> name
 fails the block. All of these are also exported to C<%ENV>, so C<shell>
 commands and Perl code can use them. The substitution runs after the section
 filters: inside C<eval> sections write C<\$TEST_NGINX_PORT> or use single
@@ -163,7 +204,13 @@ quotes (an C<eval> section that does not compile fails the block).
 
 With C<--- hosts 2> the user's sections are substituted identically for both
 instances (C<$TEST_NGINX_SERVROOT> and C<$TEST_NGINX_HTML_DIR> point at the
-first instance's directories in both).
+first instance's directories in both), except for the "this instance"
+variables: in C<--- main_config>, C<--- http_config>, C<--- config> and
+C<--- stream_config>, C<$TEST_NGINX_THIS_HOST> is 1 or 2,
+C<$TEST_NGINX_THIS_PORT>, C<$TEST_NGINX_THIS_TLS_PORT> and
+C<$TEST_NGINX_THIS_STREAM_PORT> are that instance's ports; so write
+C<listen 127.0.0.1:$TEST_NGINX_THIS_TLS_PORT ssl;> when both instances need a
+TLS or stream listener. In all other sections they are instance 1's values.
 
 =head2 Sections
 
@@ -180,6 +227,15 @@ Text placed at C<http { }> level, before the server.
 =item --- main_config
 
 Text placed at the top level (main context), before C<events>.
+
+=item --- stream_config
+
+Text placed in a C<stream { }> block at the top level, after C<http>; nginx's
+stream module is loaded for the block (see L</DESCRIPTION>). The listeners
+are the test's own, e.g.
+C<server { listen 127.0.0.1:$TEST_NGINX_STREAM_PORT udp; return "pong\n"; }>.
+Give UDP C<proxy_pass> servers a C<proxy_responses> / C<proxy_timeout>:
+nginx waits for open UDP sessions before it exits on QUIT.
 
 =item --- workers N
 
@@ -206,7 +262,8 @@ modules).
 First line: C<METHOD URI [HTTP/1.x]>. Any following text is the request body,
 sent as is (after C<trim> it ends in one newline; use C<--- request chomp> or
 C<--- request eval> for exact bytes). The request is sent as HTTP/1.1 with
-C<Host: localhost> and C<Connection: close> (unless C<--- more_headers> sets
+C<Host: localhost> (with C<--- tls NAME>: C<Host: NAME>) and
+C<Connection: close> (unless C<--- more_headers> sets
 them) and a C<Content-Length> when there is a body or the method is POST, PUT
 or PATCH.
 
@@ -218,6 +275,24 @@ removed by C<trim>), so normally write C<--- raw_request eval> with a Perl
 string such as C<"GET /t HTTP/1.1\r\nHost: localhost\r\n\r\n">. When the
 C<eval> yields an array reference, its elements are written one by one with a
 50 ms pause in between.
+
+=item --- tls [NAME]
+
+Send C<--- request> / C<--- raw_request> over TLS (no certificate
+verification) with SNI NAME (no SNI when the value is empty: C<--- tls>
+alone), to C<--- tls_port> or else C<$TEST_NGINX_TLS_PORT>. The port is
+the test's own C<listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl;> in a
+C<server> of C<--- http_config>.
+
+=item --- tls_port PORT
+
+Port for C<--- tls> (variables allowed).
+
+=item --- tls_cert REGEX
+
+One assertion ("TLS certificate"): the certificate the server presented for
+C<--- tls>, summarised as C<CN=E<lt>subject CNE<gt> SAN=DNS:a,DNS:b,IP:...>,
+must match C<qr/REGEX/> (unanchored), e.g. C<^CN=a\.test SAN=DNS:a\.test$>.
 
 =item --- more_headers
 
@@ -272,8 +347,11 @@ read.
 
 =item --- ws
 
-A WebSocket client script, see L</WS COMMANDS>. Runs after C<--- request> /
-C<--- raw_request> when both are given.
+A WebSocket (and raw UDP / TCP) client script, see L</WS COMMANDS>. Runs
+after C<--- request> / C<--- raw_request> when both are given. With
+C<--- ws eval> the Perl code may return the script as a string, or an array
+reference with one command per element; an element may then hold real CR
+and LF characters in its text (no here-documents in that form).
 
 =item --- ONLY, --- SKIP, --- LAST
 
@@ -287,6 +365,17 @@ so start-up messages count, and ends after the checks. After every block the
 window is searched for worker crashes (C<exited on signal N>, or a worker that
 C<exited with code N> / C<with fatal code N> for N != 0); a crash fails the
 block ("no worker crash"). This check cannot be turned off.
+
+B<JSON bodies.> Every HTTP response the harness reads for C<--- request> /
+C<--- raw_request> whose C<Content-Type> is C<application/json> (any
+parameters) and that may have a body (not HEAD, 1xx, 204, 304) gets one more
+assertion, "JSON body": the body must parse with JSON::PP (UTF-8, any
+top-level value), and when the status is E<gt>= 400 it must be an object
+whose members C<error> and C<error_description> are strings (JSON strings,
+not numbers, booleans or null; more members are fine). C<open_fail> applies
+the same check to the refused handshake's response (failing its line). There
+is no section or variable to switch this off; a test that needs another
+shape has to change the server, not the harness. See C<json_body_error>.
 
 Whenever an nginx instance is stopped (configuration change, end of file) one
 more assertion checks that it shut down gracefully on QUIT within 5 s and
@@ -302,30 +391,95 @@ typos such as C<--- response_header>.
 One command per line; blank lines and lines starting with C<#> are ignored.
 Every command is exactly one TAP assertion named
 C<TEST N: name - ws line L: COMMAND>; after the first failing line the rest
-of the script is reported as skipped. C<${var}> is replaced by a value
-stored with C<capture> (an unknown name fails the line). Clients are named by
-a word (C<A>, C<B>, C<c1>, ...). All waits are bounded by C<--- timeout>
-(default 5 s). Every server frame is validated: unmasked, RSV bits 0, known
-opcode, control frames unfragmented and at most 125 bytes, minimal length
-encoding, text messages valid UTF-8; a violation fails the command that read
-it. Server fragmentation is reassembled. All clients are dropped at the end
-of the block.
+of the script is reported as skipped. All waits are bounded by
+C<--- timeout> (default 5 s). All clients are dropped at the end of the
+block.
+
+Clients are named by a word (C<A>, C<B>, C<c1>, ...) and are of one kind:
+WebSocket (C<open>), UDP (C<udp>), TCP (C<tcp>, C<tcp_accept>) or a TCP
+listener (C<tcp_listen>); a command for another kind fails. Opening a name
+again replaces the old client.
+
+B<Variables.> C<${var}> anywhere in a command (and in a here-document) is
+replaced, when the command runs, by a value stored with C<capture>, C<set>
+or C<set_sip>; every client also sets C<${NAME_lport}> to its local port
+(e.g. C<${U_lport}> for C<udp U ...>). An unknown name fails the line.
+Substitution happens once, before escapes are applied.
+
+B<Escapes.> C<send_esc>, C<send_binary>, C<udp_send>, C<udp_reply>,
+C<tcp_send>, C<set> and C<set_sip> turn C<\r> C<\n> C<\t> C<\\> and
+C<\xHH> into CR, LF, TAB, backslash and byte HH; any other backslash sequence
+fails the line. C<send> and the other commands take their text literally.
+Regexes (C<recv>, C<udp_recv>, ...) are Perl regexes, where C<\r>, C<\n>,
+C<\xHH> already mean those bytes; they match the message bytes (undecoded).
+
+B<Here-documents.> C<set VAR E<lt>E<lt>END> and C<set_sip VAR E<lt>E<lt>END>
+take the following lines up to a line C<END> (any word) as the value, each
+line ending in CRLF (so an empty line before C<END> makes the empty line
+that ends SIP headers). Those lines are kept as they are (no comment or
+blank-line skipping, leading spaces kept); escapes and C<${var}> apply. For
+example:
+
+    set_sip INV <<EOF
+    INVITE sip:bob@a.test SIP/2.0
+    Via: SIP/2.0/WSS df7jal23ls0d.invalid;branch=z9hG4bK${branch}
+    From: <sip:alice@a.test>;tag=1
+    To: <sip:bob@a.test>
+    Call-ID: c1
+    CSeq: 1 INVITE
+    Content-Type: application/sdp
+
+    v=0
+    o=- 1 1 IN IP4 127.0.0.1
+    EOF
+    send A ${INV}
+
+B<WebSocket messages.> Every server frame is validated: unmasked, RSV bits
+0, known opcode, control frames unfragmented and at most 125 bytes, minimal
+length encoding, text messages valid UTF-8; a violation fails the command
+that read it. Server fragmentation is reassembled.
 
 =over
 
-=item open A [PATH] [other B | same B] [host2]
+=item open A [PATH] [other B | same B] [host2] [tls] [sni=NAME] [port=N] [host=HOST] [proto=P1,P2,...]
 
 Connect to 127.0.0.1:PORT (PORT2 with C<host2>), send a client handshake for
 PATH (default C</signal.ashx>) and require C<101>, C<Upgrade: websocket>,
-C<Connection: Upgrade> and the right C<Sec-WebSocket-Accept>. The pid of the
+C<Connection: Upgrade> and the right C<Sec-WebSocket-Accept>.
+C<tls> (implied by C<sni=>) makes it WebSocket over TLS (IO::Socket::SSL, no
+certificate verification) to TLS_PORT (TLS_PORT2 with C<host2>), with SNI
+NAME when C<sni=NAME> is given (none with C<tls> alone); C<port=N> connects
+to N instead. The C<Host> header is HOST, else the SNI name, else
+C<localhost>. C<proto=> offers those subprotocols (C<Sec-WebSocket-Protocol:
+P1, P2>); the answer must then be exactly one of them. Without C<proto=> the
+answer must have no C<Sec-WebSocket-Protocol>. The pid of the
 worker that owns the connection is found with C<ss -tnpH state established>.
 With C<other B> / C<same B> the connection must be served by a different /
 the same worker as B's; unsuitable connections are closed (close frame 1000)
 and the connect is retried, up to 40 times.
 
+=item open_fail A PATH STATUS [host2] [tls] [sni=NAME] [port=N] [host=HOST] [proto=P1,...] [body=REGEX]
+
+The same handshake as C<open> (same options), but it must be refused with
+HTTP status STATUS (3 digits, not 101); the whole response is read. The
+body must match C<qr/REGEX/> when C<body=> is given (REGEX is one word: write
+C<\s> or C<\x20> for spaces) and passes the JSON body check (see
+L</DESCRIPTION>). The body becomes A's last message (for C<capture>); A
+accepts no other command. Example: C<open_fail A /sip 400> (no subprotocol
+offered).
+
 =item send A TEXT
 
-The rest of the line as one masked text frame (FIN=1).
+The rest of the line as one masked text frame (FIN=1), taken literally.
+
+=item send_esc A TEXT
+
+Like C<send>, with the escapes applied.
+
+=item send_binary A TEXT
+
+One masked binary frame (opcode 2) whose payload is TEXT with the escapes
+applied, e.g. C<send_binary A \x00\x01\xff>.
 
 =item send_frames A OPCODE FIN TEXT
 
@@ -367,6 +521,10 @@ and pongs skipped) and require it to match C<qr/REGEX/> (unanchored). A close
 frame, EOF, binary message or timeout fails. The message becomes A's "last
 message".
 
+=item recv_binary A REGEX
+
+Like C<recv> for a binary message (opcode 2): a text message fails.
+
 =item recv_json A EXPR
 
 Like C<recv>, but the message is decoded with JSON::PP and the Perl
@@ -383,7 +541,10 @@ C<recv> when no such message arrives.
 =item capture A NAME REGEX
 
 Match A's last message against REGEX (one capture group) and store group 1
-as C<${NAME}>.
+as C<${NAME}>. A may be any client: the last message is the last WebSocket
+message, UDP datagram, or the bytes consumed by C<tcp_recv> /
+C<tcp_recv_sip>, or the body of an C<open_fail> response. Use C<(?s)> for
+C<.> to cross line ends.
 
 =item no_recv A MS
 
@@ -400,8 +561,8 @@ the server to close the TCP connection within the timeout.
 
 =item expect_eof A
 
-The server must close the TCP connection within the timeout; frames are
-ignored.
+The server must close the TCP connection within the timeout; frames (for a
+WebSocket client) or bytes (for a TCP client) are ignored.
 
 =item expect_ping A
 
@@ -414,11 +575,102 @@ Answer server pings automatically (default on).
 =item close A
 
 Send close 1000 and wait for the server's close frame or EOF; then close the
-socket. The client is gone afterwards.
+socket. The client is gone afterwards. For a UDP, TCP or listener client:
+close its socket (TLS: with close_notify).
 
 =item drop A
 
-Close the TCP socket abruptly, without a close frame.
+Close the socket abruptly, without a close frame (TLS: without
+close_notify). Any client kind.
+
+=item tls_cert A REGEX
+
+A (a WebSocket or TCP client over TLS) got a server certificate whose
+summary C<CN=E<lt>subject CNE<gt> SAN=DNS:a,DNS:b,IP:...> matches
+C<qr/REGEX/>, e.g. C<tls_cert A ^CN=b\.test SAN=DNS:b\.test$>.
+
+=item set VAR TEXT
+
+=item set VAR E<lt>E<lt>END
+
+Store TEXT (escapes applied) or the here-document as C<${VAR}>.
+
+=item set_sip VAR TEXT
+
+=item set_sip VAR E<lt>E<lt>END
+
+Like C<set>, then the value is made a SIP message with the right
+C<Content-Length> (see C<sip_message>): the header lines up to the first
+empty line get C<Content-Length> (or compact C<l>) set to the body's byte
+length, or one added.
+
+=item make_cert NAME [DIR]
+
+Make (or replace) the self-signed certificate F<DIR/NAME.crt> /
+F<DIR/NAME.key>, DIR defaulting to C<$TEST_NGINX_CERT_DIR>. nginx reads
+certificates named with variables (C<ssl_certificate
+$TEST_NGINX_SERVROOT/c/$ssl_server_name.crt;>) at each handshake, so this
+works while it runs.
+
+=item udp U PORT [bind=LPORT]
+
+A UDP socket bound to 127.0.0.1 (port LPORT, default any) whose datagrams go
+to 127.0.0.1:PORT. C<udp U 0 bind=LPORT> makes a peer that only receives
+and replies (for nginx to send to).
+
+=item udp_send U TEXT
+
+One datagram, TEXT with the escapes applied, to PORT.
+
+=item udp_reply U TEXT
+
+One datagram to the sender of the last datagram U received.
+
+=item udp_recv U REGEX
+
+The next datagram, within the timeout, must match C<qr/REGEX/>; it becomes
+U's last message.
+
+=item udp_no_recv U MS
+
+No datagram may arrive within MS milliseconds.
+
+=item tcp T PORT [tls] [sni=NAME]
+
+A TCP connection to 127.0.0.1:PORT; with C<tls> (implied by C<sni=>) over
+TLS, as for C<open>.
+
+=item tcp_listen L PORT
+
+Listen on 127.0.0.1:PORT (0: any; C<${L_lport}> tells which).
+
+=item tcp_accept L T
+
+Accept a connection on listener L within the timeout, as TCP client T.
+
+=item tcp_send T TEXT
+
+Write TEXT with the escapes applied.
+
+=item tcp_recv T REGEX
+
+Read until the bytes received and not yet consumed match C<qr/REGEX/>,
+then consume them through the end of the match (they become T's last
+message; what follows stays for the next read). EOF or timeout before a
+match fails. Write REGEX so that it cannot match a partial message too
+early (end it with what ends the message, e.g. C<\r\n\r\n>).
+
+=item tcp_recv_sip T REGEX
+
+Read one complete SIP message (header up to the empty line, then
+C<Content-Length> body bytes; CRLF keep-alives before it are skipped),
+consume it and require it to match C<qr/REGEX/>. A message without a
+C<Content-Length> (or C<l>) header fails: it is required on TCP.
+
+=item tcp_no_recv T MS
+
+Nothing may arrive within MS milliseconds, and nothing received earlier
+may be left unconsumed. EOF fails too.
 
 =item sleep MS
 
@@ -469,20 +721,31 @@ recursively). An error reply dies with C<redis error: ...>.
 
 Test::More's C<done_testing>, re-exported.
 
+=item make_cert($name [, $dir])
+
+Makes a self-signed certificate for C<$name> (CN and DNS subjectAltName;
+EC P-256; F<t/tools/mkcert.sh>) as F<DIR/NAME.crt> and F<DIR/NAME.key>, DIR
+defaulting to C<$TEST_NGINX_CERT_DIR>, and returns the two paths. Existing
+files are replaced (by rename, so a running nginx never reads half a file).
+Dies on failure. Exported.
+
 =back
 
-C<Test::CodeB::ws_encode_frame>, C<ws_decode_frame>,
-C<ws_server_frame_error>, C<ws_client_from_socket> and C<ws_run_script>
-exist for the harness's own self-test (F<t/000-harness.t>); call them with
-the package name (C<use Test::CodeB> takes no import list).
+Not exported (call them with the package name; C<use Test::CodeB> takes no
+import list): C<Test::CodeB::sip_message($text)> (the C<set_sip>
+conversion, for C<--- ws eval>), C<Test::CodeB::unescape($text)> (the
+escapes), C<json_body_error> and C<is_json_content_type> (the JSON body
+check), and for the harness's own self-test (F<t/000-harness.t>)
+C<ws_encode_frame>, C<ws_decode_frame>, C<ws_server_frame_error>,
+C<ws_client_from_socket>, C<ws_run_script>, C<ws_context> and C<ws_try>.
 
 =cut
 
 my $WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
 my %KNOWN_SECTIONS = map { $_ => 1 } qw(
-    config http_config main_config workers hosts redis
-    request raw_request more_headers
+    config http_config main_config stream_config workers hosts redis
+    request raw_request more_headers tls tls_port tls_cert
     error_code response_body response_body_like
     response_headers response_headers_like
     error_log no_error_log timeout wait ws
@@ -490,6 +753,10 @@ my %KNOWN_SECTIONS = map { $_ => 1 } qw(
 );
 
 $SIG{PIPE} = 'IGNORE';    # a peer that closed first must not kill the test
+
+# certificates made for every run, and the script that makes them
+our @DEFAULT_CERTS = qw(localhost a.test b.test);
+my $MKCERT = dirname(dirname(dirname(abs_path(__FILE__)))) . '/tools/mkcert.sh';
 
 my %S;            # settings, filled by _init
 my @Inst;         # [1] and [2]: nginx instances
@@ -533,25 +800,38 @@ sub _init {
     $sr = abs_path($sr) // $sr if -e $sr;
     $sr =~ s{/+$}{};
     my $port = $ENV{TEST_NGINX_PORT} || 1984;
+    my $tls_port = $ENV{TEST_NGINX_TLS_PORT} || $port + 10;
+    my $stream_port = $ENV{TEST_NGINX_STREAM_PORT} || $port + 20;
 
     %S = (
-        root       => $root,
-        servroot   => $sr,
-        servroot2  => "${sr}2",
-        port       => $port,
-        port2      => $ENV{TEST_NGINX_PORT2} || $port + 1,
-        html_dir   => "$sr/html",
-        redis_sock => $ENV{TEST_NGINX_REDIS_SOCK} || "$sr/redis.sock",
-        nginx      => $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx',
-        redis_bin  => $ENV{TEST_NGINX_REDIS_SERVER} || '/usr/bin/redis-server',
-        modules    => [],
+        root         => $root,
+        servroot     => $sr,
+        servroot2    => "${sr}2",
+        port         => $port,
+        port2        => $ENV{TEST_NGINX_PORT2} || $port + 1,
+        tls_port     => $tls_port,
+        tls_port2    => $ENV{TEST_NGINX_TLS_PORT2} || $tls_port + 1,
+        stream_port  => $stream_port,
+        stream_port2 => $ENV{TEST_NGINX_STREAM_PORT2} || $stream_port + 1,
+        html_dir     => "$sr/html",
+        cert_dir     => $ENV{TEST_NGINX_CERT_DIR} || "$sr/certs",
+        redis_sock   => $ENV{TEST_NGINX_REDIS_SOCK} || "$sr/redis.sock",
+        nginx        => $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx',
+        redis_bin    => $ENV{TEST_NGINX_REDIS_SERVER} || '/usr/bin/redis-server',
+        modules      => [],
     );
+    $S{cert_dir} =~ s{/+$}{};
 
     if (defined $ENV{TEST_NGINX_MODULES} && length $ENV{TEST_NGINX_MODULES}) {
         my $dir = $ENV{TEST_NGINX_MODULES};
         $dir =~ s{/+$}{};
-        for my $m (qw(ngx_codeb_core_module ngx_codeb_signal_module)) {
-            push @{$S{modules}}, [$m, "$dir/$m.so"] if -f "$dir/$m.so";
+        # core first, then every other CodeB module by name
+        my @so = sort map { m{([^/]+)\.so$} ? $1 : () } glob("$dir/ngx_codeb_*_module.so");
+        for my $m ((grep { $_ eq 'ngx_codeb_core_module' } @so),
+                   (grep { $_ ne 'ngx_codeb_core_module' } @so)) {
+            my $f = "$dir/$m.so";
+            push @{$S{modules}}, [$m, $f];
+            $S{stream_always} = 1 if _module_needs_stream($m, $f);
         }
         Test::More::diag("TEST_NGINX_MODULES=$dir holds no ngx_codeb_*_module.so")
             unless @{$S{modules}};
@@ -559,16 +839,29 @@ sub _init {
     }
     $S{core_loaded} = grep { $_->[0] eq 'ngx_codeb_core_module' } @{$S{modules}};
 
-    $ENV{TEST_NGINX_ROOT}       = $S{root};
-    $ENV{TEST_NGINX_SERVROOT}   = $S{servroot};
-    $ENV{TEST_NGINX_PORT}       = $S{port};
-    $ENV{TEST_NGINX_PORT2}      = $S{port2};
-    $ENV{TEST_NGINX_HTML_DIR}   = $S{html_dir};
-    $ENV{TEST_NGINX_REDIS_SOCK} = $S{redis_sock};
+    $ENV{TEST_NGINX_ROOT}         = $S{root};
+    $ENV{TEST_NGINX_SERVROOT}     = $S{servroot};
+    $ENV{TEST_NGINX_PORT}         = $S{port};
+    $ENV{TEST_NGINX_PORT2}        = $S{port2};
+    $ENV{TEST_NGINX_TLS_PORT}     = $S{tls_port};
+    $ENV{TEST_NGINX_TLS_PORT2}    = $S{tls_port2};
+    $ENV{TEST_NGINX_STREAM_PORT}  = $S{stream_port};
+    $ENV{TEST_NGINX_STREAM_PORT2} = $S{stream_port2};
+    $ENV{TEST_NGINX_HTML_DIR}     = $S{html_dir};
+    $ENV{TEST_NGINX_CERT_DIR}     = $S{cert_dir};
+    $ENV{TEST_NGINX_REDIS_SOCK}   = $S{redis_sock};
+    # "this instance" values; in the configuration sections they are
+    # replaced per instance (see _gen_conf), elsewhere they are instance 1's
+    $ENV{TEST_NGINX_THIS_HOST}        = 1;
+    $ENV{TEST_NGINX_THIS_PORT}        = $S{port};
+    $ENV{TEST_NGINX_THIS_TLS_PORT}    = $S{tls_port};
+    $ENV{TEST_NGINX_THIS_STREAM_PORT} = $S{stream_port};
 
     @Inst = (undef,
-        { n => 1, servroot => $S{servroot},  port => $S{port} },
-        { n => 2, servroot => $S{servroot2}, port => $S{port2} });
+        { n => 1, servroot => $S{servroot},  port => $S{port},
+          tls_port => $S{tls_port},  stream_port => $S{stream_port} },
+        { n => 2, servroot => $S{servroot2}, port => $S{port2},
+          tls_port => $S{tls_port2}, stream_port => $S{stream_port2} });
     %Redis = (running => 0, pidfile => "$S{servroot}/redis.pid",
               logfile => "$S{servroot}/redis.log");
 
@@ -586,6 +879,63 @@ sub _init {
     }
 
     _setup_servroot($Inst[1]);
+
+    # the test certificates (kept between runs in the certificate directory)
+    for my $name (@DEFAULT_CERTS) {
+        my $err = _ensure_cert($name);
+        Test::More::BAIL_OUT("cannot make the test certificate for $name: $err") if $err;
+    }
+}
+
+# Make NAME.crt / NAME.key in the certificate directory unless they are
+# there and younger than 30 days. Returns undef or an error.
+sub _ensure_cert {
+    my ($name) = @_;
+    my $dir = $S{cert_dir};
+    make_path($dir);
+    open my $lk, '>>', "$dir/.lock" or return "cannot open $dir/.lock: $!";
+    flock $lk, LOCK_EX;
+    my $fresh = grep { -f $_ && -M $_ < 30 } "$dir/$name.crt", "$dir/$name.key";
+    return undef if $fresh == 2;
+    return eval { make_cert($name, $dir); 1 } ? undef : $@ =~ s/\n\z//r;
+}
+
+# make_cert($name [, $dir]): documented under FUNCTIONS.
+sub make_cert {
+    my ($name, $dir) = @_;
+    croak 'make_cert needs a name' unless defined $name && length $name;
+    unless (defined $dir) { _init(); $dir = $S{cert_dir} }
+    my ($rc, $out) = _run_cmd(['/bin/sh', $MKCERT, $name, $dir], 30);
+    die "make_cert $name: " . ($rc == -1 ? 'timed out' : 'exit status ' . ($rc >> 8))
+      . "\n$out" if $rc != 0;
+    return ("$dir/$name.crt", "$dir/$name.key");
+}
+
+# Does this module .so need nginx's stream module loaded before it? Its name
+# says so, or it refers to ngx_stream_* symbols (a module that has an http
+# and a stream part in one .so).
+sub _module_needs_stream {
+    my ($m, $f) = @_;
+    return 1 if $m =~ /stream/;
+    my ($rc, $out) = _run_cmd(['nm', '-D', '--undefined-only', $f], 10);
+    return $rc == 0 && $out =~ /\bngx_stream_/ ? 1 : 0;
+}
+
+# The load_module line for nginx's stream module, or '' when the binary has
+# it built in (nginx -V says --with-stream without =dynamic).
+sub _stream_load_line {
+    return $S{stream_line} if defined $S{stream_line};
+    my ($rc, $out) = _run_cmd([$S{nginx}, '-V'], 10);
+    if ($out =~ /--with-stream(?!=dynamic)(?:\s|$)/m) {
+        $S{stream_line} = '';
+    }
+    else {
+        my $so = $ENV{TEST_NGINX_STREAM_MODULE} || '/usr/lib/nginx/modules/ngx_stream_module.so';
+        die "nginx's stream module $so does not exist (Debian: libnginx-mod-stream; "
+          . "or set TEST_NGINX_STREAM_MODULE)\n" unless -f $so;
+        $S{stream_line} = "load_module $so;";
+    }
+    return $S{stream_line};
 }
 
 # Stop what a previous, interrupted run may have left, then recreate the
@@ -725,14 +1075,25 @@ sub _listening {
 # ---------------------------------------------------------------------------
 # Variable substitution
 
+# $over: optional hash of values that take precedence over %ENV.
 sub _subst {
-    my ($text) = @_;
+    my ($text, $over) = @_;
     return $text unless defined $text && !ref $text;
+    $over //= {};
     $text =~ s{\$(?:(TEST_NGINX_[A-Z0-9_]+)|\{(TEST_NGINX_[A-Z0-9_]+)\})}{
         my $v = $1 // $2;
-        defined $ENV{$v} ? $ENV{$v} : die "undefined variable \$$v\n"
+        defined $over->{$v} ? $over->{$v} : defined $ENV{$v} ? $ENV{$v}
+                            : die "undefined variable \$$v\n"
     }ge;
     return $text;
+}
+
+# The per-instance values of the "THIS" variables.
+sub _inst_vars {
+    my ($inst) = @_;
+    return { TEST_NGINX_THIS_HOST => $inst->{n}, TEST_NGINX_THIS_PORT => $inst->{port},
+             TEST_NGINX_THIS_TLS_PORT => $inst->{tls_port},
+             TEST_NGINX_THIS_STREAM_PORT => $inst->{stream_port} };
 }
 
 # ---------------------------------------------------------------------------
@@ -748,8 +1109,15 @@ sub _gen_conf {
     push @c, "pid $sr/logs/nginx.pid;";
     push @c, "lock_file $sr/logs/nginx.lock;";
     push @c, "error_log $sr/logs/error.log info;";
+    my $stream = $b->{has_stream};
+    if ($stream || $S{stream_always}) {
+        my $l = _stream_load_line();
+        push @c, $l if length $l;
+    }
     push @c, "load_module $_->[1];" for @{$S{modules}};
-    push @c, $b->{main_config} if length $b->{main_config};
+    my %sect = map { my $t = _subst($b->{$_}, _inst_vars($inst)); $t =~ s/\n+\z//; ($_ => $t) }
+               qw(main_config http_config config stream_config);
+    push @c, $sect{main_config} if length $sect{main_config};
     push @c, 'events { worker_connections 1024; }';
     push @c, 'http {';
     push @c, "    access_log $sr/logs/access.log;";
@@ -759,13 +1127,14 @@ sub _gen_conf {
         push @c, "    codeb_redis unix:$S{redis_sock};";
         push @c, "    codeb_host_id host$inst->{n};" if $b->{hosts} == 2;
     }
-    push @c, $b->{http_config} if length $b->{http_config};
+    push @c, $sect{http_config} if length $sect{http_config};
     push @c, '    server {';
     push @c, "        listen 127.0.0.1:$inst->{port} reuseport;";
     push @c, '        server_name localhost;';
-    push @c, $b->{config} if length $b->{config};
+    push @c, $sect{config} if length $sect{config};
     push @c, '    }';
     push @c, '}';
+    push @c, 'stream {', $sect{stream_config}, '}' if $stream;
     return join("\n", @c) . "\n";
 }
 
@@ -1036,14 +1405,53 @@ sub _read_into {
     }
 }
 
+# Connect to 127.0.0.1:$port; with tls => 1 also a TLS handshake (no
+# certificate verification; SNI when sni => NAME is given). Returns a
+# non-blocking socket (an IO::Socket::SSL for TLS).
 sub _tcp_connect {
-    my ($port, $timeout) = @_;
+    my ($port, $timeout, %o) = @_;
     my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
                                   Proto => 'tcp', Timeout => $timeout)
         or die "connect to 127.0.0.1:$port failed: " . ($@ || $!) . "\n";
+    if ($o{tls}) {
+        require IO::Socket::SSL;
+        IO::Socket::SSL->start_SSL($s,
+            SSL_verify_mode => 0,    # SSL_VERIFY_NONE: self-signed test certificates
+            (defined $o{sni} && length $o{sni} ? (SSL_hostname => $o{sni}) : (SSL_hostname => '')),
+            Timeout => $timeout,
+        ) or die "TLS handshake with 127.0.0.1:$port"
+               . (defined $o{sni} ? " (SNI $o{sni})" : ' (no SNI)') . ' failed: '
+               . (IO::Socket::SSL::errstr() || $!) . "\n";
+    }
     $s->blocking(0);
     binmode $s;
     return $s;
+}
+
+# "CN=<subject CN> SAN=DNS:a,DNS:b,IP:..." of the certificate the server
+# presented on a TLS socket.
+sub _tls_cert_summary {
+    my ($s) = @_;
+    return undef unless ref $s && $s->isa('IO::Socket::SSL');
+    my $cn = $s->peer_certificate('cn') // '';
+    my @san = $s->peer_certificate('subjectAltNames');
+    my %type = (1 => 'email', 2 => 'DNS', 6 => 'URI', 7 => 'IP');
+    my @l;
+    while (my ($t, $v) = splice @san, 0, 2) {
+        $v = join('.', unpack 'C4', $v) if $t == 7 && length $v == 4;
+        push @l, ($type{$t} // "type$t") . ":$v";
+    }
+    return "CN=$cn SAN=" . join(',', @l);
+}
+
+# Close a socket; abrupt => no TLS close_notify either.
+sub _close_sock {
+    my ($s, $abrupt) = @_;
+    return unless $s;
+    if (ref $s && $s->isa('IO::Socket::SSL')) {
+        $s->close(SSL_no_shutdown => $abrupt ? 1 : 0, SSL_fast_shutdown => 1);
+    }
+    else { close $s }
 }
 
 # ---------------------------------------------------------------------------
@@ -1123,15 +1531,18 @@ sub _parse_response {
     return \%r;
 }
 
+# %tls: tls => 1, sni => NAME (see _tcp_connect). The result's tls_cert is
+# the certificate summary.
 sub _http_exchange {
-    my ($port, $pieces, $timeout, $no_body) = @_;
+    my ($port, $pieces, $timeout, $no_body, %tls) = @_;
     my $deadline = time + $timeout;
-    my $sock = eval { _tcp_connect($port, $timeout) };
+    my $sock = eval { _tcp_connect($port, $timeout, %tls) };
     return { error => $@ =~ s/\n\z//r, headers => {}, body => '', raw => '' } unless $sock;
+    my $cert = _tls_cert_summary($sock);
     for my $i (0 .. $#$pieces) {
         sleep 0.05 if $i;
         my $err = _write_all($sock, $pieces->[$i], $deadline);
-        if ($err) { close $sock; return { error => $err, headers => {}, body => '', raw => '' } }
+        if ($err) { _close_sock($sock); return { error => $err, headers => {}, body => '', raw => '' } }
     }
     my $raw = '';
     my $res;
@@ -1147,7 +1558,8 @@ sub _http_exchange {
         }
         if ($n == 0) { $res = _parse_response($raw, $no_body, 1); last }
     }
-    close $sock;
+    _close_sock($sock);
+    $res->{tls_cert} = $cert;
     return $res;
 }
 
@@ -1158,7 +1570,7 @@ sub _header_value {
 }
 
 sub _build_request {
-    my ($name, $req, $more) = @_;
+    my ($name, $req, $more, $host) = @_;
     my ($first, $body) = split /\n/, $req, 2;
     $body //= '';
     $first =~ s/\r$//;
@@ -1173,7 +1585,7 @@ sub _build_request {
     }
     my $has = sub { my $n = shift; grep { /^\s*\Q$n\E\s*:/i } @h };
     unshift @h, 'Connection: close' unless $has->('Connection');
-    unshift @h, 'Host: localhost' unless $has->('Host');
+    unshift @h, 'Host: ' . ($host // 'localhost') unless $has->('Host');
     if ((length $body || $meth =~ /^(?:POST|PUT|PATCH)$/)
         && !$has->('Content-Length') && !$has->('Transfer-Encoding')) {
         push @h, 'Content-Length: ' . length $body;
@@ -1294,7 +1706,7 @@ sub ws_server_frame_error {
 
 sub _ws_new_client {
     my ($name, $sock, %o) = @_;
-    return { name => $name, sock => $sock, buf => $o{buf} // '', pending => [],
+    return { kind => 'ws', name => $name, sock => $sock, buf => $o{buf} // '', pending => [],
              autopong => 1, eof => 0, last => undef, frag => undef,
              port => $o{port}, lport => $o{lport}, pid => $o{pid}, seen => [] };
 }
@@ -1397,14 +1809,22 @@ sub _ws_next_event {
     }
 }
 
+# Client handshake on 127.0.0.1:$port. %o: tls, sni (see _tcp_connect),
+# host (Host header; default the SNI name, else localhost), protos (array
+# ref of subprotocols to offer), refused (open_fail: return (client, full
+# response) whatever the status, socket closed).
 sub _ws_handshake {
-    my ($name, $port, $path, $timeout) = @_;
+    my ($name, $port, $path, $timeout, %o) = @_;
     my $deadline = time + $timeout;
-    my $sock = _tcp_connect($port, $timeout);
+    my $sock = _tcp_connect($port, $timeout, tls => $o{tls}, sni => $o{sni});
     my $key = encode_base64(join('', map { chr int rand 256 } 1 .. 16), '');
     my $c = _ws_new_client($name, $sock, port => $port, lport => $sock->sockport);
-    _ws_write($c, "GET $path HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+    $c->{tls_cert} = _tls_cert_summary($sock);
+    my @protos = @{$o{protos} || []};
+    my $host = $o{host} // $o{sni} // 'localhost';
+    _ws_write($c, "GET $path HTTP/1.1\r\nHost: $host\r\nUpgrade: websocket\r\n"
                 . "Connection: Upgrade\r\nSec-WebSocket-Key: $key\r\n"
+                . (@protos ? 'Sec-WebSocket-Protocol: ' . join(', ', @protos) . "\r\n" : '')
                 . "Sec-WebSocket-Version: 13\r\n\r\n", $deadline);
     my $raw = '';
     my $i;
@@ -1417,16 +1837,22 @@ sub _ws_handshake {
     my $res = _parse_response(substr($raw, 0, $i + 4), 1, 0);
     $c->{buf} = substr($raw, $i + 4);
     my $st = $res->{status} // '(none)';
-    if ($st ne '101') {    # show the body too: it usually says why
-        my $dl = time + 1;
+    if ($st ne '101' || $o{refused}) {    # read the body too: it usually says why
+        my $dl = $o{refused} ? $deadline : time + 1;
         my $full;
         while (1) {
             $full = _parse_response($raw, 0, 0);
             last if $full->{complete};
             my $n = _read_into($sock, \$raw, $dl);
-            if (!$n) { $full = _parse_response($raw, 0, 1); last }
+            if (!defined $n) {
+                $full->{error} = "timeout after $timeout s waiting for the response";
+                last;
+            }
+            if ($n == 0) { $full = _parse_response($raw, 0, 1); last }
         }
-        close $sock;
+        _close_sock($sock);
+        $c->{eof} = 1;
+        return ($c, $full) if $o{refused};
         die "handshake: expected status 101, got $st\n$res->{raw_headers}\n\n"
           . _show($full->{body}, 1000) . "\n";
     }
@@ -1438,7 +1864,25 @@ sub _ws_handshake {
         unless (_header_value($res, 'Upgrade') // '') =~ /^\s*websocket\s*$/i;
     push @bad, 'no "Connection: Upgrade"'
         unless (_header_value($res, 'Connection') // '') =~ /\bupgrade\b/i;
-    die 'handshake: ' . join('; ', @bad) . "\n$res->{raw_headers}\n" if @bad;
+    my $sp = _header_value($res, 'Sec-WebSocket-Protocol');
+    $sp =~ s/^\s+|\s+$//g if defined $sp;
+    if (@protos) {
+        if (!defined $sp) {
+            push @bad, 'no Sec-WebSocket-Protocol in the answer (offered: ' . join(', ', @protos) . ')';
+        }
+        elsif (!grep { $_ eq $sp } @protos) {
+            push @bad, "Sec-WebSocket-Protocol '$sp' is not one of the offered "
+                     . join(', ', @protos);
+        }
+    }
+    elsif (defined $sp) {
+        push @bad, "Sec-WebSocket-Protocol '$sp' in the answer, but none was offered";
+    }
+    if (@bad) {
+        _close_sock($sock);
+        die 'handshake: ' . join('; ', @bad) . "\n$res->{raw_headers}\n";
+    }
+    $c->{proto} = $sp;
     return $c;
 }
 
@@ -1474,33 +1918,65 @@ sub _ws_close_quietly {
             last if $ev->{type} =~ /^(?:close|eof|timeout|error)$/;
         }
     };
-    close $c->{sock};
+    _close_sock($c->{sock});
 }
 
+# The client NAME; it must be of one of the kinds given (default: ws).
 sub _client {
-    my ($ctx, $name) = @_;
+    my ($ctx, $name, @kinds) = @_;
     die "missing client name\n" unless defined $name && length $name;
     my $c = $ctx->{clients}{$name};
     die "no open client '$name'\n" unless $c;
+    @kinds = ('ws') unless @kinds;
+    die "client '$name' is a $c->{kind} client; this command is for "
+      . join(' / ', @kinds) . " clients\n" unless grep { $_ eq 'any' || $_ eq $c->{kind} } @kinds;
+    die "client '$name' was refused (open_fail); only capture works on it\n"
+        if $c->{refused} && !grep { $_ eq 'any' } @kinds;
     return $c;
+}
+
+# Replace the client NAME (closing an older one of that name); sets
+# ${NAME_lport} to the local port.
+sub _set_client {
+    my ($ctx, $name, $c) = @_;
+    if (my $old = delete $ctx->{clients}{$name}) { _close_sock($old->{sock}, 1) }
+    $ctx->{clients}{$name} = $c;
+    $ctx->{vars}{"${name}_lport"} = $c->{lport} if defined $c->{lport} && $name =~ /^\w+$/;
+    return $c;
+}
+
+# C-style escapes of send_esc, send_binary, udp_send, tcp_send and set:
+# \r \n \t \\ \xHH; anything else after a backslash is an error.
+sub unescape {
+    my ($s) = @_;
+    $s =~ s{\\(?:([rnt\\])|x([0-9a-fA-F]{2})|(.|\z))}{
+        defined $1 ? ($1 eq 'r' ? "\r" : $1 eq 'n' ? "\n" : $1 eq 't' ? "\t" : "\\")
+      : defined $2 ? chr hex $2
+      : die 'unknown escape ' . _show("\\" . ($3 // '')) . ' (known: \\r \\n \\t \\\\ \\xHH)' . "\n"
+    }gse;
+    return $s;
 }
 
 sub _deadline { time + $_[0]{timeout} }
 
 # Wait for a text message; pings / pongs are skipped.
-sub _ws_recv_text {
-    my ($ctx, $c) = @_;
+sub _ws_recv_text { _ws_recv_msg($_[0], $_[1], 'text') }
+
+# Wait for a message of $type (text or binary); pings / pongs are skipped,
+# anything else fails.
+sub _ws_recv_msg {
+    my ($ctx, $c, $type) = @_;
     my $dl = _deadline($ctx);
     my @skipped;
     while (1) {
         my $ev = _ws_next_event($c, $dl);
         if ($ev->{type} eq 'ping' || $ev->{type} eq 'pong') { push @skipped, _ev_str($ev); next }
-        if ($ev->{type} eq 'text') {
+        if ($ev->{type} eq $type) {
             $c->{last} = $ev->{payload};
             return $ev->{payload};
         }
         my $why = $ev->{type} eq 'timeout'
-            ? "no text message within $ctx->{timeout} s" : 'expected a text message, got ' . _ev_str($ev);
+            ? "no $type message within $ctx->{timeout} s" : "expected a $type message, got " . _ev_str($ev);
         $why .= "\n(skipped: " . join('; ', @skipped) . ')' if @skipped;
         die "$why\n";
     }
@@ -1527,48 +2003,109 @@ sub _json_holds {
     return $ok;
 }
 
+# Arguments of open / open_fail: NAME [PATH] [STATUS (open_fail)] [options].
+sub _open_args {
+    my ($ctx, $args, $cmd) = @_;
+    my @t = split ' ', $args;
+    my $name = shift @t;
+    my $usage = $cmd eq 'open'
+        ? "usage: open NAME [PATH] [other B|same B] [host2] [tls] [sni=NAME] [port=N] "
+          . "[host=HOST] [proto=P1,P2]\n"
+        : "usage: open_fail NAME PATH STATUS [host2] [tls] [sni=NAME] [port=N] [host=HOST] "
+          . "[proto=P1,P2] [body=REGEX]\n";
+    die $usage unless defined $name;
+    my %o = (path => '/signal.ashx', hs => {});
+    while (@t) {
+        my $x = shift @t;
+        if ($x eq 'other' || $x eq 'same') {
+            $o{rel} = $x;
+            $o{relname} = shift @t // die "$cmd: '$x' needs a client name\n";
+        }
+        elsif ($x eq 'host2')             { $o{host2} = 1 }
+        elsif ($x eq 'tls')               { $o{hs}{tls} = 1 }
+        elsif ($x =~ m{^/})               { $o{path} = $x }
+        elsif ($x =~ /^sni=(\S*)$/)       { $o{hs}{tls} = 1; $o{hs}{sni} = $1 if length $1 }
+        elsif ($x =~ /^port=(\d+)$/)      { $o{port} = $1 }
+        elsif ($x =~ /^host=(\S+)$/)      { $o{hs}{host} = $1 }
+        elsif ($x =~ /^proto=(\S+)$/)     {
+            my @p = split /,/, $1;
+            die "$cmd: empty subprotocol in '$x'\n" if grep { !length } @p or !@p;
+            $o{hs}{protos} = \@p;
+        }
+        elsif ($cmd eq 'open_fail' && $x =~ /^(\d{3})$/ && !defined $o{status}) { $o{status} = $1 }
+        elsif ($cmd eq 'open_fail' && $x =~ /^body=(.+)$/) { $o{body_re} = $1 }
+        else { die "$cmd: unexpected argument '$x'\n$usage" }
+    }
+    die "open_fail: a STATUS (3 digits) is required\n$usage"
+        if $cmd eq 'open_fail' && !defined $o{status};
+    die "open_fail: STATUS 101 is an accepted handshake; use open\n"
+        if $cmd eq 'open_fail' && $o{status} eq '101';
+    unless (defined $o{port}) {
+        my $inst = $Inst[$o{host2} ? 2 : 1];
+        die "$cmd: instance " . ($o{host2} ? 2 : 1) . " is not running (--- hosts 2?)\n"
+            unless $inst && _running($inst);
+        $o{port} = $o{hs}{tls} ? $inst->{tls_port} : $inst->{port};
+    }
+    return ($name, \%o);
+}
+
 my %WS_CMD;
 
 %WS_CMD = (
     open => sub {
         my ($ctx, $args) = @_;
-        my @t = split ' ', $args;
-        my $name = shift @t;
-        die "usage: open NAME [PATH] [other B|same B] [host2]\n" unless defined $name;
-        my ($path, $rel, $relname, $host2) = ('/signal.ashx');
-        while (@t) {
-            my $x = shift @t;
-            if ($x eq 'other' || $x eq 'same') {
-                $rel = $x;
-                $relname = shift @t // die "open: '$x' needs a client name\n";
-            }
-            elsif ($x eq 'host2') { $host2 = 1 }
-            elsif ($x =~ m{^/})   { $path = $x }
-            else                  { die "open: unexpected argument '$x'\n" }
-        }
-        my $inst = $Inst[$host2 ? 2 : 1];
-        die "open: instance " . ($host2 ? 2 : 1) . " is not running (--- hosts 2?)\n"
-            unless _running($inst);
+        my ($name, $o) = _open_args($ctx, $args, 'open');
         my $other_pid;
-        if ($rel) {
-            $other_pid = _client($ctx, $relname)->{pid}
-                // die "open: client $relname has no known worker pid\n";
+        if ($o->{rel}) {
+            $other_pid = _client($ctx, $o->{relname})->{pid}
+                // die "open: client $o->{relname} has no known worker pid\n";
         }
-        if (my $old = delete $ctx->{clients}{$name}) { close $old->{sock} }
+        if (my $old = delete $ctx->{clients}{$name}) { _close_sock($old->{sock}, 1) }
         my @seen;
+        my $rel = $o->{rel};
         for my $try (1 .. ($rel ? 40 : 1)) {
-            my $c = _ws_handshake($name, $inst->{port}, $path, $ctx->{timeout});
+            my $c = _ws_handshake($name, $o->{port}, $o->{path}, $ctx->{timeout}, %{$o->{hs}});
             $c->{pid} = _owner_pid($c, $ctx->{timeout});
             if (!$rel || ($rel eq 'other' ? $c->{pid} != $other_pid : $c->{pid} == $other_pid)) {
-                $ctx->{clients}{$name} = $c;
-                return "worker pid $c->{pid}, local port $c->{lport}";
+                _set_client($ctx, $name, $c);
+                return "worker pid $c->{pid}, local port $c->{lport}"
+                     . (defined $c->{proto} ? ", subprotocol $c->{proto}" : '')
+                     . (defined $c->{tls_cert} ? ", certificate $c->{tls_cert}" : '');
             }
             push @seen, $c->{pid};
             _ws_close_quietly($c, 1);
         }
-        die "open: no connection on a worker $rel than/as ${relname}'s (pid $other_pid) "
+        die "open: no connection on a worker $rel than/as $o->{relname}'s (pid $other_pid) "
           . "in 40 tries (got pids @seen)\n";
         return;
+    },
+    open_fail => sub {
+        my ($ctx, $args) = @_;
+        my ($name, $o) = _open_args($ctx, $args, 'open_fail');
+        die "open_fail: other / same make no sense here\n" if $o->{rel};
+        my ($c, $res) = _ws_handshake($name, $o->{port}, $o->{path}, $ctx->{timeout},
+                                      %{$o->{hs}}, refused => 1);
+        $c->{refused} = 1;
+        $c->{last} = $res->{body};
+        _set_client($ctx, $name, $c);
+        my $st = $res->{status} // '(none)';
+        my $head = $res->{raw_headers} // '';
+        die "open_fail: $res->{error}\n$head\n" if $res->{error};
+        die "the handshake was accepted (101), expected status $o->{status}\n$head\n"
+            if $st eq '101';
+        die "expected status $o->{status}, got $st\n$head\n\n" . _show($res->{body}, 1000) . "\n"
+            if $st ne $o->{status};
+        my $ct = _header_value($res, 'Content-Type');
+        if (is_json_content_type($ct) && !_bodiless($res)) {    # as for every HTTP response
+            my $err = json_body_error($res->{status}, $res->{body});
+            die "JSON body: $err\n$head\n\n" . _show($res->{body}, 1000) . "\n" if defined $err;
+        }
+        if (defined $o->{body_re}) {
+            my $qr = eval { qr/$o->{body_re}/ } or die "bad regex: $@";
+            die 'body ' . _show($res->{body}, 1000) . " does not match qr/$o->{body_re}/\n"
+                unless $res->{body} =~ $qr;
+        }
+        return "status $st, body " . _show($res->{body});
     },
     send => sub {
         my ($ctx, $args) = @_;
@@ -1690,7 +2227,7 @@ my %WS_CMD;
         my ($ctx, $args) = @_;
         my ($n, $var, $re) = $args =~ /^(\S+)\s+(\w+)\s+(.*?)\s*$/s
             or die "usage: capture NAME VAR REGEX\n";
-        my $c = _client($ctx, $n);
+        my $c = _client($ctx, $n, 'any');
         die "capture: client $n has received no message yet\n" unless defined $c->{last};
         my $qr = eval { qr/$re/ } or die "bad regex: $@";
         die 'last message ' . _show($c->{last}, 2000) . " does not match qr/$re/\n"
@@ -1743,7 +2280,8 @@ my %WS_CMD;
     expect_eof => sub {
         my ($ctx, $args) = @_;
         my ($n) = $args =~ /^(\S+)\s*$/ or die "usage: expect_eof NAME\n";
-        my $c = _client($ctx, $n);
+        my $c = _client($ctx, $n, 'ws', 'tcp');
+        return _tcp_expect_eof($ctx, $c) if $c->{kind} eq 'tcp';
         my $dl = _deadline($ctx);
         my @seen;
         while (1) {
@@ -1772,8 +2310,9 @@ my %WS_CMD;
     close => sub {
         my ($ctx, $args) = @_;
         my ($n) = $args =~ /^(\S+)\s*$/ or die "usage: close NAME\n";
-        my $c = _client($ctx, $n);
+        my $c = _client($ctx, $n, 'any');
         delete $ctx->{clients}{$n};
+        if ($c->{kind} ne 'ws' || $c->{refused}) { _close_sock($c->{sock}); return }
         my $dl = _deadline($ctx);
         my $res = eval {
             _ws_write($c, ws_encode_frame(opcode => 8, payload => pack('n', 1000)), $dl)
@@ -1788,16 +2327,16 @@ my %WS_CMD;
             }
             1;
         };
-        close $c->{sock};
+        _close_sock($c->{sock});
         die $@ unless $res;
         return;
     },
     drop => sub {
         my ($ctx, $args) = @_;
         my ($n) = $args =~ /^(\S+)\s*$/ or die "usage: drop NAME\n";
-        my $c = _client($ctx, $n);
+        my $c = _client($ctx, $n, 'any');
         delete $ctx->{clients}{$n};
-        close $c->{sock};
+        _close_sock($c->{sock}, 1);
         return;
     },
     sleep => sub {
@@ -1859,43 +2398,394 @@ my %WS_CMD;
         return "worker $c->{pid} alive";
         return;
     },
+
+    # --- escapes, binary messages, TLS, variables
+    send_esc => sub {
+        my ($ctx, $args) = @_;
+        my ($n, $text) = $args =~ /^(\S+)(?: (.*))?$/s or die "usage: send_esc NAME TEXT\n";
+        my $c = _client($ctx, $n);
+        my $p = unescape($text // '');
+        _ws_write($c, ws_encode_frame(opcode => 1, payload => $p), _deadline($ctx));
+        return 'sent ' . _show($p);
+    },
+    send_binary => sub {
+        my ($ctx, $args) = @_;
+        my ($n, $text) = $args =~ /^(\S+)(?: (.*))?$/s or die "usage: send_binary NAME TEXT\n";
+        my $c = _client($ctx, $n);
+        my $p = unescape($text // '');
+        _ws_write($c, ws_encode_frame(opcode => 2, payload => $p), _deadline($ctx));
+        return 'sent ' . _show($p);
+    },
+    recv_binary => sub {
+        my ($ctx, $args) = @_;
+        my ($n, $re) = $args =~ /^(\S+)\s+(.*?)\s*$/s or die "usage: recv_binary NAME REGEX\n";
+        my $c = _client($ctx, $n);
+        my $qr = eval { qr/$re/ } or die "bad regex: $@";
+        my $msg = _ws_recv_msg($ctx, $c, 'binary');
+        die 'received ' . _show($msg, 2000) . "\ndoes not match qr/$re/\n" unless $msg =~ $qr;
+        return 'received ' . _show($msg);
+    },
+    tls_cert => sub {
+        my ($ctx, $args) = @_;
+        my ($n, $re) = $args =~ /^(\S+)\s+(.*?)\s*$/s or die "usage: tls_cert NAME REGEX\n";
+        my $c = _client($ctx, $n, 'ws', 'tcp');
+        die "client $n is not a TLS connection\n" unless defined $c->{tls_cert};
+        my $qr = eval { qr/$re/ } or die "bad regex: $@";
+        die "certificate '$c->{tls_cert}' does not match qr/$re/\n" unless $c->{tls_cert} =~ $qr;
+        return $c->{tls_cert};
+    },
+    make_cert => sub {
+        my ($ctx, $args) = @_;
+        my ($name, $dir) = $args =~ /^(\S+)(?:\s+(\S+))?\s*$/ or die "usage: make_cert NAME [DIR]\n";
+        my ($crt) = make_cert($name, $dir);
+        return "made $crt";
+    },
+    set => sub {
+        my ($ctx, $args, $doc) = @_;
+        my ($var, $v) = _set_args($args, $doc, 'set');
+        $ctx->{vars}{$var} = $v;
+        return "$var = " . _show($v);
+    },
+    set_sip => sub {
+        my ($ctx, $args, $doc) = @_;
+        my ($var, $v) = _set_args($args, $doc, 'set_sip');
+        $ctx->{vars}{$var} = sip_message($v);
+        return "$var = " . _show($ctx->{vars}{$var});
+    },
+
+    # --- raw UDP
+    udp => sub {
+        my ($ctx, $args) = @_;
+        my ($n, $port, @opt) = split ' ', $args;
+        die "usage: udp NAME PORT [bind=LOCALPORT]\n" unless defined $port && $port =~ /^\d+$/;
+        my $bind = 0;
+        for (@opt) { /^bind=(\d+)$/ ? ($bind = $1) : die "udp: unexpected argument '$_'\n" }
+        my $s = IO::Socket::INET->new(Proto => 'udp', LocalAddr => '127.0.0.1', LocalPort => $bind)
+            or die "udp: cannot bind 127.0.0.1:$bind: " . ($@ || $!) . "\n";
+        $s->blocking(0);
+        binmode $s;
+        _set_client($ctx, $n, { kind => 'udp', name => $n, sock => $s, dport => $port,
+                                lport => $s->sockport, last => undef, from => undef });
+        return 'local port ' . $s->sockport;
+    },
+    udp_send => sub {
+        my ($ctx, $args) = @_;
+        my ($n, $text) = $args =~ /^(\S+)(?: (.*))?$/s or die "usage: udp_send NAME TEXT\n";
+        my $c = _client($ctx, $n, 'udp');
+        die "udp_send: client $n has no destination port (udp $n 0)\n" unless $c->{dport};
+        return _udp_send($c, '127.0.0.1', $c->{dport}, unescape($text // ''));
+    },
+    udp_reply => sub {
+        my ($ctx, $args) = @_;
+        my ($n, $text) = $args =~ /^(\S+)(?: (.*))?$/s or die "usage: udp_reply NAME TEXT\n";
+        my $c = _client($ctx, $n, 'udp');
+        die "udp_reply: client $n has received no datagram yet\n" unless $c->{from};
+        return _udp_send($c, @{$c->{from}}, unescape($text // ''));
+    },
+    udp_recv => sub {
+        my ($ctx, $args) = @_;
+        my ($n, $re) = $args =~ /^(\S+)\s+(.*?)\s*$/s or die "usage: udp_recv NAME REGEX\n";
+        my $c = _client($ctx, $n, 'udp');
+        my $qr = eval { qr/$re/ } or die "bad regex: $@";
+        my $d = _udp_recv($c, _deadline($ctx));
+        die "no datagram within $ctx->{timeout} s\n" unless defined $d;
+        die 'received ' . _show($d, 2000) . "\ndoes not match qr/$re/\n" unless $d =~ $qr;
+        return 'received ' . _show($d) . " from $c->{from}[0]:$c->{from}[1]";
+    },
+    udp_no_recv => sub {
+        my ($ctx, $args) = @_;
+        my ($n, $ms) = $args =~ /^(\S+)\s+(\d+)\s*$/ or die "usage: udp_no_recv NAME MS\n";
+        my $c = _client($ctx, $n, 'udp');
+        my $d = _udp_recv($c, time + $ms / 1000);
+        die 'received ' . _show($d, 2000) . " from $c->{from}[0]:$c->{from}[1]\n" if defined $d;
+        return;
+    },
+
+    # --- raw TCP (optionally TLS)
+    tcp => sub {
+        my ($ctx, $args) = @_;
+        my ($n, $port, @opt) = split ' ', $args;
+        die "usage: tcp NAME PORT [tls] [sni=NAME]\n" unless defined $port && $port =~ /^\d+$/;
+        my %o;
+        for (@opt) {
+            if    ($_ eq 'tls')         { $o{tls} = 1 }
+            elsif (/^sni=(\S*)$/)       { $o{tls} = 1; $o{sni} = $1 if length $1 }
+            else                        { die "tcp: unexpected argument '$_'\n" }
+        }
+        my $s = _tcp_connect($port, $ctx->{timeout}, %o);
+        my $c = _tcp_new_client($n, $s, $port);
+        _set_client($ctx, $n, $c);
+        return "local port $c->{lport}" . (defined $c->{tls_cert} ? ", certificate $c->{tls_cert}" : '');
+    },
+    tcp_listen => sub {
+        my ($ctx, $args) = @_;
+        my ($n, $port) = $args =~ /^(\S+)\s+(\d+)\s*$/ or die "usage: tcp_listen NAME PORT\n";
+        my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port, Listen => 16,
+                                      ReuseAddr => 1)
+            or die "tcp_listen: cannot listen on 127.0.0.1:$port: " . ($@ || $!) . "\n";
+        _set_client($ctx, $n, { kind => 'listen', name => $n, sock => $s, lport => $s->sockport });
+        return 'listening on port ' . $s->sockport;
+    },
+    tcp_accept => sub {
+        my ($ctx, $args) = @_;
+        my ($l, $n) = $args =~ /^(\S+)\s+(\S+)\s*$/ or die "usage: tcp_accept LISTENER NAME\n";
+        my $lc = _client($ctx, $l, 'listen');
+        IO::Select->new($lc->{sock})->can_read($ctx->{timeout})
+            or die "no connection to port $lc->{lport} within $ctx->{timeout} s\n";
+        my $s = $lc->{sock}->accept or die "accept failed: $!\n";
+        $s->blocking(0);
+        binmode $s;
+        my $c = _tcp_new_client($n, $s, $s->peerport);
+        _set_client($ctx, $n, $c);
+        return "connection from port " . $s->peerport;
+    },
+    tcp_send => sub {
+        my ($ctx, $args) = @_;
+        my ($n, $text) = $args =~ /^(\S+)(?: (.*))?$/s or die "usage: tcp_send NAME TEXT\n";
+        my $c = _client($ctx, $n, 'tcp');
+        my $d = _bytes(unescape($text // ''));
+        my $err = _write_all($c->{sock}, $d, _deadline($ctx));
+        die "client $n: $err\n" if $err;
+        return 'sent ' . _show($d);
+    },
+    tcp_recv => sub {
+        my ($ctx, $args) = @_;
+        my ($n, $re) = $args =~ /^(\S+)\s+(.*?)\s*$/s or die "usage: tcp_recv NAME REGEX\n";
+        my $c = _client($ctx, $n, 'tcp');
+        my $qr = eval { qr/$re/ } or die "bad regex: $@";
+        my $dl = _deadline($ctx);
+        while (1) {
+            if ($c->{buf} =~ $qr) {
+                my $msg = substr($c->{buf}, 0, $+[0], '');
+                $c->{last} = $msg;
+                return 'received ' . _show($msg);
+            }
+            _tcp_more($ctx, $c, $dl, "nothing matching qr/$re/");
+        }
+    },
+    tcp_recv_sip => sub {
+        my ($ctx, $args) = @_;
+        my ($n, $re) = $args =~ /^(\S+)\s+(.*?)\s*$/s or die "usage: tcp_recv_sip NAME REGEX\n";
+        my $c = _client($ctx, $n, 'tcp');
+        my $qr = eval { qr/$re/ } or die "bad regex: $@";
+        my $dl = _deadline($ctx);
+        while (1) {
+            $c->{buf} =~ s/^(?:\r\n)+//;    # keep-alive CRLFs (RFC 5626)
+            my $i = index($c->{buf}, "\r\n\r\n");
+            if ($i >= 0) {
+                my $head = substr($c->{buf}, 0, $i + 4);
+                my ($len) = $head =~ /^(?:Content-Length|l)[ \t]*:[ \t]*(\d+)[ \t]*\r?$/mi;
+                die "SIP message without Content-Length (required on TCP, RFC 3261 18.3):\n"
+                  . _show($head, 2000) . "\n" unless defined $len;
+                if (length($c->{buf}) >= $i + 4 + $len) {
+                    my $msg = substr($c->{buf}, 0, $i + 4 + $len, '');
+                    $c->{last} = $msg;
+                    die 'received ' . _show($msg, 2000) . "\ndoes not match qr/$re/\n"
+                        unless $msg =~ $qr;
+                    return 'received ' . _show($msg);
+                }
+            }
+            _tcp_more($ctx, $c, $dl, 'no complete SIP message');
+        }
+    },
+    tcp_no_recv => sub {
+        my ($ctx, $args) = @_;
+        my ($n, $ms) = $args =~ /^(\S+)\s+(\d+)\s*$/ or die "usage: tcp_no_recv NAME MS\n";
+        my $c = _client($ctx, $n, 'tcp');
+        die 'unread bytes from before: ' . _show($c->{buf}, 2000) . "\n" if length $c->{buf};
+        die "the connection is already closed\n" if $c->{eof};
+        my $r = _read_into($c->{sock}, \$c->{buf}, time + $ms / 1000);
+        return unless defined $r;
+        if ($r == 0) { $c->{eof} = 1; die "the server closed the connection\n" }
+        die 'received ' . _show($c->{buf}, 2000) . "\n";
+    },
 );
 
-=head2 ws_run_script($test_name, $script, %opts)
+# Arguments of set / set_sip: "VAR TEXT" or "VAR <<END" with a here-document
+# (lines ending in CRLF). Escapes are applied to either.
+sub _set_args {
+    my ($args, $doc, $cmd) = @_;
+    if (defined $doc) {
+        my ($var) = $args =~ /^(\w+)\s+<<\w+\s*$/ or die "usage: $cmd VAR <<END\n";
+        return ($var, unescape(join '', map { "$_\r\n" } @$doc));
+    }
+    my ($var, $text) = $args =~ /^(\w+)(?: (.*))?$/s or die "usage: $cmd VAR TEXT\n";
+    return ($var, unescape($text // ''));
+}
 
-Runs a C<--- ws> script, one assertion per command line. Options:
-C<timeout> (seconds, default 5), C<workers> (for C<reload>, default 2),
-C<clients> (hash of pre-made clients). Returns the context hash; its
-C<clients> are still open.
+=head2 sip_message($text)
+
+Returns C<$text> as a SIP message with a correct C<Content-Length>: the
+header part (up to the first empty line; all of it when there is none) gets
+its C<Content-Length> (or compact C<l>) header set to the byte length of
+the body, or one appended, and ends in an empty line. Line ends are not
+changed (write CRLF). Used by C<set_sip>.
 
 =cut
 
-sub ws_run_script {
-    my ($tname, $script, %o) = @_;
-    my $ctx = { timeout => $o{timeout} // 5, workers => $o{workers} // 2,
-                clients => $o{clients} // {}, vars => {} };
-    my $failed_at;
-    my $lineno = 0;
-    for my $line (split /\n/, $script) {
-        $lineno++;
-        $line =~ s/\r$//;
+sub sip_message {
+    my ($m) = @_;
+    $m = _bytes($m);
+    my ($head, $body);
+    my $i = index($m, "\r\n\r\n");
+    if ($i < 0) { ($head, $body) = ($m =~ s/(?:\r\n)+\z//r, '') }
+    else        { ($head, $body) = (substr($m, 0, $i), substr($m, $i + 4)) }
+    my $len = length $body;
+    $head .= "\r\nContent-Length: $len"
+        unless $head =~ s/^(Content-Length|l)[ \t]*:[^\r\n]*/$1: $len/mi;
+    return "$head\r\n\r\n$body";
+}
+
+sub _udp_send {
+    my ($c, $addr, $port, $d) = @_;
+    $d = _bytes($d);
+    my $n = send($c->{sock}, $d, 0, sockaddr_in($port, inet_aton($addr)));
+    die "udp send to $addr:$port failed: $!\n" unless defined $n;
+    die "udp send to $addr:$port: only $n of " . length($d) . " bytes sent\n" if $n != length $d;
+    return "sent " . _show($d) . " to $addr:$port";
+}
+
+# One datagram before $deadline (its sender becomes $c->{from}), or undef.
+sub _udp_recv {
+    my ($c, $deadline) = @_;
+    my $sel = IO::Select->new($c->{sock});
+    while (1) {
+        my $from = recv($c->{sock}, my $d, 65536, 0);
+        if (defined $from) {
+            my ($port, $ip) = unpack_sockaddr_in($from);
+            $c->{from} = [inet_ntoa($ip), $port];
+            $c->{last} = $d;
+            return $d;
+        }
+        die "udp receive failed: $!\n" unless $! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR;
+        my $left = $deadline - time;
+        return undef if $left <= 0;
+        $sel->can_read($left);
+    }
+}
+
+sub _tcp_new_client {
+    my ($n, $s, $port) = @_;
+    return { kind => 'tcp', name => $n, sock => $s, buf => '', eof => 0, last => undef,
+             port => $port, lport => $s->sockport, tls_cert => _tls_cert_summary($s) };
+}
+
+# Read more into a tcp client's buffer; dies on timeout / EOF saying what
+# was being waited for.
+sub _tcp_more {
+    my ($ctx, $c, $dl, $what) = @_;
+    my $got = length $c->{buf} ? 'received so far: ' . _show($c->{buf}, 2000) : 'nothing received';
+    die "$what, and the connection is closed; $got\n" if $c->{eof};
+    my $r = _read_into($c->{sock}, \$c->{buf}, $dl);
+    die "$what within $ctx->{timeout} s; $got\n" unless defined $r;
+    $c->{eof} = 1 if $r == 0;
+}
+
+sub _tcp_expect_eof {
+    my ($ctx, $c) = @_;
+    my $dl = _deadline($ctx);
+    until ($c->{eof}) {
+        my $r = _read_into($c->{sock}, \$c->{buf}, $dl);
+        die "the server did not close the connection within $ctx->{timeout} s"
+          . (length $c->{buf} ? '; unread: ' . _show($c->{buf}, 2000) : '') . "\n" unless defined $r;
+        $c->{eof} = 1 if $r == 0;
+    }
+    my $ignored = length $c->{buf} ? 'ignored: ' . _show($c->{buf}) : undef;
+    $c->{buf} = '';
+    return $ignored;
+}
+
+=head2 ws_run_script($test_name, $script, %opts)
+
+Runs a C<--- ws> script (a string, or an array reference of commands as
+from C<--- ws eval>), one assertion per command. Options: C<timeout>
+(seconds, default 5), C<workers> (for C<reload>, default 2), C<clients>
+(hash of pre-made clients), C<vars> (hash of initial C<${var}> values).
+Returns the context hash; its C<clients> are still open.
+
+=head2 ws_context(%opts), ws_try($ctx, $command)
+
+For the harness's self-test: C<ws_context> makes a context as
+C<ws_run_script> does (same options); C<ws_try> runs one command line in
+it without emitting TAP and returns C<(1, detail)> or C<(0, error)>.
+
+=cut
+
+sub ws_context {
+    my (%o) = @_;
+    return { timeout => $o{timeout} // 5, workers => $o{workers} // 2,
+             clients => $o{clients} // {}, vars => { %{$o{vars} // {}} } };
+}
+
+# Split a script into commands: [line number, command line, here-document
+# lines or undef]. An array reference holds one command per element.
+sub _ws_parse {
+    my ($script) = @_;
+    if (ref $script eq 'ARRAY') {
+        my $i = 0;
+        return map { $i++; defined $_ && /\S/ ? [$i, s/^\s+//r, undef] : () } @$script;
+    }
+    my @lines = split /\n/, $script // '';
+    my @cmds;
+    for (my $i = 0; $i < @lines; $i++) {
+        my $line = $lines[$i] =~ s/\r$//r;
         next if $line =~ /^\s*(?:#|$)/;
         $line =~ s/^\s+//;
+        my @cmd = ($i + 1, $line, undef);
+        if ($line =~ /^(?:set|set_sip)\s+\w+\s+<<(\w+)\s*$/) {
+            my $end = $1;
+            my @doc;
+            my $j = $i + 1;
+            push @doc, $lines[$j++] =~ s/\r$//r while $j < @lines && $lines[$j] !~ /^\s*\Q$end\E\s*$/;
+            # a missing terminator fails the command
+            $cmd[2] = $j < @lines ? \@doc : "here-document without its terminating '$end' line";
+            $i = $j;
+        }
+        push @cmds, \@cmd;
+    }
+    return @cmds;
+}
+
+sub _ws_subst_vars {
+    my ($ctx, $t) = @_;
+    $t =~ s/\$\{(\w+)\}/
+        defined $ctx->{vars}{$1} ? $ctx->{vars}{$1} : die "undefined variable \${$1}\n"/ge;
+    return $t;
+}
+
+sub _ws_exec {
+    my ($ctx, $line, $doc) = @_;
+    die "$doc\n" if defined $doc && !ref $doc;
+    my $l = _ws_subst_vars($ctx, $line);
+    $doc = [map { _ws_subst_vars($ctx, $_) } @$doc] if $doc;
+    my ($cmd, $args) = $l =~ /^(\S+)(?:[ \t](.*))?$/s;
+    my $h = $WS_CMD{$cmd} or die "unknown ws command '$cmd'\n";
+    die "$cmd: a here-document works only in the text form of a script\n"
+        if !$doc && $cmd =~ /^set(?:_sip)?$/ && ($args // '') =~ /^\w+\s+<<\w+\s*$/;
+    return $h->($ctx, $args // '', $doc);
+}
+
+sub ws_try {
+    my ($ctx, $line) = @_;
+    my ($cmd) = _ws_parse($line);
+    my $detail;
+    return eval { $detail = _ws_exec($ctx, $cmd->[1], $cmd->[2]); 1 } ? (1, $detail)
+                                                                      : (0, $@ =~ s/\n\z//r);
+}
+
+sub ws_run_script {
+    my ($tname, $script, %o) = @_;
+    my $ctx = ws_context(%o);
+    my $failed_at;
+    for my $cmd (_ws_parse($script)) {
+        my ($lineno, $line, $doc) = @$cmd;
         my $label = "$tname - ws line $lineno: " . _show($line, 120);
         if (defined $failed_at) {
             Test::Builder->new->skip("after the failure at ws line $failed_at", $label);
             next;
         }
         my $detail;
-        my $ok = eval {
-            my $l = $line;
-            $l =~ s/\$\{(\w+)\}/
-                defined $ctx->{vars}{$1} ? $ctx->{vars}{$1} : die "undefined variable \${$1}\n"/ge;
-            my ($cmd, $args) = $l =~ /^(\S+)(?:[ \t](.*))?$/s;
-            my $h = $WS_CMD{$cmd} or die "unknown ws command '$cmd'\n";
-            $detail = $h->($ctx, $args // '');
-            1;
-        };
+        my $ok = eval { $detail = _ws_exec($ctx, $line, $doc); 1 };
         local $Test::Builder::Level = $Test::Builder::Level + 1;
         if ($ok) {
             pass($label);
@@ -1981,9 +2871,10 @@ sub _run_block {
     my %b = (
         workers => _num_section($block, 'workers', 2, qr/^[1-9]\d*$/),
         hosts   => _num_section($block, 'hosts', 1, qr/^[12]$/),
-        map { $_ => _subst(_one($block, $_) // '') } qw(main_config http_config config),
+        has_stream => exists $block->{stream_config},
+        # substituted per instance by _gen_conf
+        map { $_ => _one($block, $_) // '' } qw(main_config http_config config stream_config),
     );
-    for (qw(main_config http_config config)) { $b{$_} =~ s/\n+\z// }
 
     # Redis: for the modules, or for blocks asking for it.
     if ($S{want_redis} || exists $block->{redis}) {
@@ -2027,28 +2918,43 @@ sub _run_block {
         die "redis FLUSHALL failed: $@" unless defined $r;
     }
 
-    # HTTP request
+    # HTTP request (over TLS with --- tls)
     if (exists $block->{request} || exists $block->{raw_request}) {
-        my ($pieces, $no_body);
+        my ($pieces, $no_body, %tls);
+        my $port = $S{port};
+        if (exists $block->{tls}) {
+            my $sni = _subst(_one($block, 'tls') // '');
+            $sni =~ s/^\s+|\s+$//g;
+            die "--- tls: '$sni' is not a host name\n" if $sni =~ /\s/;
+            %tls = (tls => 1, length $sni ? (sni => $sni) : ());
+            $port = _subst(_one($block, 'tls_port') // $S{tls_port});
+            $port =~ s/^\s+|\s+$//g;
+            die "--- tls_port: invalid value '$port'\n" unless $port =~ /^\d+$/;
+        }
+        elsif (exists $block->{tls_port} || exists $block->{tls_cert}) {
+            die "--- tls_port and --- tls_cert need --- tls\n";
+        }
         if (exists $block->{raw_request}) {
             my $raw = _one($block, 'raw_request');
             $pieces = [map { _subst($_) } ref $raw eq 'ARRAY' ? @$raw : ($raw // '')];
         }
         else {
             my ($bytes, $meth) = _build_request($name, _subst(_one($block, 'request') // ''),
-                                                _subst(_one($block, 'more_headers')));
+                                                _subst(_one($block, 'more_headers')), $tls{sni});
             $pieces = [$bytes];
             $no_body = $meth eq 'HEAD';
         }
-        my $res = _http_exchange($S{port}, $pieces, $timeout, $no_body);
+        my $res = _http_exchange($port, $pieces, $timeout, $no_body, %tls);
+        $res->{no_body} = $no_body;
         _check_response($block, $name, $res);
     }
 
     # WebSocket script
     if (exists $block->{ws}) {
-        my $ctx = ws_run_script($name, _subst(_one($block, 'ws') // ''),
-                                timeout => $timeout, workers => $b{workers});
-        close $_->{sock} for values %{$ctx->{clients}};    # drop what is left open
+        my $ws = _one($block, 'ws');
+        $ws = ref $ws eq 'ARRAY' ? [map { _subst($_) } @$ws] : _subst($ws // '');
+        my $ctx = ws_run_script($name, $ws, timeout => $timeout, workers => $b{workers});
+        _close_sock($_->{sock}, 1) for values %{$ctx->{clients}};    # drop what is left open
     }
 
     sleep $wait if $wait;
@@ -2114,6 +3020,77 @@ sub _check_response {
             like(_header_value($res, $k) // '', qr/^$v$/, "$name - header $k like");
         }
     }
+    if (exists $block->{tls_cert}) {
+        my $pat = _subst(_one($block, 'tls_cert') // '');
+        $pat =~ s/^\s+|\s+$//g;
+        like($res->{tls_cert} // '(no TLS certificate)', qr/$pat/, "$name - TLS certificate");
+    }
+    # Not optional: every JSON body must be JSON, and error bodies must have
+    # the agreed shape.
+    my $ct = _header_value($res, 'Content-Type');
+    if (is_json_content_type($ct) && !_bodiless($res)) {
+        my $err = json_body_error($res->{status}, $res->{body});
+        ok(!defined $err, "$name - JSON body")
+            or diag("$err\nstatus " . ($res->{status} // '(none)') . ", Content-Type: $ct, body: "
+                    . _show($res->{body}, 2000));
+    }
+}
+
+# A response that has no body by definition.
+sub _bodiless {
+    my ($res) = @_;
+    my $st = $res->{status} // 0;
+    return $res->{no_body} || $st == 204 || $st == 304 || ($st >= 100 && $st < 200);
+}
+
+=head2 is_json_content_type($value)
+
+True when a Content-Type value is C<application/json> (any case, any
+parameters such as C<; charset=utf-8>).
+
+=head2 json_body_error($status, $body)
+
+The check the harness applies to every JSON response body: undef when
+C<$body> (bytes) is valid JSON (RFC 8259, UTF-8, any top-level value) and,
+for C<$status> E<gt>= 400, an object whose members C<error> and
+C<error_description> are both strings; otherwise the reason.
+
+=cut
+
+sub is_json_content_type {
+    my ($ct) = @_;
+    return defined $ct && $ct =~ m{^\s*application/json\s*(?:;|,|$)}i ? 1 : 0;
+}
+
+sub json_body_error {
+    my ($status, $body) = @_;
+    $body //= '';
+    return 'the body is empty, which is not JSON' unless length $body;
+    my $j = eval { JSON::PP->new->utf8->allow_nonref->decode($body) };
+    if (my $e = $@) {
+        $e =~ s/ at \S+ line \d+\.?\n?\z//;
+        return "the body is not valid JSON: $e";
+    }
+    return undef unless ($status // 0) >= 400;
+    return 'an error body (status >= 400) must be a JSON object with "error" and '
+         . '"error_description", got ' . (ref $j eq 'ARRAY' ? 'an array' : 'a scalar')
+        unless ref $j eq 'HASH';
+    my @bad;
+    for my $k (qw(error error_description)) {
+        if (!exists $j->{$k}) { push @bad, "member \"$k\" is missing"; next }
+        push @bad, "member \"$k\" is not a string" unless _json_is_string($j->{$k});
+    }
+    return @bad ? 'error body: ' . join('; ', @bad) : undef;
+}
+
+# Did JSON::PP decode this value from a JSON string (not a number, a
+# boolean, null, an array or an object)? Looks at the flags, so the value is
+# not stringified first.
+sub _json_is_string {
+    return 0 unless defined $_[0] && !ref $_[0];
+    require B;
+    my $f = B::svref_2object(\$_[0])->FLAGS;
+    return ($f & B::SVf_POK()) && !($f & (B::SVf_IOK() | B::SVf_NOK())) ? 1 : 0;
 }
 
 # Stop whatever is still running if the test file dies half-way.
