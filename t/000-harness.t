@@ -19,6 +19,18 @@ my $ferr = \&Test::CodeB::ws_server_frame_error;
 
 my $port = $ENV{TEST_NGINX_PORT} || 1984;
 
+# A port free for both TCP and UDP on 127.0.0.1, for the script's own peers.
+sub free_port {
+    for (1 .. 50) {
+        my $t = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 1) or next;
+        my $p = $t->sockport;
+        my $u = IO::Socket::INET->new(Proto => 'udp', LocalAddr => '127.0.0.1', LocalPort => $p) or next;
+        return $p;
+    }
+    die "no free port\n";
+}
+$ENV{TEST_NGINX_HARNESS_PEER_PORT} = free_port();
+
 # --------------------------------------------------------------------------
 # 1. Frame encoder / decoder (pure functions), RFC 6455 section 5.7 examples.
 
@@ -89,7 +101,12 @@ sub write_all {
 }
 
 # Serve one WebSocket connection (runs in a child process). Messages:
-# frag, big, json, ping-me, bye, silent; anything else is echoed.
+# frag, big, json, ping-me, bye, silent, send-binary; binary messages are
+# echoed as binary "bin:..."; anything else is echoed as text. The path
+# decides the subprotocol answer: /ws answers the first one offered,
+# /ws-noproto none, /ws-wrongproto always "bogus", /ws-needproto refuses a
+# handshake without one (400, JSON error body), /ws-badjson refuses every
+# handshake with an invalid JSON error body.
 sub ws_peer {
     my ($s, $handshake) = @_;
     binmode $s;
@@ -97,17 +114,31 @@ sub ws_peer {
     my $read = sub { my $n = sysread($s, $buf, 65536, length $buf); POSIX::_exit(0) unless $n };
     if ($handshake) {
         $read->() until $buf =~ /\r\n\r\n/;
+        my ($path) = $buf =~ m{^GET (/[^ ?]*)};
         my ($key) = $buf =~ /Sec-WebSocket-Key:\s*(\S+)/i;
+        my ($offer) = $buf =~ /^Sec-WebSocket-Protocol:\s*(.*?)\s*\r$/mi;
+        my @offer = split /\s*,\s*/, $offer // '';
         $buf =~ s/^.*?\r\n\r\n//s;
+        my $refuse = sub {
+            my ($body) = @_;
+            write_all($s, "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+                        . 'Content-Length: ' . length($body) . "\r\nConnection: close\r\n\r\n$body");
+            POSIX::_exit(0);
+        };
+        $refuse->('{"error":"x","error_description":"a "b""}') if $path eq '/ws-badjson';
+        $refuse->('{"error":"no_subprotocol","error_description":"offer sip"}')
+            if $path eq '/ws-needproto' && !@offer;
+        my $answer = $path eq '/ws-noproto' ? undef : $path eq '/ws-wrongproto' ? 'bogus' : $offer[0];
         my $acc = encode_base64(sha1($key . '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'), '');
         write_all($s, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                    . "Connection: Upgrade\r\nSec-WebSocket-Accept: $acc\r\n\r\n");
+                    . "Connection: Upgrade\r\nSec-WebSocket-Accept: $acc\r\n"
+                    . (defined $answer ? "Sec-WebSocket-Protocol: $answer\r\n" : '') . "\r\n");
     }
     my $out = sub {
         my ($op, $p, $fin) = @_;
         write_all($s, $enc->(opcode => $op, payload => $p, mask => 0, fin => $fin // 1));
     };
-    my ($msg, $want_pong, $closing) = ('', 0, 0);
+    my ($msg, $want_pong, $closing, $binary) = ('', 0, 0, 0);
     while (1) {
         my $f = $dec->(\$buf) or do { $read->(); next };
         if (!$f->{masked}) { $out->(8, pack('n', 1002) . 'unmasked'); POSIX::_exit(0) }
@@ -115,15 +146,18 @@ sub ws_peer {
         if ($op == 8) { $out->(8, $f->{payload}) unless $closing; POSIX::_exit(0) }
         if ($op == 9) { $out->(10, $f->{payload}); next }
         if ($op == 10) { $out->(1, "got-pong:$f->{payload}") if $want_pong; $want_pong = 0; next }
+        $binary = $op == 2 if $op;
         $msg = $op ? $f->{payload} : $msg . $f->{payload};
         next unless $f->{fin};
-        if    ($msg eq 'frag')    { $out->(1, 'ab', 0); $out->(9, 'k'); $out->(0, 'cd', 0); $out->(0, 'ef') }
+        if    ($binary)           { $out->(2, "bin:$msg") }
+        elsif ($msg eq 'frag')    { $out->(1, 'ab', 0); $out->(9, 'k'); $out->(0, 'cd', 0); $out->(0, 'ef') }
         elsif ($msg eq 'big')     { $out->(1, 'y' x 70000) }
         elsif ($msg eq 'json')    { $out->(1, '{"type":"welcome","peerId":"p_0123456789abcdef","peers":[]}') }
         elsif ($msg eq 'json3')   { $out->(1, '{"n":1}'); $out->(1, '{"n":2}'); $out->(1, '{"type":"x"}') }
         elsif ($msg eq 'ping-me') { $out->(9, 'srv'); $want_pong = 1 }
         elsif ($msg eq 'bye')     { $out->(8, pack('n', 4001) . 'kicked'); $closing = 1 }
         elsif ($msg eq 'silent')  { }
+        elsif ($msg eq 'send-binary') { $out->(2, "\x00\x01bin\xff") }
         else                      { $out->(1, "echo:$msg len=" . length $msg) }
     }
 }
@@ -203,6 +237,104 @@ sleep 10
 WS
     is_deeply([sort keys %{$ctx->{vars}}], ['pid'], 'ws runner: capture stored ${pid}');
     close $_->{sock} for values %{$ctx->{clients}};
+}
+
+# Escapes, binary messages, set / set_sip / here-documents, array scripts.
+{
+    my ($p1, $A) = peer_on_socketpair('A');
+    push @kids, $p1;
+    my $ctx = Test::CodeB::ws_run_script('ws escapes', <<'WS', timeout => 3, clients => { A => $A });
+send A a\tb\x41
+recv A ^echo:a\\tb\\x41 len=8$
+send_esc A a\tb\x41\\c\r\n
+recv A ^echo:a\tbA\\c\r\n len=8$
+send_binary A \x00\x01\xff\n
+recv_binary A ^bin:\x00\x01\xff\n$
+capture A b (?s)bin:(.*)
+send A send-binary
+recv_binary A ^\x00\x01bin\xff$
+set V a\x20b\\n
+send A ${V}
+recv A ^echo:a b\\n len=5$
+set_sip M <<END
+MESSAGE sip:bob@b.test SIP/2.0
+Content-Length: 1
+  # not a comment: here-document lines are kept as they are
+
+hello
+END
+send A ${M}
+recv A ^echo:MESSAGE sip:bob@b.test SIP/2.0\r\nContent-Length: 7\r\n  # not a comment.*\r\n\r\nhello\r\n len=\d+$
+set H <<EOT
+a
+
+EOT
+send A ${H}
+recv A ^echo:a\r\n\r\n len=5$
+WS
+    is($ctx->{vars}{b}, "\x00\x01\xff\n", 'ws escapes: capture works on a binary message');
+    is($ctx->{vars}{V}, 'a b\n', 'ws escapes: set applies the escapes once');
+    is(Test::CodeB::ws_run_script('ws eval array', ["send A two\r\nlines \\r",
+                                                   'recv A ^echo:two\r\nlines \\\\r len=13$'],
+                                  timeout => 3, clients => { A => $A })->{clients}{A}{last},
+       "echo:two\r\nlines \\r len=13", 'ws eval array: one command per element, newlines kept');
+
+    my $t = Test::CodeB::ws_context(timeout => 2, clients => { A => $A });
+    my @neg = (
+        ['send_binary A x',       'recv A .',         qr/expected a text message, got binary frame: bin:x/],
+        ['send A y',              'recv_binary A .',  qr/expected a binary message, got text frame: echo:y/],
+        [undef,                   'send_esc A a\qb',  qr/unknown escape \\q/],
+        [undef,                   'send_binary A \x4', qr/unknown escape/],
+        [undef,                   'set X \\\\',     qr/^$/],    # \\ is one backslash: fine
+        [undef,                   "set X <<END\n",   qr/without its terminating .END. line/],
+        [undef,                   'tls_cert A x',     qr/not a TLS connection/],
+        [undef,                   'udp_recv A x',     qr/client 'A' is a ws client/],
+        [undef,                   'capture A z nomatch(x)', qr/does not match/],
+    );
+    for my $n (@neg) {
+        my ($pre, $cmd, $re) = @$n;
+        if ($pre) { my ($ok, $e) = Test::CodeB::ws_try($t, $pre); ok($ok, "ws_try: $pre") or diag($e) }
+        my ($ok, $err) = Test::CodeB::ws_try($t, $cmd);
+        if ($re eq qr/^$/) { ok($ok, "ws_try: '$cmd' works") or diag($err); next }
+        ok(!$ok, "ws_try: '$cmd' fails") && like($err, $re, "ws_try: '$cmd' says why");
+    }
+    my $p = Test::CodeB::ws_context(vars => {});
+    my @h = Test::CodeB::_ws_parse("set X <<END\nline\n");
+    like($h[0][2], qr/without its terminating 'END'/, 'here-document without its end line is an error');
+
+    close $_->{sock} for values %{$ctx->{clients}};
+}
+
+is(Test::CodeB::unescape('\r\n\t\\\\\x41\x7e'), "\r\n\t\\A~", 'unescape: all escapes');
+is(Test::CodeB::sip_message("OPTIONS sip:a SIP/2.0\r\nl: 99\r\n\r\nxyz"),
+   "OPTIONS sip:a SIP/2.0\r\nl: 3\r\n\r\nxyz", 'sip_message: compact l: is fixed');
+is(Test::CodeB::sip_message("OPTIONS sip:a SIP/2.0\r\nVia: x\r\n"),
+   "OPTIONS sip:a SIP/2.0\r\nVia: x\r\nContent-Length: 0\r\n\r\n", 'sip_message: added when missing');
+is(Test::CodeB::sip_message("A\r\ncontent-length:5\r\n\r\n\x{263a}"),
+   "A\r\ncontent-length: 3\r\n\r\n\xe2\x98\xba", 'sip_message: byte length of a UTF-8 body');
+
+# The JSON body check, directly.
+{
+    my $je = \&Test::CodeB::json_body_error;
+    my @ok = ([200, '[1,2,{"a":"b"}]'], [200, '"scalar"'], [201, '{}'],
+              [400, '{"error":"bad_request","error_description":"x y"}'],
+              [503, '{"error":"e","error_description":"","extra":[1]}'],
+              [404, "{\"error\":\"n\",\"error_description\":\"caf\xc3\xa9\"}"]);
+    ok(!defined $je->(@$_), "JSON body check accepts $_->[0] $_->[1]") for @ok;
+    my @bad = ([200, '', qr/empty/], [200, '{"a":1', qr/not valid JSON/],
+               [400, '{"error":"x","error_description":"a "b""}', qr/not valid JSON/],
+               [400, '[]', qr/must be a JSON object/], [500, '"oops"', qr/must be a JSON object/],
+               [401, '{"error":"x"}', qr/"error_description" is missing/],
+               [403, '{"error":1,"error_description":"d"}', qr/"error" is not a string/],
+               [403, '{"error":"e","error_description":null}', qr/"error_description" is not a string/],
+               [409, '{"error":true,"error_description":"d"}', qr/"error" is not a string/],
+               [400, "{\"error\":\"\xff\",\"error_description\":\"d\"}", qr/not valid JSON/]);
+    like($je->(@$_[0, 1]) // 'accepted', $_->[2], "JSON body check refuses $_->[0] " . $_->[1] =~ s/[^ -~]/?/gr)
+        for @bad;
+    ok(Test::CodeB::is_json_content_type($_), "application/json: '$_'")
+        for 'application/json', 'Application/JSON; charset=utf-8', ' application/json';
+    ok(!Test::CodeB::is_json_content_type($_), "not application/json: '" . ($_ // 'undef') . "'")
+        for 'text/plain', 'application/jsonx', 'application/problem+json', undef;
 }
 
 # The same peer behind a TCP listener, reached through nginx's proxy
@@ -298,6 +430,142 @@ open A /t
 location = /t { no_such_directive; }
 --- request
 GET /t
+
+=== TEST 9: an error body that is not JSON
+--- config
+default_type application/json;
+location = /bad { return 400 '{"error":"x","error_description":"a "b""}'; }
+location = /shape { return 401 '{"error":"x"}'; }
+location = /good { return 404 '{"error":"not_found","error_description":"no such thing"}'; }
+--- request
+GET /bad
+--- error_code: 400
+
+=== TEST 10: an error body without error_description
+--- config
+default_type application/json;
+location = /bad { return 400 '{"error":"x","error_description":"a "b""}'; }
+location = /shape { return 401 '{"error":"x"}'; }
+location = /good { return 404 '{"error":"not_found","error_description":"no such thing"}'; }
+--- raw_request eval
+"GET /shape HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+--- error_code: 401
+
+=== TEST 11: a good error body
+--- config
+default_type application/json;
+location = /bad { return 400 '{"error":"x","error_description":"a "b""}'; }
+location = /shape { return 401 '{"error":"x"}'; }
+location = /good { return 404 '{"error":"not_found","error_description":"no such thing"}'; }
+--- request
+GET /good
+--- error_code: 404
+
+=== TEST 12: a subprotocol was offered, none answered
+--- config
+location /ws {
+    proxy_pass http://127.0.0.1:$TEST_NGINX_WS_ECHO_PORT;
+    proxy_http_version 1.1;
+    proxy_set_header Upgrade $http_upgrade;
+    proxy_set_header Connection "upgrade";
+}
+--- ws
+open A /ws-noproto proto=sip
+
+=== TEST 13: none offered, one answered
+--- config
+location /ws {
+    proxy_pass http://127.0.0.1:$TEST_NGINX_WS_ECHO_PORT;
+    proxy_http_version 1.1;
+    proxy_set_header Upgrade $http_upgrade;
+    proxy_set_header Connection "upgrade";
+}
+--- ws
+open A /ws-wrongproto
+
+=== TEST 14: another one answered than offered
+--- config
+location /ws {
+    proxy_pass http://127.0.0.1:$TEST_NGINX_WS_ECHO_PORT;
+    proxy_http_version 1.1;
+    proxy_set_header Upgrade $http_upgrade;
+    proxy_set_header Connection "upgrade";
+}
+--- ws
+open A /ws-wrongproto proto=sip,sip2
+
+=== TEST 15: open_fail, but the handshake is accepted
+--- config
+location /ws {
+    proxy_pass http://127.0.0.1:$TEST_NGINX_WS_ECHO_PORT;
+    proxy_http_version 1.1;
+    proxy_set_header Upgrade $http_upgrade;
+    proxy_set_header Connection "upgrade";
+}
+--- ws
+open_fail A /ws-needproto 400 proto=sip
+
+=== TEST 16: open_fail with another status
+--- config
+location /ws {
+    proxy_pass http://127.0.0.1:$TEST_NGINX_WS_ECHO_PORT;
+    proxy_http_version 1.1;
+    proxy_set_header Upgrade $http_upgrade;
+    proxy_set_header Connection "upgrade";
+}
+--- ws
+open_fail A /ws-needproto 403
+
+=== TEST 17: open_fail checks the JSON body too
+--- config
+location /ws {
+    proxy_pass http://127.0.0.1:$TEST_NGINX_WS_ECHO_PORT;
+    proxy_http_version 1.1;
+    proxy_set_header Upgrade $http_upgrade;
+    proxy_set_header Connection "upgrade";
+}
+--- ws
+open_fail A /ws-badjson 400
+
+=== TEST 18: tcp_recv_sip wants a Content-Length; tls_cert; tcp_no_recv
+--- stream_config
+server { listen 127.0.0.1:$TEST_NGINX_STREAM_PORT; return "SIP/2.0 200 OK\r\nVia: x\r\n\r\n"; }
+server {
+    listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl;
+    ssl_certificate $TEST_NGINX_CERT_DIR/a.test.crt;
+    ssl_certificate_key $TEST_NGINX_CERT_DIR/a.test.key;
+    return "x";
+}
+--- ws
+tcp T $TEST_NGINX_STREAM_PORT
+tcp_recv_sip T ^SIP
+
+=== TEST 19: tls_cert
+--- stream_config
+server { listen 127.0.0.1:$TEST_NGINX_STREAM_PORT; return "SIP/2.0 200 OK\r\nVia: x\r\n\r\n"; }
+server {
+    listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl;
+    ssl_certificate $TEST_NGINX_CERT_DIR/a.test.crt;
+    ssl_certificate_key $TEST_NGINX_CERT_DIR/a.test.key;
+    return "x";
+}
+--- ws
+tcp T $TEST_NGINX_TLS_PORT sni=b.test
+tls_cert T CN=b\.test
+
+=== TEST 20: tcp_no_recv counts unread bytes
+--- stream_config
+server { listen 127.0.0.1:$TEST_NGINX_STREAM_PORT; return "SIP/2.0 200 OK\r\nVia: x\r\n\r\n"; }
+server {
+    listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl;
+    ssl_certificate $TEST_NGINX_CERT_DIR/a.test.crt;
+    ssl_certificate_key $TEST_NGINX_CERT_DIR/a.test.key;
+    return "x";
+}
+--- ws
+tcp T $TEST_NGINX_STREAM_PORT
+tcp_recv T ^SIP/2.0 200
+tcp_no_recv T 100
 EOT
     close $fh;
     {   # the marker is spelled out only here: Test::Base's source filter
@@ -306,11 +574,15 @@ EOT
         local $^I = '';
         while (<>) { s/^\@\@DATA\@\@$/'__' . 'DATA__'/e; print }
     }
-    my $fport = $port + 10;
-    my $cmd = "cd '$dir' && env -u TEST_NGINX_MODULES TEST_NGINX_PORT=$fport TEST_NGINX_PORT2="
-            . ($fport + 1) . " TEST_NGINX_SERVROOT='$dir/servroot' TEST_NGINX_ROOT='$root' "
-            . "timeout 120 '$^X' fail.t > out.txt 2>&1";
-    my $rc = system('/bin/sh', '-c', $cmd);
+    # its own ports (PORT+40, +41; TLS +50, +51; stream +60, +61), server root and
+    # certificates; of the TEST_NGINX_* variables it keeps only these
+    my $fport = $port + 40;
+    my $rc = do {
+        local %ENV = %ENV;
+        delete $ENV{$_} for grep { /^TEST_NGINX_/ && !/^TEST_NGINX_(?:BINARY|REDIS_SERVER|STREAM_MODULE|WS_ECHO_PORT)$/ } keys %ENV;
+        @ENV{qw(TEST_NGINX_PORT TEST_NGINX_SERVROOT TEST_NGINX_ROOT)} = ($fport, "$dir/servroot", $root);
+        system('/bin/sh', '-c', "cd '$dir' && timeout 120 '$^X' fail.t > out.txt 2>&1");
+    };
     open my $in, '<', "$dir/out.txt" or die $!;
     my $tap = do { local $/; <$in> };
     ok($rc != 0, 'failing file: exits non-zero');
@@ -333,6 +605,32 @@ EOT
         qr/^not ok \d+ - TEST 8: bad config - nginx instance 1 starts$/m,
         qr/unknown directive "no_such_directive"/,
         qr/^ok \d+ - nginx instance 1 stopped cleanly \(configuration change for TEST 8/m,
+        qr/^ok \d+ - TEST 9: an error body that is not JSON - status code$/m,
+        qr/^not ok \d+ - TEST 9: an error body that is not JSON - JSON body$/m,
+        qr/^#\s+the body is not valid JSON: .*\n#\s+status 400, Content-Type: application\/json, body: \{"error":"x","error_description":"a "b""\}$/m,
+        qr/^not ok \d+ - TEST 10: an error body without error_description - JSON body$/m,
+        qr/^#\s+error body: member "error_description" is missing$/m,
+        qr/^ok \d+ - TEST 11: a good error body - JSON body$/m,
+        qr/^not ok \d+ - TEST 12: a subprotocol was offered, none answered - ws line 1: open A \/ws-noproto proto=sip$/m,
+        qr/^#\s+handshake: no Sec-WebSocket-Protocol in the answer \(offered: sip\)$/m,
+        qr/^not ok \d+ - TEST 13: none offered, one answered - ws line 1: open A \/ws-wrongproto$/m,
+        qr/^#\s+handshake: Sec-WebSocket-Protocol 'bogus' in the answer, but none was offered$/m,
+        qr/^not ok \d+ - TEST 14: another one answered than offered - ws line 1/m,
+        qr/^#\s+handshake: Sec-WebSocket-Protocol 'bogus' is not one of the offered sip, sip2$/m,
+        qr/^not ok \d+ - TEST 15: open_fail, but the handshake is accepted - ws line 1/m,
+        qr/^#\s+the handshake was accepted \(101\), expected status 400$/m,
+        qr/^not ok \d+ - TEST 16: open_fail with another status - ws line 1/m,
+        qr/^#\s+expected status 403, got 400$/m,
+        qr/^not ok \d+ - TEST 17: open_fail checks the JSON body too - ws line 1/m,
+        qr/^#\s+JSON body: the body is not valid JSON/m,
+        qr/^ok \d+ - TEST 18: tcp_recv_sip wants a Content-Length; tls_cert; tcp_no_recv - ws line 1/m,
+        qr/^not ok \d+ - TEST 18: .* - ws line 2: tcp_recv_sip T \^SIP$/m,
+        qr/^#\s+SIP message without Content-Length/m,
+        qr/^not ok \d+ - TEST 19: tls_cert - ws line 2: tls_cert T CN=b\\.test$/m,
+        qr/^#\s+certificate 'CN=a\.test SAN=DNS:a\.test' does not match/m,
+        qr/^ok \d+ - TEST 20: tcp_no_recv counts unread bytes - ws line 2/m,
+        qr/^not ok \d+ - TEST 20: tcp_no_recv counts unread bytes - ws line 3: tcp_no_recv T 100$/m,
+        qr/^#\s+unread bytes from before: \x20OK\\x0d\\x0aVia/m,
         qr/^1\.\.\d+$/m,
     );
     my $all = 1;
@@ -616,3 +914,228 @@ drop C
 location = /t { no_such_directive; }
 --- request
 GET /t
+
+=== TEST 19: TLS: the server name is chosen by SNI; --- request and tcp over TLS; wss
+--- http_config
+server {
+    listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl;
+    server_name a.test;
+    ssl_certificate $TEST_NGINX_CERT_DIR/a.test.crt;
+    ssl_certificate_key $TEST_NGINX_CERT_DIR/a.test.key;
+    location / { return 200 "a sni=$ssl_server_name host=$host\n"; }
+    location /ws {
+        proxy_pass http://127.0.0.1:$TEST_NGINX_WS_ECHO_PORT;
+        proxy_http_version 1.1;
+        proxy_set_header Upgrade $http_upgrade;
+        proxy_set_header Connection "upgrade";
+    }
+}
+server {
+    listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl;
+    server_name b.test;
+    ssl_certificate $TEST_NGINX_CERT_DIR/b.test.crt;
+    ssl_certificate_key $TEST_NGINX_CERT_DIR/b.test.key;
+    location / { return 200 "b sni=$ssl_server_name host=$host\n"; }
+}
+--- config
+location = /t { return 200 "hello\n"; }
+--- tls: b.test
+--- request
+GET /x
+--- response_body
+b sni=b.test host=b.test
+--- tls_cert: ^CN=b\.test SAN=DNS:b\.test$
+--- ws
+tcp T $TEST_NGINX_TLS_PORT sni=a.test
+tls_cert T ^CN=a\.test SAN=DNS:a\.test$
+tcp_send T GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n
+tcp_recv T (?s)^HTTP/1\.1 200 OK\r\n.*?\r\n\r\na sni=a\.test host=a\.test\n
+expect_eof T
+tcp N $TEST_NGINX_TLS_PORT tls
+tls_cert N ^CN=a\.test
+open W /ws tls sni=a.test
+tls_cert W ^CN=a\.test
+send W over tls
+recv W ^echo:over tls len=8$
+send_binary W \x00\x80
+recv_binary W ^bin:\x00\x80$
+open P /ws port=$TEST_NGINX_TLS_PORT sni=a.test proto=sip
+send P x
+recv P ^echo:x len=1$
+close W
+drop P
+--- no_error_log
+[error]
+
+=== TEST 20: TLS: raw_request without SNI goes to the default server; --- tls_port
+--- http_config
+server {
+    listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl;
+    server_name a.test;
+    ssl_certificate $TEST_NGINX_CERT_DIR/a.test.crt;
+    ssl_certificate_key $TEST_NGINX_CERT_DIR/a.test.key;
+    location / { return 200 "a sni=$ssl_server_name host=$host\n"; }
+}
+server {
+    listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl;
+    server_name b.test;
+    ssl_certificate $TEST_NGINX_CERT_DIR/b.test.crt;
+    ssl_certificate_key $TEST_NGINX_CERT_DIR/b.test.key;
+    location / { return 200 "b sni=$ssl_server_name host=$host\n"; }
+}
+--- config
+location = /t { return 200 "hello\n"; }
+--- tls
+--- tls_port: $TEST_NGINX_TLS_PORT
+--- raw_request eval
+"GET /y HTTP/1.1\r\nHost: b.test\r\nConnection: close\r\n\r\n"
+--- response_body
+b sni= host=b.test
+--- tls_cert: CN=a\.test
+
+=== TEST 21: subprotocols, open_fail and binary messages (plain ws through nginx)
+--- config
+location /ws {
+    proxy_pass http://127.0.0.1:$TEST_NGINX_WS_ECHO_PORT;
+    proxy_http_version 1.1;
+    proxy_set_header Upgrade $http_upgrade;
+    proxy_set_header Connection "upgrade";
+}
+--- ws
+open A /ws proto=sip
+send A hi
+recv A ^echo:hi len=2$
+open B /ws-noproto
+open C /ws proto=chat,sip
+open_fail D /ws-needproto 400 body="error":"no_subprotocol"
+capture D err "error":"([^"]+)"
+open E /ws-needproto proto=sip other A
+send_binary E \x00\xffz
+recv_binary E ^bin:\x00\xffz$
+send E send-binary
+recv_binary E ^\x00\x01bin\xff$
+send_esc E \x41\tB
+recv E ^echo:A\tB len=3$
+shell test ${err} = no_subprotocol
+
+=== TEST 22: stream: UDP and TCP against nginx's stream return
+--- stream_config
+server { listen 127.0.0.1:$TEST_NGINX_STREAM_PORT udp; return "pong from $server_port to $remote_port\n"; }
+server {
+    listen 127.0.0.1:$TEST_NGINX_STREAM_PORT;
+    return "SIP/2.0 100 Trying\r\nVia: x\r\nContent-Length: 4\r\n\r\nbody\r\n\r\nSIP/2.0 180 Ringing\r\nl: 0\r\n\r\nhello $remote_port\r\n";
+}
+--- config
+location = /t { return 200 "hello\n"; }
+--- ws
+udp U $TEST_NGINX_STREAM_PORT
+udp_send U ping\r\n
+udp_recv U ^pong from \d+ to (\d+)\n$
+capture U p to (\d+)
+shell test ${p} = ${U_lport}
+udp_no_recv U 200
+tcp T $TEST_NGINX_STREAM_PORT
+tcp_recv_sip T (?s)^SIP/2\.0 100 Trying\r\n.*\r\n\r\nbody$
+tcp_recv_sip T ^SIP/2\.0 180 Ringing\r\nl: 0\r\n\r\n$
+tcp_recv T ^hello (\d+)\r\n
+capture T rp hello (\d+)
+shell test ${rp} = ${T_lport}
+expect_eof T
+tcp H $TEST_NGINX_PORT
+tcp_no_recv H 100
+tcp_send H GET /t HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n
+tcp_recv H \r\n\r\nhello\n$
+expect_eof H
+--- no_error_log
+[error]
+
+=== TEST 23: stream proxy to the script's own peers: tcp_listen / tcp_accept, udp bind= / udp_reply
+--- stream_config
+server { listen 127.0.0.1:$TEST_NGINX_STREAM_PORT; proxy_pass 127.0.0.1:$TEST_NGINX_HARNESS_PEER_PORT; }
+server {
+    listen 127.0.0.1:$TEST_NGINX_STREAM_PORT udp;
+    proxy_pass 127.0.0.1:$TEST_NGINX_HARNESS_PEER_PORT;
+    proxy_responses 1;
+    proxy_timeout 2s;
+}
+--- config
+location = /t { return 200 "hello\n"; }
+--- ws
+tcp_listen L $TEST_NGINX_HARNESS_PEER_PORT
+tcp C $TEST_NGINX_STREAM_PORT
+tcp_accept L S
+tcp_send C REGISTER sip:a.test SIP/2.0\r\n\r\n
+tcp_recv S ^REGISTER sip:a\.test SIP/2\.0\r\n\r\n$
+tcp_send S SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n
+tcp_recv_sip C ^SIP/2\.0 200 OK\r\n
+tcp_no_recv C 100
+drop S
+expect_eof C
+udp P 0 bind=$TEST_NGINX_HARNESS_PEER_PORT
+udp U $TEST_NGINX_STREAM_PORT
+udp_send U OPTIONS sip:x SIP/2.0\r\n\r\n
+udp_recv P ^OPTIONS sip:x SIP/2\.0\r\n\r\n$
+udp_reply P SIP/2.0 200 OK\r\n\r\n
+udp_recv U ^SIP/2\.0 200 OK\r\n\r\n$
+close U
+close P
+
+=== TEST 24: a certificate made while nginx runs (make_cert, t/tools/mkcert.sh)
+--- http_config
+server {
+    listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl;
+    server_name _;
+    ssl_certificate $TEST_NGINX_SERVROOT/dyncerts/$ssl_server_name.crt;
+    ssl_certificate_key $TEST_NGINX_SERVROOT/dyncerts/$ssl_server_name.key;
+    location / { return 200 "$ssl_server_name\n"; }
+}
+--- config
+location = /t { return 200 "hello\n"; }
+--- ws
+shell rm -rf $TEST_NGINX_SERVROOT/dyncerts
+make_cert c.test $TEST_NGINX_SERVROOT/dyncerts
+tcp C $TEST_NGINX_TLS_PORT sni=c.test
+tls_cert C ^CN=c\.test SAN=DNS:c\.test$
+shell $TEST_NGINX_ROOT/t/tools/mkcert.sh d.test $TEST_NGINX_SERVROOT/dyncerts
+tcp D $TEST_NGINX_TLS_PORT sni=d.test
+tls_cert D ^CN=d\.test
+tcp_send D GET / HTTP/1.1\r\nHost: d.test\r\nConnection: close\r\n\r\n
+tcp_recv D \r\n\r\nd\.test\n$
+shell test -s $TEST_NGINX_CERT_DIR/localhost.key && test -s $TEST_NGINX_CERT_DIR/b.test.crt
+
+=== TEST 25: JSON bodies that pass the check
+--- config
+default_type application/json;
+location = /list { return 200 '[1,"two",{"3":null}]'; }
+location = /err { return 409 '{"error":"conflict","error_description":"it \\"exists\\"","id":7}'; }
+--- request
+GET /err
+--- error_code: 409
+--- response_body_like: "error":"conflict"
+
+=== TEST 26: hosts 2: $TEST_NGINX_THIS_* differ per instance
+--- hosts: 2
+--- http_config
+server {
+    listen 127.0.0.1:$TEST_NGINX_THIS_TLS_PORT ssl;
+    ssl_certificate $TEST_NGINX_CERT_DIR/localhost.crt;
+    ssl_certificate_key $TEST_NGINX_CERT_DIR/localhost.key;
+    location / { return 200 "host $TEST_NGINX_THIS_HOST port $server_port http $TEST_NGINX_THIS_PORT\n"; }
+}
+--- stream_config
+server { listen 127.0.0.1:$TEST_NGINX_THIS_STREAM_PORT udp; return "stream host $TEST_NGINX_THIS_HOST"; }
+--- config
+location = /t { return 200 "hello\n"; }
+--- tls: localhost
+--- request
+GET /
+--- response_body
+host 1 port $TEST_NGINX_TLS_PORT http $TEST_NGINX_PORT
+--- tls_cert: ^CN=localhost SAN=DNS:localhost,IP:127\.0\.0\.1$
+--- ws
+tcp T $TEST_NGINX_TLS_PORT2 sni=localhost
+tcp_send T GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n
+tcp_recv T \r\n\r\nhost 2 port $TEST_NGINX_TLS_PORT2 http $TEST_NGINX_PORT2\n$
+udp U $TEST_NGINX_STREAM_PORT2
+udp_send U x
+udp_recv U ^stream host 2$
