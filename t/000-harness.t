@@ -298,7 +298,9 @@ WS
         if ($re eq qr/^$/) { ok($ok, "ws_try: '$cmd' works") or diag($err); next }
         ok(!$ok, "ws_try: '$cmd' fails") && like($err, $re, "ws_try: '$cmd' says why");
     }
-    my $p = Test::CodeB::ws_context(vars => {});
+    my ($aok, $aerr) = Test::CodeB::ws_try($t, ['set X <<END']);
+    ok(!$aok && $aerr =~ /only in the text form/, 'a here-document in an array script is refused')
+        or diag($aerr);
     my @h = Test::CodeB::_ws_parse("set X <<END\nline\n");
     like($h[0][2], qr/without its terminating 'END'/, 'here-document without its end line is an error');
 
@@ -335,6 +337,30 @@ is(Test::CodeB::sip_message("A\r\ncontent-length:5\r\n\r\n\x{263a}"),
         for 'application/json', 'Application/JSON; charset=utf-8', ' application/json';
     ok(!Test::CodeB::is_json_content_type($_), "not application/json: '" . ($_ // 'undef') . "'")
         for 'text/plain', 'application/jsonx', 'application/problem+json', undef;
+}
+
+# Module loading order and stream detection (files named like modules).
+{
+    my $d = tempdir('codeb-mods-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    for my $m (qw(zeta core api sip)) { open my $f, '>', "$d/ngx_codeb_${m}_module.so" or die $! }
+    open my $f, '>', "$d/other.so" or die $!;
+    my ($l, $stream) = Test::CodeB::module_list($d);
+    is_deeply([map { $_->[0] } @$l], [map { "ngx_codeb_${_}_module" } qw(core api sip zeta)],
+              'modules: core first, then the others by name');
+    is($l->[0][1], "$d/ngx_codeb_core_module.so", 'modules: with their paths');
+    is($stream, 0, 'modules: none of these needs the stream module');
+    open $f, '>', "$d/ngx_codeb_sip_stream_module.so" or die $!;
+    is((Test::CodeB::module_list($d))[1], 1, 'modules: a *stream* module needs it');
+    unlink "$d/ngx_codeb_sip_stream_module.so";
+    # a module with an http and a stream part in one .so refers to ngx_stream_*
+    SKIP: {
+        skip 'no cc', 1 unless system('sh', '-c', 'command -v cc >/dev/null') == 0;
+        open my $c, '>', "$d/m.c" or die $!;
+        print $c "extern char ngx_stream_core_module[];\nvoid *codeb_ref(void) { return ngx_stream_core_module; }\n";
+        close $c;
+        system('cc', '-shared', '-fPIC', '-o', "$d/ngx_codeb_sipws_module.so", "$d/m.c") == 0 or die 'cc failed';
+        is((Test::CodeB::module_list($d))[1], 1, 'modules: one that refers to ngx_stream_* needs it');
+    }
 }
 
 # The same peer behind a TCP listener, reached through nginx's proxy

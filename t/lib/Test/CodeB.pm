@@ -735,7 +735,7 @@ Not exported (call them with the package name; C<use Test::CodeB> takes no
 import list): C<Test::CodeB::sip_message($text)> (the C<set_sip>
 conversion, for C<--- ws eval>), C<Test::CodeB::unescape($text)> (the
 escapes), C<json_body_error> and C<is_json_content_type> (the JSON body
-check), and for the harness's own self-test (F<t/000-harness.t>)
+check), C<module_list>, and for the harness's own self-test (F<t/000-harness.t>)
 C<ws_encode_frame>, C<ws_decode_frame>, C<ws_server_frame_error>,
 C<ws_client_from_socket>, C<ws_run_script>, C<ws_context> and C<ws_try>.
 
@@ -825,14 +825,7 @@ sub _init {
     if (defined $ENV{TEST_NGINX_MODULES} && length $ENV{TEST_NGINX_MODULES}) {
         my $dir = $ENV{TEST_NGINX_MODULES};
         $dir =~ s{/+$}{};
-        # core first, then every other CodeB module by name
-        my @so = sort map { m{([^/]+)\.so$} ? $1 : () } glob("$dir/ngx_codeb_*_module.so");
-        for my $m ((grep { $_ eq 'ngx_codeb_core_module' } @so),
-                   (grep { $_ ne 'ngx_codeb_core_module' } @so)) {
-            my $f = "$dir/$m.so";
-            push @{$S{modules}}, [$m, $f];
-            $S{stream_always} = 1 if _module_needs_stream($m, $f);
-        }
+        ($S{modules}, $S{stream_always}) = module_list($dir);
         Test::More::diag("TEST_NGINX_MODULES=$dir holds no ngx_codeb_*_module.so")
             unless @{$S{modules}};
         $S{want_redis} = 1;
@@ -909,6 +902,27 @@ sub make_cert {
     die "make_cert $name: " . ($rc == -1 ? 'timed out' : 'exit status ' . ($rc >> 8))
       . "\n$out" if $rc != 0;
     return ("$dir/$name.crt", "$dir/$name.key");
+}
+
+=head2 module_list($dir)
+
+The CodeB modules of C<$dir> in C<load_module> order (an array reference of
+C<[name, path]>: C<ngx_codeb_core_module> first, then the other
+C<ngx_codeb_*_module.so> by name) and whether one of them needs nginx's
+stream module loaded before it.
+
+=cut
+
+sub module_list {
+    my ($dir) = @_;
+    my @so = sort map { m{([^/]+)\.so$} ? $1 : () } glob("$dir/ngx_codeb_*_module.so");
+    my (@list, $stream);
+    for my $m ((grep { $_ eq 'ngx_codeb_core_module' } @so),
+               (grep { $_ ne 'ngx_codeb_core_module' } @so)) {
+        push @list, [$m, "$dir/$m.so"];
+        $stream = 1 if _module_needs_stream($m, "$dir/$m.so");
+    }
+    return (\@list, $stream ? 1 : 0);
 }
 
 # Does this module .so need nginx's stream module loaded before it? Its name
