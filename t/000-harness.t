@@ -215,6 +215,9 @@ recv_json A $j->{type} eq 'x'
 send A json
 skip_json A exists $j->{n}
 recv_json A $j->{type} eq 'welcome'
+send A json3
+skip_recv A ^\{"n":
+recv A ^\{"type":"x"\}$
 
 send_raw A 81 82 00 00 00 00 68 69
 recv A ^echo:hi len=2$

@@ -521,6 +521,12 @@ and pongs skipped) and require it to match C<qr/REGEX/> (unanchored). A close
 frame, EOF, binary message or timeout fails. The message becomes A's "last
 message".
 
+=item skip_recv A REGEX
+
+Drop text messages while they match C<qr/REGEX/>; the first one that does
+not is kept for the next C<recv>. Fails like C<recv> when no such message
+arrives. Example: C<skip_recv A ^SIP/2\.0 1\d\d > before the final response.
+
 =item recv_binary A REGEX
 
 Like C<recv> for a binary message (opcode 2): a text message fails.
@@ -2429,6 +2435,21 @@ my %WS_CMD;
         my $p = unescape($text // '');
         _ws_write($c, ws_encode_frame(opcode => 2, payload => $p), _deadline($ctx));
         return 'sent ' . _show($p);
+    },
+    skip_recv => sub {
+        my ($ctx, $args) = @_;
+        my ($n, $re) = $args =~ /^(\S+)\s+(.*?)\s*$/s or die "usage: skip_recv NAME REGEX\n";
+        my $c = _client($ctx, $n);
+        my $qr = eval { qr/$re/ } or die "bad regex: $@";
+        my $k = 0;
+        while (1) {
+            my $msg = _ws_recv_text($ctx, $c);
+            if ($msg !~ $qr) {
+                unshift @{$c->{pending}}, { type => 'text', payload => $msg };
+                return "skipped $k";
+            }
+            $k++;
+        }
     },
     recv_binary => sub {
         my ($ctx, $args) = @_;
