@@ -19,17 +19,9 @@ my $ferr = \&Test::CodeB::ws_server_frame_error;
 
 my $port = $ENV{TEST_NGINX_PORT} || 1984;
 
-# A port free for both TCP and UDP on 127.0.0.1, for the script's own peers.
-sub free_port {
-    for (1 .. 50) {
-        my $t = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 1) or next;
-        my $p = $t->sockport;
-        my $u = IO::Socket::INET->new(Proto => 'udp', LocalAddr => '127.0.0.1', LocalPort => $p) or next;
-        return $p;
-    }
-    die "no free port\n";
-}
-$ENV{TEST_NGINX_HARNESS_PEER_PORT} = free_port();
+# A fixed port (below the ephemeral range, where nginx's own upstream
+# connections could hold it) for the script's own TCP and UDP peers.
+$ENV{TEST_NGINX_HARNESS_PEER_PORT} = $port + 30;
 
 # --------------------------------------------------------------------------
 # 1. Frame encoder / decoder (pure functions), RFC 6455 section 5.7 examples.
