@@ -66,6 +66,11 @@ build() {
         . "$src/conf_flags"
         local adds=()
         for m in $MODULES; do adds+=("--add-dynamic-module=$ROOT/$m"); done
+        # Debian's conf_flags lack the stream module, which is packaged
+        # apart (libnginx-mod-stream): the same stream options as the
+        # installed nginx, so that our stream module's structures match
+        adds+=($(nginx -V 2>&1 | tr ' ' '\n' \
+            | grep -E '^--with-stream(=dynamic|_ssl_module|_ssl_preread_module|_realip_module)$'))
         cflags="-g -O2 -fstack-protector-strong -Wformat -Werror=format-security -fPIC -Wall -Wextra -Wno-unused-parameter -Werror ${CODEB_CFLAGS:-}"
         (cd "$src" && CODEB_BUILD_DIR=$BUILD ./configure "${NGX_CONF_FLAGS[@]}" \
             --with-cc-opt="$cflags" --with-ld-opt="-Wl,-z,relro -Wl,-z,now -fPIC ${CODEB_LDFLAGS:-}" \
@@ -81,8 +86,11 @@ build() {
         || mv "$BUILD/codeb_build.h.new" "$BUILD/codeb_build.h"
     rm -f "$BUILD/codeb_build.h.new"
     log "building modules"
-    make -C "$src" -f objs/Makefile -j"$(nproc)" modules \
-        >"$BUILD/make.log" 2>&1 || { grep -E 'error:|warning:|undefined' "$BUILD/make.log" | head -40; exit 1; }
+    # our modules only: nginx-dev ships no sources of the stream module
+    local targets=()
+    for m in $MODULES; do targets+=("objs/${m}_module.so"); done
+    make -C "$src" -f objs/Makefile -j"$(nproc)" "${targets[@]}" \
+        >"$BUILD/make.log" 2>&1 || { grep -E 'error:|warning:|undefined|Error' "$BUILD/make.log" | head -40; exit 1; }
     # a new inode (rename, not overwrite): a running nginx keeps its
     # mapped copy, and picks up the new one on its next start
     for m in $MODULES; do

@@ -121,7 +121,7 @@ recv A "type":"welcome"
 capture A a "peerId":"(p_[0-9a-f]{16})"
 open B
 send B {"type":"join","room":"random","name":"B"}
-recv_json B $j->{type} eq 'welcome' && $j->{room} =~ /^[a-z0-9]{8}$/
+recv_json B $j->{type} eq 'welcome' && $j->{room} =~ /^codeb-room-[a-z0-9]{8}$/
 send B {"type":"signal","to":"${a}","data":1}
 recv B "code":"unknown_peer"
 open C other A

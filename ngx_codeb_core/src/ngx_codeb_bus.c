@@ -9,12 +9,6 @@
 #include "ngx_codeb_core.h"
 
 
-typedef struct {
-    ngx_str_t                   kind;
-    ngx_codeb_bus_handler_pt    handler;
-} ngx_codeb_bus_kind_t;
-
-
 #define NGX_CODEB_BUS_PREFIX  "codeb:w:"
 
 
@@ -25,10 +19,14 @@ ngx_int_t
 ngx_codeb_bus_on(ngx_conf_t *cf, ngx_str_t *kind,
     ngx_codeb_bus_handler_pt handler)
 {
-    ngx_codeb_main_conf_t  *cmcf;
-    ngx_codeb_bus_kind_t   *k;
+    ngx_codeb_conf_t      *cmcf;
+    ngx_codeb_bus_kind_t  *k;
 
-    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_codeb_core_module);
+    if (ngx_codeb_require_redis(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    cmcf = ngx_codeb_conf(cf);
 
     if (cmcf->bus_handlers == NULL) {
         cmcf->bus_handlers = ngx_array_create(cf->pool, 8,
@@ -76,22 +74,25 @@ ngx_codeb_bus_channel(void)
 ngx_int_t
 ngx_codeb_bus_send(ngx_str_t *worker_id, ngx_str_t *msg)
 {
-    u_char       chan[sizeof(NGX_CODEB_BUS_PREFIX) + 256];
-    size_t       lens[3];
-    const char  *argv[3];
+    u_char                  chan[sizeof(NGX_CODEB_BUS_PREFIX) + 256];
+    ngx_codeb_redis_args_t  a;
 
     if (worker_id->len > 256) {
         return NGX_ERROR;
     }
 
-    argv[0] = "PUBLISH";
-    lens[0] = sizeof("PUBLISH") - 1;
-    argv[1] = (const char *) chan;
-    lens[1] = ngx_sprintf(chan, NGX_CODEB_BUS_PREFIX "%V", worker_id) - chan;
-    argv[2] = (const char *) msg->data;
-    lens[2] = msg->len;
+    ngx_log_debug3(NGX_LOG_DEBUG_EVENT, ngx_cycle->log, 0,
+                   "codeb bus: to %V: \"%*s\"", worker_id,
+                   ngx_min(msg->len, 64), msg->data);
 
-    return ngx_codeb_redis_command(NULL, NULL, 3, argv, lens);
+    a.argc = 0;
+    ngx_codeb_redis_arg_lit(&a, "PUBLISH");
+    ngx_codeb_redis_arg(&a, chan,
+                        ngx_sprintf(chan, NGX_CODEB_BUS_PREFIX "%V", worker_id)
+                        - chan);
+    ngx_codeb_redis_arg_str(&a, msg);
+
+    return ngx_codeb_redis_command(NULL, NULL, &a);
 }
 
 
@@ -101,14 +102,17 @@ ngx_codeb_bus_dispatch(u_char *msg, size_t len)
     u_char                 *nl, *sp;
     ngx_str_t               header, body;
     ngx_uint_t              i;
-    ngx_codeb_main_conf_t  *cmcf;
+    ngx_codeb_conf_t       *cmcf;
     ngx_codeb_bus_kind_t   *k;
 
-    cmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
-                                               ngx_codeb_core_module);
+    cmcf = (ngx_codeb_conf_t *) ngx_get_conf(ngx_cycle->conf_ctx,
+                                             ngx_codeb_module);
     if (cmcf->bus_handlers == NULL) {
         return;
     }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_EVENT, ngx_cycle->log, 0,
+                   "codeb bus: received \"%*s\"", ngx_min(len, 64), msg);
 
     nl = ngx_strlchr(msg, msg + len, '\n');
     if (nl == NULL) {
@@ -139,4 +143,28 @@ ngx_codeb_bus_dispatch(u_char *msg, size_t len)
     ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
                   "codeb bus: message of unknown kind \"%*s\" ignored",
                   ngx_min((size_t) (sp - msg), 32), msg);
+}
+
+
+ngx_uint_t
+ngx_codeb_bus_words(ngx_str_t *header, ngx_str_t *words, ngx_uint_t n)
+{
+    u_char      *p, *last, *sp;
+    ngx_uint_t   i;
+
+    p = header->data;
+    last = p + header->len;
+
+    for (i = 0; i < n; i++) {
+        sp = (i == n - 1) ? last : ngx_strlchr(p, last, ' ');
+        if (sp == NULL || sp == p) {
+            return 0;
+        }
+
+        words[i].data = p;
+        words[i].len = sp - p;
+        p = sp + 1;
+    }
+
+    return 1;
 }

@@ -1,14 +1,17 @@
 /*
- * ngx_codeb_core_module: http{}-level Redis settings and server{}-level
- * tenant settings shared by the CodeB modules.
+ * ngx_codeb_core_module: the http{} directives of ngx_codeb_module
+ * (codeb_redis, codeb_host_id, codeb_redis_timeout) and the server{}-level
+ * tenant directives shared by the CodeB modules (docs/configuration.md).
  */
 
 #include "ngx_codeb_core.h"
 #include "codeb_build.h"
 
 
-static void *ngx_codeb_core_create_main_conf(ngx_conf_t *cf);
-static char *ngx_codeb_core_init_main_conf(ngx_conf_t *cf, void *conf);
+static char *ngx_codeb_core_redis(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_codeb_core_global(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static void *ngx_codeb_core_create_srv_conf(ngx_conf_t *cf);
 static char *ngx_codeb_core_merge_srv_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -20,35 +23,33 @@ static char *ngx_codeb_core_route(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_codeb_core_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static ngx_int_t ngx_codeb_core_init_process(ngx_cycle_t *cycle);
-static void ngx_codeb_core_exit_process(ngx_cycle_t *cycle);
-
-ngx_int_t ngx_codeb_redis_init_process(ngx_cycle_t *cycle);
-void ngx_codeb_redis_exit_process(ngx_cycle_t *cycle);
 
 
 static ngx_command_t  ngx_codeb_core_commands[] = {
 
+    /* codeb_redis unix:/path | host:port; the Redis every worker shares */
     { ngx_string("codeb_redis"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_str_slot,
-      NGX_HTTP_MAIN_CONF_OFFSET,
-      offsetof(ngx_codeb_main_conf_t, redis),
+      ngx_codeb_core_redis,
+      0,
+      0,
       NULL },
 
+    /* codeb_host_id name; this host in worker ids; default: hostname */
     { ngx_string("codeb_host_id"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_str_slot,
-      NGX_HTTP_MAIN_CONF_OFFSET,
-      offsetof(ngx_codeb_main_conf_t, host_id),
-      NULL },
+      ngx_codeb_core_global,
+      0,
+      offsetof(ngx_codeb_conf_t, host_id),
+      ngx_conf_set_str_slot },
 
+    /* codeb_redis_timeout time; connect and reply timeout; default 3s */
     { ngx_string("codeb_redis_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_msec_slot,
-      NGX_HTTP_MAIN_CONF_OFFSET,
-      offsetof(ngx_codeb_main_conf_t, redis_timeout),
-      NULL },
+      ngx_codeb_core_global,
+      0,
+      offsetof(ngx_codeb_conf_t, redis_timeout),
+      ngx_conf_set_msec_slot },
 
     { ngx_string("codeb_tenant"),
       NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
@@ -156,8 +157,8 @@ static ngx_http_module_t  ngx_codeb_core_module_ctx = {
     NULL,                                  /* preconfiguration */
     NULL,                                  /* postconfiguration */
 
-    ngx_codeb_core_create_main_conf,       /* create main configuration */
-    ngx_codeb_core_init_main_conf,         /* init main configuration */
+    NULL,                                  /* create main configuration */
+    NULL,                                  /* init main configuration */
 
     ngx_codeb_core_create_srv_conf,        /* create server configuration */
     ngx_codeb_core_merge_srv_conf,         /* merge server configuration */
@@ -174,16 +175,13 @@ ngx_module_t  ngx_codeb_core_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    ngx_codeb_core_init_process,           /* init process */
+    NULL,                                  /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    ngx_codeb_core_exit_process,           /* exit process */
+    NULL,                                  /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
-
-
-static ngx_str_t  ngx_codeb_worker_id_str;
 
 
 ngx_codeb_tenant_t *
@@ -204,62 +202,37 @@ ngx_codeb_build(void)
 }
 
 
-ngx_str_t *
-ngx_codeb_worker_id(void)
-{
-    return &ngx_codeb_worker_id_str;
-}
-
-
-static void *
-ngx_codeb_core_create_main_conf(ngx_conf_t *cf)
-{
-    ngx_codeb_main_conf_t  *cmcf;
-
-    cmcf = ngx_pcalloc(cf->pool, sizeof(ngx_codeb_main_conf_t));
-    if (cmcf == NULL) {
-        return NULL;
-    }
-
-    cmcf->redis_timeout = NGX_CONF_UNSET_MSEC;
-
-    return cmcf;
-}
-
-
 static char *
-ngx_codeb_core_init_main_conf(ngx_conf_t *cf, void *conf)
+ngx_codeb_core_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_codeb_main_conf_t  *cmcf = conf;
+    ngx_str_t         *value;
+    ngx_codeb_conf_t  *ccf;
 
-    size_t   len;
-    u_char  *p;
+    ccf = ngx_codeb_conf(cf);
 
-    ngx_conf_init_msec_value(cmcf->redis_timeout, 3000);
-
-    if (cmcf->host_id.len == 0) {
-        cmcf->host_id = cf->cycle->hostname;
+    if (ccf->redis.len) {
+        return "is duplicate";
     }
 
-    for (p = cmcf->host_id.data; p < cmcf->host_id.data + cmcf->host_id.len;
-         p++)
-    {
-        if (*p <= ' ' || *p == ':' || *p == '\n' || *p >= 0x7f) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "codeb_host_id \"%V\" may not contain "
-                               "spaces, colons or control characters",
-                               &cmcf->host_id);
-            return NGX_CONF_ERROR;
-        }
-    }
+    value = cf->args->elts;
 
-    len = cmcf->host_id.len + 1 + NGX_INT64_LEN;
-    cmcf->worker_id.data = ngx_pnalloc(cf->pool, len);
-    if (cmcf->worker_id.data == NULL) {
-        return NGX_CONF_ERROR;
-    }
+    return ngx_codeb_redis_set_addr(cf, ccf, &value[1]);
+}
 
-    return NGX_CONF_OK;
+
+/* a directive of ngx_codeb_module's settings: cmd->post is its slot */
+static char *
+ngx_codeb_core_global(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char           *(*slot)(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+    ngx_command_t    c;
+
+    /* the slot reads cmd->post itself: it gets a copy without ours */
+    slot = cmd->post;
+    c = *cmd;
+    c.post = NULL;
+
+    return slot(cf, &c, ngx_codeb_conf(cf));
 }
 
 
@@ -546,40 +519,4 @@ ngx_codeb_core_key_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     field->data[field->len] = '\0';
 
     return NGX_CONF_OK;
-}
-
-
-static ngx_int_t
-ngx_codeb_core_init_process(ngx_cycle_t *cycle)
-{
-    ngx_codeb_main_conf_t  *cmcf;
-
-    if (ngx_process != NGX_PROCESS_WORKER
-        && ngx_process != NGX_PROCESS_SINGLE)
-    {
-        return NGX_OK;
-    }
-
-    cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_codeb_core_module);
-    if (cmcf == NULL) {
-        return NGX_OK;
-    }
-
-    cmcf->worker_id.len = ngx_sprintf(cmcf->worker_id.data, "%V:%P",
-                                      &cmcf->host_id, ngx_pid)
-                          - cmcf->worker_id.data;
-    ngx_codeb_worker_id_str = cmcf->worker_id;
-
-    if (cmcf->redis.len == 0) {
-        return NGX_OK;
-    }
-
-    return ngx_codeb_redis_init_process(cycle);
-}
-
-
-static void
-ngx_codeb_core_exit_process(ngx_cycle_t *cycle)
-{
-    ngx_codeb_redis_exit_process(cycle);
 }

@@ -6,7 +6,8 @@
  * connect and reply timeouts are one nginx timer (codeb_redis_timeout).  A
  * failure of either link drops both; they come back with exponential
  * back-off (100 ms .. 5 s), scripts are loaded again, the channel is
- * subscribed again, and the "up" handlers run.
+ * subscribed again, the "up" handlers run and the requests waiting for
+ * the links go on.  `error_log ... debug` traces every state change.
  */
 
 #include "ngx_codeb_core.h"
@@ -53,9 +54,11 @@ static void ngx_codeb_redis_del_write(void *data);
 static void ngx_codeb_redis_cleanup(void *data);
 static void ngx_codeb_redis_read_handler(ngx_event_t *ev);
 static void ngx_codeb_redis_write_handler(ngx_event_t *ev);
+static void ngx_codeb_redis_wait_timer(ngx_event_t *ev);
+static void ngx_codeb_redis_wake(void);
 
 
-static ngx_codeb_main_conf_t   *ngx_codeb_redis_conf;
+static ngx_codeb_conf_t        *ngx_codeb_redis_conf;
 static ngx_codeb_redis_link_t   ngx_codeb_redis_cmd;
 static ngx_codeb_redis_link_t   ngx_codeb_redis_sub = { NULL, 0, 1 };
 static ngx_codeb_redis_state_e  ngx_codeb_redis_state;
@@ -67,15 +70,86 @@ static ngx_msec_t               ngx_codeb_redis_activity; /* last reply */
 static ngx_uint_t               ngx_codeb_redis_exiting;
 static u_char                   ngx_codeb_redis_errstr[128];
 static ngx_uint_t               ngx_codeb_redis_was_up;
+static ngx_queue_t              ngx_codeb_redis_waiting;
+
+static char  *ngx_codeb_redis_states[] = { "down", "connecting", "up" };
+
+
+char *
+ngx_codeb_redis_set_addr(ngx_conf_t *cf, ngx_codeb_conf_t *ccf,
+    ngx_str_t *addr)
+{
+    u_char     *p, text[NGX_SOCKADDR_STRLEN];
+    size_t      len;
+    ngx_url_t   u;
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+    u.url = *addr;
+    u.no_port = 0;
+
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "codeb_redis \"%V\": %s (expected unix:/path or "
+                           "host:port)", addr, u.err ? u.err : "invalid");
+        return NGX_CONF_ERROR;
+    }
+
+    if (u.naddrs == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "codeb_redis \"%V\": no address", addr);
+        return NGX_CONF_ERROR;
+    }
+
+    if (u.family == AF_UNIX) {
+        /* the path after "unix:" */
+        len = u.url.len - 5;
+        p = ngx_pnalloc(cf->pool, len + 1);
+        if (p == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memcpy(p, u.url.data + 5, len);
+        p[len] = '\0';
+        ccf->redis_path = p;
+
+    } else {
+        if (u.no_port) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "codeb_redis \"%V\": no port", addr);
+            return NGX_CONF_ERROR;
+        }
+
+        /* the first address, numeric: hiredis never resolves a name */
+        len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen, text,
+                            NGX_SOCKADDR_STRLEN, 0);
+        p = ngx_pnalloc(cf->pool, len + 1);
+        if (p == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memcpy(p, text, len);
+        p[len] = '\0';
+        ccf->redis_host = p;
+        ccf->redis_port = (int) u.port;
+    }
+
+    ccf->redis = *addr;
+
+    return NGX_CONF_OK;
+}
 
 
 ngx_int_t
 ngx_codeb_redis_add_script(ngx_conf_t *cf, ngx_codeb_redis_script_t *script)
 {
-    ngx_codeb_main_conf_t      *cmcf;
+    ngx_codeb_conf_t           *cmcf;
     ngx_codeb_redis_script_t  **s;
 
-    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_codeb_core_module);
+    if (ngx_codeb_require_redis(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    cmcf = ngx_codeb_conf(cf);
 
     if (cmcf->scripts == NULL) {
         cmcf->scripts = ngx_array_create(cf->pool, 8, sizeof(void *));
@@ -99,10 +173,14 @@ ngx_codeb_redis_add_script(ngx_conf_t *cf, ngx_codeb_redis_script_t *script)
 ngx_int_t
 ngx_codeb_redis_on_up(ngx_conf_t *cf, ngx_codeb_redis_up_pt handler)
 {
-    ngx_codeb_main_conf_t  *cmcf;
+    ngx_codeb_conf_t       *cmcf;
     ngx_codeb_redis_up_pt  *h;
 
-    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_codeb_core_module);
+    if (ngx_codeb_require_redis(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    cmcf = ngx_codeb_conf(cf);
 
     if (cmcf->up_handlers == NULL) {
         cmcf->up_handlers = ngx_array_create(cf->pool, 4,
@@ -124,10 +202,10 @@ ngx_codeb_redis_on_up(ngx_conf_t *cf, ngx_codeb_redis_up_pt handler)
 
 
 ngx_int_t
-ngx_codeb_redis_init_process(ngx_cycle_t *cycle)
+ngx_codeb_redis_init_process(ngx_cycle_t *cycle, ngx_codeb_conf_t *ccf)
 {
-    ngx_codeb_redis_conf = ngx_http_cycle_get_module_main_conf(cycle,
-                                                     ngx_codeb_core_module);
+    ngx_codeb_redis_conf = ccf;
+    ngx_queue_init(&ngx_codeb_redis_waiting);
 
     ngx_codeb_redis_dummy.fd = (ngx_socket_t) -1;
     ngx_codeb_redis_timer.handler = ngx_codeb_redis_tick;
@@ -146,6 +224,10 @@ void
 ngx_codeb_redis_exit_process(ngx_cycle_t *cycle)
 {
     redisAsyncContext  *ac;
+
+    if (ngx_codeb_redis_conf == NULL) {
+        return;
+    }
 
     ngx_codeb_redis_exiting = 1;
 
@@ -175,12 +257,19 @@ ngx_codeb_redis_ready(void)
 
 
 ngx_int_t
-ngx_codeb_redis_command(redisCallbackFn *cb, void *data, int argc,
-    const char **argv, const size_t *argvlen)
+ngx_codeb_redis_command(redisCallbackFn *cb, void *data,
+    ngx_codeb_redis_args_t *a)
 {
     redisAsyncContext  *ac;
 
     ac = ngx_codeb_redis_cmd.ac;
+
+    if (a->argc > NGX_CODEB_REDIS_MAX_ARGS) {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                      "redis: %d arguments, at most %d", a->argc,
+                      NGX_CODEB_REDIS_MAX_ARGS);
+        return NGX_ERROR;
+    }
 
     /*
      * not before the subscriber is up too: whatever a command announces
@@ -196,11 +285,15 @@ ngx_codeb_redis_command(redisCallbackFn *cb, void *data, int argc,
         ngx_codeb_redis_activity = ngx_current_msec;
     }
 
-    if (redisAsyncCommandArgv(ac, cb, data, argc, argv, argvlen)
+    if (redisAsyncCommandArgv(ac, cb, data, a->argc, a->argv, a->lens)
         != REDIS_OK)
     {
         return NGX_ERROR;
     }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_EVENT, ngx_cycle->log, 0,
+                   "codeb redis: %*s queued, %d arguments",
+                   a->lens[0], a->argv[0], a->argc);
 
     return NGX_OK;
 }
@@ -234,7 +327,7 @@ ngx_codeb_redis_eval(ngx_codeb_redis_script_t *script, redisCallbackFn *cb,
     }
 
     cmd.argc = 0;
-    ngx_codeb_redis_arg(&cmd, "EVALSHA", sizeof("EVALSHA") - 1);
+    ngx_codeb_redis_arg_lit(&cmd, "EVALSHA");
     ngx_codeb_redis_arg(&cmd, script->sha1, 40);
     ngx_codeb_redis_arg(&cmd, nk, ngx_sprintf(nk, "%d", nkeys) - nk);
 
@@ -242,15 +335,28 @@ ngx_codeb_redis_eval(ngx_codeb_redis_script_t *script, redisCallbackFn *cb,
         ngx_codeb_redis_arg(&cmd, (void *) a->argv[i], a->lens[i]);
     }
 
-    return ngx_codeb_redis_command(cb, data, cmd.argc, cmd.argv, cmd.lens);
+    return ngx_codeb_redis_command(cb, data, &cmd);
+}
+
+
+static void
+ngx_codeb_redis_set_state(ngx_codeb_redis_state_e state)
+{
+    ngx_log_debug3(NGX_LOG_DEBUG_EVENT, ngx_cycle->log, 0,
+                   "codeb redis: %s -> %s after %M ms",
+                   ngx_codeb_redis_states[ngx_codeb_redis_state],
+                   ngx_codeb_redis_states[state],
+                   ngx_current_msec - ngx_codeb_redis_since);
+
+    ngx_codeb_redis_state = state;
+    ngx_codeb_redis_since = ngx_current_msec;
 }
 
 
 static void
 ngx_codeb_redis_connect(void)
 {
-    ngx_codeb_redis_state = NGX_CODEB_REDIS_CONNECTING;
-    ngx_codeb_redis_since = ngx_current_msec;
+    ngx_codeb_redis_set_state(NGX_CODEB_REDIS_CONNECTING);
 
     ngx_cpystrn(ngx_codeb_redis_errstr, (u_char *) "connect failed",
                 sizeof(ngx_codeb_redis_errstr));
@@ -269,45 +375,18 @@ ngx_codeb_redis_connect(void)
 static ngx_int_t
 ngx_codeb_redis_link_open(ngx_codeb_redis_link_t *link)
 {
-    u_char             *p, *last, host[NGX_SOCKADDR_STRLEN + 1];
-    ngx_int_t           port;
-    ngx_str_t          *addr;
     ngx_log_t          *log;
     redisAsyncContext  *ac;
     ngx_connection_t   *c;
 
-    addr = &ngx_codeb_redis_conf->redis;
     log = ngx_cycle->log;
 
-    if (addr->len > 5 && ngx_strncmp(addr->data, "unix:", 5) == 0) {
-        if (addr->len - 5 > NGX_SOCKADDR_STRLEN) {
-            return NGX_ERROR;
-        }
-
-        p = ngx_cpymem(host, addr->data + 5, addr->len - 5);
-        *p = '\0';
-        ac = redisAsyncConnectUnix((char *) host);
+    if (ngx_codeb_redis_conf->redis_path) {
+        ac = redisAsyncConnectUnix((char *) ngx_codeb_redis_conf->redis_path);
 
     } else {
-        last = addr->data + addr->len;
-        p = ngx_strlchr(addr->data, last, ':');
-
-        if (p == NULL || (size_t) (p - addr->data) > NGX_SOCKADDR_STRLEN) {
-            ngx_log_error(NGX_LOG_ERR, log, 0,
-                          "codeb_redis \"%V\": expected unix:/path or "
-                          "host:port", addr);
-            return NGX_ERROR;
-        }
-
-        port = ngx_atoi(p + 1, last - p - 1);
-        if (port < 1 || port > 65535) {
-            ngx_log_error(NGX_LOG_ERR, log, 0,
-                          "codeb_redis \"%V\": invalid port", addr);
-            return NGX_ERROR;
-        }
-
-        *ngx_cpymem(host, addr->data, p - addr->data) = '\0';
-        ac = redisAsyncConnect((char *) host, (int) port);
+        ac = redisAsyncConnect((char *) ngx_codeb_redis_conf->redis_host,
+                               ngx_codeb_redis_conf->redis_port);
     }
 
     if (ac == NULL) {
@@ -379,8 +458,7 @@ ngx_codeb_redis_fail(const char *reason)
      * half-dead link
      */
 
-    ngx_codeb_redis_state = NGX_CODEB_REDIS_DOWN;
-    ngx_codeb_redis_since = ngx_current_msec;
+    ngx_codeb_redis_set_state(NGX_CODEB_REDIS_DOWN);
 
     ac = ngx_codeb_redis_cmd.ac;
     ngx_codeb_redis_cmd.ac = NULL;
@@ -615,18 +693,109 @@ ngx_codeb_redis_check_up(void)
 
     ngx_codeb_redis_was_up = 1;
 
-    ngx_codeb_redis_state = NGX_CODEB_REDIS_UP;
+    ngx_codeb_redis_set_state(NGX_CODEB_REDIS_UP);
     ngx_codeb_redis_backoff = NGX_CODEB_REDIS_BACKOFF_MIN;
 
-    if (ngx_codeb_redis_conf->up_handlers == NULL) {
-        return;
+    if (ngx_codeb_redis_conf->up_handlers) {
+        h = ngx_codeb_redis_conf->up_handlers->elts;
+
+        for (i = 0; i < ngx_codeb_redis_conf->up_handlers->nelts; i++) {
+            h[i]();
+        }
     }
 
-    h = ngx_codeb_redis_conf->up_handlers->elts;
+    ngx_codeb_redis_wake();
+}
 
-    for (i = 0; i < ngx_codeb_redis_conf->up_handlers->nelts; i++) {
-        h[i]();
+
+void
+ngx_codeb_redis_wait(ngx_codeb_redis_wait_t *w, ngx_log_t *log)
+{
+    ngx_log_debug0(NGX_LOG_DEBUG_EVENT, log, 0,
+                   "codeb redis: waiting for the links");
+
+    if (ngx_queue_next(&ngx_codeb_redis_waiting) == NULL) {
+        /* Redis is not configured: the timer ends the wait */
+        ngx_queue_init(&ngx_codeb_redis_waiting);
     }
+
+    ngx_queue_insert_tail(&ngx_codeb_redis_waiting, &w->queue);
+
+    ngx_memzero(&w->timer, sizeof(ngx_event_t));
+    w->timer.handler = ngx_codeb_redis_wait_timer;
+    w->timer.data = w;
+    w->timer.log = log;
+    w->timer.cancelable = 1;
+
+    ngx_add_timer(&w->timer, ngx_codeb_redis_conf
+                             ? ngx_codeb_redis_conf->redis_timeout : 0);
+}
+
+
+void
+ngx_codeb_redis_cancel(ngx_codeb_redis_wait_t *w)
+{
+    if (w->timer.timer_set) {
+        ngx_del_timer(&w->timer);
+    }
+
+    if (ngx_queue_next(&w->queue)) {
+        ngx_queue_remove(&w->queue);
+        ngx_queue_next(&w->queue) = NULL;
+    }
+}
+
+
+static void
+ngx_codeb_redis_wait_timer(ngx_event_t *ev)
+{
+    ngx_codeb_redis_wait_t  *w = ev->data;
+
+    ngx_queue_remove(&w->queue);
+    ngx_queue_next(&w->queue) = NULL;
+
+    w->handler(w, NGX_ERROR);
+}
+
+
+/* the links are up: every waiter goes on, in the order they came */
+static void
+ngx_codeb_redis_wake(void)
+{
+    ngx_queue_t             *q;
+    ngx_codeb_redis_wait_t  *w;
+
+    while (!ngx_queue_empty(&ngx_codeb_redis_waiting)
+           && ngx_codeb_redis_state == NGX_CODEB_REDIS_UP)
+    {
+        q = ngx_queue_head(&ngx_codeb_redis_waiting);
+        w = ngx_queue_data(q, ngx_codeb_redis_wait_t, queue);
+
+        ngx_codeb_redis_cancel(w);
+        w->handler(w, NGX_OK);
+    }
+}
+
+
+ngx_int_t
+ngx_codeb_key(ngx_pool_t *pool, ngx_str_t *tenant, char *kind, u_char *name,
+    size_t len, ngx_str_t *key)
+{
+    size_t  klen;
+
+    klen = ngx_strlen(kind);
+
+    key->data = ngx_pnalloc(pool, sizeof("codeb:{}:") - 1 + tenant->len
+                                  + klen + len);
+    if (key->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    key->len = ngx_sprintf(key->data, "codeb:{%V}:%*s%*s", tenant, klen,
+                           kind, len, name)
+               - key->data;
+
+    return NGX_OK;
 }
 
 
@@ -720,7 +889,7 @@ ngx_codeb_redis_read_handler(ngx_event_t *ev)
     for (i = 0; i < NGX_CODEB_REDIS_READS; i++) {
         ac = link->ac;
         if (ac == NULL) {
-            return;
+            break;
         }
 
         fd = ac->c.fd;
@@ -730,9 +899,12 @@ ngx_codeb_redis_read_handler(ngx_event_t *ev)
         if (link->ac != ac
             || ioctl(fd, FIONREAD, &pending) == -1 || pending == 0)
         {
-            return;
+            break;
         }
     }
+
+    /* what the replies and bus messages allocated */
+    ngx_codeb_scratch_reset();
 }
 
 
@@ -746,5 +918,7 @@ ngx_codeb_redis_write_handler(ngx_event_t *ev)
         return;
     }
 
+    /* a completed connect runs the "up" handlers from here */
     redisAsyncHandleWrite(link->ac);
+    ngx_codeb_scratch_reset();
 }

@@ -1,31 +1,25 @@
 /*
- * WebSocket server side, RFC 6455.
+ * WebSocket frames, RFC 6455 §5, on a connection after its 101
+ * (ngx_codeb_ws_handshake.c).
  *
  * The upgraded HTTP/1.1 connection is driven directly with c->recv and
- * c->send (plain or TLS).  Input: frames are parsed from a worker-wide
- * read buffer; only an incomplete frame is copied into a per-connection
- * buffer, so an idle connection holds no input buffer.  Output: one heap
- * block per frame in a queue bounded by max_queue bytes; a peer that lets
- * it fill up is disconnected.  The connection is finalized only from its
- * own event handlers (never from inside a caller's send or close), so the
- * owner may call send/close from any callback.
+ * c->send_chain (plain or TLS), once the 101 left nginx's output chain.
+ * Input: frames are parsed from a worker-wide read buffer; only an
+ * incomplete frame is copied into a per-connection buffer, so an idle
+ * connection holds no input buffer.  Output: one heap block per frame in
+ * a queue bounded by max_queue bytes; a peer that lets it fill up is
+ * disconnected.  The connection is finalized only from its own event
+ * handlers (never from inside a caller's send or close), so the owner may
+ * call send/close from any callback.  `error_log ... debug` traces frames
+ * in and out.
  */
 
 #include "ngx_codeb_core.h"
-#include <openssl/sha.h>
 
 
-#define NGX_CODEB_WS_GUID        "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define NGX_CODEB_WS_RBUF        16384
 #define NGX_CODEB_WS_LINGER      2000       /* ms to wait for the peer's EOF */
 #define NGX_CODEB_WS_IOV         64         /* frames per send_chain() */
-
-#define NGX_CODEB_WS_CONT        0x0
-#define NGX_CODEB_WS_TEXT        0x1
-#define NGX_CODEB_WS_BINARY      0x2
-#define NGX_CODEB_WS_CLOSE       0x8
-#define NGX_CODEB_WS_PING        0x9
-#define NGX_CODEB_WS_PONG        0xa
 
 
 struct ngx_codeb_ws_out_s {
@@ -53,218 +47,79 @@ static void ngx_codeb_ws_finish(ngx_codeb_ws_t *ws);
 static ngx_int_t ngx_codeb_ws_in_alloc(ngx_codeb_ws_t *ws, size_t size);
 static void ngx_codeb_ws_in_free(ngx_codeb_ws_t *ws);
 static ngx_uint_t ngx_codeb_ws_utf8(u_char *p, size_t len);
-static ngx_uint_t ngx_codeb_ws_token(ngx_table_elt_t *h, char *token);
 
 
 static u_char  ngx_codeb_ws_rbuf[NGX_CODEB_WS_RBUF];
 
 
-ngx_uint_t
-ngx_codeb_ws_is_upgrade(ngx_http_request_t *r)
+void
+ngx_codeb_ws_start(ngx_codeb_ws_t *ws)
 {
-    return r->headers_in.upgrade != NULL;
-}
+    size_t               len;
+    ngx_connection_t    *c;
+    ngx_pool_cleanup_t  *cln;
+    ngx_http_request_t  *r;
 
-
-ngx_int_t
-ngx_codeb_ws_accept(ngx_http_request_t *r, ngx_codeb_ws_conf_t *conf,
-    ngx_codeb_ws_t **wsp)
-{
-    u_char               *p, key[16], sha[SHA_DIGEST_LENGTH];
-    u_char                accept[ngx_base64_encoded_length(SHA_DIGEST_LENGTH)];
-    size_t                len;
-    ngx_str_t             src, dst;
-    SHA_CTX               ctx;
-    ngx_table_elt_t      *h, *proto;
-    ngx_codeb_ws_t       *ws;
-    ngx_connection_t     *c;
-    ngx_pool_cleanup_t   *cln;
-    ngx_codeb_ws_out_t   *out;
-
-    c = r->connection;
-
-    if (r->method != NGX_HTTP_GET) {
-        return NGX_HTTP_NOT_ALLOWED;
-    }
-
-    if (r->http_version != NGX_HTTP_VERSION_11 || r != r->main
-#if (NGX_HTTP_V2)
-        || r->stream
-#endif
-       )
-    {
-        return NGX_HTTP_BAD_REQUEST;
-    }
-
-    /* nginx 1.22 does not keep the Connection header in headers_in */
-
-    if (!ngx_codeb_ws_token(r->headers_in.upgrade, "websocket")
-        || !ngx_codeb_ws_token(ngx_codeb_http_header(r, "Connection"),
-                               "upgrade"))
-    {
-        return NGX_HTTP_BAD_REQUEST;
-    }
-
-    h = ngx_codeb_http_header(r, "Sec-WebSocket-Version");
-    if (h == NULL || h->value.len != 2
-        || ngx_strncmp(h->value.data, "13", 2) != 0)
-    {
-        /* RFC 6455 §4.4: advertise the version we speak */
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        h->hash = 1;
-        ngx_str_set(&h->key, "Sec-WebSocket-Version");
-        ngx_str_set(&h->value, "13");
-
-        return 426;
-    }
-
-    h = ngx_codeb_http_header(r, "Sec-WebSocket-Key");
-    if (h == NULL || h->value.len != 24) {
-        return NGX_HTTP_BAD_REQUEST;
-    }
-
-    src = h->value;
-    dst.data = key;
-    if (ngx_decode_base64(&dst, &src) != NGX_OK || dst.len != 16) {
-        return NGX_HTTP_BAD_REQUEST;
-    }
-
-    proto = NULL;
-
-    if (conf->subprotocol.len) {
-        proto = ngx_codeb_http_header(r, "Sec-WebSocket-Protocol");
-        if (proto == NULL) {
-            return NGX_HTTP_BAD_REQUEST;
-        }
-
-        if (!ngx_codeb_ws_token(proto, (char *) conf->subprotocol.data)) {
-            return NGX_HTTP_BAD_REQUEST;
-        }
-    }
-
-    SHA1_Init(&ctx);
-    SHA1_Update(&ctx, h->value.data, h->value.len);
-    SHA1_Update(&ctx, NGX_CODEB_WS_GUID, sizeof(NGX_CODEB_WS_GUID) - 1);
-    SHA1_Final(sha, &ctx);
-
-    src.data = sha;
-    src.len = SHA_DIGEST_LENGTH;
-    dst.data = accept;
-    ngx_encode_base64(&dst, &src);
-
-    ws = ngx_pcalloc(r->pool, sizeof(ngx_codeb_ws_t));
-    if (ws == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    r = ws->request;
+    c = ws->connection;
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
     if (cln == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        ws->closing = 1;
+        ws->done = 1;
+
+    } else {
+        cln->handler = ngx_codeb_ws_cleanup;
+        cln->data = ws;
     }
 
-    len = sizeof("HTTP/1.1 101 Switching Protocols" CRLF
-                 "Upgrade: websocket" CRLF
-                 "Connection: Upgrade" CRLF
-                 "Sec-WebSocket-Accept: " CRLF CRLF) - 1 + dst.len
-          + (conf->subprotocol.len ? sizeof("Sec-WebSocket-Protocol: " CRLF)
-                                     - 1 + conf->subprotocol.len : 0);
-
-    out = ngx_alloc(sizeof(ngx_codeb_ws_out_t) + len, c->log);
-    if (out == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    p = ngx_cpymem(out->data, "HTTP/1.1 101 Switching Protocols" CRLF
-                              "Upgrade: websocket" CRLF
-                              "Connection: Upgrade" CRLF
-                              "Sec-WebSocket-Accept: ",
-                   sizeof("HTTP/1.1 101 Switching Protocols" CRLF
-                          "Upgrade: websocket" CRLF
-                          "Connection: Upgrade" CRLF
-                          "Sec-WebSocket-Accept: ") - 1);
-    p = ngx_cpymem(p, dst.data, dst.len);
-    *p++ = CR; *p++ = LF;
-
-    if (conf->subprotocol.len) {
-        p = ngx_cpymem(p, "Sec-WebSocket-Protocol: ",
-                       sizeof("Sec-WebSocket-Protocol: ") - 1);
-        p = ngx_cpymem(p, conf->subprotocol.data, conf->subprotocol.len);
-        *p++ = CR; *p++ = LF;
-    }
-
-    *p++ = CR; *p++ = LF;
-
-    out->next = NULL;
-    out->pos = out->data;
-    out->last = p;
-
-    ws->request = r;
-    ws->connection = c;
-    ws->conf = conf;
-    ws->out = out;
-    ws->out_last = &out->next;
-    ws->out_bytes = p - out->data;
+    ws->out_last = &ws->out;
     ws->last_seen = ngx_current_msec;
-    ws->next_ping = ngx_current_msec + conf->ping_interval;
+    ws->next_ping = ngx_current_msec + ws->conf->ping_interval;
 
     ws->timer.handler = ngx_codeb_ws_timer_handler;
     ws->timer.data = ws;
     ws->timer.log = c->log;
 
-    cln->handler = ngx_codeb_ws_cleanup;
-    cln->data = ws;
-
-    /* bytes the client sent right after its handshake */
-
-    if (r->header_in->pos < r->header_in->last) {
-        len = r->header_in->last - r->header_in->pos;
-
-        if (len > conf->max_message + 14
-            || ngx_codeb_ws_in_alloc(ws, len) != NGX_OK)
-        {
-            return NGX_HTTP_BAD_REQUEST;
-        }
-
-        ws->in.last = ngx_cpymem(ws->in.pos, r->header_in->pos, len);
-        ws->unparsed = 1;
-        r->header_in->pos = r->header_in->last;
-    }
-
     ngx_http_set_ctx(r, ws, ngx_codeb_core_module);
-
-    r->headers_out.status = NGX_HTTP_SWITCHING_PROTOCOLS;
-    r->header_sent = 1;
-    r->keepalive = 0;
-    r->lingering_close = 0;
-    r->main->count++;
 
     r->read_event_handler = ngx_codeb_ws_read_handler;
     r->write_event_handler = ngx_codeb_ws_write_handler;
+    r->main->count++;
     c->log->action = "relaying WebSocket frames";
 
     (void) ngx_tcp_nodelay(c);
 
-    ngx_add_timer(&ws->timer, conf->ping_interval);
+    ngx_add_timer(&ws->timer, ws->conf->ping_interval);
 
-    *wsp = ws;
+    /* bytes the client sent right after its handshake */
 
-    /* the 101 goes out, then any frame bytes already received are read */
-    ngx_post_event(c->write, &ngx_posted_events);
+    len = r->header_in->last - r->header_in->pos;
 
-    if (ws->in.start) {
+    if (len) {
+        if (len > ws->conf->max_message + 14
+            || ngx_codeb_ws_in_alloc(ws, len) != NGX_OK)
+        {
+            ws->closing = 1;
+            ws->done = 1;
+
+        } else {
+            ws->in.last = ngx_cpymem(ws->in.pos, r->header_in->pos, len);
+            ws->unparsed = 1;
+        }
+
+        r->header_in->pos = r->header_in->last;
         ngx_post_event(c->read, &ngx_posted_events);
     }
 
-    return NGX_OK;
+    /* the 101 may still sit in nginx's output chain: flushed first */
+    ngx_post_event(c->write, &ngx_posted_events);
 }
 
 
 ngx_int_t
-ngx_codeb_ws_send(ngx_codeb_ws_t *ws, u_char *data, size_t len)
+ngx_codeb_ws_send(ngx_codeb_ws_t *ws, ngx_uint_t opcode, u_char *data,
+    size_t len)
 {
     ngx_int_t  rc;
 
@@ -272,7 +127,10 @@ ngx_codeb_ws_send(ngx_codeb_ws_t *ws, u_char *data, size_t len)
         return NGX_ERROR;
     }
 
-    rc = ngx_codeb_ws_enqueue(ws, NGX_CODEB_WS_TEXT, data, len, 0);
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ws->connection->log, 0,
+                   "codeb ws: send opcode %ui, %uz bytes", opcode, len);
+
+    rc = ngx_codeb_ws_enqueue(ws, opcode, data, len, 0);
 
     if (rc == NGX_OK && !ws->busy && !ws->connection->write->posted) {
         ngx_post_event(ws->connection->write, &ngx_posted_events);
@@ -291,6 +149,9 @@ ngx_codeb_ws_close(ngx_codeb_ws_t *ws, ngx_uint_t status, char *reason)
     if (ws->closing) {
         return;
     }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ws->connection->log, 0,
+                   "codeb ws: close %ui", status);
 
     len = 0;
 
@@ -419,6 +280,18 @@ ngx_codeb_ws_flush(ngx_codeb_ws_t *ws)
         return NGX_OK;
     }
 
+    if (ws->request->out) {
+        /* the rest of the 101 */
+        if (ngx_http_output_filter(ws->request, NULL) == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (ws->request->out) {
+            return ngx_handle_write_event(c->write, 0) == NGX_OK
+                   ? NGX_AGAIN : NGX_ERROR;
+        }
+    }
+
     while (ws->out) {
 
         n = 0;
@@ -438,6 +311,9 @@ ngx_codeb_ws_flush(ngx_codeb_ws_t *ws)
 
             n++;
         }
+
+        /* a TLS connection buffers until a flush */
+        bufs[n - 1].flush = 1;
 
         rest = c->send_chain(c, cl, 0);
 
@@ -781,6 +657,10 @@ ngx_codeb_ws_frame(ngx_codeb_ws_t *ws, ngx_uint_t fin, ngx_uint_t opcode,
     size_t       size;
     ngx_uint_t   status;
 
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, ws->connection->log, 0,
+                   "codeb ws: frame opcode %ui fin %ui, %uz bytes",
+                   opcode, fin != 0, len);
+
     switch (opcode) {
 
     case NGX_CODEB_WS_PING:
@@ -791,6 +671,7 @@ ngx_codeb_ws_frame(ngx_codeb_ws_t *ws, ngx_uint_t fin, ngx_uint_t opcode,
 
     case NGX_CODEB_WS_CLOSE:
         if (len == 0) {
+            ws->client_closed = 1;
             ngx_codeb_ws_close(ws, 1000, NULL);
             return NGX_OK;
         }
@@ -811,6 +692,7 @@ ngx_codeb_ws_frame(ngx_codeb_ws_t *ws, ngx_uint_t fin, ngx_uint_t opcode,
             return NGX_ERROR;
         }
 
+        ws->client_closed = 1;
         ngx_codeb_ws_close(ws, status, NULL);
         return NGX_OK;
 
@@ -836,6 +718,7 @@ ngx_codeb_ws_frame(ngx_codeb_ws_t *ws, ngx_uint_t fin, ngx_uint_t opcode,
             }
 
             ws->on_message(ws, opcode, payload, len);
+            ngx_codeb_scratch_reset();
             return NGX_OK;
         }
 
@@ -886,6 +769,7 @@ ngx_codeb_ws_frame(ngx_codeb_ws_t *ws, ngx_uint_t fin, ngx_uint_t opcode,
     }
 
     ws->on_message(ws, opcode, msg, len);
+    ngx_codeb_scratch_reset();
     ngx_free(msg);
 
     return NGX_OK;
@@ -956,6 +840,7 @@ ngx_codeb_ws_timer_handler(ngx_event_t *ev)
 
         if (ws->on_tick) {
             ws->on_tick(ws);
+            ngx_codeb_scratch_reset();
         }
     }
 
@@ -995,6 +880,7 @@ ngx_codeb_ws_finish(ngx_codeb_ws_t *ws)
 
     if (ws->on_closed) {
         ws->on_closed(ws);
+        ngx_codeb_scratch_reset();
         ws->on_closed = NULL;
     }
 
@@ -1063,41 +949,4 @@ ngx_codeb_ws_utf8(u_char *p, size_t len)
     }
 
     return 1;
-}
-
-
-/* 1 if the comma-separated header value contains token (any case) */
-static ngx_uint_t
-ngx_codeb_ws_token(ngx_table_elt_t *h, char *token)
-{
-    u_char  *p, *last, *s;
-    size_t   n;
-
-    if (h == NULL) {
-        return 0;
-    }
-
-    n = ngx_strlen(token);
-    p = h->value.data;
-    last = p + h->value.len;
-
-    while (p < last) {
-        while (p < last && (*p == ' ' || *p == '\t' || *p == ',')) {
-            p++;
-        }
-
-        s = p;
-
-        while (p < last && *p != ',' && *p != ' ' && *p != '\t') {
-            p++;
-        }
-
-        if ((size_t) (p - s) == n && ngx_strncasecmp(s, (u_char *) token, n)
-                                     == 0)
-        {
-            return 1;
-        }
-    }
-
-    return 0;
 }

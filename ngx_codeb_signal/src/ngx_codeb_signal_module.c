@@ -1,18 +1,18 @@
 /*
- * ngx_codeb_signal_module: the codeb_signal* directives and the content
- * handler of /signal.ashx: WebSocket upgrade -> peer, otherwise the plain
- * HTTP query flags (PROTOCOL.md §1).
+ * ngx_codeb_signal_module: the codeb_signal* directives (docs/
+ * configuration.md) and the content handler of /signal.ashx: WebSocket
+ * upgrade -> peer, otherwise the plain HTTP query flags (docs/signal.md).
  */
 
 #include "ngx_codeb_signal.h"
 
 
 static ngx_int_t ngx_codeb_signal_handler(ngx_http_request_t *r);
+static void *ngx_codeb_signal_create_main_conf(ngx_conf_t *cf);
 static void *ngx_codeb_signal_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_codeb_signal_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static char *ngx_codeb_signal(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
-static ngx_int_t ngx_codeb_signal_preconf(ngx_conf_t *cf);
 static ngx_int_t ngx_codeb_signal_init(ngx_conf_t *cf);
 static ngx_int_t ngx_codeb_signal_init_process(ngx_cycle_t *cycle);
 static void ngx_codeb_signal_exit_process(ngx_cycle_t *cycle);
@@ -113,10 +113,10 @@ static ngx_command_t  ngx_codeb_signal_commands[] = {
 
 
 static ngx_http_module_t  ngx_codeb_signal_module_ctx = {
-    ngx_codeb_signal_preconf,              /* preconfiguration */
+    NULL,                                  /* preconfiguration */
     ngx_codeb_signal_init,                 /* postconfiguration */
 
-    NULL,                                  /* create main configuration */
+    ngx_codeb_signal_create_main_conf,     /* create main configuration */
     NULL,                                  /* init main configuration */
 
     NULL,                                  /* create server configuration */
@@ -151,11 +151,17 @@ ngx_codeb_signal_handler(ngx_http_request_t *r)
     ngx_codeb_tenant_t           *t;
     ngx_codeb_signal_loc_conf_t  *conf;
 
-    conf = ngx_http_get_module_loc_conf(r, ngx_codeb_signal_module);
     t = ngx_codeb_tenant(r);
 
     if (!ngx_codeb_ws_is_upgrade(r)) {
-        return ngx_codeb_signal_http(r, conf, t);
+        return ngx_codeb_signal_http(r, t);
+    }
+
+    /* an upgrade carries no body: one sent anyway is not a frame */
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     if (t == NULL) {
@@ -163,30 +169,36 @@ ngx_codeb_signal_handler(ngx_http_request_t *r)
                                     "no codeb_tenant for this host");
     }
 
+    conf = ngx_http_get_module_loc_conf(r, ngx_codeb_signal_module);
+
     rc = ngx_codeb_ws_accept(r, &conf->ws, &ws);
-
-    switch (rc) {
-
-    case NGX_OK:
-        ngx_codeb_signal_peer_start(ws, conf, t);
-        return NGX_DONE;
-
-    case NGX_HTTP_NOT_ALLOWED:
-        return ngx_codeb_http_error(r, rc, "bad_handshake",
-                                    "a WebSocket upgrade must be a GET");
-
-    case 426:
-        return ngx_codeb_http_error(r, rc, "bad_handshake",
-                                    "Sec-WebSocket-Version must be 13");
-
-    case NGX_HTTP_BAD_REQUEST:
-        return ngx_codeb_http_error(r, rc, "bad_handshake",
-                                    "invalid WebSocket handshake "
-                                    "(RFC 6455 section 4.2.1)");
-
-    default:
-        return rc;
+    if (rc != NGX_OK) {
+        return ngx_codeb_ws_refuse(r, rc);
     }
+
+    ngx_codeb_signal_peer_start(ws, conf, t);
+
+    return NGX_DONE;
+}
+
+
+static void *
+ngx_codeb_signal_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_codeb_signal_main_conf_t  *smcf;
+
+    smcf = ngx_pcalloc(cf->pool, sizeof(ngx_codeb_signal_main_conf_t));
+    if (smcf == NULL) {
+        return NULL;
+    }
+
+    if (ngx_array_init(&smcf->locations, cf->pool, 4, sizeof(void *))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    return smcf;
 }
 
 
@@ -267,11 +279,6 @@ ngx_codeb_signal_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
-    /* peers of dead workers are swept a few times per state TTL */
-    ngx_codeb_signal_sweep_interval = ngx_min(ngx_codeb_signal_sweep_interval,
-                                              (ngx_msec_t) conf->state_ttl
-                                              * 1000 / 3);
-
     return NGX_CONF_OK;
 }
 
@@ -281,19 +288,27 @@ ngx_codeb_signal(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_codeb_signal_loc_conf_t  *scf = conf;
 
-    ngx_http_core_loc_conf_t  *clcf;
-    ngx_codeb_main_conf_t     *cmcf;
+    ngx_http_core_loc_conf_t       *clcf;
+    ngx_codeb_signal_loc_conf_t   **loc;
+    ngx_codeb_signal_main_conf_t   *smcf;
 
     if (scf->enable) {
         return "is duplicate";
     }
 
-    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_codeb_core_module);
-    if (cmcf->redis.len == 0) {
-        return "requires \"codeb_redis\" at the http{} level before it";
+    if (ngx_codeb_require_redis(cf) != NGX_OK) {
+        return NGX_CONF_ERROR;
     }
 
     scf->enable = 1;
+
+    smcf = ngx_http_conf_get_module_main_conf(cf, ngx_codeb_signal_module);
+    loc = ngx_array_push(&smcf->locations);
+    if (loc == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *loc = scf;
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_codeb_signal_handler;
@@ -302,18 +317,32 @@ ngx_codeb_signal(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-static ngx_int_t
-ngx_codeb_signal_preconf(ngx_conf_t *cf)
-{
-    ngx_codeb_signal_sweep_interval = 10000;
-
-    return NGX_OK;
-}
-
-
+/*
+ * after the merge: the dead-worker sweep runs a few times per state TTL
+ * of any codeb_signal location, at least every 10 s
+ */
 static ngx_int_t
 ngx_codeb_signal_init(ngx_conf_t *cf)
 {
+    ngx_uint_t                     i;
+    ngx_codeb_signal_loc_conf_t  **loc;
+    ngx_codeb_signal_main_conf_t  *smcf;
+
+    smcf = ngx_http_conf_get_module_main_conf(cf, ngx_codeb_signal_module);
+
+    if (smcf->locations.nelts == 0) {
+        return NGX_OK;
+    }
+
+    smcf->sweep_interval = 10000;
+    loc = smcf->locations.elts;
+
+    for (i = 0; i < smcf->locations.nelts; i++) {
+        smcf->sweep_interval = ngx_min(smcf->sweep_interval,
+                                       (ngx_msec_t) loc[i]->state_ttl
+                                       * 1000 / 3);
+    }
+
     return ngx_codeb_signal_peer_init(cf);
 }
 
@@ -321,13 +350,21 @@ ngx_codeb_signal_init(ngx_conf_t *cf)
 static ngx_int_t
 ngx_codeb_signal_init_process(ngx_cycle_t *cycle)
 {
+    ngx_codeb_signal_main_conf_t  *smcf;
+
     if (ngx_process != NGX_PROCESS_WORKER
         && ngx_process != NGX_PROCESS_SINGLE)
     {
         return NGX_OK;
     }
 
-    return ngx_codeb_signal_peer_init_process(cycle);
+    smcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_codeb_signal_module);
+    if (smcf == NULL || smcf->locations.nelts == 0) {
+        return NGX_OK;
+    }
+
+    return ngx_codeb_signal_peer_init_process(cycle, smcf->sweep_interval);
 }
 
 

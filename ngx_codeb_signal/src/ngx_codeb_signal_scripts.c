@@ -2,8 +2,8 @@
  * Room state in Redis, changed only by these scripts so that every change
  * and its fan-out to the other workers is one atomic step.
  *
- * Keys (P = "codeb:{<tenant>}:", the braces keep a tenant in one Redis
- * Cluster slot):
+ * Keys (P = "codeb:{<tenant>}:", ngx_codeb_key(); the braces keep a
+ * tenant in one Redis Cluster slot):
  *   P room:<room>     hash  peerId -> worker id ("<host>:<pid>")
  *   P peer:<peerId>   hash  room, name, vid, w (worker), tok (SHA-256 of
  *                           the resume token, hex), office (user or "")
@@ -129,35 +129,28 @@ ngx_codeb_redis_script_t  ngx_codeb_signal_refresh_script = {
 
 
 /*
- * Removes the peers of a room whose key expired (their worker died) and
- * tells the other workers of the room.
- * KEYS: room, rooms.  ARGV: P, room, worker, bus message head (up to the
- * peerId), bus message tail.  Returns the removed peerIds.
+ * Removes the peers of a room whose key expired (their worker died).
+ * KEYS: room, rooms.  ARGV: P, room, worker.  Returns {{removed peerIds},
+ * {the room's other workers}}: the caller tells them.
  */
 ngx_codeb_redis_script_t  ngx_codeb_signal_sweep_script = {
     ngx_string(
     "local members = redis.call('HGETALL', KEYS[1])\n"
-    "local gone, workers = {}, {}\n"
+    "local gone, seen, workers = {}, {}, {}\n"
     "for i = 1, #members, 2 do\n"
     "  if redis.call('EXISTS', ARGV[1] .. 'peer:' .. members[i]) == 0 then\n"
     "    redis.call('HDEL', KEYS[1], members[i])\n"
     "    gone[#gone + 1] = members[i]\n"
-    "  else\n"
-    "    workers[members[i + 1]] = true\n"
+    "  elseif members[i + 1] ~= ARGV[3] and not seen[members[i + 1]] then\n"
+    "    seen[members[i + 1]] = true\n"
+    "    workers[#workers + 1] = members[i + 1]\n"
     "  end\n"
     "end\n"
-    "if #gone == 0 then return gone end\n"
-    "workers[ARGV[3]] = nil\n"
-    "for _, id in ipairs(gone) do\n"
-    "  for w in pairs(workers) do\n"
-    "    redis.call('PUBLISH', 'codeb:w:' .. w, ARGV[4] .. id .. ARGV[5])\n"
-    "  end\n"
-    "end\n"
-    "if redis.call('HLEN', KEYS[1]) == 0 then\n"
+    "if #gone > 0 and redis.call('HLEN', KEYS[1]) == 0 then\n"
     "  redis.call('DEL', KEYS[1])\n"
     "  redis.call('SREM', KEYS[2], ARGV[2])\n"
     "end\n"
-    "return gone\n"),
+    "return {gone, workers}\n"),
     ""
 };
 

@@ -1,0 +1,303 @@
+/*
+ * Rings of office tabs (docs/signal.md "Bridge webhooks"): the bridge's
+ * ?office-ring and ?office-ring-clear, signed with the tenant's bridge
+ * secret, and the ring script that a dial from a room uses as well.
+ */
+
+#include "ngx_codeb_signal.h"
+
+
+static void ngx_codeb_flag_ring_reply(redisAsyncContext *ac, void *reply,
+    void *data);
+static ngx_int_t ngx_codeb_flag_ring_frame(ngx_http_request_t *r,
+    ngx_array_t *m, ngx_str_t *call, ngx_str_t *user, ngx_str_t *frame);
+
+
+ngx_int_t
+ngx_codeb_signal_ring(ngx_pool_t *pool, ngx_codeb_tenant_t *t,
+    ngx_str_t *call, ngx_str_t *user, ngx_str_t *frame, ngx_str_t *not_vnum,
+    ngx_uint_t ring, redisCallbackFn *cb, void *data)
+{
+    u_char                  *p, ttl[NGX_INT_T_LEN];
+    ngx_str_t                rk, vk, px, head;
+    ngx_codeb_redis_args_t   a;
+
+    if (ngx_codeb_key(pool, &t->name, "ring:", call->data, call->len, &rk)
+        != NGX_OK
+        || ngx_codeb_key(pool, &t->name, "vnums", NULL, 0, &vk) != NGX_OK
+        || ngx_codeb_key(pool, &t->name, "", NULL, 0, &px) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    /* the bus head "office <tenant> "; the script appends the user */
+
+    head.data = ngx_pnalloc(pool, sizeof("office  ") + t->name.len);
+    if (head.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_sprintf(head.data, "office %V ", &t->name);
+    head.len = p - head.data;
+
+    a.argc = 0;
+    ngx_codeb_redis_arg_str(&a, &rk);
+    ngx_codeb_redis_arg_str(&a, &vk);
+    ngx_codeb_redis_arg_str(&a, &px);
+    ngx_codeb_redis_arg_str(&a, user);
+    ngx_codeb_redis_arg_str(&a, &head);
+    ngx_codeb_redis_arg_str(&a, frame);
+
+    if (not_vnum) {
+        ngx_codeb_redis_arg_str(&a, not_vnum);
+
+    } else {
+        ngx_codeb_redis_arg(&a, NULL, 0);
+    }
+
+    if (ring) {
+        ngx_codeb_redis_arg_lit(&a, "ring");
+
+    } else {
+        ngx_codeb_redis_arg_lit(&a, "clear");
+    }
+
+    ngx_codeb_redis_arg(&a, ttl, ngx_sprintf(ttl, "%d", NGX_CODEB_RING_TTL)
+                                 - ttl);
+
+    return ngx_codeb_redis_eval(&ngx_codeb_signal_ring_script, cb, data, 2,
+                                &a);
+}
+
+
+/* the user a call to did from caller rings: the first matching route */
+static ngx_str_t *
+ngx_codeb_signal_route(ngx_codeb_tenant_t *t, ngx_str_t *did,
+    ngx_str_t *from)
+{
+    ngx_uint_t          i;
+    ngx_str_t           anon = ngx_string("anonymous"), *caller;
+    ngx_codeb_route_t  *rt;
+
+    if (t->routes == NULL) {
+        return NULL;
+    }
+
+    caller = from->len ? from : &anon;
+    rt = t->routes->elts;
+
+    for (i = 0; i < t->routes->nelts; i++) {
+        if (!ngx_codeb_signal_is(&rt[i].did, "*")
+            && !(rt[i].did.len == did->len
+                 && ngx_strncmp(rt[i].did.data, did->data, did->len) == 0))
+        {
+            continue;
+        }
+
+        if (ngx_codeb_signal_is(&rt[i].from, "*")
+            || (rt[i].from.len == caller->len
+                && ngx_strncmp(rt[i].from.data, caller->data, caller->len)
+                   == 0))
+        {
+            return &rt[i].user;
+        }
+    }
+
+    return NULL;
+}
+
+
+static ngx_str_t *
+ngx_codeb_json_str(ngx_array_t *m, char *key, ngx_str_t *none)
+{
+    ngx_codeb_json_member_t  *jm;
+
+    jm = ngx_codeb_json_get_type(m, key, NGX_CODEB_JSON_STRING);
+
+    return jm ? &jm->str : none;
+}
+
+
+/*
+ * ?office-ring {callId, ts, did, fromNumber, user?} and
+ * ?office-ring-clear {callId, ts, reason}: authentication first (401),
+ * then the body (400)
+ */
+ngx_int_t
+ngx_codeb_flag_ring(ngx_http_request_t *r)
+{
+    int64_t                   ts;
+    yajl_gen                  g;
+    ngx_int_t                 rc;
+    ngx_str_t                 frame, user, *call;
+    ngx_str_t                 none = ngx_string("");
+    ngx_array_t              *m;
+    ngx_codeb_signal_req_t   *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_codeb_signal_module);
+
+    rc = ngx_codeb_signal_signed(r, &ctx->tenant->bridge_secret, NULL);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc != NGX_OK
+        || ngx_codeb_json_object(r->pool, ctx->body.data, ctx->body.len, &m)
+           != NGX_OK
+        || ngx_codeb_json_int(m, "ts", &ts) != NGX_OK
+        || !ngx_codeb_signal_fresh(ts))
+    {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "codeb: ?%V refused: bad or stale signature",
+                      &ctx->flag->name);
+
+        return ngx_codeb_http_error(r, NGX_HTTP_UNAUTHORIZED, "unauthorized",
+                                    "signature mismatch or stale timestamp");
+    }
+
+    call = ngx_codeb_json_str(m, "callId", &none);
+
+    if (call->len == 0 || call->len > 128) {
+        return ngx_codeb_http_error(r, NGX_HTTP_BAD_REQUEST,
+                                    "invalid_request", "missing \"callId\"");
+    }
+
+    rc = ngx_codeb_flag_ring_frame(r, m, call, &user, &frame);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_HTTP_BAD_REQUEST) {
+        return ngx_codeb_http_error(r, NGX_HTTP_BAD_REQUEST,
+                                    "invalid_request",
+                                    "\"reason\" must be cancelled, "
+                                    "hangup or answered-elsewhere");
+    }
+
+    if (rc == NGX_DECLINED) {
+        /* no route: nobody to ring */
+        g = ngx_codeb_gen();
+        if (g == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_codeb_gen_int(g, "delivered", 0);
+        return ngx_codeb_http_json(r, NGX_HTTP_OK, g);
+    }
+
+    if (ngx_codeb_signal_ring(r->pool, ctx->tenant, call, &user, &frame,
+                              NULL,
+                              ctx->flag->name.len == sizeof("office-ring") - 1,
+                              ngx_codeb_flag_ring_reply, r)
+        != NGX_OK)
+    {
+        return ngx_codeb_signal_unavailable(r, NULL);
+    }
+
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+/*
+ * the frame for the tabs (ring, or ring-cleared) and the user to ring:
+ * the body's, else the inbound routes'.  NGX_DECLINED: no route;
+ * NGX_HTTP_BAD_REQUEST: no valid reason for a clear; NGX_ERROR
+ */
+static ngx_int_t
+ngx_codeb_flag_ring_frame(ngx_http_request_t *r, ngx_array_t *m,
+    ngx_str_t *call, ngx_str_t *user, ngx_str_t *frame)
+{
+    yajl_gen                 g;
+    ngx_str_t                none = ngx_string("");
+    ngx_str_t               *did, *from, *reason, *routed;
+    ngx_codeb_signal_req_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_codeb_signal_module);
+
+    did = ngx_codeb_json_str(m, "did", &none);
+    from = ngx_codeb_json_str(m, "fromNumber", &none);
+    reason = ngx_codeb_json_str(m, "reason", &none);
+    *user = *ngx_codeb_json_str(m, "user", &none);
+
+    g = ngx_codeb_gen();
+    if (g == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ctx->flag->name.len != sizeof("office-ring") - 1) {
+        if (!ngx_codeb_signal_is(reason, "cancelled")
+            && !ngx_codeb_signal_is(reason, "hangup")
+            && !ngx_codeb_signal_is(reason, "answered-elsewhere"))
+        {
+            return NGX_HTTP_BAD_REQUEST;
+        }
+
+        ngx_codeb_gen_cstr(g, "type", "ring-cleared");
+        ngx_codeb_gen_vstr(g, "callId", call);
+        ngx_codeb_gen_vstr(g, "reason", reason);
+        *frame = ngx_codeb_gen_text(g);
+
+        return NGX_OK;
+    }
+
+    ngx_codeb_gen_cstr(g, "type", "ring");
+    ngx_codeb_gen_vstr(g, "callId", call);
+
+    if (did->len) {
+        ngx_codeb_gen_vstr(g, "did", did);
+        ngx_codeb_gen_vstr(g, "number", did);
+    }
+
+    if (from->len) {
+        ngx_codeb_gen_vstr(g, "fromNumber", from);
+    }
+
+    *frame = ngx_codeb_gen_text(g);
+
+    if (user->len == 0) {
+        routed = ngx_codeb_signal_route(ctx->tenant, did, from);
+        if (routed == NULL) {
+            return NGX_DECLINED;
+        }
+
+        *user = *routed;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_codeb_flag_ring_reply(redisAsyncContext *ac, void *reply, void *data)
+{
+    yajl_gen                 g;
+    redisReply              *rep = reply;
+    ngx_http_request_t      *r = data;
+    ngx_codeb_signal_req_t  *ctx;
+
+    if (rep == NULL || rep->type != REDIS_REPLY_INTEGER) {
+        ngx_http_finalize_request(r, ngx_codeb_signal_unavailable(r, rep));
+        return;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_codeb_signal_module);
+
+    g = ngx_codeb_gen();
+    if (g == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (ctx->flag->name.len == sizeof("office-ring") - 1) {
+        ngx_codeb_gen_int(g, "delivered", ngx_max(rep->integer, 0));
+
+    } else {
+        ngx_codeb_gen_bool(g, "ok", 1);
+    }
+
+    ngx_http_finalize_request(r, ngx_codeb_http_json(r, NGX_HTTP_OK, g));
+}
