@@ -1160,3 +1160,21 @@ tcp_recv T \r\n\r\nhost 2 port $TEST_NGINX_TLS_PORT2 http $TEST_NGINX_PORT2\n$
 udp U $TEST_NGINX_STREAM_PORT2
 udp_send U x
 udp_recv U ^stream host 2$
+
+=== TEST 27: --- ws eval: one command per element, CR LF kept, variables substituted
+--- config
+location /ws {
+    proxy_pass http://127.0.0.1:$TEST_NGINX_WS_ECHO_PORT;
+    proxy_http_version 1.1;
+    proxy_set_header Upgrade $http_upgrade;
+    proxy_set_header Connection "upgrade";
+}
+--- ws eval
+['open A /ws proto=sip',
+ "send A two\r\nlines",
+ 'recv A ^echo:two\r\nlines len=10$',
+ 'send A port=$TEST_NGINX_PORT',
+ 'recv A ^echo:port=' . $ENV{TEST_NGINX_PORT} . ' len=\d+$',
+ 'set_sip M ' . join('\r\n', 'OPTIONS sip:x SIP/2.0', 'CSeq: 1 OPTIONS', '', 'abc'),
+ 'send A ${M}',
+ 'recv A \r\nContent-Length: 3\r\n\r\nabc len=\d+$']
