@@ -255,7 +255,7 @@ media_unit() {
             -fno-sanitize-recover=all -I"$ROOT/media-daemon/src" \
             -o "$BUILD/test_$t" "$ROOT/media-daemon/tests/test_$t.c" \
             "$ROOT/media-daemon/src/$t.c" "$ROOT/media-daemon/src/codec.c" \
-            -lcrypto -lopus -lm || return 1
+            "$ROOT/media-daemon/src/util.c" -lcrypto -lopus -lm || return 1
         "$BUILD/test_$t" | tail -3 || return 1
     done
 }

@@ -1,21 +1,34 @@
 /*
- * Calls, legs and streams of codeb-mediad (shared by call.c, sdpout.c and
- * rtp.c).
+ * Calls, legs and streams: the state every part of the relay shares, and
+ * the per-thread tables of calls (call.c).
+ *
+ * Vocabulary follows rtpengine: a call (Call-ID) has two legs, each named
+ * by its SIP tag (from-tag of the offerer, to-tag of the answerer); a leg
+ * has one stream per m= line; a stream owns the local sockets the leg's
+ * endpoint sends to and receives from.  Media that arrives on a stream is
+ * relayed out of the peer stream (same m= line, other leg).
  */
 
 #ifndef MD_CALL_H
 #define MD_CALL_H
 
-#include "mediad.h"
+#include "bencode.h"
+#include "codec.h"
 #include "dtls.h"
+#include "loop.h"
+#include "sdp.h"
 #include "transcode.h"
 
 #include <netinet/in.h>
+#include <stdint.h>
+#include <time.h>
 
 
 #define MD_CALL_HASH  1024
+#define MD_ID_LEN     256            /* call-id, tag */
 
 
+typedef struct md_call_s      md_call_t;
 typedef struct md_leg_s       md_leg_t;
 typedef struct md_stream_s    md_stream_t;
 typedef struct md_player_s    md_player_t;
@@ -168,32 +181,39 @@ struct md_call_s {
 };
 
 
-/* call.c: the calls of one hash bucket, for walks over all streams */
+/* ---- the calls of each thread (call.c) ---- */
+
+/* the calling thread's call table (thread index); 0 or -1 */
+int md_call_thread_init(int index);
+/* calls alive in all threads */
+size_t md_call_count(void);
+/* the thread that owns call-id id[0..len) (md_thread_index()) */
+int md_call_owner(const char *id, size_t len);
+/* the calls of hash bucket i (0..MD_CALL_HASH) of the calling thread */
 md_call_t *md_call_bucket(int i);
-
-/* rtp.c: the socket handlers of a stream */
-void md_rtp_read(md_io_t *io);
-void md_rtcp_read(md_io_t *io);
-/* where a payload to inject is written (MD_TC_MAX_OUT bytes) */
-uint8_t *md_rtp_payload(void);
-/* sends that payload to s's endpoint, continuing its sequence; step is
- * the timestamp increment (samples) since the last packet out */
-void md_rtp_inject(md_stream_t *s, size_t len, uint32_t step, int marker);
-
-/* registry.c: calls in Redis for the nginx modules (--redis) */
-int md_registry_init(const char *addr, const char *id);
-void md_registry_call(md_call_t *c, int alive);
-void md_registry_tick(void);
-/* the calling thread's Redis link closed (before the thread ends) */
-void md_registry_thread_stop(void);
-
-/* media.c: playback and recording */
-int md_media_init(void);
-const char *md_media_play(md_stream_t *s, be_node_t *req, be_buf_t *reply);
-void md_player_free(md_stream_t *s);
-const char *md_media_record(md_call_t *c, be_buf_t *reply);
-void md_recorder_free(md_stream_t *s);
-void md_record(md_stream_t *s, md_codec_id_e codec, const uint8_t *p,
-    size_t len, uint32_t ts, int rate);
+/* the calling thread's call named by id, or NULL */
+md_call_t *md_call_find(be_node_t *id);
+/* a new call named by id (1..MD_ID_LEN - 1 bytes, no NUL); NULL */
+md_call_t *md_call_new(be_node_t *id);
+/* closes its streams' sockets and frees the call */
+void md_call_free(md_call_t *c);
+/*
+ * streams for m= lines [0, n) on both legs (those missing), paired: NULL,
+ * or an error reason
+ */
+const char *md_call_streams(md_call_t *c, int n);
+/* 1 when leg is the party named by tag (a bencoded string) */
+int md_leg_is(md_leg_t *leg, be_node_t *tag);
+/* tag into leg->tag; 0, or -1 when empty, too long or holding a NUL */
+int md_leg_name(md_leg_t *leg, be_node_t *tag);
+/* fn on every stream of the call, or of leg only when leg is not NULL */
+void md_call_each(md_call_t *c, md_leg_t *leg, void (*fn)(md_stream_t *s));
+/* the call-ids of all threads, at most limit, as bencoded strings */
+void md_call_ids(be_buf_t *b, int64_t limit);
+/*
+ * deletes the calling thread's calls without signalling or media for
+ * --timeout s, and runs their DTLS timers; every second
+ */
+void md_call_timeouts(void);
 
 #endif

@@ -4,7 +4,7 @@
  * sample).  Transcoding itself is transcode.c.
  */
 
-#include "mediad.h"
+#include "codec.h"
 
 #include <string.h>
 #include <strings.h>
@@ -66,8 +66,25 @@ md_codec_find(md_codec_t *codecs, int n, md_codec_t *c)
 int
 md_codec_can_transcode(md_codec_id_e a, md_codec_id_e b)
 {
-    return a >= MD_CODEC_PCMA && a <= MD_CODEC_OPUS
-           && b >= MD_CODEC_PCMA && b <= MD_CODEC_OPUS;
+    return md_codec_rate(a) > 0 && md_codec_rate(b) > 0;
+}
+
+
+int
+md_codec_rate(md_codec_id_e id)
+{
+    switch (id) {
+
+    case MD_CODEC_PCMA:
+    case MD_CODEC_PCMU:
+        return 8000;
+
+    case MD_CODEC_OPUS:
+        return 48000;
+
+    default:
+        return -1;
+    }
 }
 
 

@@ -8,7 +8,7 @@
  */
 
 #include "dtls.h"
-#include "mediad.h"
+#include "util.h"
 
 #include <openssl/bio.h>
 #include <openssl/err.h>

@@ -8,7 +8,10 @@
  * 8000 Hz; gaps in the RTP timestamps (hold) are written as silence.
  */
 
-#include "call.h"
+#include "conf.h"
+#include "media.h"
+#include "rtp.h"
+#include "util.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -47,7 +50,7 @@ struct md_recorder_s {
 static md_io_t   md_media_timers[MD_MAX_THREADS];
 static int       md_players[MD_MAX_THREADS];
 
-#define md_media_timer  (md_media_timers[md_self->index])
+#define md_media_timer  (md_media_timers[md_thread_index()])
 
 
 static void md_media_tick(md_io_t *io);
@@ -193,7 +196,7 @@ md_player_free(md_stream_t *s)
     free(pl->pcm);
     free(pl);
 
-    if (--md_players[md_self->index] == 0) {
+    if (--md_players[md_thread_index()] == 0) {
         md_media_arm(0);
     }
 }
@@ -237,7 +240,7 @@ md_media_play(md_stream_t *s, be_node_t *req, be_buf_t *reply)
     }
 
     if (s->send_codec != MD_CODEC_PCMA) {
-        pl->tc = md_tc_new(MD_TC_PCMA, (md_tc_codec_e) s->send_codec,
+        pl->tc = md_tc_new(MD_CODEC_PCMA, (md_codec_id_e) s->send_codec,
                            MD_TC_PTIME);
         if (pl->tc == NULL) {
             free(pl->pcm);
@@ -256,7 +259,7 @@ md_media_play(md_stream_t *s, be_node_t *req, be_buf_t *reply)
     md_player_free(s);
     s->player = pl;
 
-    if (md_players[md_self->index]++ == 0) {
+    if (md_players[md_thread_index()]++ == 0) {
         md_media_arm(1);
     }
 
@@ -489,7 +492,7 @@ md_record(md_stream_t *s, md_codec_id_e codec, const uint8_t *p, size_t len,
 
     if (codec == MD_CODEC_OPUS) {
         if (rec->tc == NULL) {
-            rec->tc = md_tc_new(MD_TC_OPUS, MD_TC_PCMA, MD_TC_PTIME);
+            rec->tc = md_tc_new(MD_CODEC_OPUS, MD_CODEC_PCMA, MD_TC_PTIME);
             if (rec->tc == NULL) {
                 return;
             }

@@ -10,10 +10,16 @@
  * thread 0.  The reply cache is shared, under md_ng_lock.
  */
 
-#include "mediad.h"
+#include "call.h"
+#include "commands.h"
+#include "conf.h"
+#include "loop.h"
+#include "ng.h"
+#include "util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +55,7 @@ static md_io_t          md_ng_io = { -1, md_ng_read, NULL };
 static md_ng_cached_t  *md_ng_cache[MD_NG_CACHE];
 static pthread_mutex_t  md_ng_lock = PTHREAD_MUTEX_INITIALIZER;
 static char             md_ng_buf[MD_NG_MAX + 1];
+static int              md_ng_draining;          /* atomic */
 
 
 int
@@ -188,7 +195,9 @@ md_ng_route(const char *p, size_t len, struct sockaddr_in *from)
         }
     }
 
-    if (owner == md_self->index || md_thread_post(owner, p, len, from) != 0) {
+    if (owner == md_thread_index()
+        || md_thread_post(owner, p, len, from) != 0)
+    {
         md_ng_execute(p, len, from);
     }
 }
@@ -224,16 +233,115 @@ md_ng_send(struct sockaddr_in *to, const char *cookie, size_t clen,
 }
 
 
+/* the NG commands on calls, by name */
+static const struct {
+    const char  *name;
+    const char  *(*run)(be_node_t *req, be_buf_t *reply);
+} md_ng_commands[] = {
+    { "offer", md_call_offer },
+    { "answer", md_call_answer },
+    { "delete", md_call_delete },
+    { "query", md_call_query },
+    { "list", md_call_list },
+    { "play media", md_call_play },
+    { "stop media", md_call_stop_media },
+    { "start recording", md_call_start_recording },
+    { "stop recording", md_call_stop_recording }
+};
+
+
+/*
+ * runs request req (parsed into doc) and writes the reply body: its
+ * members and "result"; or returns the error reason
+ */
+static const char *
+md_ng_run(be_node_t *req, be_doc_t *doc, be_buf_t *body)
+{
+    size_t       i;
+    be_buf_t     members;
+    be_node_t   *cmd;
+    const char  *err;
+
+    if (req == NULL) {
+        return doc->error;
+    }
+
+    if (req->type != BE_DICT) {
+        return "request is not a dictionary";
+    }
+
+    cmd = be_get_str(req, "command");
+    if (cmd == NULL) {
+        return "no command";
+    }
+
+    if (be_is(cmd, "ping")) {
+        be_dict(body);
+        be_kcstr(body, "result", "pong");
+        be_end(body);
+        return NULL;
+    }
+
+    if (be_is(cmd, "offer")
+        && __atomic_load_n(&md_ng_draining, __ATOMIC_RELAXED))
+    {
+        return "shutting down";
+    }
+
+    for (i = 0; i < sizeof(md_ng_commands) / sizeof(md_ng_commands[0]); i++)
+    {
+        if (!be_is(cmd, md_ng_commands[i].name)) {
+            continue;
+        }
+
+        memset(&members, 0, sizeof(members));
+
+        err = md_ng_commands[i].run(req, &members);
+
+        if (err == NULL) {
+            be_dict(body);
+            be_raw(body, members.data, members.len);
+            be_kcstr(body, "result", "ok");
+            be_end(body);
+        }
+
+        be_buf_free(&members);
+
+        return err;
+    }
+
+    return "unknown command";
+}
+
+
+/* body replaced by an error reply with reason err */
+static void
+md_ng_error(be_buf_t *body, const char *err)
+{
+    be_buf_free(body);
+    be_dict(body);
+    be_kcstr(body, "error-reason", err);
+    be_kcstr(body, "result", "error");
+    be_end(body);
+}
+
+
+void
+md_ng_drain(void)
+{
+    __atomic_store_n(&md_ng_draining, 1, __ATOMIC_RELAXED);
+}
+
+
 void
 md_ng_execute(const char *p, size_t len, struct sockaddr_in *from)
 {
     const char      *sp, *err;
     size_t           clen;
-    be_doc_t        *doc;
-    be_node_t       *req, *cmd;
-    be_buf_t         body, members;
+    be_node_t       *req;
+    be_buf_t         body;
     md_ng_cached_t  *cached;
-    static _Thread_local be_doc_t  doc_storage;
+    static _Thread_local be_doc_t  doc;
 
     sp = memchr(p, ' ', len);
     if (sp == NULL || sp == p || (size_t) (sp - p) > MD_NG_COOKIE_MAX) {
@@ -257,85 +365,20 @@ md_ng_execute(const char *p, size_t len, struct sockaddr_in *from)
     pthread_mutex_unlock(&md_ng_lock);
 
     memset(&body, 0, sizeof(body));
-    memset(&members, 0, sizeof(members));
 
-    doc = &doc_storage;
-    req = be_parse(doc, sp + 1, len - clen - 1);
-    err = NULL;
+    req = be_parse(&doc, sp + 1, len - clen - 1);
 
-    if (req == NULL) {
-        err = doc->error;
-
-    } else if (req->type != BE_DICT) {
-        err = "request is not a dictionary";
-
-    } else if ((cmd = be_get_str(req, "command")) == NULL) {
-        err = "no command";
-
-    } else if (be_is(cmd, "ping")) {
-        be_dict(&body);
-        be_kcstr(&body, "result", "pong");
-        be_end(&body);
-
-    } else {
-        if (be_is(cmd, "offer")) {
-            err = md_draining() ? "shutting down" : md_call_offer(req, &members);
-
-        } else if (be_is(cmd, "answer")) {
-            err = md_call_answer(req, &members);
-
-        } else if (be_is(cmd, "delete")) {
-            err = md_call_delete(req, &members);
-
-        } else if (be_is(cmd, "query")) {
-            err = md_call_query(req, &members);
-
-        } else if (be_is(cmd, "list")) {
-            err = md_call_list(req, &members);
-
-        } else if (be_is(cmd, "play media")) {
-            err = md_call_play(req, &members);
-
-        } else if (be_is(cmd, "stop media")) {
-            err = md_call_stop_media(req, &members);
-
-        } else if (be_is(cmd, "start recording")) {
-            err = md_call_start_recording(req, &members);
-
-        } else if (be_is(cmd, "stop recording")) {
-            err = md_call_stop_recording(req, &members);
-
-        } else {
-            err = "unknown command";
-        }
-
-        if (err == NULL) {
-            be_dict(&body);
-            be_raw(&body, members.data, members.len);
-            be_kcstr(&body, "result", "ok");
-            be_end(&body);
-        }
-    }
-
+    err = md_ng_run(req, &doc, &body);
     if (err) {
         md_log(MD_LOG_INFO, "NG error: %s", err);
-        be_buf_free(&body);
-        be_dict(&body);
-        be_kcstr(&body, "error-reason", err);
-        be_kcstr(&body, "result", "error");
-        be_end(&body);
+        md_ng_error(&body, err);
     }
 
     if (body.failed) {
-        be_buf_free(&body);
-        be_dict(&body);
-        be_kcstr(&body, "error-reason", "out of memory");
-        be_kcstr(&body, "result", "error");
-        be_end(&body);
+        md_ng_error(&body, "out of memory");
     }
 
     md_ng_send(from, p, clen, &body);
 
     be_buf_free(&body);
-    be_buf_free(&members);
 }

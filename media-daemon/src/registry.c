@@ -10,7 +10,9 @@
  * Redis cannot stall the media loop for long.
  */
 
-#include "call.h"
+#include "conf.h"
+#include "registry.h"
+#include "util.h"
 
 #include <hiredis/hiredis.h>
 #include <stdarg.h>

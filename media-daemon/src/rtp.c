@@ -9,8 +9,10 @@
  * md_rewrite_t).  No allocation per packet.
  */
 
-#include "call.h"
+#include "media.h"
+#include "rtp.h"
 #include "stun.h"
+#include "util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -5,7 +5,7 @@
  * can be passed on.
  */
 
-#include "mediad.h"
+#include "sdp.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>

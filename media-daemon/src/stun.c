@@ -13,17 +13,13 @@
 
 #define OPENSSL_SUPPRESS_DEPRECATED
 
-#include "mediad.h"
 #include "stun.h"
+#include "util.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
@@ -596,53 +592,6 @@ md_stun_answer(const uint8_t *p, size_t n, const struct sockaddr_in *from,
     }
 
     return len;
-}
-
-
-/* n bytes from the kernel's pool; aborts rather than make weak secrets */
-static void
-md_random(uint8_t *buf, size_t n)
-{
-    int      fd;
-    size_t   got;
-    ssize_t  r;
-
-    got = 0;
-
-    while (got < n) {
-        r = getrandom(buf + got, n - got, 0);
-
-        if (r > 0) {
-            got += (size_t) r;
-
-        } else if (r == -1 && errno != EINTR) {
-            break;
-        }
-    }
-
-    if (got < n) {
-        /* getrandom() refused (ENOSYS, or a seccomp filter): same pool */
-        fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-
-        while (fd != -1 && got < n) {
-            r = read(fd, buf + got, n - got);
-
-            if (r > 0) {
-                got += (size_t) r;
-
-            } else if (r == 0 || errno != EINTR) {
-                break;
-            }
-        }
-
-        if (fd != -1) {
-            close(fd);
-        }
-    }
-
-    if (got < n) {
-        abort();
-    }
 }
 
 

@@ -83,7 +83,7 @@ size_t md_stun_answer(const uint8_t *p, size_t n,
 size_t md_stun_sign(uint8_t *m, size_t len, size_t size, const char *key);
 
 /*
- * Fresh ICE credentials from getrandom(): ufrag 8, pwd 24 ice-chars
+ * Fresh ICE credentials from md_random(): ufrag 8, pwd 24 ice-chars
  * (RFC 8839 §5.4), that is 48 and 144 random bits (RFC 8445 §5.3 wants
  * at least 24 and 128)
  */

@@ -13,8 +13,8 @@
  * (2.5 ms).
  */
 
-#include "mediad.h"
 #include "transcode.h"
+#include "util.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -46,8 +46,8 @@ _Static_assert(MD_TC_TAPS % 8 == 0 && MD_TC_TAPS % MD_TC_FACTOR == 0,
 
 
 struct md_tc_s {
-    md_tc_codec_e       from;
-    md_tc_codec_e       to;
+    md_codec_id_e       from;
+    md_codec_id_e       to;
     int                 in_rate;
     int                 out_rate;
     size_t              frame;          /* samples per frame at out_rate */
@@ -75,21 +75,6 @@ struct md_tc_s {
 static _Thread_local float  md_tc_buf[MD_TC_TAPS - 1 + MD_TC_MAX_IN];
 
 #define MD_TC_IN  (md_tc_buf + MD_TC_TAPS - 1)
-
-
-int
-md_tc_rate(md_tc_codec_e c)
-{
-    switch (c) {
-    case MD_TC_PCMA:
-    case MD_TC_PCMU:
-        return 8000;
-    case MD_TC_OPUS:
-        return MD_TC_OPUS_RATE;
-    }
-
-    return -1;
-}
 
 
 /* modified Bessel function of the first kind, order 0 (Kaiser window) */
@@ -146,23 +131,23 @@ md_tc_design(md_tc_t *tc)
 
 
 md_tc_t *
-md_tc_new(md_tc_codec_e from, md_tc_codec_e to, int ptime)
+md_tc_new(md_codec_id_e from, md_codec_id_e to, int ptime)
 {
     int       err, in_rate, out_rate;
     size_t    cap;
     md_tc_t  *tc;
 
-    in_rate = md_tc_rate(from);
-    out_rate = md_tc_rate(to);
+    in_rate = md_codec_rate(from);
+    out_rate = md_codec_rate(to);
 
-    if (in_rate == -1 || out_rate == -1) {
+    if (!md_codec_can_transcode(from, to)) {
         return NULL;
     }
 
     /* RFC 6716 §2.1.4: Opus frames of 10, 20, 40, 60 ms; G.711 any 10 */
 
     if (ptime < 10 || ptime > 60 || ptime % 10
-        || (to == MD_TC_OPUS && (ptime == 30 || ptime == 50)))
+        || (to == MD_CODEC_OPUS && (ptime == 30 || ptime == 50)))
     {
         ptime = MD_TC_PTIME;
     }
@@ -186,7 +171,7 @@ md_tc_new(md_tc_codec_e from, md_tc_codec_e to, int ptime)
         md_tc_design(tc);
     }
 
-    if (from == MD_TC_OPUS) {
+    if (from == MD_CODEC_OPUS) {
         tc->dec = opus_decoder_create(MD_TC_OPUS_RATE, 1, &err);
         if (tc->dec == NULL) {
             md_log(MD_LOG_ERR, "opus_decoder_create: %s",
@@ -195,7 +180,7 @@ md_tc_new(md_tc_codec_e from, md_tc_codec_e to, int ptime)
         }
     }
 
-    if (to == MD_TC_OPUS) {
+    if (to == MD_CODEC_OPUS) {
         tc->enc = opus_encoder_create(MD_TC_OPUS_RATE, 1,
                                       OPUS_APPLICATION_VOIP, &err);
         if (tc->enc == NULL) {
@@ -274,21 +259,21 @@ md_tc_decode(md_tc_t *tc, const uint8_t *in, size_t len)
 
     switch (tc->from) {
 
-    case MD_TC_PCMA:
-    case MD_TC_PCMU:
+    case MD_CODEC_PCMA:
+    case MD_CODEC_PCMU:
         if (len > MD_TC_MAX_G711) {
             return -1;
         }
 
         for (i = 0; i < len; i++) {
-            MD_TC_IN[i] = (tc->from == MD_TC_PCMA ? md_alaw_decode(in[i])
-                                                  : md_ulaw_decode(in[i]))
+            MD_TC_IN[i] = (tc->from == MD_CODEC_PCMA ? md_alaw_decode(in[i])
+                                                     : md_ulaw_decode(in[i]))
                           / 32768.0f;
         }
 
         return (int) len;
 
-    case MD_TC_OPUS:
+    case MD_CODEC_OPUS:
         if (len > MD_MAX_PACKET) {
             return -1;
         }
@@ -304,9 +289,10 @@ md_tc_decode(md_tc_t *tc, const uint8_t *in, size_t len)
                               MD_TC_MAX_IN, 0);
 
         return (n > 0) ? n : -1;
-    }
 
-    return -1;
+    default:
+        return -1;
+    }
 }
 
 
@@ -441,7 +427,7 @@ md_tc_next(md_tc_t *tc, uint8_t *out, size_t size)
         return 0;
     }
 
-    if (tc->to == MD_TC_OPUS) {
+    if (tc->to == MD_CODEC_OPUS) {
         if (size > MD_TC_MAX_OUT) {
             size = MD_TC_MAX_OUT;
         }
@@ -458,7 +444,7 @@ md_tc_next(md_tc_t *tc, uint8_t *out, size_t size)
         }
 
         for (i = 0; i < tc->frame; i++) {
-            out[i] = (tc->to == MD_TC_PCMA)
+            out[i] = (tc->to == MD_CODEC_PCMA)
                      ? md_alaw_encode(md_tc_s16(tc->queue[i]))
                      : md_ulaw_encode(md_tc_s16(tc->queue[i]));
         }
@@ -497,7 +483,7 @@ md_tc_conceal(md_tc_t *tc, uint8_t *out, size_t size)
 
     n = tc->in_rate * MD_TC_PTIME / 1000;
 
-    if (tc->from == MD_TC_OPUS) {
+    if (tc->from == MD_CODEC_OPUS) {
 
         /* RFC 6716 §4.4: the decoder extrapolates from its state */
 

@@ -23,6 +23,8 @@
 #ifndef MD_TRANSCODE_H
 #define MD_TRANSCODE_H
 
+#include "codec.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,8 +36,6 @@
 #define MD_TC_PTIME    20
 
 
-typedef enum { MD_TC_PCMA = 1, MD_TC_PCMU, MD_TC_OPUS } md_tc_codec_e;
-
 typedef struct md_tc_s  md_tc_t;    /* one direction: from -> to */
 
 
@@ -45,14 +45,14 @@ typedef struct md_tc_s  md_tc_t;    /* one direction: from -> to */
  * given) is MD_TC_PTIME.  NULL on failure; allocates (call setup, not per
  * packet).
  */
-md_tc_t *md_tc_new(md_tc_codec_e from, md_tc_codec_e to, int ptime);
+md_tc_t *md_tc_new(md_codec_id_e from, md_codec_id_e to, int ptime);
 void md_tc_free(md_tc_t *tc);
 
-/* timestamp units (samples at md_tc_rate(to)) of each output frame */
+/* timestamp units (samples at md_codec_rate(to)) of each output frame */
 size_t md_tc_frame(md_tc_t *tc);
 
 /*
- * Samples at md_tc_rate(to) decoded and not yet sent: the next frame out
+ * Samples at md_codec_rate(to) decoded and not yet sent: the next frame out
  * begins this long before the next packet in.
  */
 size_t md_tc_queued(md_tc_t *tc);
@@ -77,8 +77,5 @@ int md_tc_next(md_tc_t *tc, uint8_t *out, size_t size);
  * as by md_tc_next().
  */
 int md_tc_conceal(md_tc_t *tc, uint8_t *out, size_t size);
-
-/* RTP clock rate of a codec: 8000 or 48000 (RFC 7587 §4.1); -1 unknown */
-int md_tc_rate(md_tc_codec_e c);
 
 #endif

@@ -63,7 +63,7 @@ def build(tmp):
         ["cc", "-std=gnu11", "-Wall", "-Wextra", "-Werror",
          "-I" + os.path.join(ROOT, "src"), "-o", exe,
          os.path.join(HERE, "stun_echo.c"), os.path.join(ROOT, "src", "stun.c"),
-         "-lcrypto"],
+         os.path.join(ROOT, "src", "util.c"), "-lcrypto"],
         check=True, timeout=120)
     return exe
 

@@ -3,7 +3,7 @@
  *
  *   cc -std=gnu11 -Wall -Wextra -Werror -g -fsanitize=address,undefined \
  *      -fno-sanitize-recover=all -Isrc -o /tmp/test_stun \
- *      tests/test_stun.c src/stun.c -lcrypto && /tmp/test_stun
+ *      tests/test_stun.c src/stun.c src/util.c -lcrypto && /tmp/test_stun
  *
  * Prints "N passed, M failed" last and exits non-zero on a failure.  Every
  * datagram handed to md_stun_answer() sits in a heap block of exactly its

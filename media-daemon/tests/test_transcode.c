@@ -6,13 +6,13 @@
 
 cc -std=gnu11 -O2 -Wall -Wextra -Werror -fsanitize=address,undefined \
     -Isrc -o /tmp/test_transcode tests/test_transcode.c src/transcode.c \
-    src/codec.c -lopus -lm && /tmp/test_transcode
+    src/codec.c src/util.c -lopus -lm && /tmp/test_transcode
 
  * (for CPU numbers without the sanitizers' cost, drop -fsanitize=...)
  */
 
-#include "mediad.h"
 #include "transcode.h"
+#include "util.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -36,21 +36,6 @@ static float  t_out[T_MAX_SAMP];        /* decoded output, output rate */
 static float  t_ref[T_MAX_SAMP];        /* decoded input (Opus input) */
 
 
-/* transcode.c logs through mediad.c, which is not linked here */
-
-void
-md_log(int level, const char *fmt, ...)
-{
-    va_list  ap;
-
-    fprintf(stderr, "md_log(%d): ", level);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
-
-
 static void
 check(int ok, const char *fmt, ...)
 {
@@ -72,9 +57,9 @@ check(int ok, const char *fmt, ...)
 
 
 static const char *
-name(md_tc_codec_e c)
+name(md_codec_id_e c)
 {
-    return c == MD_TC_PCMA ? "PCMA" : c == MD_TC_PCMU ? "PCMU" : "OPUS";
+    return c == MD_CODEC_PCMA ? "PCMA" : c == MD_CODEC_PCMU ? "PCMU" : "OPUS";
 }
 
 
@@ -157,13 +142,13 @@ db(double ratio)
 /* an input payload of n samples from pcm */
 
 static int
-encode_in(md_tc_codec_e c, OpusEncoder *enc, int channels, const float *pcm,
+encode_in(md_codec_id_e c, OpusEncoder *enc, int channels, const float *pcm,
     int n, uint8_t *out)
 {
     int    i;
     float  st[2 * 5760];
 
-    if (c == MD_TC_OPUS) {
+    if (c == MD_CODEC_OPUS) {
         if (channels == 2) {
             for (i = 0; i < n; i++) {
                 st[2 * i] = pcm[i];
@@ -176,7 +161,7 @@ encode_in(md_tc_codec_e c, OpusEncoder *enc, int channels, const float *pcm,
     }
 
     for (i = 0; i < n; i++) {
-        out[i] = (c == MD_TC_PCMA) ? md_alaw_encode(s16(pcm[i]))
+        out[i] = (c == MD_CODEC_PCMA) ? md_alaw_encode(s16(pcm[i]))
                                    : md_ulaw_encode(s16(pcm[i]));
     }
 
@@ -187,17 +172,17 @@ encode_in(md_tc_codec_e c, OpusEncoder *enc, int channels, const float *pcm,
 /* an output payload to PCM at the codec's rate; samples or -1 */
 
 static int
-decode_out(md_tc_codec_e c, OpusDecoder *dec, const uint8_t *p, int len,
+decode_out(md_codec_id_e c, OpusDecoder *dec, const uint8_t *p, int len,
     float *pcm)
 {
     int  i;
 
-    if (c == MD_TC_OPUS) {
+    if (c == MD_CODEC_OPUS) {
         return opus_decode_float(dec, p, len, pcm, 5760, 0);
     }
 
     for (i = 0; i < len; i++) {
-        pcm[i] = (c == MD_TC_PCMA ? md_alaw_decode(p[i])
+        pcm[i] = (c == MD_CODEC_PCMA ? md_alaw_decode(p[i])
                                   : md_ulaw_decode(p[i])) / 32768.0f;
     }
 
@@ -208,9 +193,9 @@ decode_out(md_tc_codec_e c, OpusDecoder *dec, const uint8_t *p, int len,
 /* a payload of the right shape for one 20 ms output frame */
 
 static int
-frame_ok(md_tc_codec_e to, const uint8_t *p, int n)
+frame_ok(md_codec_id_e to, const uint8_t *p, int n)
 {
-    if (to == MD_TC_OPUS) {
+    if (to == MD_CODEC_OPUS) {
         return n > 0 && opus_packet_get_nb_samples(p, n, 48000) == 960;
     }
 
@@ -236,7 +221,7 @@ typedef struct {
  */
 
 static tone_t
-run_tone(md_tc_codec_e from, md_tc_codec_e to, double f, int in_ms,
+run_tone(md_codec_id_e from, md_codec_id_e to, double f, int in_ms,
     int channels, int app, int bps)
 {
     int           i, n, k, rin, rout, spp, err;
@@ -250,8 +235,8 @@ run_tone(md_tc_codec_e from, md_tc_codec_e to, double f, int in_ms,
 
     memset(&r, 0, sizeof(r));
 
-    rin = md_tc_rate(from);
-    rout = md_tc_rate(to);
+    rin = md_codec_rate(from);
+    rout = md_codec_rate(to);
     spp = rin * in_ms / 1000;
     r.packets = (2000 + in_ms - 1) / in_ms;
     r.expect = r.packets * in_ms / 20;
@@ -268,7 +253,7 @@ run_tone(md_tc_codec_e from, md_tc_codec_e to, double f, int in_ms,
     dec = NULL;
     rdec = NULL;
 
-    if (from == MD_TC_OPUS) {
+    if (from == MD_CODEC_OPUS) {
         enc = opus_encoder_create(48000, channels, app, &err);
         if (enc) {
             opus_encoder_ctl(enc, OPUS_SET_BITRATE(bps));
@@ -276,12 +261,12 @@ run_tone(md_tc_codec_e from, md_tc_codec_e to, double f, int in_ms,
         rdec = opus_decoder_create(48000, 1, &err);
     }
 
-    if (to == MD_TC_OPUS) {
+    if (to == MD_CODEC_OPUS) {
         dec = opus_decoder_create(48000, 1, &err);
     }
 
-    if (tc == NULL || (from == MD_TC_OPUS && (enc == NULL || rdec == NULL))
-        || (to == MD_TC_OPUS && dec == NULL))
+    if (tc == NULL || (from == MD_CODEC_OPUS && (enc == NULL || rdec == NULL))
+        || (to == MD_CODEC_OPUS && dec == NULL))
     {
         r.errors++;
         goto done;
@@ -346,7 +331,7 @@ done:
 
 
 static void
-test_tone(md_tc_codec_e from, md_tc_codec_e to, int in_ms, int channels)
+test_tone(md_codec_id_e from, md_codec_id_e to, int in_ms, int channels)
 {
     double  ratio, level;
     tone_t  r;
@@ -361,12 +346,12 @@ test_tone(md_tc_codec_e from, md_tc_codec_e to, int in_ms, int channels)
            "(%d calls gave none), 1 kHz energy %.2f %% (SNR %.1f dB), "
            "level %+.2f dB",
            name(from), name(to), in_ms,
-           from == MD_TC_OPUS ? (channels == 2 ? " (stereo Opus)"
+           from == MD_CODEC_OPUS ? (channels == 2 ? " (stereo Opus)"
                                                : " (mono Opus)") : "",
            r.packets, r.frames, r.zeros, 100.0 * ratio,
            db(ratio / (1.0 - ratio)), level);
 
-    if (from == MD_TC_OPUS) {
+    if (from == MD_CODEC_OPUS) {
         printf("; the Opus input itself: SNR %.1f dB",
                db(r.ref.tone_ms / (r.ref.ms - r.ref.tone_ms)));
     }
@@ -397,7 +382,7 @@ test_resampler(void)
 
     /* anti-aliasing: 6 kHz would fold to 2 kHz at 8 kHz */
 
-    r = run_tone(MD_TC_OPUS, MD_TC_PCMA, 6000.0, 20, 1,
+    r = run_tone(MD_CODEC_OPUS, MD_CODEC_PCMA, 6000.0, 20, 1,
                  OPUS_APPLICATION_AUDIO, 128000);
 
     att = db(r.ref.ms / r.out.ms);
@@ -416,7 +401,7 @@ test_resampler(void)
 
     /* passband edge */
 
-    r = run_tone(MD_TC_OPUS, MD_TC_PCMU, 3400.0, 20, 1,
+    r = run_tone(MD_CODEC_OPUS, MD_CODEC_PCMU, 3400.0, 20, 1,
                  OPUS_APPLICATION_AUDIO, 128000);
     loss = db(r.out.tone_ms / r.ref.tone_ms);
 
@@ -425,7 +410,7 @@ test_resampler(void)
 
     /* no clicks at packet boundaries: a clean tone stays clean */
 
-    r = run_tone(MD_TC_OPUS, MD_TC_PCMA, 1000.0, 10, 2,
+    r = run_tone(MD_CODEC_OPUS, MD_CODEC_PCMA, 1000.0, 10, 2,
                  OPUS_APPLICATION_AUDIO, 128000);
     ratio = r.out.tone_ms / r.out.ms;
 
@@ -438,7 +423,7 @@ test_resampler(void)
 
 
 static void
-test_conceal(md_tc_codec_e from, md_tc_codec_e to)
+test_conceal(md_codec_id_e from, md_codec_id_e to)
 {
     int           i, n, ok, spp, err;
     uint8_t       pkt[MD_TC_MAX_OUT], out[MD_TC_MAX_OUT];
@@ -446,15 +431,15 @@ test_conceal(md_tc_codec_e from, md_tc_codec_e to)
     OpusEncoder  *enc;
 
     enc = NULL;
-    spp = md_tc_rate(from) / 50;
+    spp = md_codec_rate(from) / 50;
     ok = 1;
 
     for (i = 0; i < spp * 10; i++) {
         t_in[i] = (float) (0.3 * sin(2.0 * M_PI * 1000.0 * i
-                                     / md_tc_rate(from)));
+                                     / md_codec_rate(from)));
     }
 
-    if (from == MD_TC_OPUS) {
+    if (from == MD_CODEC_OPUS) {
         enc = opus_encoder_create(48000, 2, OPUS_APPLICATION_VOIP, &err);
     }
 
@@ -516,7 +501,8 @@ test_bad_input(void)
     };
 
     for (i = 0; i < 2; i++) {
-        tc = md_tc_new(MD_TC_OPUS, i ? MD_TC_PCMU : MD_TC_OPUS, MD_TC_PTIME);
+        tc = md_tc_new(MD_CODEC_OPUS, i ? MD_CODEC_PCMU : MD_CODEC_OPUS,
+                       MD_TC_PTIME);
         ok = tc != NULL;
 
         for (size_t k = 0; ok && k < sizeof(bad) / sizeof(bad[0]); k++) {
@@ -541,7 +527,7 @@ test_bad_input(void)
         md_tc_free(tc);
     }
 
-    tc = md_tc_new(MD_TC_PCMA, MD_TC_OPUS, MD_TC_PTIME);
+    tc = md_tc_new(MD_CODEC_PCMA, MD_CODEC_OPUS, MD_TC_PTIME);
     memset(pkt, 0xd5, sizeof(pkt));
     ok = tc != NULL
          && md_tc_run(tc, pkt, 0, out, sizeof(out)) == -1
@@ -550,11 +536,15 @@ test_bad_input(void)
     check(ok, "G.711 input of 0 or > 960 bytes: -1; 960 bytes accepted");
     md_tc_free(tc);
 
-    ok = md_tc_new(0, MD_TC_PCMA, MD_TC_PTIME) == NULL
-         && md_tc_new(MD_TC_PCMA, (md_tc_codec_e) 4, MD_TC_PTIME) == NULL
-         && md_tc_rate(MD_TC_PCMA) == 8000 && md_tc_rate(MD_TC_PCMU) == 8000
-         && md_tc_rate(MD_TC_OPUS) == 48000 && md_tc_rate(0) == -1;
-    check(ok, "md_tc_new() refuses unknown codecs; md_tc_rate()");
+    ok = md_tc_new(MD_CODEC_UNKNOWN, MD_CODEC_PCMA, MD_TC_PTIME) == NULL
+         && md_tc_new(MD_CODEC_PCMA, MD_CODEC_TELEPHONE_EVENT,
+                      MD_TC_PTIME) == NULL
+         && md_codec_rate(MD_CODEC_PCMA) == 8000
+         && md_codec_rate(MD_CODEC_PCMU) == 8000
+         && md_codec_rate(MD_CODEC_OPUS) == 48000
+         && md_codec_rate(MD_CODEC_UNKNOWN) == -1
+         && md_codec_rate(MD_CODEC_TELEPHONE_EVENT) == -1;
+    check(ok, "md_tc_new() refuses unknown codecs; md_codec_rate()");
     md_tc_free(NULL);
 }
 
@@ -569,7 +559,7 @@ test_ptime(void)
 
     memset(pkt, 0xd5, sizeof(pkt));
 
-    tc = md_tc_new(MD_TC_PCMA, MD_TC_PCMU, 30);
+    tc = md_tc_new(MD_CODEC_PCMA, MD_CODEC_PCMU, 30);
     ok = tc != NULL && md_tc_frame(tc) == 240 && md_tc_queued(tc) == 0
          && md_tc_run(tc, pkt, 160, out, sizeof(out)) == 0
          && md_tc_queued(tc) == 160
@@ -579,7 +569,7 @@ test_ptime(void)
     check(ok, "PCMA 20 ms -> PCMU ptime 30: 240-byte frames, 80 queued");
     md_tc_free(tc);
 
-    tc = md_tc_new(MD_TC_PCMU, MD_TC_PCMA, 60);
+    tc = md_tc_new(MD_CODEC_PCMU, MD_CODEC_PCMA, 60);
     for (i = 0, n = 0; tc && i < 6; i++) {
         n += md_tc_run(tc, pkt, 80, out, sizeof(out)) == 480;
     }
@@ -587,16 +577,16 @@ test_ptime(void)
           "PCMU 10 ms -> PCMA ptime 60: one 480-byte frame of six packets");
     md_tc_free(tc);
 
-    tc = md_tc_new(MD_TC_PCMA, MD_TC_OPUS, 40);
+    tc = md_tc_new(MD_CODEC_PCMA, MD_CODEC_OPUS, 40);
     ok = tc != NULL && md_tc_frame(tc) == 1920;
     md_tc_free(tc);
-    tc = md_tc_new(MD_TC_PCMA, MD_TC_OPUS, 30);
+    tc = md_tc_new(MD_CODEC_PCMA, MD_CODEC_OPUS, 30);
     ok = ok && tc != NULL && md_tc_frame(tc) == 960;
     md_tc_free(tc);
-    tc = md_tc_new(MD_TC_PCMA, MD_TC_PCMU, 25);
+    tc = md_tc_new(MD_CODEC_PCMA, MD_CODEC_PCMU, 25);
     ok = ok && tc != NULL && md_tc_frame(tc) == 160;
     md_tc_free(tc);
-    tc = md_tc_new(MD_TC_PCMA, MD_TC_PCMU, 0);
+    tc = md_tc_new(MD_CODEC_PCMA, MD_CODEC_PCMU, 0);
     ok = ok && tc != NULL && md_tc_frame(tc) == 160;
     md_tc_free(tc);
     check(ok, "ptime: Opus 40 kept, Opus 30 / G.711 25 / none -> 20 ms");
@@ -628,10 +618,10 @@ test_fuzz(void)
     OpusEncoder    *enc;
 
     static const int  sizes[] = { 120, 240, 480, 960, 1920, 2880, 5760 };
-    static const md_tc_codec_e  dir[][2] = {
-        { MD_TC_PCMA, MD_TC_OPUS }, { MD_TC_OPUS, MD_TC_PCMA },
-        { MD_TC_PCMU, MD_TC_OPUS }, { MD_TC_OPUS, MD_TC_PCMU },
-        { MD_TC_PCMA, MD_TC_PCMU }, { MD_TC_OPUS, MD_TC_OPUS },
+    static const md_codec_id_e  dir[][2] = {
+        { MD_CODEC_PCMA, MD_CODEC_OPUS }, { MD_CODEC_OPUS, MD_CODEC_PCMA },
+        { MD_CODEC_PCMU, MD_CODEC_OPUS }, { MD_CODEC_OPUS, MD_CODEC_PCMU },
+        { MD_CODEC_PCMA, MD_CODEC_PCMU }, { MD_CODEC_OPUS, MD_CODEC_OPUS },
     };
 
     /* valid Opus packets of all durations, mono and stereo, to mutate */
@@ -645,7 +635,7 @@ test_fuzz(void)
         enc = opus_encoder_create(48000, ch, (k & 2)
                                   ? OPUS_APPLICATION_AUDIO
                                   : OPUS_APPLICATION_VOIP, &err);
-        pool_len[k] = encode_in(MD_TC_OPUS, enc, ch, t_in,
+        pool_len[k] = encode_in(MD_CODEC_OPUS, enc, ch, t_in,
                                 sizes[k % 7], pool[k]);
         opus_encoder_destroy(enc);
     }
@@ -761,7 +751,7 @@ elapsed_us(struct timespec *t0)
 
 
 static void
-test_cpu(md_tc_codec_e from, md_tc_codec_e to)
+test_cpu(md_codec_id_e from, md_codec_id_e to)
 {
     int              i, k, n, err, frames, spp, npk, bad;
     float           *pcm;
@@ -773,14 +763,14 @@ test_cpu(md_tc_codec_e from, md_tc_codec_e to)
     OpusDecoder     *dec;
     struct timespec  t0;
 
-    spp = md_tc_rate(from) / 50;
+    spp = md_codec_rate(from) / 50;
     npk = 500;
     pkts = malloc((size_t) npk * MD_TC_MAX_OUT);
     opkts = malloc((size_t) npk * MD_TC_MAX_OUT);
     lens = calloc((size_t) npk, sizeof(int));
     olens = calloc((size_t) npk, sizeof(int));
     pcm = malloc((size_t) npk * 960 * sizeof(float));
-    enc = (from == MD_TC_OPUS)
+    enc = (from == MD_CODEC_OPUS)
           ? opus_encoder_create(48000, 2, OPUS_APPLICATION_VOIP, &err)
           : NULL;
 
@@ -828,7 +818,7 @@ test_cpu(md_tc_codec_e from, md_tc_codec_e to)
     bad = 0;
     lib = 0.0;
 
-    if (from == MD_TC_OPUS) {
+    if (from == MD_CODEC_OPUS) {
         dec = opus_decoder_create(48000, 1, &err);
         clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
 
@@ -842,7 +832,7 @@ test_cpu(md_tc_codec_e from, md_tc_codec_e to)
         opus_decoder_destroy(dec);
     }
 
-    if (to == MD_TC_OPUS) {
+    if (to == MD_CODEC_OPUS) {
         dec = opus_decoder_create(48000, 1, &err);
 
         for (k = 0; k < npk && k < frames; k++) {
@@ -890,36 +880,36 @@ main(void)
 {
     printf("# opus %s\n", opus_get_version_string());
 
-    test_tone(MD_TC_PCMA, MD_TC_OPUS, 20, 0);
-    test_tone(MD_TC_OPUS, MD_TC_PCMA, 20, 2);
-    test_tone(MD_TC_PCMU, MD_TC_OPUS, 20, 0);
-    test_tone(MD_TC_OPUS, MD_TC_PCMU, 20, 1);
-    test_tone(MD_TC_PCMA, MD_TC_PCMU, 20, 0);
+    test_tone(MD_CODEC_PCMA, MD_CODEC_OPUS, 20, 0);
+    test_tone(MD_CODEC_OPUS, MD_CODEC_PCMA, 20, 2);
+    test_tone(MD_CODEC_PCMU, MD_CODEC_OPUS, 20, 0);
+    test_tone(MD_CODEC_OPUS, MD_CODEC_PCMU, 20, 1);
+    test_tone(MD_CODEC_PCMA, MD_CODEC_PCMU, 20, 0);
 
     /* other ptimes: buffered into 20 ms frames */
 
-    test_tone(MD_TC_PCMU, MD_TC_OPUS, 10, 0);
-    test_tone(MD_TC_PCMA, MD_TC_OPUS, 60, 0);
-    test_tone(MD_TC_OPUS, MD_TC_PCMA, 10, 2);
-    test_tone(MD_TC_OPUS, MD_TC_PCMU, 40, 2);
-    test_tone(MD_TC_OPUS, MD_TC_PCMA, 60, 2);
-    test_tone(MD_TC_PCMA, MD_TC_PCMU, 40, 0);
+    test_tone(MD_CODEC_PCMU, MD_CODEC_OPUS, 10, 0);
+    test_tone(MD_CODEC_PCMA, MD_CODEC_OPUS, 60, 0);
+    test_tone(MD_CODEC_OPUS, MD_CODEC_PCMA, 10, 2);
+    test_tone(MD_CODEC_OPUS, MD_CODEC_PCMU, 40, 2);
+    test_tone(MD_CODEC_OPUS, MD_CODEC_PCMA, 60, 2);
+    test_tone(MD_CODEC_PCMA, MD_CODEC_PCMU, 40, 0);
 
     test_resampler();
 
-    test_conceal(MD_TC_PCMA, MD_TC_OPUS);
-    test_conceal(MD_TC_OPUS, MD_TC_PCMA);
-    test_conceal(MD_TC_PCMU, MD_TC_OPUS);
-    test_conceal(MD_TC_OPUS, MD_TC_PCMU);
-    test_conceal(MD_TC_PCMA, MD_TC_PCMU);
+    test_conceal(MD_CODEC_PCMA, MD_CODEC_OPUS);
+    test_conceal(MD_CODEC_OPUS, MD_CODEC_PCMA);
+    test_conceal(MD_CODEC_PCMU, MD_CODEC_OPUS);
+    test_conceal(MD_CODEC_OPUS, MD_CODEC_PCMU);
+    test_conceal(MD_CODEC_PCMA, MD_CODEC_PCMU);
 
     test_bad_input();
     test_ptime();
     test_fuzz();
 
-    test_cpu(MD_TC_OPUS, MD_TC_PCMA);
-    test_cpu(MD_TC_PCMA, MD_TC_OPUS);
-    test_cpu(MD_TC_PCMA, MD_TC_PCMU);
+    test_cpu(MD_CODEC_OPUS, MD_CODEC_PCMA);
+    test_cpu(MD_CODEC_PCMA, MD_CODEC_OPUS);
+    test_cpu(MD_CODEC_PCMA, MD_CODEC_PCMU);
 
     printf("%d passed, %d failed\n", t_passed, t_failed);
 
