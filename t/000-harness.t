@@ -595,9 +595,15 @@ EOT
         local $^I = '';
         while (<>) { s/^\@\@DATA\@\@$/'__' . 'DATA__'/e; print }
     }
-    # its own ports (PORT+40, +41; TLS +50, +51; stream +60, +61), server root and
-    # certificates; of the TEST_NGINX_* variables it keeps only these
+    # its own ports (PORT+40, +41; TLS +50, +51; stream +60, +61, or the
+    # same 100 higher while one of them is taken by some other program),
+    # server root and certificates; of the TEST_NGINX_* variables it keeps
+    # only these
     my $fport = $port + 40;
+    $fport += 100 while grep {
+        !IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $fport + $_,
+                               Proto => 'tcp', ReuseAddr => 1, Listen => 1)
+    } 0, 1, 10, 11, 20, 21;
     my $rc = do {
         local %ENV = %ENV;
         delete $ENV{$_} for grep { /^TEST_NGINX_/ && !/^TEST_NGINX_(?:BINARY|REDIS_SERVER|STREAM_MODULE|WS_ECHO_PORT)$/ } keys %ENV;

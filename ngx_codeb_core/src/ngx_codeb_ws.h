@@ -84,7 +84,8 @@ struct ngx_codeb_ws_s {
  * NGX_OK: ws is set, the 101 is on its way, the request is owned by the
  *   WebSocket (the content handler must return NGX_DONE);
  * an HTTP status (400, 405, 426, 500): the handshake is refused, nothing
- *   sent; ngx_codeb_ws_refuse() answers it.
+ *   sent; ngx_codeb_ws_refuse() answers it.  A body (which a handshake
+ *   may not have) is discarded and refused with 400.
  */
 ngx_int_t ngx_codeb_ws_accept(ngx_http_request_t *r, ngx_codeb_ws_conf_t *conf,
     ngx_codeb_ws_t **ws);

@@ -50,10 +50,11 @@ ngx_codeb_ws_accept(ngx_http_request_t *r, ngx_codeb_ws_conf_t *conf,
         return NGX_HTTP_BAD_REQUEST;
     }
 
-    /* a body would be taken for frames: refused (and discarded) */
+    /* a body would be taken for frames: refused, and read away */
 
     if (r->headers_in.content_length_n > 0 || r->headers_in.chunked) {
-        return NGX_HTTP_BAD_REQUEST;
+        rc = ngx_http_discard_request_body(r);
+        return rc == NGX_OK ? NGX_HTTP_BAD_REQUEST : rc;
     }
 
     /* nginx 1.22 does not keep the Connection header in headers_in */

@@ -20,8 +20,8 @@
 static ngx_int_t ngx_codeb_signal_body(ngx_http_request_t *r,
     ngx_str_t *body);
 static ngx_int_t ngx_codeb_signal_run(ngx_http_request_t *r);
-static ngx_int_t ngx_codeb_signal_admin(ngx_http_request_t *r,
-    ngx_codeb_signal_req_t *ctx);
+static char *ngx_codeb_signal_admin(ngx_http_request_t *r,
+    ngx_codeb_signal_req_t *ctx, ngx_uint_t *status, char **text);
 static ngx_int_t ngx_codeb_flag_unavailable(ngx_http_request_t *r);
 
 
@@ -177,15 +177,16 @@ ngx_codeb_signal_body(ngx_http_request_t *r, ngx_str_t *body)
 static ngx_int_t
 ngx_codeb_signal_run(ngx_http_request_t *r)
 {
-    ngx_int_t                rc;
+    char                    *code, *text;
+    ngx_uint_t               status;
     ngx_codeb_signal_req_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_codeb_signal_module);
 
     if (ctx->flag->admin) {
-        rc = ngx_codeb_signal_admin(r, ctx);
-        if (rc != NGX_OK) {
-            return rc;
+        code = ngx_codeb_signal_admin(r, ctx, &status, &text);
+        if (code) {
+            return ngx_codeb_http_error(r, status, code, text);
         }
     }
 
@@ -251,9 +252,13 @@ ngx_codeb_signal_signed(ngx_http_request_t *r, ngx_str_t *key,
 }
 
 
-/* NGX_OK, or an answer already made (401 or 403) */
-static ngx_int_t
-ngx_codeb_signal_admin(ngx_http_request_t *r, ngx_codeb_signal_req_t *ctx)
+/*
+ * NULL when the request carries admin credentials; else the error code
+ * of the refusal, its status (401, 403, 500) and text
+ */
+static char *
+ngx_codeb_signal_admin(ngx_http_request_t *r, ngx_codeb_signal_req_t *ctx,
+    ngx_uint_t *status, char **text)
 {
     ngx_int_t          n, rc;
     ngx_str_t          token, identity;
@@ -269,34 +274,34 @@ ngx_codeb_signal_admin(ngx_http_request_t *r, ngx_codeb_signal_req_t *ctx)
                                  r->connection->log, &identity, &admin)
             != NGX_OK)
         {
-            return ngx_codeb_http_error(r, NGX_HTTP_UNAUTHORIZED,
-                                        "invalid_token",
-                                        "the Bearer token is not valid");
+            *status = NGX_HTTP_UNAUTHORIZED;
+            *text = "the Bearer token is not valid";
+            return "invalid_token";
         }
 
         if (!admin) {
-            return ngx_codeb_http_error(r, NGX_HTTP_FORBIDDEN, "forbidden",
-                                        "the token has no admin role");
+            *status = NGX_HTTP_FORBIDDEN;
+            *text = "the token has no admin role";
+            return "forbidden";
         }
 
-        return NGX_OK;
+        return NULL;
     }
 
     tsh = ngx_codeb_http_header(r, "X-Timestamp");
+    n = tsh ? ngx_atoi(tsh->value.data, tsh->value.len) : NGX_ERROR;
 
-    if (tsh) {
-        n = ngx_atoi(tsh->value.data, tsh->value.len);
+    if (n != NGX_ERROR && ngx_codeb_signal_fresh(n)) {
+        rc = ngx_codeb_signal_signed(r, &ctx->tenant->admin_secret,
+                                     &tsh->value);
+        if (rc == NGX_OK) {
+            return NULL;
+        }
 
-        if (n != NGX_ERROR && ngx_codeb_signal_fresh(n)) {
-            rc = ngx_codeb_signal_signed(r, &ctx->tenant->admin_secret,
-                                         &tsh->value);
-            if (rc == NGX_OK) {
-                return NGX_OK;
-            }
-
-            if (rc == NGX_ERROR) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
+        if (rc == NGX_ERROR) {
+            *status = NGX_HTTP_INTERNAL_SERVER_ERROR;
+            *text = "out of memory";
+            return "internal_error";
         }
     }
 
@@ -307,9 +312,10 @@ ngx_codeb_signal_admin(ngx_http_request_t *r, ngx_codeb_signal_req_t *ctx)
         ngx_str_set(&h->value, "Bearer");
     }
 
-    return ngx_codeb_http_error(r, NGX_HTTP_UNAUTHORIZED, "unauthorized",
-                                "an admin Bearer or admin signature is "
-                                "required");
+    *status = NGX_HTTP_UNAUTHORIZED;
+    *text = "an admin Bearer or admin signature is required";
+
+    return "unauthorized";
 }
 
 

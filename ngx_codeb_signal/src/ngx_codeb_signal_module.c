@@ -157,14 +157,12 @@ ngx_codeb_signal_handler(ngx_http_request_t *r)
         return ngx_codeb_signal_http(r, t);
     }
 
-    /* an upgrade carries no body: one sent anyway is not a frame */
-
-    rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
     if (t == NULL) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
         return ngx_codeb_http_error(r, NGX_HTTP_FORBIDDEN, "no_tenant",
                                     "no codeb_tenant for this host");
     }

@@ -289,8 +289,15 @@ ngx_codeb_flag_vnum_admin(ngx_http_request_t *r)
     }
 
     rc = ngx_codeb_signal_vnum_check(r, &number);
-    if (rc != NGX_OK) {
-        return rc;
+
+    if (rc == NGX_HTTP_BAD_REQUEST) {
+        return ngx_codeb_http_error(r, rc, "invalid_request",
+                                    "number must be 1-32 digits");
+    }
+
+    if (rc == NGX_HTTP_CONFLICT) {
+        return ngx_codeb_http_error(r, rc, "read_only",
+                                    "defined in nginx.conf");
     }
 
     if (r->method != NGX_HTTP_DELETE) {
@@ -312,7 +319,10 @@ ngx_codeb_flag_vnum_admin(ngx_http_request_t *r)
 }
 
 
-/* NGX_OK for a valid number that nginx.conf does not define */
+/*
+ * NGX_OK for a valid number that nginx.conf does not define, else
+ * NGX_HTTP_BAD_REQUEST or NGX_HTTP_CONFLICT
+ */
 static ngx_int_t
 ngx_codeb_signal_vnum_check(ngx_http_request_t *r, ngx_str_t *number)
 {
@@ -323,9 +333,7 @@ ngx_codeb_signal_vnum_check(ngx_http_request_t *r, ngx_str_t *number)
     ctx = ngx_http_get_module_ctx(r, ngx_codeb_signal_module);
 
     if (!ngx_codeb_peer_valid_number(number)) {
-        return ngx_codeb_http_error(r, NGX_HTTP_BAD_REQUEST,
-                                    "invalid_request",
-                                    "number must be 1-32 digits");
+        return NGX_HTTP_BAD_REQUEST;
     }
 
     cv = ctx->tenant->vnums ? ctx->tenant->vnums->elts : NULL;
@@ -335,8 +343,7 @@ ngx_codeb_signal_vnum_check(ngx_http_request_t *r, ngx_str_t *number)
             && ngx_strncmp(cv[k].number.data, number->data, number->len)
                == 0)
         {
-            return ngx_codeb_http_error(r, NGX_HTTP_CONFLICT, "read_only",
-                                        "defined in nginx.conf");
+            return NGX_HTTP_CONFLICT;
         }
     }
 

@@ -364,7 +364,10 @@ The error log "window" of a block starts before nginx is (re)started for it,
 so start-up messages count, and ends after the checks. After every block the
 window is searched for worker crashes (C<exited on signal N>, or a worker that
 C<exited with code N> / C<with fatal code N> for N != 0); a crash fails the
-block ("no worker crash"). This check cannot be turned off.
+block ("no worker crash"). This check cannot be turned off. Likewise any
+line logged at C<[alert]>, C<[crit]> or C<[emerg]> fails the block ("nothing
+logged at alert, crit or emerg") unless one of the block's C<--- error_log>
+patterns matches it.
 
 B<JSON bodies.> Every HTTP response the harness reads for C<--- request> /
 C<--- raw_request> whose C<Content-Type> is C<application/json> (any
@@ -686,6 +689,16 @@ Sleep MS milliseconds.
 
 Stop the harness's redis-server (C<SHUTDOWN NOSAVE>) and start it again on
 the same socket, waiting until it answers PING.
+
+=item redis_stop
+
+Stop the harness's redis-server (C<SHUTDOWN NOSAVE>); its socket is gone
+until C<redis_start>. A block that stops it must start it again.
+
+=item redis_start
+
+Start the harness's redis-server again on the same socket, waiting until
+it answers PING.
 
 =item redis REGEX COMMAND ARGS...
 
@@ -2372,6 +2385,17 @@ my %WS_CMD;
         die "$err\n" if $err;
         return;
     },
+    redis_stop => sub {
+        die "redis_stop: the harness's redis-server is not running\n" unless $Redis{running};
+        _redis_stop();
+        return;
+    },
+    redis_start => sub {
+        die "redis_start: the harness's redis-server is running\n" if $Redis{running};
+        my $err = _redis_start();
+        die "$err\n" if $err;
+        return;
+    },
     redis => sub {
         my ($ctx, $args) = @_;
         my ($re, @cmd) = split ' ', $args;
@@ -3004,6 +3028,18 @@ sub _run_block {
         my @crash = _crash_lines($lines);
         ok(!@crash, "$name - no worker crash" . (@used > 1 ? " (instance $n)" : ''))
             or diag(join "\n", @crash);
+    }
+    {
+        # an [alert], [crit] or [emerg] is a defect unless the block expects
+        # it in --- error_log
+        my @expect = _patterns($block, 'error_log');
+        my @bad = grep {
+            my $l = $_;
+            $l =~ /\[(?:alert|crit|emerg)\]/
+                && !grep { ref $_ ? $l =~ $_ : index($l, _subst($_)) >= 0 } @expect
+        } @lines;
+        ok(!@bad, "$name - nothing logged at alert, crit or emerg")
+            or diag(join "\n", @bad > 20 ? @bad[0 .. 19] : @bad);
     }
     for my $p (_patterns($block, 'error_log')) {
         my $hit = ref $p ? grep { $_ =~ $p } @lines : grep { index($_, _subst($p)) >= 0 } @lines;
