@@ -41,6 +41,14 @@ location = /signal.ashx { codeb_signal; }
 "GET /signal.ashx HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAA\r\n\r\n"
 --- error_code: 400
 
+=== TEST 3a: a 24-character key without padding (18 bytes) is 400
+--- config
+codeb_tenant t1;
+location = /signal.ashx { codeb_signal; }
+--- raw_request eval
+"GET /signal.ashx HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAAAA\r\n\r\n"
+--- error_code: 400
+
 === TEST 4: version 8 is 426 with Sec-WebSocket-Version: 13
 --- config
 codeb_tenant t1;

@@ -17,18 +17,20 @@ static ngx_int_t ngx_codeb_jwt_alg(ngx_str_t *token, ngx_pool_t *pool,
     ngx_str_t *alg);
 static ngx_uint_t ngx_codeb_jwt_has(jwt_t *jwt, const char *claim,
     ngx_str_t *value);
+static char *ngx_codeb_jwt_claims(ngx_codeb_tenant_t *t, jwt_t *jwt);
+static ngx_int_t ngx_codeb_jwt_identity(jwt_t *jwt, ngx_pool_t *pool,
+    ngx_str_t *identity);
 
 
 ngx_int_t
 ngx_codeb_jwt_verify(ngx_codeb_tenant_t *t, ngx_str_t *token, ngx_pool_t *pool,
     ngx_log_t *log, ngx_str_t *identity, ngx_flag_t *admin)
 {
-    int          rc;
-    long         exp;
-    char        *tok;
-    jwt_t       *jwt;
-    ngx_str_t    alg, *key;
-    const char  *id, *expected;
+    ngx_int_t   rc;
+    char       *tok, *why;
+    jwt_t      *jwt;
+    ngx_str_t   alg, *key;
+    const char *expected;
 
     if (t->oidc_hs256_secret.len) {
         key = &t->oidc_hs256_secret;
@@ -58,6 +60,8 @@ ngx_codeb_jwt_verify(ngx_codeb_tenant_t *t, ngx_str_t *token, ngx_pool_t *pool,
         return rc;
     }
 
+    /* the algorithm is pinned to the key: no HS256 against a public key */
+
     if (alg.len != 5 || ngx_strncmp(alg.data, expected, 5) != 0) {
         ngx_log_error(NGX_LOG_INFO, log, 0,
                       "token refused: algorithm is not %s", expected);
@@ -82,29 +86,62 @@ ngx_codeb_jwt_verify(ngx_codeb_tenant_t *t, ngx_str_t *token, ngx_pool_t *pool,
         return NGX_DECLINED;
     }
 
-    rc = NGX_DECLINED;
+    why = ngx_codeb_jwt_claims(t, jwt);
+
+    if (why) {
+        ngx_log_error(NGX_LOG_INFO, log, 0, "token refused: %s", why);
+        rc = NGX_DECLINED;
+
+    } else {
+        rc = ngx_codeb_jwt_identity(jwt, pool, identity);
+
+        if (rc == NGX_DECLINED) {
+            ngx_log_error(NGX_LOG_INFO, log, 0, "token refused: no identity");
+        }
+
+        *admin = ngx_codeb_jwt_has(jwt, "role", NULL)
+                 || ngx_codeb_jwt_has(jwt, "roles", NULL);
+    }
+
+    jwt_free(jwt);
+
+    return rc;
+}
+
+
+/* NULL when exp, iss and aud are as configured, else what is wrong */
+static char *
+ngx_codeb_jwt_claims(ngx_codeb_tenant_t *t, jwt_t *jwt)
+{
+    long  exp;
 
     errno = 0;
     exp = jwt_get_grant_int(jwt, "exp");
 
     if (errno != 0 || exp <= (long) ngx_time()) {
-        ngx_log_error(NGX_LOG_INFO, log, 0,
-                      "token refused: expired or without exp");
-        goto done;
+        return "expired or without exp";
     }
 
     if (t->oidc_issuer.len && !ngx_codeb_jwt_has(jwt, "iss", &t->oidc_issuer))
     {
-        ngx_log_error(NGX_LOG_INFO, log, 0, "token refused: wrong issuer");
-        goto done;
+        return "wrong issuer";
     }
 
     if (t->oidc_audience.len
         && !ngx_codeb_jwt_has(jwt, "aud", &t->oidc_audience))
     {
-        ngx_log_error(NGX_LOG_INFO, log, 0, "token refused: wrong audience");
-        goto done;
+        return "wrong audience";
     }
+
+    return NULL;
+}
+
+
+/* preferred_username, else email, else sub (at most 256 bytes) */
+static ngx_int_t
+ngx_codeb_jwt_identity(jwt_t *jwt, ngx_pool_t *pool, ngx_str_t *identity)
+{
+    const char  *id;
 
     id = jwt_get_grant(jwt, "preferred_username");
     if (id == NULL || *id == '\0') {
@@ -116,29 +153,18 @@ ngx_codeb_jwt_verify(ngx_codeb_tenant_t *t, ngx_str_t *token, ngx_pool_t *pool,
     }
 
     if (id == NULL || *id == '\0' || ngx_strlen(id) > 256) {
-        ngx_log_error(NGX_LOG_INFO, log, 0, "token refused: no identity");
-        goto done;
+        return NGX_DECLINED;
     }
 
     identity->len = ngx_strlen(id);
     identity->data = ngx_pnalloc(pool, identity->len);
     if (identity->data == NULL) {
-        rc = NGX_ERROR;
-        goto done;
+        return NGX_ERROR;
     }
 
     ngx_memcpy(identity->data, id, identity->len);
 
-    *admin = ngx_codeb_jwt_has(jwt, "role", NULL)
-             || ngx_codeb_jwt_has(jwt, "roles", NULL);
-
-    rc = NGX_OK;
-
-done:
-
-    jwt_free(jwt);
-
-    return rc;
+    return NGX_OK;
 }
 
 

@@ -41,6 +41,18 @@ static ngx_int_t ngx_codeb_ws_frame(ngx_codeb_ws_t *ws, ngx_uint_t fin,
 static ngx_int_t ngx_codeb_ws_enqueue(ngx_codeb_ws_t *ws, ngx_uint_t opcode,
     u_char *data, size_t len, ngx_uint_t force);
 static ngx_int_t ngx_codeb_ws_flush(ngx_codeb_ws_t *ws);
+static ngx_int_t ngx_codeb_ws_send_batch(ngx_codeb_ws_t *ws);
+static void ngx_codeb_ws_linger(ngx_codeb_ws_t *ws);
+static ngx_int_t ngx_codeb_ws_parse(ngx_codeb_ws_t *ws, u_char *pos,
+    u_char *end);
+static ngx_int_t ngx_codeb_ws_header(ngx_codeb_ws_t *ws, u_char *p,
+    size_t avail, size_t *hlen, uint64_t *len);
+static ngx_int_t ngx_codeb_ws_close_frame(ngx_codeb_ws_t *ws,
+    u_char *payload, size_t len);
+static ngx_int_t ngx_codeb_ws_fragment(ngx_codeb_ws_t *ws, ngx_uint_t fin,
+    u_char *payload, size_t len);
+static ngx_int_t ngx_codeb_ws_message(ngx_codeb_ws_t *ws, ngx_uint_t opcode,
+    u_char *data, size_t len);
 static void ngx_codeb_ws_fail(ngx_codeb_ws_t *ws, ngx_uint_t status,
     char *reason);
 static void ngx_codeb_ws_finish(ngx_codeb_ws_t *ws);
@@ -262,17 +274,13 @@ ngx_codeb_ws_write_handler(ngx_http_request_t *r)
 
 /*
  * NGX_OK: queue empty; NGX_AGAIN: waiting for the socket; NGX_ERROR.
- * Up to NGX_CODEB_WS_IOV queued frames go out in one send_chain() call
- * (one writev, or one TLS record batch).
+ * The rest of the 101 goes first, then the queued frames.
  */
 static ngx_int_t
 ngx_codeb_ws_flush(ngx_codeb_ws_t *ws)
 {
-    ngx_uint_t           i, n;
-    ngx_buf_t            bufs[NGX_CODEB_WS_IOV];
-    ngx_chain_t          cl[NGX_CODEB_WS_IOV], *rest;
-    ngx_connection_t    *c;
-    ngx_codeb_ws_out_t  *out, *next;
+    ngx_int_t          rc;
+    ngx_connection_t  *c;
 
     c = ws->connection;
 
@@ -281,7 +289,6 @@ ngx_codeb_ws_flush(ngx_codeb_ws_t *ws)
     }
 
     if (ws->request->out) {
-        /* the rest of the 101 */
         if (ngx_http_output_filter(ws->request, NULL) == NGX_ERROR) {
             return NGX_ERROR;
         }
@@ -293,95 +300,120 @@ ngx_codeb_ws_flush(ngx_codeb_ws_t *ws)
     }
 
     while (ws->out) {
+        rc = ngx_codeb_ws_send_batch(ws);
 
-        n = 0;
-
-        for (out = ws->out; out && n < NGX_CODEB_WS_IOV; out = out->next) {
-            ngx_memzero(&bufs[n], sizeof(ngx_buf_t));
-            bufs[n].pos = out->pos;
-            bufs[n].last = out->last;
-            bufs[n].memory = 1;
-
-            cl[n].buf = &bufs[n];
-            cl[n].next = NULL;
-
-            if (n) {
-                cl[n - 1].next = &cl[n];
-            }
-
-            n++;
-        }
-
-        /* a TLS connection buffers until a flush */
-        bufs[n - 1].flush = 1;
-
-        rest = c->send_chain(c, cl, 0);
-
-        if (rest == NGX_CHAIN_ERROR) {
+        if (rc == NGX_ERROR) {
             return NGX_ERROR;
         }
 
-        out = ws->out;
-
-        for (i = 0; i < n; i++) {
-            ws->out_bytes -= bufs[i].pos - out->pos;
-            out->pos = bufs[i].pos;
-
-            if (out->pos < out->last) {
-                break;
-            }
-
-            next = out->next;
-            ngx_free(out);
-            out = next;
-        }
-
-        ws->out = out;
-
-        if (out == NULL) {
-            ws->out_last = &ws->out;
-        }
-
-        if (rest) {
-            if (ngx_handle_write_event(c->write, 0) != NGX_OK) {
-                return NGX_ERROR;
-            }
-
-            return NGX_AGAIN;
+        if (rc == NGX_AGAIN) {
+            return ngx_handle_write_event(c->write, 0) == NGX_OK
+                   ? NGX_AGAIN : NGX_ERROR;
         }
     }
 
     if (ws->closing && !ws->lingering) {
-        /*
-         * RFC 6455 §7.1.1: the server closes TCP first; wait briefly for
-         * the client's EOF so that its close frame is not answered by RST
-         */
-        ws->lingering = 1;
-
-        if (c->ssl == NULL) {
-            (void) shutdown(c->fd, SHUT_WR);
-        }
-
-        if (ws->timer.timer_set) {
-            ngx_del_timer(&ws->timer);
-        }
-
-        ngx_add_timer(&ws->timer, NGX_CODEB_WS_LINGER);
+        ngx_codeb_ws_linger(ws);
     }
 
     return NGX_OK;
 }
 
 
+/*
+ * Up to NGX_CODEB_WS_IOV queued frames in one send_chain() call (one
+ * writev, or one TLS record batch); the frames sent are freed.  NGX_OK:
+ * all of them went; NGX_AGAIN: the socket is full; NGX_ERROR.
+ */
+static ngx_int_t
+ngx_codeb_ws_send_batch(ngx_codeb_ws_t *ws)
+{
+    ngx_uint_t           i, n;
+    ngx_buf_t            bufs[NGX_CODEB_WS_IOV];
+    ngx_chain_t          cl[NGX_CODEB_WS_IOV], *rest;
+    ngx_connection_t    *c;
+    ngx_codeb_ws_out_t  *out, *next;
+
+    c = ws->connection;
+    n = 0;
+
+    for (out = ws->out; out && n < NGX_CODEB_WS_IOV; out = out->next) {
+        ngx_memzero(&bufs[n], sizeof(ngx_buf_t));
+        bufs[n].pos = out->pos;
+        bufs[n].last = out->last;
+        bufs[n].memory = 1;
+
+        cl[n].buf = &bufs[n];
+        cl[n].next = NULL;
+
+        if (n) {
+            cl[n - 1].next = &cl[n];
+        }
+
+        n++;
+    }
+
+    /* a TLS connection buffers until a flush */
+    bufs[n - 1].flush = 1;
+
+    rest = c->send_chain(c, cl, 0);
+
+    if (rest == NGX_CHAIN_ERROR) {
+        return NGX_ERROR;
+    }
+
+    out = ws->out;
+
+    for (i = 0; i < n; i++) {
+        ws->out_bytes -= bufs[i].pos - out->pos;
+        out->pos = bufs[i].pos;
+
+        if (out->pos < out->last) {
+            break;
+        }
+
+        next = out->next;
+        ngx_free(out);
+        out = next;
+    }
+
+    ws->out = out;
+
+    if (out == NULL) {
+        ws->out_last = &ws->out;
+    }
+
+    return rest ? NGX_AGAIN : NGX_OK;
+}
+
+
+/*
+ * RFC 6455 §7.1.1: the server closes TCP first; it waits briefly for the
+ * client's EOF so that the client's close frame is not answered by RST
+ */
+static void
+ngx_codeb_ws_linger(ngx_codeb_ws_t *ws)
+{
+    ws->lingering = 1;
+
+    if (ws->connection->ssl == NULL) {
+        (void) shutdown(ws->connection->fd, SHUT_WR);
+    }
+
+    if (ws->timer.timer_set) {
+        ngx_del_timer(&ws->timer);
+    }
+
+    ngx_add_timer(&ws->timer, NGX_CODEB_WS_LINGER);
+}
+
+
 static void
 ngx_codeb_ws_read_handler(ngx_http_request_t *r)
 {
-    u_char            *buf, *pos, *end;
+    u_char            *buf;
     size_t             size;
     ssize_t            n;
-    ngx_int_t          need;
-    ngx_buf_t         *in;
-    ngx_uint_t         unparsed;
     ngx_codeb_ws_t    *ws;
     ngx_connection_t  *c;
 
@@ -393,32 +425,26 @@ ngx_codeb_ws_read_handler(ngx_http_request_t *r)
         return;
     }
 
-    in = &ws->in;
     ws->busy = 1;
 
-    /* frames that came with the handshake are parsed before reading */
-    unparsed = ws->unparsed;
-    ws->unparsed = 0;
+    if (ws->unparsed) {
+        /* frames that came with the handshake */
+        ws->unparsed = 0;
+        (void) ngx_codeb_ws_parse(ws, ws->in.pos, ws->in.last);
+    }
 
-    while (!ws->done) {
+    while (!ws->done && !ws->closing) {
 
-        if (unparsed) {
-            unparsed = 0;
-            pos = in->pos;
-            end = in->last;
-            goto parse;
-        }
-
-        if (in->start) {
-            buf = in->last;
-            size = in->end - in->last;
+        if (ws->in.start) {
+            buf = ws->in.last;
+            size = ws->in.end - ws->in.last;
 
         } else {
             buf = ngx_codeb_ws_rbuf;
             size = NGX_CODEB_WS_RBUF;
         }
 
-        n = (size == 0) ? 0 : c->recv(c, buf, size);
+        n = c->recv(c, buf, size);
 
         if (n == NGX_AGAIN) {
             if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
@@ -435,55 +461,32 @@ ngx_codeb_ws_read_handler(ngx_http_request_t *r)
 
         ws->last_seen = ngx_current_msec;
 
-        if (ws->lingering) {
-            /* discarded until EOF */
-            continue;
+        if (ws->in.start) {
+            ws->in.last += n;
+            buf = ws->in.pos;
+            n = ws->in.last - buf;
         }
 
-        if (in->start) {
-            in->last += n;
-            pos = in->pos;
-            end = in->last;
-
-        } else {
-            pos = buf;
-            end = buf + n;
+        if (ngx_codeb_ws_parse(ws, buf, buf + n) != NGX_OK) {
+            break;
         }
+    }
 
-    parse:
+    /* once closing, the client's bytes are read away until its EOF */
 
-        need = ngx_codeb_ws_input(ws, pos, end, &pos);
+    while (ws->closing && !ws->done) {
+        n = c->recv(c, ngx_codeb_ws_rbuf, NGX_CODEB_WS_RBUF);
 
-        if (need == NGX_ERROR || ws->closing) {
+        if (n == NGX_AGAIN) {
+            if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+                ws->done = 1;
+            }
             break;
         }
 
-        if (pos == end) {
-            ngx_codeb_ws_in_free(ws);
-            continue;
-        }
-
-        /* keep the incomplete frame [pos, end) */
-
-        if (in->start && in->end - in->start >= need) {
-            in->last = ngx_movemem(in->start, pos, end - pos);
-            in->pos = in->start;
-            continue;
-        }
-
-        buf = ngx_alloc(ngx_max((size_t) need, 4096), c->log);
-        if (buf == NULL) {
+        if (n == NGX_ERROR || n == 0) {
             ws->done = 1;
-            break;
         }
-
-        n = ngx_cpymem(buf, pos, end - pos) - buf;
-        ngx_codeb_ws_in_free(ws);
-
-        in->start = buf;
-        in->pos = buf;
-        in->last = buf + n;
-        in->end = buf + ngx_max((size_t) need, 4096);
     }
 
     ws->busy = 0;
@@ -496,6 +499,57 @@ ngx_codeb_ws_read_handler(ngx_http_request_t *r)
     if (ws->out && !c->write->posted) {
         ngx_post_event(c->write, &ngx_posted_events);
     }
+}
+
+
+/*
+ * The frames in [pos, end); an incomplete frame at the end is kept in
+ * ws->in.  NGX_OK: go on reading; NGX_DECLINED: the connection is
+ * closing; NGX_ERROR: no memory.
+ */
+static ngx_int_t
+ngx_codeb_ws_parse(ngx_codeb_ws_t *ws, u_char *pos, u_char *end)
+{
+    u_char     *buf;
+    size_t      size;
+    ngx_int_t   need;
+
+    need = ngx_codeb_ws_input(ws, pos, end, &pos);
+
+    if (need == NGX_ERROR || ws->closing) {
+        return NGX_DECLINED;
+    }
+
+    if (pos == end) {
+        ngx_codeb_ws_in_free(ws);
+        return NGX_OK;
+    }
+
+    /* the incomplete frame [pos, end), in a buffer that will hold it all */
+
+    if (ws->in.start && (ngx_int_t) (ws->in.end - ws->in.start) >= need) {
+        ws->in.last = ngx_movemem(ws->in.start, pos, end - pos);
+        ws->in.pos = ws->in.start;
+        return NGX_OK;
+    }
+
+    size = ngx_max((size_t) need, 4096);
+
+    buf = ngx_alloc(size, ws->connection->log);
+    if (buf == NULL) {
+        ws->done = 1;
+        return NGX_ERROR;
+    }
+
+    end = ngx_cpymem(buf, pos, end - pos);
+    ngx_codeb_ws_in_free(ws);
+
+    ws->in.start = buf;
+    ws->in.pos = buf;
+    ws->in.last = end;
+    ws->in.end = buf + size;
+
+    return NGX_OK;
 }
 
 
@@ -537,96 +591,23 @@ ngx_codeb_ws_input(ngx_codeb_ws_t *ws, u_char *start, u_char *end,
     u_char **pos)
 {
     u_char      *p, *mask;
-    size_t       avail, hlen, i;
+    size_t       i, hlen;
     uint64_t     len;
-    ngx_uint_t   fin, opcode;
+    ngx_int_t    rc;
 
     p = start;
 
     while (p < end && !ws->closing) {
-        avail = end - p;
+        rc = ngx_codeb_ws_header(ws, p, end - p, &hlen, &len);
 
-        if (avail < 2) {
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (rc == NGX_AGAIN || (uint64_t) (end - p) < hlen + len) {
+            /* the header's own size is at most 14 bytes */
             *pos = p;
-            return 14;
-        }
-
-        fin = p[0] & 0x80;
-        opcode = p[0] & 0x0f;
-
-        if (p[0] & 0x70) {
-            ngx_codeb_ws_fail(ws, 1002, "reserved bits set");
-            return NGX_ERROR;
-        }
-
-        if (!(p[1] & 0x80)) {
-            ngx_codeb_ws_fail(ws, 1002, "unmasked client frame");
-            return NGX_ERROR;
-        }
-
-        switch (opcode) {
-        case NGX_CODEB_WS_CONT:
-        case NGX_CODEB_WS_TEXT:
-        case NGX_CODEB_WS_BINARY:
-            break;
-
-        case NGX_CODEB_WS_CLOSE:
-        case NGX_CODEB_WS_PING:
-        case NGX_CODEB_WS_PONG:
-            if (!fin || (p[1] & 0x7f) > 125) {
-                ngx_codeb_ws_fail(ws, 1002, "invalid control frame");
-                return NGX_ERROR;
-            }
-            break;
-
-        default:
-            ngx_codeb_ws_fail(ws, 1002, "reserved opcode");
-            return NGX_ERROR;
-        }
-
-        len = p[1] & 0x7f;
-        hlen = 2;
-
-        if (len == 126) {
-            if (avail < 4) {
-                *pos = p;
-                return 14;
-            }
-
-            len = ((uint64_t) p[2] << 8) | p[3];
-            hlen = 4;
-
-        } else if (len == 127) {
-            if (avail < 10) {
-                *pos = p;
-                return 14;
-            }
-
-            len = 0;
-            for (i = 2; i < 10; i++) {
-                len = (len << 8) | p[i];
-            }
-
-            if (len >> 63) {
-                ngx_codeb_ws_fail(ws, 1002, "invalid length");
-                return NGX_ERROR;
-            }
-
-            hlen = 10;
-        }
-
-        if (opcode < NGX_CODEB_WS_CLOSE
-            && len + ws->msg_len > ws->conf->max_message)
-        {
-            ngx_codeb_ws_fail(ws, 1009, "message too large");
-            return NGX_ERROR;
-        }
-
-        hlen += 4;
-
-        if (avail < hlen + len) {
-            *pos = p;
-            return (ngx_int_t) (hlen + len);
+            return rc == NGX_AGAIN ? 14 : (ngx_int_t) (hlen + len);
         }
 
         mask = p + hlen - 4;
@@ -636,11 +617,15 @@ ngx_codeb_ws_input(ngx_codeb_ws_t *ws, u_char *start, u_char *end,
             p[i] ^= mask[i & 3];
         }
 
-        if (ngx_codeb_ws_frame(ws, fin, opcode, p, (size_t) len) != NGX_OK) {
+        if (ngx_codeb_ws_frame(ws, start[0] & 0x80, start[0] & 0x0f, p,
+                               (size_t) len)
+            != NGX_OK)
+        {
             return NGX_ERROR;
         }
 
         p += len;
+        start = p;
     }
 
     *pos = p;
@@ -649,14 +634,89 @@ ngx_codeb_ws_input(ngx_codeb_ws_t *ws, u_char *start, u_char *end,
 }
 
 
+/*
+ * The header of the frame at p (RFC 6455 §5.2): its size in *hlen
+ * (masking key included) and the payload length in *len.  NGX_AGAIN:
+ * fewer than the header's bytes are there; NGX_ERROR: a protocol
+ * violation, the connection is being closed.
+ */
+static ngx_int_t
+ngx_codeb_ws_header(ngx_codeb_ws_t *ws, u_char *p, size_t avail,
+    size_t *hlen, uint64_t *len)
+{
+    size_t      i;
+    ngx_uint_t  fin, opcode;
+
+    if (avail < 2) {
+        return NGX_AGAIN;
+    }
+
+    fin = p[0] & 0x80;
+    opcode = p[0] & 0x0f;
+
+    if (p[0] & 0x70) {
+        ngx_codeb_ws_fail(ws, 1002, "reserved bits set");
+        return NGX_ERROR;
+    }
+
+    if (!(p[1] & 0x80)) {
+        ngx_codeb_ws_fail(ws, 1002, "unmasked client frame");
+        return NGX_ERROR;
+    }
+
+    if (opcode >= NGX_CODEB_WS_CLOSE && opcode <= NGX_CODEB_WS_PONG) {
+        if (!fin || (p[1] & 0x7f) > 125) {
+            ngx_codeb_ws_fail(ws, 1002, "invalid control frame");
+            return NGX_ERROR;
+        }
+
+    } else if (opcode > NGX_CODEB_WS_BINARY) {
+        ngx_codeb_ws_fail(ws, 1002, "reserved opcode");
+        return NGX_ERROR;
+    }
+
+    *len = p[1] & 0x7f;
+    *hlen = 2;
+
+    if (*len == 126) {
+        *hlen = 4;
+
+    } else if (*len == 127) {
+        *hlen = 10;
+    }
+
+    if (avail < *hlen) {
+        return NGX_AGAIN;
+    }
+
+    if (*hlen > 2) {
+        for (*len = 0, i = 2; i < *hlen; i++) {
+            *len = (*len << 8) | p[i];
+        }
+
+        if (*len >> 63) {
+            ngx_codeb_ws_fail(ws, 1002, "invalid length");
+            return NGX_ERROR;
+        }
+    }
+
+    if (opcode < NGX_CODEB_WS_CLOSE
+        && *len + ws->msg_len > ws->conf->max_message)
+    {
+        ngx_codeb_ws_fail(ws, 1009, "message too large");
+        return NGX_ERROR;
+    }
+
+    *hlen += 4;
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_codeb_ws_frame(ngx_codeb_ws_t *ws, ngx_uint_t fin, ngx_uint_t opcode,
     u_char *payload, size_t len)
 {
-    u_char      *msg;
-    size_t       size;
-    ngx_uint_t   status;
-
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, ws->connection->log, 0,
                    "codeb ws: frame opcode %ui fin %ui, %uz bytes",
                    opcode, fin != 0, len);
@@ -670,13 +730,42 @@ ngx_codeb_ws_frame(ngx_codeb_ws_t *ws, ngx_uint_t fin, ngx_uint_t opcode,
         return NGX_OK;
 
     case NGX_CODEB_WS_CLOSE:
-        if (len == 0) {
-            ws->client_closed = 1;
-            ngx_codeb_ws_close(ws, 1000, NULL);
-            return NGX_OK;
+        return ngx_codeb_ws_close_frame(ws, payload, len);
+
+    case NGX_CODEB_WS_CONT:
+        if (ws->msg_opcode == 0) {
+            ngx_codeb_ws_fail(ws, 1002, "unexpected continuation frame");
+            return NGX_ERROR;
         }
 
-        status = (payload[0] << 8) | payload[1];
+        return ngx_codeb_ws_fragment(ws, fin, payload, len);
+
+    default:
+        if (ws->msg_opcode != 0) {
+            ngx_codeb_ws_fail(ws, 1002, "expected continuation frame");
+            return NGX_ERROR;
+        }
+
+        if (!fin) {
+            ws->msg_opcode = opcode;
+            return ngx_codeb_ws_fragment(ws, fin, payload, len);
+        }
+
+        return ngx_codeb_ws_message(ws, opcode, payload, len);
+    }
+}
+
+
+/* the client's close frame (RFC 6455 §5.5.1, §7.4): echoed, then close */
+static ngx_int_t
+ngx_codeb_ws_close_frame(ngx_codeb_ws_t *ws, u_char *payload, size_t len)
+{
+    ngx_uint_t  status;
+
+    status = 1000;
+
+    if (len) {
+        status = (payload[0] << 8) | (len > 1 ? payload[1] : 0);
 
         if (len == 1
             || status < 1000 || status == 1004 || status == 1005
@@ -691,41 +780,24 @@ ngx_codeb_ws_frame(ngx_codeb_ws_t *ws, ngx_uint_t fin, ngx_uint_t opcode,
             ngx_codeb_ws_fail(ws, 1007, "invalid UTF-8 in close reason");
             return NGX_ERROR;
         }
-
-        ws->client_closed = 1;
-        ngx_codeb_ws_close(ws, status, NULL);
-        return NGX_OK;
-
-    case NGX_CODEB_WS_CONT:
-        if (ws->msg_opcode == 0) {
-            ngx_codeb_ws_fail(ws, 1002, "unexpected continuation frame");
-            return NGX_ERROR;
-        }
-        break;
-
-    default:
-        if (ws->msg_opcode != 0) {
-            ngx_codeb_ws_fail(ws, 1002, "expected continuation frame");
-            return NGX_ERROR;
-        }
-
-        if (fin) {
-            if (opcode == NGX_CODEB_WS_TEXT
-                && !ngx_codeb_ws_utf8(payload, len))
-            {
-                ngx_codeb_ws_fail(ws, 1007, "invalid UTF-8");
-                return NGX_ERROR;
-            }
-
-            ws->on_message(ws, opcode, payload, len);
-            ngx_codeb_scratch_reset();
-            return NGX_OK;
-        }
-
-        ws->msg_opcode = opcode;
     }
 
-    /* fragments are joined; the total is bounded by max_message */
+    ws->client_closed = 1;
+    ngx_codeb_ws_close(ws, status, NULL);
+
+    return NGX_OK;
+}
+
+
+/* a fragment is joined; the total is bounded by max_message */
+static ngx_int_t
+ngx_codeb_ws_fragment(ngx_codeb_ws_t *ws, ngx_uint_t fin, u_char *payload,
+    size_t len)
+{
+    u_char     *msg;
+    size_t      size;
+    ngx_int_t   rc;
+    ngx_uint_t  opcode;
 
     if (ws->msg_len + len > ws->msg_size) {
         size = ngx_max(ws->msg_size * 2, ws->msg_len + len);
@@ -762,15 +834,25 @@ ngx_codeb_ws_frame(ngx_codeb_ws_t *ws, ngx_uint_t fin, ngx_uint_t opcode,
     ws->msg_size = 0;
     ws->msg_opcode = 0;
 
-    if (opcode == NGX_CODEB_WS_TEXT && !ngx_codeb_ws_utf8(msg, len)) {
-        ngx_free(msg);
+    rc = ngx_codeb_ws_message(ws, opcode, msg, len);
+    ngx_free(msg);
+
+    return rc;
+}
+
+
+/* a whole message to the owner; a text message must be UTF-8 (§8.1) */
+static ngx_int_t
+ngx_codeb_ws_message(ngx_codeb_ws_t *ws, ngx_uint_t opcode, u_char *data,
+    size_t len)
+{
+    if (opcode == NGX_CODEB_WS_TEXT && !ngx_codeb_ws_utf8(data, len)) {
         ngx_codeb_ws_fail(ws, 1007, "invalid UTF-8");
         return NGX_ERROR;
     }
 
-    ws->on_message(ws, opcode, msg, len);
+    ws->on_message(ws, opcode, data, len);
     ngx_codeb_scratch_reset();
-    ngx_free(msg);
 
     return NGX_OK;
 }

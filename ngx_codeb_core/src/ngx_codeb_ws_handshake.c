@@ -12,6 +12,8 @@
 #define NGX_CODEB_WS_GUID  "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
+static ngx_int_t ngx_codeb_ws_check(ngx_http_request_t *r,
+    ngx_codeb_ws_conf_t *conf, ngx_table_elt_t **key);
 static ngx_int_t ngx_codeb_ws_header_out(ngx_http_request_t *r, char *name,
     u_char *value, size_t len);
 static ngx_uint_t ngx_codeb_ws_token(ngx_table_elt_t *h, char *token,
@@ -29,80 +31,22 @@ ngx_int_t
 ngx_codeb_ws_accept(ngx_http_request_t *r, ngx_codeb_ws_conf_t *conf,
     ngx_codeb_ws_t **wsp)
 {
-    u_char                key[16], sha[SHA_DIGEST_LENGTH];
-    u_char               *accept;
-    ngx_int_t             rc;
-    ngx_str_t             src, dst;
-    SHA_CTX               ctx;
-    ngx_table_elt_t      *h;
-    ngx_codeb_ws_t       *ws;
+    u_char            sha[SHA_DIGEST_LENGTH], *accept;
+    ngx_int_t         rc;
+    ngx_str_t         src, dst;
+    SHA_CTX           ctx;
+    ngx_table_elt_t  *key;
+    ngx_codeb_ws_t   *ws;
 
-    if (r->method != NGX_HTTP_GET) {
-        return NGX_HTTP_NOT_ALLOWED;
+    rc = ngx_codeb_ws_check(r, conf, &key);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
-    if (r->http_version != NGX_HTTP_VERSION_11 || r != r->main
-#if (NGX_HTTP_V2)
-        || r->stream
-#endif
-       )
-    {
-        return NGX_HTTP_BAD_REQUEST;
-    }
-
-    /* a body would be taken for frames: refused, and read away */
-
-    if (r->headers_in.content_length_n > 0 || r->headers_in.chunked) {
-        rc = ngx_http_discard_request_body(r);
-        return rc == NGX_OK ? NGX_HTTP_BAD_REQUEST : rc;
-    }
-
-    /* nginx 1.22 does not keep the Connection header in headers_in */
-
-    if (!ngx_codeb_ws_token(r->headers_in.upgrade, "websocket", 9)
-        || !ngx_codeb_ws_token(ngx_codeb_http_header(r, "Connection"),
-                               "upgrade", 7))
-    {
-        return NGX_HTTP_BAD_REQUEST;
-    }
-
-    h = ngx_codeb_http_header(r, "Sec-WebSocket-Version");
-    if (h == NULL || h->value.len != 2
-        || ngx_strncmp(h->value.data, "13", 2) != 0)
-    {
-        /* RFC 6455 §4.4: advertise the version we speak */
-        if (ngx_codeb_ws_header_out(r, "Sec-WebSocket-Version",
-                                    (u_char *) "13", 2)
-            != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        return NGX_HTTP_UPGRADE_REQUIRED;
-    }
-
-    h = ngx_codeb_http_header(r, "Sec-WebSocket-Key");
-    if (h == NULL || h->value.len != 24) {
-        return NGX_HTTP_BAD_REQUEST;
-    }
-
-    src = h->value;
-    dst.data = key;
-    if (ngx_decode_base64(&dst, &src) != NGX_OK || dst.len != 16) {
-        return NGX_HTTP_BAD_REQUEST;
-    }
-
-    if (conf->subprotocol.len
-        && !ngx_codeb_ws_token(ngx_codeb_http_header(r,
-                                                     "Sec-WebSocket-Protocol"),
-                               (char *) conf->subprotocol.data,
-                               conf->subprotocol.len))
-    {
-        return NGX_HTTP_BAD_REQUEST;
-    }
+    /* §4.2.2: Sec-WebSocket-Accept = base64(SHA-1(key + GUID)) */
 
     SHA1_Init(&ctx);
-    SHA1_Update(&ctx, h->value.data, h->value.len);
+    SHA1_Update(&ctx, key->value.data, key->value.len);
     SHA1_Update(&ctx, NGX_CODEB_WS_GUID, sizeof(NGX_CODEB_WS_GUID) - 1);
     SHA1_Final(sha, &ctx);
 
@@ -159,6 +103,90 @@ ngx_codeb_ws_accept(ngx_http_request_t *r, ngx_codeb_ws_conf_t *conf,
     ngx_codeb_ws_start(ws);
 
     *wsp = ws;
+
+    return NGX_OK;
+}
+
+
+/*
+ * §4.2.1: a GET of HTTP/1.1 with Upgrade: websocket, Connection: upgrade,
+ * version 13, a key of 16 bytes, and the configured subprotocol among the
+ * offered ones.  NGX_OK with the key, or the status of the refusal.
+ */
+static ngx_int_t
+ngx_codeb_ws_check(ngx_http_request_t *r, ngx_codeb_ws_conf_t *conf,
+    ngx_table_elt_t **key)
+{
+    u_char            buf[ngx_base64_decoded_length(24)];
+    ngx_int_t         rc;
+    ngx_str_t         dst;
+    ngx_table_elt_t  *h;
+
+    if (r->method != NGX_HTTP_GET) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    if (r->http_version != NGX_HTTP_VERSION_11 || r != r->main
+#if (NGX_HTTP_V2)
+        || r->stream
+#endif
+       )
+    {
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    /* a body would be taken for frames: refused, and read away */
+
+    if (r->headers_in.content_length_n > 0 || r->headers_in.chunked) {
+        rc = ngx_http_discard_request_body(r);
+        return rc == NGX_OK ? NGX_HTTP_BAD_REQUEST : rc;
+    }
+
+    /* nginx 1.22 does not keep the Connection header in headers_in */
+
+    if (!ngx_codeb_ws_token(r->headers_in.upgrade, "websocket", 9)
+        || !ngx_codeb_ws_token(ngx_codeb_http_header(r, "Connection"),
+                               "upgrade", 7))
+    {
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    h = ngx_codeb_http_header(r, "Sec-WebSocket-Version");
+    if (h == NULL || h->value.len != 2
+        || ngx_strncmp(h->value.data, "13", 2) != 0)
+    {
+        /* §4.4: the version we speak is advertised */
+        if (ngx_codeb_ws_header_out(r, "Sec-WebSocket-Version",
+                                    (u_char *) "13", 2)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return NGX_HTTP_UPGRADE_REQUIRED;
+    }
+
+    h = ngx_codeb_http_header(r, "Sec-WebSocket-Key");
+    if (h == NULL || h->value.len != 24) {
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    /* 24 characters decode to at most 18 bytes: the key must be 16 */
+    dst.data = buf;
+    if (ngx_decode_base64(&dst, &h->value) != NGX_OK || dst.len != 16) {
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    if (conf->subprotocol.len
+        && !ngx_codeb_ws_token(ngx_codeb_http_header(r,
+                                                     "Sec-WebSocket-Protocol"),
+                               (char *) conf->subprotocol.data,
+                               conf->subprotocol.len))
+    {
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    *key = h;
 
     return NGX_OK;
 }

@@ -231,68 +231,78 @@ ngx_codeb_peer_valid_id(ngx_str_t *id)
 
 /* ---- the frames ---- */
 
+/* NULL when join's fields have the right types and values, else why */
+static char *
+ngx_codeb_frame_join_check(ngx_array_t *m)
+{
+    ngx_codeb_json_member_t  *j;
+
+    j = ngx_codeb_json_get_type(m, "room", NGX_CODEB_JSON_STRING);
+
+    if (j == NULL
+        || (!ngx_codeb_peer_valid_room(&j->str)
+            && ngx_strcmp(j->str.data, "random") != 0))
+    {
+        return "\"room\" must be 1-64 of [A-Za-z0-9_.-]";
+    }
+
+    j = ngx_codeb_json_get_type(m, "name", NGX_CODEB_JSON_STRING);
+
+    if (j == NULL || !ngx_codeb_peer_valid_name(&j->str, NGX_CODEB_NAME_MAX)) {
+        return "\"name\" must be 1-64 characters";
+    }
+
+    j = ngx_codeb_json_get(m, "dial");
+
+    if (j && j->type != NGX_CODEB_JSON_NULL
+        && (j->type != NGX_CODEB_JSON_STRING
+            || !ngx_codeb_peer_valid_number(&j->str)))
+    {
+        return "\"dial\" must be a virtual number";
+    }
+
+    j = ngx_codeb_json_get(m, "office");
+
+    if (j && j->type != NGX_CODEB_JSON_BOOL && j->type != NGX_CODEB_JSON_NULL)
+    {
+        return "\"office\" must be boolean";
+    }
+
+    j = ngx_codeb_json_get(m, "resume");
+
+    if (j && j->type != NGX_CODEB_JSON_OBJECT && j->type != NGX_CODEB_JSON_NULL)
+    {
+        return "\"resume\" must be an object";
+    }
+
+    return NULL;
+}
+
+
 static void
 ngx_codeb_frame_join(ngx_codeb_peer_t *peer, ngx_array_t *m)
 {
+    char                     *why;
     ngx_str_t                 identity;
     ngx_log_t                *log;
     ngx_flag_t                admin;
-    ngx_codeb_json_member_t  *jroom, *jname, *jdial, *jtoken, *joffice,
-                             *jresume;
+    ngx_codeb_json_member_t  *jtoken, *joffice, *jresume;
 
     if (peer->state != NGX_CODEB_PEER_NEW) {
         ngx_codeb_peer_error(peer, "already_joined", "already joined");
         return;
     }
 
-    log = ngx_codeb_peer_log(peer);
+    why = ngx_codeb_frame_join_check(m);
+    if (why) {
+        ngx_codeb_peer_error(peer, "bad_frame", why);
+        return;
+    }
 
-    jroom = ngx_codeb_json_get_type(m, "room", NGX_CODEB_JSON_STRING);
-    jname = ngx_codeb_json_get_type(m, "name", NGX_CODEB_JSON_STRING);
-    jdial = ngx_codeb_json_get(m, "dial");
+    log = ngx_codeb_peer_log(peer);
     jtoken = ngx_codeb_json_get(m, "token");
     joffice = ngx_codeb_json_get(m, "office");
     jresume = ngx_codeb_json_get(m, "resume");
-
-    if (jroom == NULL
-        || (!ngx_codeb_peer_valid_room(&jroom->str)
-            && ngx_strcmp(jroom->str.data, "random") != 0))
-    {
-        ngx_codeb_peer_error(peer, "bad_frame",
-                             "\"room\" must be 1-64 of [A-Za-z0-9_.-]");
-        return;
-    }
-
-    if (jname == NULL
-        || !ngx_codeb_peer_valid_name(&jname->str, NGX_CODEB_NAME_MAX))
-    {
-        ngx_codeb_peer_error(peer, "bad_frame",
-                             "\"name\" must be 1-64 characters");
-        return;
-    }
-
-    if (jdial && jdial->type != NGX_CODEB_JSON_NULL
-        && (jdial->type != NGX_CODEB_JSON_STRING
-            || !ngx_codeb_peer_valid_number(&jdial->str)))
-    {
-        ngx_codeb_peer_error(peer, "bad_frame",
-                             "\"dial\" must be a virtual number");
-        return;
-    }
-
-    if (joffice && joffice->type != NGX_CODEB_JSON_BOOL
-        && joffice->type != NGX_CODEB_JSON_NULL)
-    {
-        ngx_codeb_peer_error(peer, "bad_frame", "\"office\" must be boolean");
-        return;
-    }
-
-    if (jresume && jresume->type != NGX_CODEB_JSON_OBJECT
-        && jresume->type != NGX_CODEB_JSON_NULL)
-    {
-        ngx_codeb_peer_error(peer, "bad_frame", "\"resume\" must be an object");
-        return;
-    }
 
     identity.len = 0;
     admin = 0;
@@ -315,11 +325,17 @@ ngx_codeb_frame_join(ngx_codeb_peer_t *peer, ngx_array_t *m)
         return;
     }
 
-    if (ngx_codeb_frame_join_room(peer, jroom, jdial) != NGX_OK) {
+    if (ngx_codeb_frame_join_room(peer,
+            ngx_codeb_json_get_type(m, "room", NGX_CODEB_JSON_STRING),
+            ngx_codeb_json_get(m, "dial"))
+        != NGX_OK)
+    {
         return;
     }
 
-    if (ngx_codeb_peer_set_str(&peer->name, &jname->str, log) != NGX_OK
+    if (ngx_codeb_peer_set_str(&peer->name,
+            &ngx_codeb_json_get_type(m, "name", NGX_CODEB_JSON_STRING)->str,
+            log) != NGX_OK
         || ngx_codeb_peer_set_str(&peer->identity, &identity, log) != NGX_OK)
     {
         ngx_codeb_ws_close(peer->ws, 1011, "out of memory");
