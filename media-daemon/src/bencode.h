@@ -61,6 +61,10 @@ int be_is(be_node_t *n, const char *s);
 int be_list_has(be_node_t *list, const char *s);
 
 
+/*
+ * A bencoded output, grown on the heap (zeroed to start).  After an
+ * allocation failure every write is ignored and failed stays set.
+ */
 typedef struct {
     char            *data;
     size_t           len;
@@ -68,15 +72,20 @@ typedef struct {
     int              failed;     /* out of memory: the buffer is unusable */
 } be_buf_t;
 
+/* its memory freed; b is empty (zeroed) again */
 void be_buf_free(be_buf_t *b);
+/* s[0..len) as it is (already bencoded, or the NG cookie) */
 void be_raw(be_buf_t *b, const char *s, size_t len);
+/* a string "<len>:<bytes>"; be_cstr() of a NUL-terminated one */
 void be_str(be_buf_t *b, const char *s, size_t len);
 void be_cstr(be_buf_t *b, const char *s);
+/* an integer "i<v>e" */
 void be_int(be_buf_t *b, int64_t v);
+/* a dictionary or list opens ("d", "l") until its be_end() ("e") */
 void be_dict(be_buf_t *b);
 void be_list(be_buf_t *b);
 void be_end(be_buf_t *b);
-/* key (a literal) followed by a string value */
+/* key (a literal) followed by a string, a C string or an integer */
 void be_kv(be_buf_t *b, const char *key, const char *s, size_t len);
 void be_kcstr(be_buf_t *b, const char *key, const char *s);
 void be_kint(be_buf_t *b, const char *key, int64_t v);

@@ -16,6 +16,7 @@
 #include "codec.h"
 #include "dtls.h"
 #include "loop.h"
+#include "rewrite.h"
 #include "sdp.h"
 #include "transcode.h"
 
@@ -34,28 +35,6 @@ typedef struct md_stream_s    md_stream_t;
 typedef struct md_player_s    md_player_t;
 typedef struct md_recorder_s  md_recorder_t;
 
-
-/*
- * What the far end sees of one direction: its own SSRC, and sequence
- * numbers and timestamps that continue across source changes (hold,
- * re-INVITE, SSRC change, codec switch), RFC 3550 §5.1.
- */
-typedef struct {
-    int                 started;
-    uint32_t            ssrc_in;
-    uint32_t            ssrc_out;
-    uint16_t            seq_offset;    /* first sequence number out */
-    uint32_t            ts_offset;     /* first timestamp out */
-    uint16_t            last_seq_out;
-    uint32_t            last_ts_out;
-    uint32_t            last_ts_in;
-    uint16_t            last_seq_in;
-    double              last_at;       /* s, md_now() */
-    int                 in_rate;       /* Hz, RTP clock of the last packet in */
-    int                 out_rate;      /* Hz, RTP clock out */
-    unsigned            new_source:1;  /* injected media went out: the
-                                          next relayed packet starts anew */
-} md_rewrite_t;
 
 typedef struct {
     uint64_t            packets;

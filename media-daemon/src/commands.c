@@ -320,8 +320,12 @@ md_call_play(be_node_t *req, be_buf_t *reply)
 }
 
 
-const char *
-md_call_stop_media(be_node_t *req, be_buf_t *reply)
+/*
+ * fn on every stream of req's call, or with of_leg on those of from-tag's
+ * leg only, when it names one
+ */
+static const char *
+md_request_each(be_node_t *req, int of_leg, void (*fn)(md_stream_t *s))
 {
     md_leg_t    *leg;
     md_call_t   *c;
@@ -329,10 +333,17 @@ md_call_stop_media(be_node_t *req, be_buf_t *reply)
 
     err = md_request_leg(req, &c, &leg);
     if (err == NULL) {
-        md_call_each(c, leg, md_player_free);
+        md_call_each(c, of_leg ? leg : NULL, fn);
     }
 
     return err;
+}
+
+
+const char *
+md_call_stop_media(be_node_t *req, be_buf_t *reply)
+{
+    return md_request_each(req, 1, md_player_free);
 }
 
 
@@ -352,14 +363,5 @@ md_call_start_recording(be_node_t *req, be_buf_t *reply)
 const char *
 md_call_stop_recording(be_node_t *req, be_buf_t *reply)
 {
-    md_leg_t    *leg;
-    md_call_t   *c;
-    const char  *err;
-
-    err = md_request_leg(req, &c, &leg);
-    if (err == NULL) {
-        md_call_each(c, NULL, md_recorder_free);
-    }
-
-    return err;
+    return md_request_each(req, 0, md_recorder_free);
 }

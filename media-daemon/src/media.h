@@ -17,12 +17,14 @@ int md_media_init(void);
  * an error reason
  */
 const char *md_media_play(md_stream_t *s, be_node_t *req, be_buf_t *reply);
+/* s's player stopped and freed (none: nothing); relaying resumes */
 void md_player_free(md_stream_t *s);
 /*
  * "start recording": one WAV per leg in --recording-dir, the files listed
  * in reply ("files"); NULL or an error reason
  */
 const char *md_media_record(md_call_t *c, be_buf_t *reply);
+/* s's recording ended: the WAV header completed, the file closed */
 void md_recorder_free(md_stream_t *s);
 /* an RTP payload s's endpoint sent (codec, ts at rate Hz) to its file */
 void md_record(md_stream_t *s, md_codec_id_e codec, const uint8_t *p,

@@ -1,6 +1,6 @@
 /*
- * The relay of RTP (RFC 3550) and RTCP between the endpoints of a
- * stream pair (rtp.c).
+ * The relay of RTP (RFC 3550, rtp.c) and RTCP (rtcp.c) between the
+ * endpoints of a stream pair.
  */
 
 #ifndef MD_RTP_H
@@ -20,5 +20,21 @@ uint8_t *md_rtp_payload(void);
  * the timestamp increment (samples) since the last packet out
  */
 void md_rtp_inject(md_stream_t *s, size_t len, uint32_t step, int marker);
+
+/*
+ * 1 when from may send on s (rtcp: to its RTCP port): the latched
+ * address, or the first source, which is latched then (unless
+ * strict-source keeps to the SDP's address); with ICE only the pair a
+ * check chose.  0: the packet is dropped
+ */
+int md_rtp_source_ok(md_stream_t *s, struct sockaddr_in *from, int rtcp);
+
+/*
+ * rtcp.c: an RTCP compound packet p[0..n) (decrypted) from s's endpoint,
+ * translated and sent to the peer's endpoint; an invalid compound is
+ * dropped whole (RFC 3550 A.2)
+ */
+void md_rtcp_packet(md_stream_t *s, uint8_t *p, size_t n,
+    struct sockaddr_in *from);
 
 #endif

@@ -315,87 +315,48 @@ md_sdp_attr_keep(char **attrs, int *n, char *line, const char **error)
 }
 
 
+/* a= at session level: ICE, fingerprint, BUNDLE, direction, or kept */
 static int
-md_sdp_line(md_sdp_t *sdp, md_sdp_media_t *m, char *line,
+md_sdp_session_attr(md_sdp_t *sdp, char *line, const char *a,
     const char **error)
 {
-    long   ptime;
-    char  *v, *a;
+    if (strncmp(a, "ice-ufrag:", 10) == 0) {
+        md_copy(sdp->ice_ufrag, sizeof(sdp->ice_ufrag), a + 10);
 
-    v = line + 2;
+    } else if (strncmp(a, "ice-pwd:", 8) == 0) {
+        md_copy(sdp->ice_pwd, sizeof(sdp->ice_pwd), a + 8);
 
-    switch (line[0]) {
+    } else if (strncmp(a, "fingerprint:", 12) == 0) {
+        md_copy(sdp->fingerprint, sizeof(sdp->fingerprint), a + 12);
 
-    case 'v':
-    case 't':
-        return 0;
+    } else if (strncmp(a, "group:BUNDLE", 12) == 0) {
+        sdp->bundle = 1;
 
-    case 'o':
-        md_copy(sdp->origin, sizeof(sdp->origin), v);
-        return 0;
+    } else if (strcmp(a, "sendonly") == 0 || strcmp(a, "recvonly") == 0
+               || strcmp(a, "inactive") == 0)
+    {
+        md_copy(sdp->direction, sizeof(sdp->direction), a);
 
-    case 's':
-        md_copy(sdp->session, sizeof(sdp->session), v);
-        return 0;
-
-    case 'c':
-        if (m) {
-            if (md_sdp_addr(v, &m->addr) != 0) {
-                *error = "unsupported c= line (IPv4 only)";
-                return -1;
-            }
-            m->has_addr = 1;
-
-        } else {
-            if (md_sdp_addr(v, &sdp->addr) != 0) {
-                *error = "unsupported c= line (IPv4 only)";
-                return -1;
-            }
-            sdp->has_addr = 1;
-        }
-        return 0;
-
-    case 'm':
-        return md_sdp_m_line(m, v, error);
-
-    case 'a':
-        break;
-
-    default:
-        /* b=, i=, k=, ...: kept where they are */
-        return m ? md_sdp_attr_keep(m->attrs, &m->nattrs, line, error)
-                 : md_sdp_attr_keep(sdp->attrs, &sdp->nattrs, line, error);
+    } else if (strcmp(a, "ice-lite") != 0
+               && strncmp(a, "ice-options:", 12) != 0
+               && strcmp(a, "sendrecv") != 0)
+    {
+        return md_sdp_attr_keep(sdp->attrs, &sdp->nattrs, line, error);
     }
 
-    a = v;
+    return 0;
+}
 
-    if (m == NULL) {
-        if (strncmp(a, "ice-ufrag:", 10) == 0) {
-            md_copy(sdp->ice_ufrag, sizeof(sdp->ice_ufrag), a + 10);
 
-        } else if (strncmp(a, "ice-pwd:", 8) == 0) {
-            md_copy(sdp->ice_pwd, sizeof(sdp->ice_pwd), a + 8);
-
-        } else if (strncmp(a, "fingerprint:", 12) == 0) {
-            md_copy(sdp->fingerprint, sizeof(sdp->fingerprint), a + 12);
-
-        } else if (strncmp(a, "group:BUNDLE", 12) == 0) {
-            sdp->bundle = 1;
-
-        } else if (strcmp(a, "sendonly") == 0 || strcmp(a, "recvonly") == 0
-                   || strcmp(a, "inactive") == 0)
-        {
-            md_copy(sdp->direction, sizeof(sdp->direction), a);
-
-        } else if (strcmp(a, "ice-lite") != 0
-                   && strncmp(a, "ice-options:", 12) != 0
-                   && strcmp(a, "sendrecv") != 0)
-        {
-            return md_sdp_attr_keep(sdp->attrs, &sdp->nattrs, line, error);
-        }
-
-        return 0;
-    }
+/*
+ * a= of an m= section: codecs, RTCP, ptime, direction, ICE, DTLS, mid;
+ * what the relay rewrites is dropped, anything else kept
+ */
+static int
+md_sdp_media_attr(md_sdp_media_t *m, char *line, const char *a,
+    const char **error)
+{
+    long  ptime;
 
     if (strncmp(a, "rtpmap:", 7) == 0) {
         md_sdp_rtpmap(m, a + 7);
@@ -452,4 +413,57 @@ md_sdp_line(md_sdp_t *sdp, md_sdp_media_t *m, char *line,
     }
 
     return 0;
+}
+
+
+/* one line of the session (m NULL) or of the m= section m */
+static int
+md_sdp_line(md_sdp_t *sdp, md_sdp_media_t *m, char *line,
+    const char **error)
+{
+    struct in_addr  *addr;
+
+    switch (line[0]) {
+
+    case 'v':
+    case 't':
+        return 0;
+
+    case 'o':
+        md_copy(sdp->origin, sizeof(sdp->origin), line + 2);
+        return 0;
+
+    case 's':
+        md_copy(sdp->session, sizeof(sdp->session), line + 2);
+        return 0;
+
+    case 'c':
+        addr = m ? &m->addr : &sdp->addr;
+
+        if (md_sdp_addr(line + 2, addr) != 0) {
+            *error = "unsupported c= line (IPv4 only)";
+            return -1;
+        }
+
+        if (m) {
+            m->has_addr = 1;
+
+        } else {
+            sdp->has_addr = 1;
+        }
+
+        return 0;
+
+    case 'm':
+        return md_sdp_m_line(m, line + 2, error);
+
+    case 'a':
+        return m ? md_sdp_media_attr(m, line, line + 2, error)
+                 : md_sdp_session_attr(sdp, line, line + 2, error);
+
+    default:
+        /* b=, i=, k=, ...: kept where they are */
+        return m ? md_sdp_attr_keep(m->attrs, &m->nattrs, line, error)
+                 : md_sdp_attr_keep(sdp->attrs, &sdp->nattrs, line, error);
+    }
 }

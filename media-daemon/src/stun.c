@@ -187,6 +187,106 @@ md_stun_is(const uint8_t *p, size_t n)
 
 
 /*
+ * One attribute of a request (type, len bytes of value at v, at offset
+ * off; last: it ends the message) into m; -1 when its length is wrong
+ * or a FINGERPRINT is not last
+ */
+static int
+md_stun_attr_take(md_stun_msg_t *m, uint16_t type, const uint8_t *v,
+    size_t len, size_t off, int last)
+{
+    size_t  i;
+
+    switch (type) {
+
+    case MD_ATTR_USERNAME:
+        if (len > MD_STUN_MAX_USERNAME) {
+            return -1;
+        }
+        if (m->username == NULL) {
+            m->username = v;
+            m->username_len = len;
+        }
+        break;
+
+    case MD_ATTR_MESSAGE_INTEGRITY:
+        if (len != MD_STUN_HMAC) {
+            return -1;
+        }
+        m->integrity = off;
+        break;
+
+    case MD_ATTR_FINGERPRINT:
+        if (len != 4 || !last) {
+            return -1;
+        }
+        m->has_fingerprint = 1;
+        m->fingerprint = md_get32(v);
+        break;
+
+    case MD_ATTR_PRIORITY:
+        if (len != 4) {
+            return -1;
+        }
+        if (!m->has_priority) {
+            m->has_priority = 1;
+            m->priority = md_get32(v);
+        }
+        break;
+
+    case MD_ATTR_USE_CANDIDATE:
+        if (len != 0) {
+            return -1;
+        }
+        m->use_candidate = 1;
+        break;
+
+    case MD_ATTR_ICE_CONTROLLED:
+    case MD_ATTR_ICE_CONTROLLING:
+        if (len != 8) {
+            return -1;
+        }
+        if (!m->controlled && !m->controlling) {
+            m->tiebreaker = (uint64_t) md_get32(v) << 32
+                            | md_get32(v + 4);
+        }
+        if (type == MD_ATTR_ICE_CONTROLLED) {
+            m->controlled = 1;
+        } else {
+            m->controlling = 1;
+        }
+        break;
+
+    /* RFC 5389 §7.3: known but unexpected in a request, ignored */
+    case MD_ATTR_MAPPED_ADDRESS:
+    case MD_ATTR_ERROR_CODE:
+    case MD_ATTR_UNKNOWN_ATTRIBUTES:
+    case MD_ATTR_REALM:
+    case MD_ATTR_NONCE:
+    case MD_ATTR_XOR_MAPPED_ADDRESS:
+        break;
+
+    default:
+        /* §15: 0x0000-0x7fff are comprehension-required */
+        if (type >= 0x8000) {
+            break;
+        }
+        for (i = 0; i < m->nunknown; i++) {
+            if (m->unknown[i] == type) {
+                break;
+            }
+        }
+        if (i == m->nunknown && m->nunknown < MD_STUN_MAX_UNKNOWN) {
+            m->unknown[m->nunknown++] = type;
+        }
+        break;
+    }
+
+    return 0;
+}
+
+
+/*
  * Walks the attributes of the message p[0..n) (header checked) into m.
  * Returns -1 when the message is malformed: an attribute or its padding
  * (§15) runs past the message, a known attribute has a wrong length,
@@ -198,7 +298,7 @@ md_stun_is(const uint8_t *p, size_t n)
 static int
 md_stun_parse(const uint8_t *p, size_t n, md_stun_msg_t *m)
 {
-    size_t          i, off, len, next;
+    size_t          off, len, next;
     uint16_t        type;
     const uint8_t  *v;
 
@@ -221,94 +321,10 @@ md_stun_parse(const uint8_t *p, size_t n, md_stun_msg_t *m)
         next = off + 4 + ((len + 3) & ~(size_t) 3);
 
         if (m->has_fingerprint
-            || (m->integrity != 0 && type != MD_ATTR_FINGERPRINT))
+            || (m->integrity != 0 && type != MD_ATTR_FINGERPRINT)
+            || md_stun_attr_take(m, type, v, len, off, next == n) != 0)
         {
             return -1;
-        }
-
-        switch (type) {
-
-        case MD_ATTR_USERNAME:
-            if (len > MD_STUN_MAX_USERNAME) {
-                return -1;
-            }
-            if (m->username == NULL) {
-                m->username = v;
-                m->username_len = len;
-            }
-            break;
-
-        case MD_ATTR_MESSAGE_INTEGRITY:
-            if (len != MD_STUN_HMAC) {
-                return -1;
-            }
-            m->integrity = off;
-            break;
-
-        case MD_ATTR_FINGERPRINT:
-            if (len != 4 || next != n) {
-                return -1;
-            }
-            m->has_fingerprint = 1;
-            m->fingerprint = md_get32(v);
-            break;
-
-        case MD_ATTR_PRIORITY:
-            if (len != 4) {
-                return -1;
-            }
-            if (!m->has_priority) {
-                m->has_priority = 1;
-                m->priority = md_get32(v);
-            }
-            break;
-
-        case MD_ATTR_USE_CANDIDATE:
-            if (len != 0) {
-                return -1;
-            }
-            m->use_candidate = 1;
-            break;
-
-        case MD_ATTR_ICE_CONTROLLED:
-        case MD_ATTR_ICE_CONTROLLING:
-            if (len != 8) {
-                return -1;
-            }
-            if (!m->controlled && !m->controlling) {
-                m->tiebreaker = (uint64_t) md_get32(v) << 32
-                                | md_get32(v + 4);
-            }
-            if (type == MD_ATTR_ICE_CONTROLLED) {
-                m->controlled = 1;
-            } else {
-                m->controlling = 1;
-            }
-            break;
-
-        /* RFC 5389 §7.3: known but unexpected in a request, ignored */
-        case MD_ATTR_MAPPED_ADDRESS:
-        case MD_ATTR_ERROR_CODE:
-        case MD_ATTR_UNKNOWN_ATTRIBUTES:
-        case MD_ATTR_REALM:
-        case MD_ATTR_NONCE:
-        case MD_ATTR_XOR_MAPPED_ADDRESS:
-            break;
-
-        default:
-            /* §15: 0x0000-0x7fff are comprehension-required */
-            if (type >= 0x8000) {
-                break;
-            }
-            for (i = 0; i < m->nunknown; i++) {
-                if (m->unknown[i] == type) {
-                    break;
-                }
-            }
-            if (i == m->nunknown && m->nunknown < MD_STUN_MAX_UNKNOWN) {
-                m->unknown[m->nunknown++] = type;
-            }
-            break;
         }
     }
 
@@ -470,14 +486,66 @@ md_stun_error(uint8_t *out, size_t size, const uint8_t tid[12], int code,
 }
 
 
+/*
+ * RFC 5389 §7.3: 1 when p[0..n) is a request to answer, parsed into m:
+ * the header (§6), a length that covers the datagram in whole
+ * attributes, a Binding request (responses and indications need nothing
+ * from a lite agent; other methods are unsupported), well-formed
+ * attributes, and the FINGERPRINT that RFC 8445 §7.3 requires; anything
+ * else is discarded silently
+ */
+static int
+md_stun_request(const uint8_t *p, size_t n, md_stun_msg_t *m)
+{
+    if (!md_stun_is(p, n) || n % 4 != 0
+        || md_get16(p + 2) != n - MD_STUN_HEADER)
+    {
+        return 0;
+    }
+
+    if (md_get16(p) != (MD_STUN_BINDING | MD_STUN_REQUEST)) {
+        return 0;
+    }
+
+    return md_stun_parse(p, n, m) == 0 && m->has_fingerprint
+           && (md_crc32(p, n - 8) ^ MD_STUN_FP_XOR) == m->fingerprint;
+}
+
+
+/*
+ * RFC 5389 §7.3.1.1: the success response to transaction tid, with the
+ * XOR-MAPPED-ADDRESS (§15.2) of the source from, signed with lpwd; its
+ * length, 0 when size is too small
+ */
+static size_t
+md_stun_success(uint8_t *out, size_t size, const uint8_t *tid,
+    const struct sockaddr_in *from, const char *lpwd)
+{
+    size_t    len;
+    uint8_t   v[8];
+    uint32_t  addr;
+
+    addr = ntohl(from->sin_addr.s_addr) ^ MD_STUN_COOKIE;
+
+    v[0] = 0;
+    v[1] = 0x01;                    /* IPv4 */
+    md_put16(v + 2, ntohs(from->sin_port) ^ (MD_STUN_COOKIE >> 16));
+    md_put32(v + 4, addr);
+
+    len = md_stun_header(out, size, MD_STUN_BINDING | MD_STUN_SUCCESS, tid);
+    len = md_stun_attr(out, len, size, MD_ATTR_XOR_MAPPED_ADDRESS, v, 8);
+
+    return md_stun_sign(out, len, size, lpwd);
+}
+
+
 size_t
 md_stun_answer(const uint8_t *p, size_t n, const struct sockaddr_in *from,
     const char *lufrag, const char *lpwd, const char *rufrag,
     uint8_t *out, size_t size, md_stun_req_t *req)
 {
     size_t         len;
-    uint8_t        tid[12], mac[MD_STUN_HMAC], v[8];
-    uint32_t       addr;
+    uint8_t        tid[12], mac[MD_STUN_HMAC];
     md_stun_msg_t  m;
     md_stun_req_t  r;
 
@@ -497,27 +565,7 @@ md_stun_answer(const uint8_t *p, size_t n, const struct sockaddr_in *from,
         rufrag = "";
     }
 
-    /*
-     * RFC 5389 §7.3: the header (§6), a length that covers the datagram
-     * in whole attributes, a Binding request (responses and indications
-     * need nothing from a lite agent; other methods are unsupported),
-     * well-formed attributes, and the FINGERPRINT that RFC 8445 §7.3
-     * requires; failures are discarded silently
-     */
-
-    if (!md_stun_is(p, n) || n % 4 != 0
-        || md_get16(p + 2) != n - MD_STUN_HEADER)
-    {
-        return 0;
-    }
-
-    if (md_get16(p) != (MD_STUN_BINDING | MD_STUN_REQUEST)) {
-        return 0;
-    }
-
-    if (md_stun_parse(p, n, &m) != 0 || !m.has_fingerprint
-        || (md_crc32(p, n - 8) ^ MD_STUN_FP_XOR) != m.fingerprint)
-    {
+    if (!md_stun_request(p, n, &m)) {
         return 0;
     }
 
@@ -574,18 +622,7 @@ md_stun_answer(const uint8_t *p, size_t n, const struct sockaddr_in *from,
                              lpwd);
     }
 
-    /* RFC 5389 §7.3.1.1: XOR-MAPPED-ADDRESS (§15.2) of the source */
-
-    addr = ntohl(from->sin_addr.s_addr) ^ MD_STUN_COOKIE;
-
-    v[0] = 0;
-    v[1] = 0x01;                    /* IPv4 */
-    md_put16(v + 2, ntohs(from->sin_port) ^ (MD_STUN_COOKIE >> 16));
-    md_put32(v + 4, addr);
-
-    len = md_stun_header(out, size, MD_STUN_BINDING | MD_STUN_SUCCESS, tid);
-    len = md_stun_attr(out, len, size, MD_ATTR_XOR_MAPPED_ADDRESS, v, 8);
-    len = md_stun_sign(out, len, size, lpwd);
+    len = md_stun_success(out, size, tid, from, lpwd);
 
     if (len > 0 && req != NULL) {
         req->valid = 1;

@@ -40,12 +40,14 @@ typedef struct md_tc_s  md_tc_t;    /* one direction: from -> to */
 
 
 /*
- * ptime: ms per output frame (a=ptime of the receiver, RFC 8866 §6.4):
- * 10-60 in steps of 10, for Opus 10, 20, 40 or 60; anything else (0: not
- * given) is MD_TC_PTIME.  NULL on failure; allocates (call setup, not per
- * packet).
+ * from, to: MD_CODEC_PCMA, MD_CODEC_PCMU or MD_CODEC_OPUS
+ * (md_codec_can_transcode()).  ptime: ms per output frame (a=ptime of
+ * the receiver, RFC 8866 §6.4): 10-60 in steps of 10, for Opus 10, 20, 40
+ * or 60; anything else (0: not given) is MD_TC_PTIME.  NULL for another
+ * codec or on failure; allocates (call setup, not per packet).
  */
 md_tc_t *md_tc_new(md_codec_id_e from, md_codec_id_e to, int ptime);
+/* tc and its codec state freed; NULL: nothing */
 void md_tc_free(md_tc_t *tc);
 
 /* timestamp units (samples at md_codec_rate(to)) of each output frame */
