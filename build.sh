@@ -121,7 +121,7 @@ stop_redis() {
     [ -f "$RUN/redis.pid" ] && kill "$(cat "$RUN/redis.pid")" 2>/dev/null || true
 }
 
-# the media daemon on DESIGN.md's ports, its calls listed in the Redis
+# the media daemon on the default ports (docs/design.md), its calls listed in the Redis
 start_mediad() {
     "$BUILD/mediad/codeb-mediad" --listen-ng 127.0.0.1:2223 --port-min 30000 \
         --port-max 30999 --redis "unix:$RUN/redis.sock" \

@@ -1,5 +1,5 @@
 /*
- * loadgen: WebSocket load generator for /signal.ashx (PROTOCOL.md §1) and
+ * loadgen: WebSocket load generator for /signal.ashx (docs/signal.md) and
  * the reference relay (bench/ref-relay.js).  One thread, epoll, N
  * non-blocking connections; built by bench/signal.sh with cc -O2.
  *

@@ -6,7 +6,7 @@
                    [--fingerprint HEX]        (d)
 
 Call i (I <= i < I+N) is offered from side A and answered by side B with the
-NG protocol (PROTOCOL.md section 3, client: tests/media/mediatest.py):
+NG protocol (docs/ng.md, client: tests/media/mediatest.py):
 
   a  plain RTP: A offers PCMA, B answers PCMA (pass-through)
   b  A offers PCMA with codec transcode PCMU, B answers PCMU

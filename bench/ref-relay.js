@@ -3,7 +3,7 @@
 // signaling server usually is -- one Node process, the `ws` package,
 // rooms in a Map, every frame JSON.parse'd and the answer JSON.stringify'd.
 //
-// It speaks the subset of PROTOCOL.md §1 the benchmark uses, with the same
+// It speaks the subset of docs/signal.md the benchmark uses, with the same
 // frame shapes as /signal.ashx:
 //   join   -> welcome {peerId, room, peers:[{peerId,name}], ...} (no seq)
 //             peer-joined {peerId, name, seq} to the others

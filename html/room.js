@@ -1,5 +1,5 @@
 /* CodeB conference page: mesh WebRTC over the /signal.ashx WebSocket
- * (PROTOCOL.md §1). Plain JS, no dependencies, no external resources.
+ * (docs/signal.md). Plain JS, no dependencies, no external resources.
  *
  * URL parameters: room (default "random"), name, dial, token, cam=off,
  * relay=1, ws (signaling URL override).

@@ -1,4 +1,4 @@
-# /signal.ashx WebSocket frames (PROTOCOL.md §1): join, welcome, signal,
+# /signal.ashx WebSocket frames (docs/signal.md): join, welcome, signal,
 # ping, leave, peer-joined / peer-left, and the errors of each.
 use lib 't/lib';
 use Test::CodeB;

@@ -1,5 +1,5 @@
 # RFC 6455 on /signal.ashx: handshake checks, framing violations and their
-# close codes (PROTOCOL.md §1 "Limits"), fragmentation, control frames,
+# close codes (docs/signal.md "WebSocket"), fragmentation, control frames,
 # keepalive, slow readers.  Every block checks that no worker crashed.
 use lib 't/lib';
 use Test::CodeB;

@@ -1,4 +1,4 @@
-# verifiedIdentity from OIDC tokens (PROTOCOL.md §1): HS256 and RS256,
+# verifiedIdentity from OIDC tokens (docs/signal.md): HS256 and RS256,
 # exp / iss / aud, algorithm pinning; office tabs and the bridge rings.
 use lib 't/lib';
 use Test::CodeB;

@@ -1,4 +1,4 @@
-# Plain HTTP on /signal.ashx (PROTOCOL.md §1): ?healthsummary,
+# Plain HTTP on /signal.ashx (docs/signal.md): ?healthsummary,
 # ?vnum-overview, ?cameras, admin flags and ?virtualnumbers CRUD.
 use lib 't/lib';
 use Test::CodeB;

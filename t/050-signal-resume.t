@@ -1,4 +1,4 @@
-# Resume (PROTOCOL.md §1): a dropped peer keeps its place for the grace
+# Resume (docs/signal.md): a dropped peer keeps its place for the grace
 # period; join with resume on any worker or host replays what it missed in
 # order, and the other peers see no churn.
 use lib 't/lib';

@@ -1,7 +1,7 @@
 /*
  * JSON object reading with yajl's event parser (RFC 8259).  Top-level
  * members come back with their exact source text, so a value can be
- * relayed byte for byte (PROTOCOL.md §1 `signal.data`) or parsed again.
+ * relayed byte for byte (docs/signal.md, `signal.data`) or parsed again.
  */
 
 #include "ngx_codeb_core.h"

@@ -9,7 +9,7 @@
 // (`unshare --net --pid --fork --kill-child`) where only `lo` exists, so ICE can only pair loopback
 // candidates and nothing started here outlives the run.  Inside, it starts
 // codeb-mediad on a free NG port, serves a small page from an in-test HTTP
-// server on 127.0.0.1 and drives the daemon over NG (PROTOCOL.md §3) the
+// server on 127.0.0.1 and drives the daemon over NG (docs/ng.md) the
 // way a SIP bridge does (tests/media/test_webrtc.py uses the same flags):
 //
 //   offer  (from the page):   ICE=remove, DTLS=off, transport-protocol=RTP/AVP,

@@ -14,6 +14,7 @@
 // built by `./build.sh build`.
 //
 //   A  direct: two pages meet, media flows over a host pair, Leave removes the tile
+//   A2 close:  a closed page leaves at once (its leave / close frame), no grace
 //   B  relay:  relay=1 on both pages; the TURN credentials from `welcome`
 //              get a relay pair through coturn
 //   C  resume: a dropped signaling socket resumes with the same peerId; the
@@ -397,6 +398,20 @@ function defineTests() {
       const log = await alice.evaluate(() => [...window.codebRoom.log]);
       assert.ok(log.some((l) => l.startsWith('rx peer-left ' + ids.bob)), 'Alice got peer-left for Bob');
       assert.equal(await alice.evaluate(() => window.codebRoom.state), 'joined');
+    });
+  });
+
+  test('A2: closing a page tells the room at once, not after the resume grace', { timeout: 90000 }, async () => {
+    await scenario('A2 close', async () => {
+      const { alice, bob, ids } = await twoConnectedPages(env.port);
+      const t0 = Date.now();
+      await bob.close();
+      // the grace is 20 s: a held peer would stay that long
+      await waitFor('Alice\'s tile of Bob to disappear', async () =>
+        (await remoteTiles(alice)).length === 0, { timeout: 5000 });
+      const log = await alice.evaluate(() => [...window.codebRoom.log]);
+      assert.ok(log.some((l) => l.startsWith('rx peer-left ' + ids.bob)), 'Alice got peer-left for Bob');
+      assert.ok(Date.now() - t0 < 5000, 'peer-left came ' + (Date.now() - t0) + ' ms after the close');
     });
   });
 
