@@ -876,8 +876,6 @@
     get localStream() { return S.localStream; },
     leave,
     rejoin,
-    // Test aid: drop the socket as a network failure would (resume path).
-    simulateDrop() { if (S.ws) S.ws.close(4000, 'simulated drop'); },
   });
 
   start();
