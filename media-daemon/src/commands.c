@@ -14,6 +14,28 @@
 #include <string.h>
 
 
+/* the call req's call-id names; NULL with the reason (missing: no id) */
+static md_call_t *
+md_request_call(be_node_t *req, const char *missing, const char **err)
+{
+    be_node_t  *id;
+    md_call_t  *c;
+
+    id = be_get_str(req, "call-id");
+    if (id == NULL) {
+        *err = missing;
+        return NULL;
+    }
+
+    c = md_call_find(id);
+    if (c == NULL) {
+        *err = "Unknown call-id";
+    }
+
+    return c;
+}
+
+
 const char *
 md_call_delete(be_node_t *req, be_buf_t *reply)
 {
@@ -187,19 +209,14 @@ md_query_totals(be_buf_t *b, md_call_t *c)
 const char *
 md_call_query(be_node_t *req, be_buf_t *reply)
 {
-    int         l, i;
-    double      now;
-    be_node_t  *id;
-    md_call_t  *c;
+    int          l, i;
+    double       now;
+    md_call_t   *c;
+    const char  *err;
 
-    id = be_get_str(req, "call-id");
-    if (id == NULL) {
-        return "query needs call-id";
-    }
-
-    c = md_call_find(id);
+    c = md_request_call(req, "query needs call-id", &err);
     if (c == NULL) {
-        return "Unknown call-id";
+        return err;
     }
 
     now = md_now();
@@ -259,16 +276,12 @@ md_call_list(be_node_t *req, be_buf_t *reply)
 static const char *
 md_request_leg(be_node_t *req, md_call_t **c, md_leg_t **leg)
 {
-    be_node_t  *id, *tag;
+    be_node_t   *tag;
+    const char  *err;
 
-    id = be_get_str(req, "call-id");
-    if (id == NULL) {
-        return "call-id missing";
-    }
-
-    *c = md_call_find(id);
+    *c = md_request_call(req, "call-id missing", &err);
     if (*c == NULL) {
-        return "Unknown call-id";
+        return err;
     }
 
     tag = be_get_str(req, "from-tag");

@@ -433,16 +433,26 @@ class Relay(unittest.TestCase):
     # there neither side's events arrive (test_rtpengine_ref.py
     # RefTest.test_dtmf_with_payload_types_that_differ).
 
+    @staticmethod
+    def settle(cap, n, seconds=5.0):
+        """Waits (bounded) until cap holds n RTP packets, so that nothing
+        of one step arrives in the capture of the next on a busy machine."""
+        deadline = time.monotonic() + seconds
+        while len([p for p in cap.packets if p.rtp]) < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.05)
+
     def events_both_ways(self, dest_a, dest_b, a_te, b_te, a_rate=8000, b_rate=8000,
                          what=""):
         """A's events reach B with B's number, B's reach A with A's."""
         for src, dst, dest, pt_in, pt_out, rate, digits in (
                 (self.a, self.b, dest_a, a_te, b_te, a_rate, "1#"),
                 (self.b, self.a, dest_b, b_te, a_te, b_rate, "9*")):
+            dst.drain()
             with dst.capture() as cap:
-                for d in digits:
-                    src.send_dtmf(dest, pt_event=pt_in, digit=d, rate=rate)
-                time.sleep(0.2)
+                n = sum(src.send_dtmf(dest, pt_event=pt_in, digit=d, rate=rate)
+                        for d in digits)
+                self.settle(cap, n)
             pts = {p.rtp.pt for p in cap.packets if p.rtp}
             ev = mt.dtmf_events(cap.packets, pt=pt_out)
             self.assertEqual(([e.digit for e in ev], pts), (list(digits), {pt_out}),
@@ -455,13 +465,14 @@ class Relay(unittest.TestCase):
             for src, dst, dest, pt_in, pt_out in ((self.a, self.b, dest_a, a_pt, b_pt),
                                                   (self.b, self.a, dest_b, b_pt, a_pt)):
                 payload = bytes([pt_in]) * 40
+                dst.drain()
                 with dst.capture() as cap:
                     for i in range(5):
                         src.send_rtp(dest, pt_in, payload, marker=(i == 0))
                         src.seq = (src.seq + 1) & 0xFFFF
                         src.ts = (src.ts + rate // 50) & 0xFFFFFFFF
                         time.sleep(0.02)
-                    time.sleep(0.2)
+                    self.settle(cap, 5)
                 got = [(p.rtp.pt, p.rtp.payload) for p in cap.packets if p.rtp]
                 self.assertEqual(got, [(pt_out, payload)] * 5,
                                  "%s: audio %d -> %d" % (what, pt_in, pt_out))
@@ -501,9 +512,9 @@ class Relay(unittest.TestCase):
 
         def check(what):
             self.events_both_ways(dest_a, dest_b, 101, 96, what=what)
+            self.a.drain()
             with self.a.capture() as cap:
-                self.b.send_tone(dest_b, codec="PCMU", seconds=0.2)
-                time.sleep(0.2)
+                self.settle(cap, self.b.send_tone(dest_b, codec="PCMU", seconds=0.2))
             self.assertEqual({p.rtp.pt for p in cap.packets if p.rtp}, {8}, what)
 
         self.reoffer_both_sides("pt", sdp_a, sdp_b, check)
