@@ -14,10 +14,10 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")" && pwd)
 BUILD=$ROOT/build
 RUN=${CODEB_RUN_DIR:-$ROOT/run}
-MODULES="ngx_codeb_core ngx_codeb_signal"
+MODULES="ngx_codeb_core ngx_codeb_signal ngx_codeb_sipws"
 
 DEBS="nginx nginx-dev libnginx-mod-stream redis-server redis-tools
-      libyajl-dev libhiredis-dev libssl-dev libjwt-dev
+      libyajl-dev libhiredis-dev libssl-dev libjwt-dev libsofia-sip-ua-dev
       libpcre2-dev zlib1g-dev make gcc openssl iproute2
       libtest-base-perl libjson-pp-perl libio-socket-ssl-perl
       chromium coturn valgrind

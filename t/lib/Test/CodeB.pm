@@ -613,6 +613,13 @@ C<Content-Length> (see C<sip_message>): the header lines up to the first
 empty line get C<Content-Length> (or compact C<l>) set to the body's byte
 length, or one added.
 
+=item set_eval VAR PERL
+
+Evaluate the Perl expression (in package C<main>, after C<${var}>
+substitution) and store its value as C<${VAR}>; an error or undef fails the
+line. For values a test computes from what it received, e.g. a digest
+response from a captured nonce.
+
 =item make_cert NAME [DIR]
 
 Make (or replace) the self-signed certificate F<DIR/NAME.crt> /
@@ -2510,6 +2517,15 @@ my %WS_CMD;
         my ($var, $v) = _set_args($args, $doc, 'set_sip');
         $ctx->{vars}{$var} = sip_message($v);
         return "$var = " . _show($ctx->{vars}{$var});
+    },
+    set_eval => sub {
+        my ($ctx, $args) = @_;
+        my ($var, $code) = $args =~ /^(\w+)\s+(.+)$/s or die "usage: set_eval VAR PERL\n";
+        my $v = eval "package main;\n#line 1 \"set_eval\"\n$code";
+        die "set_eval: $@" if $@;
+        die "set_eval: the expression is undef\n" unless defined $v;
+        $ctx->{vars}{$var} = $v;
+        return "$var = " . _show($v);
     },
 
     # --- raw UDP

@@ -1,0 +1,372 @@
+/*
+ * Digest authentication of SIP requests (RFC 3261 §22, RFC 7616 with
+ * qop=auth, the SHA-256 and MD5 algorithms as RFC 8760 adds them to SIP).
+ *
+ * Nonces are random, kept in Redis (P nonce:<nonce> = the last nonce count
+ * seen) for codeb_sip nonce TTL: a nonce from any worker or host is known
+ * everywhere, an expired one is answered with stale=true, and a nonce
+ * count that does not grow is a replay.  Parameters are parsed by
+ * sofia-sip, hashes computed with OpenSSL, responses compared in constant
+ * time.
+ */
+
+#include "ngx_codeb_sip.h"
+#include <sofia-sip/auth_digest.h>
+#include <sofia-sip/url.h>
+#include <openssl/evp.h>
+
+
+typedef struct {
+    ngx_codeb_sip_flow_t       *flow;
+    msg_t                      *req;
+    ngx_codeb_sip_user_t       *user;
+    ngx_codeb_sip_auth_pt       done;
+} ngx_codeb_sip_auth_ctx_t;
+
+
+static ngx_codeb_sip_user_t *ngx_codeb_sip_digest_user(
+    ngx_codeb_sip_srv_conf_t *sip, char const *name);
+static ngx_int_t ngx_codeb_sip_digest_verify(ngx_codeb_sip_srv_conf_t *sip,
+    sip_t *rq, auth_response_t *ar, ngx_codeb_sip_user_t *user);
+static void ngx_codeb_sip_digest_hash(const EVP_MD *md, u_char *out,
+    ngx_str_t *parts, ngx_uint_t n);
+static void ngx_codeb_sip_nonce_reply(redisAsyncContext *ac, void *reply,
+    void *data);
+
+
+ngx_int_t
+ngx_codeb_sip_digest_check(ngx_codeb_sip_flow_t *flow, msg_t *req,
+    ngx_codeb_sip_auth_pt done)
+{
+    u_char                     nc[NGX_INT64_LEN];
+    size_t                     nclen;
+    int64_t                    count;
+    sip_t                     *rq;
+    ngx_str_t                  key;
+    auth_response_t            ar;
+    ngx_codeb_sip_user_t      *user;
+    ngx_codeb_redis_args_t     a;
+    ngx_codeb_sip_auth_ctx_t  *ctx;
+    sip_authorization_t       *au;
+
+    rq = sip_object(req);
+
+    for (au = rq->sip_authorization; au; au = au->au_next) {
+        if (au->au_scheme && ngx_strcasecmp((u_char *) au->au_scheme,
+                                            (u_char *) "Digest") == 0)
+        {
+            break;
+        }
+    }
+
+    if (au == NULL) {
+        return NGX_DECLINED;
+    }
+
+    ngx_memzero(&ar, sizeof(auth_response_t));
+    ar.ar_size = sizeof(auth_response_t);
+
+    if (auth_digest_response_get(msg_home(req), &ar, au->au_params) < 0
+        || ar.ar_username == NULL || ar.ar_nonce == NULL || ar.ar_nc == NULL
+        || ar.ar_cnonce == NULL || !ar.ar_auth || ar.ar_uri == NULL
+        || ar.ar_response == NULL)
+    {
+        ngx_log_error(NGX_LOG_INFO, flow->log, 0,
+                      "codeb sip: digest without qop=auth or its fields");
+        return NGX_DECLINED;
+    }
+
+    user = ngx_codeb_sip_digest_user(flow->sip, ar.ar_username);
+
+    if (user == NULL
+        || ngx_codeb_sip_digest_verify(flow->sip, rq, &ar, user) != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_INFO, flow->log, 0,
+                      "codeb sip: digest of %V refused",
+                      &flow->addr_text);
+        return NGX_DECLINED;
+    }
+
+    /* the response is right: the nonce must be ours and nc must grow */
+
+    nclen = ngx_strlen(ar.ar_nc);
+    count = (nclen == 8) ? ngx_hextoi((u_char *) ar.ar_nc, 8) : NGX_ERROR;
+
+    if (count == NGX_ERROR || count == 0 || ngx_strlen(ar.ar_nonce) != 32) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_alloc(sizeof(ngx_codeb_sip_auth_ctx_t), flow->log);
+    if (ctx == NULL
+        || ngx_codeb_key(ngx_codeb_scratch(), &flow->sip->tenant->name,
+                         "nonce:", (u_char *) ar.ar_nonce, 32, &key)
+           != NGX_OK)
+    {
+        if (ctx) {
+            ngx_free(ctx);
+        }
+        return NGX_ERROR;
+    }
+
+    ctx->flow = flow;
+    ctx->req = req;
+    ctx->user = user;
+    ctx->done = done;
+
+    a.argc = 0;
+    ngx_codeb_redis_arg_str(&a, &key);
+    ngx_codeb_redis_arg(&a, nc, ngx_sprintf(nc, "%L", count) - nc);
+
+    if (ngx_codeb_redis_eval(&ngx_codeb_sip_nonce_script,
+                             ngx_codeb_sip_nonce_reply, ctx, 1, &a)
+        != NGX_OK)
+    {
+        ngx_free(ctx);
+        return NGX_ERROR;
+    }
+
+    ngx_codeb_sip_flow_hold(flow);
+
+    return NGX_AGAIN;
+}
+
+
+/* 1: a fresh nonce count; 0: a replay; -1: the nonce is unknown (stale) */
+static void
+ngx_codeb_sip_nonce_reply(redisAsyncContext *ac, void *reply, void *data)
+{
+    redisReply                *rep = reply;
+    ngx_codeb_sip_flow_t      *flow;
+    ngx_codeb_sip_auth_ctx_t  *ctx = data;
+
+    flow = ngx_codeb_sip_flow_release(ctx->flow);
+
+    if (flow == NULL) {
+        msg_destroy(ctx->req);
+
+    } else if (rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1)
+    {
+        ctx->done(flow, ctx->req, ctx->user);
+
+    } else if (rep && rep->type == REDIS_REPLY_INTEGER) {
+        if (rep->integer == 0) {
+            ngx_log_error(NGX_LOG_INFO, flow->log, 0,
+                          "codeb sip: nonce count replayed");
+        }
+
+        (void) ngx_codeb_sip_digest_challenge(flow, ctx->req,
+                                              rep->integer == -1);
+        msg_destroy(ctx->req);
+
+    } else {
+        (void) ngx_codeb_sip_reply(flow, ctx->req, 500,
+                                   "State Store Unavailable");
+        msg_destroy(ctx->req);
+    }
+
+    ngx_free(ctx);
+}
+
+
+static ngx_codeb_sip_user_t *
+ngx_codeb_sip_digest_user(ngx_codeb_sip_srv_conf_t *sip, char const *name)
+{
+    size_t                 len;
+    ngx_uint_t             i;
+    ngx_codeb_sip_user_t  *u;
+
+    if (sip->users == NULL) {
+        return NULL;
+    }
+
+    len = ngx_strlen(name);
+    u = sip->users->elts;
+
+    for (i = 0; i < sip->users->nelts; i++) {
+        if (u[i].name.len == len
+            && ngx_strncmp(u[i].name.data, name, len) == 0)
+        {
+            return &u[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+/*
+ * RFC 7616 §3.4.1: response = H(H(A1):nonce:nc:cnonce:qop:H(A2)), A1 =
+ * user:realm:password, A2 = method:digest-uri; the digest-uri must be the
+ * Request-URI
+ */
+static ngx_int_t
+ngx_codeb_sip_digest_verify(ngx_codeb_sip_srv_conf_t *sip, sip_t *rq,
+    auth_response_t *ar, ngx_codeb_sip_user_t *user)
+{
+    u_char         ha1[2 * EVP_MAX_MD_SIZE], ha2[2 * EVP_MAX_MD_SIZE];
+    u_char         expect[2 * EVP_MAX_MD_SIZE];
+    size_t         hlen;
+    url_t         *uri;
+    ngx_str_t      p[6];
+    su_home_t      home[1] = { SU_HOME_INIT(home) };
+    const EVP_MD  *md;
+    ngx_int_t      rc;
+
+    if (ar->ar_realm == NULL
+        || ngx_strlen(ar->ar_realm) != sip->realm.len
+        || ngx_strncmp(ar->ar_realm, sip->realm.data, sip->realm.len) != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    if (ar->ar_algorithm == NULL || ar->ar_md5) {
+        md = EVP_md5();
+
+    } else if (ngx_strcasecmp((u_char *) ar->ar_algorithm,
+                              (u_char *) "SHA-256") == 0
+               && user->password.len)
+    {
+        md = EVP_sha256();
+
+    } else {
+        return NGX_DECLINED;
+    }
+
+    uri = url_make(home, ar->ar_uri);
+    rc = (uri && url_cmp_all(uri, rq->sip_request->rq_url) == 0)
+         ? NGX_OK : NGX_DECLINED;
+    su_home_deinit(home);
+
+    if (rc != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    hlen = 2 * (size_t) EVP_MD_size(md);
+
+    if (user->password.len) {
+        p[0] = user->name;
+        p[1] = sip->realm;
+        p[2] = user->password;
+        ngx_codeb_sip_digest_hash(md, ha1, p, 3);
+
+    } else {
+        ngx_memcpy(ha1, user->ha1_md5, 32);
+    }
+
+    p[0].data = (u_char *) rq->sip_request->rq_method_name;
+    p[0].len = ngx_strlen(p[0].data);
+    p[1].data = (u_char *) ar->ar_uri;
+    p[1].len = ngx_strlen(p[1].data);
+    ngx_codeb_sip_digest_hash(md, ha2, p, 2);
+
+    p[0].data = ha1;
+    p[0].len = hlen;
+    p[1].data = (u_char *) ar->ar_nonce;
+    p[1].len = ngx_strlen(ar->ar_nonce);
+    p[2].data = (u_char *) ar->ar_nc;
+    p[2].len = ngx_strlen(ar->ar_nc);
+    p[3].data = (u_char *) ar->ar_cnonce;
+    p[3].len = ngx_strlen(ar->ar_cnonce);
+    ngx_str_set(&p[4], "auth");
+    p[5].data = ha2;
+    p[5].len = hlen;
+    ngx_codeb_sip_digest_hash(md, expect, p, 6);
+
+    return ngx_codeb_equal_secret(expect, hlen, (u_char *) ar->ar_response,
+                                  ngx_strlen(ar->ar_response))
+           ? NGX_OK : NGX_DECLINED;
+}
+
+
+/* lowercase hex of H(parts joined by ':') into out */
+static void
+ngx_codeb_sip_digest_hash(const EVP_MD *md, u_char *out, ngx_str_t *parts,
+    ngx_uint_t n)
+{
+    u_char        bin[EVP_MAX_MD_SIZE];
+    ngx_uint_t    i;
+    unsigned int  len;
+    EVP_MD_CTX   *ctx;
+
+    ctx = EVP_MD_CTX_new();
+    len = 0;
+
+    if (ctx && EVP_DigestInit_ex(ctx, md, NULL) == 1) {
+        for (i = 0; i < n; i++) {
+            if (i) {
+                EVP_DigestUpdate(ctx, ":", 1);
+            }
+
+            EVP_DigestUpdate(ctx, parts[i].data, parts[i].len);
+        }
+
+        EVP_DigestFinal_ex(ctx, bin, &len);
+    }
+
+    EVP_MD_CTX_free(ctx);
+
+    ngx_hex_dump(out, bin, len);
+}
+
+
+ngx_int_t
+ngx_codeb_sip_digest_challenge(ngx_codeb_sip_flow_t *flow, msg_t *req,
+    ngx_uint_t stale)
+{
+    u_char                   hex[32], *p, buf[512];
+    msg_t                   *rsp;
+    sip_t                   *rs;
+    ngx_str_t                key;
+    ngx_uint_t               i;
+    ngx_codeb_redis_args_t   a;
+    static char             *algorithms[] = { "SHA-256", "MD5" };
+
+    if (ngx_codeb_random_hex(hex, 16) != NGX_OK
+        || ngx_codeb_key(ngx_codeb_scratch(), &flow->sip->tenant->name,
+                         "nonce:", hex, 32, &key) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    /* the nonce exists for nonce_ttl, with no nonce count used yet */
+
+    a.argc = 0;
+    ngx_codeb_redis_arg_lit(&a, "SET");
+    ngx_codeb_redis_arg_str(&a, &key);
+    ngx_codeb_redis_arg_lit(&a, "0");
+    ngx_codeb_redis_arg_lit(&a, "EX");
+    ngx_codeb_redis_arg(&a, buf,
+                        ngx_sprintf(buf, "%T", flow->sip->nonce_ttl) - buf);
+
+    if (ngx_codeb_redis_command(NULL, NULL, &a) != NGX_OK) {
+        return ngx_codeb_sip_reply(flow, req, 500, "State Store Unavailable");
+    }
+
+    rsp = ngx_codeb_sip_response(req, 401, "Unauthorized",
+                                 ngx_codeb_sip_local_tag(req));
+    if (rsp == NULL) {
+        return NGX_ERROR;
+    }
+
+    rs = sip_object(rsp);
+
+    /* RFC 8760 §2.4: the preferred algorithm first */
+
+    for (i = 0; i < 2; i++) {
+        p = ngx_snprintf(buf, sizeof(buf) - 1,
+                         "Digest realm=\"%V\", nonce=\"%*s\", "
+                         "algorithm=%s, qop=\"auth\"%s",
+                         &flow->sip->realm, (size_t) 32, hex, algorithms[i],
+                         stale ? ", stale=true" : "");
+        *p = '\0';
+
+        if (sip_add_make(rsp, rs, sip_www_authenticate_class, (char *) buf)
+            < 0)
+        {
+            msg_destroy(rsp);
+            return NGX_ERROR;
+        }
+    }
+
+    return ngx_codeb_sip_send(flow, rsp);
+}

@@ -1,0 +1,211 @@
+/*
+ * Flows (RFC 5626 §3.1 uses the word for the same thing): the transport
+ * connections SIP messages arrive on and leave by.  A WebSocket or TCP
+ * flow lives in the worker that holds its connection and is known to the
+ * others by its token "<worker id>/<flow id>"; a message for it from
+ * another worker comes over the bus ("sip-send <flow id>\n<message>").
+ */
+
+#include "ngx_codeb_sip.h"
+
+
+static void ngx_codeb_sip_bus_send(ngx_str_t *header, ngx_str_t *body);
+static void ngx_codeb_sip_flow_free(ngx_codeb_sip_flow_t *flow);
+
+
+static ngx_rbtree_t       ngx_codeb_sip_flows;
+static ngx_rbtree_node_t  ngx_codeb_sip_flows_sentinel;
+static uint64_t           ngx_codeb_sip_flow_next;
+
+static ngx_str_t  ngx_codeb_sip_bus_kind = ngx_string("sip-send");
+
+
+ngx_int_t
+ngx_codeb_sip_flow_init(ngx_conf_t *cf)
+{
+    if (ngx_codeb_bus_on(cf, &ngx_codeb_sip_bus_kind, ngx_codeb_sip_bus_send)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_codeb_sip_scripts_init(cf);
+}
+
+
+void
+ngx_codeb_sip_flow_init_process(void)
+{
+    ngx_rbtree_init(&ngx_codeb_sip_flows, &ngx_codeb_sip_flows_sentinel,
+                    ngx_rbtree_insert_value);
+}
+
+
+char *
+ngx_codeb_sip_transport_name(ngx_codeb_sip_transport_e t)
+{
+    static char  *names[] = { "UDP", "TCP", "TLS", "WS", "WSS" };
+
+    return names[t];
+}
+
+
+ngx_codeb_sip_flow_t *
+ngx_codeb_sip_flow_create(ngx_codeb_sip_transport_e t, ngx_log_t *log)
+{
+    ngx_codeb_sip_flow_t  *flow;
+
+    flow = ngx_calloc(sizeof(ngx_codeb_sip_flow_t), log);
+    if (flow == NULL) {
+        return NULL;
+    }
+
+    flow->id = ++ngx_codeb_sip_flow_next;
+    flow->transport = t;
+    flow->log = log;
+    ngx_queue_init(&flow->bindings);
+
+    flow->node.key = (ngx_rbtree_key_t) flow->id;
+    ngx_rbtree_insert(&ngx_codeb_sip_flows, &flow->node);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_EVENT, log, 0, "codeb sip: flow %uL %s",
+                   flow->id, ngx_codeb_sip_transport_name(t));
+
+    return flow;
+}
+
+
+void
+ngx_codeb_sip_flow_close(ngx_codeb_sip_flow_t *flow)
+{
+    ngx_log_debug1(NGX_LOG_DEBUG_EVENT, flow->log, 0,
+                   "codeb sip: flow %uL closed", flow->id);
+
+    flow->closed = 1;
+    flow->ws = NULL;
+    flow->connection = NULL;
+    /* the connection's log goes with it */
+    flow->log = ngx_cycle->log;
+
+    ngx_rbtree_delete(&ngx_codeb_sip_flows, &flow->node);
+
+    ngx_codeb_sip_unbind_flow(flow);
+
+    if (flow->pending == 0) {
+        ngx_codeb_sip_flow_free(flow);
+    }
+}
+
+
+void
+ngx_codeb_sip_flow_hold(ngx_codeb_sip_flow_t *flow)
+{
+    flow->pending++;
+}
+
+
+ngx_codeb_sip_flow_t *
+ngx_codeb_sip_flow_release(ngx_codeb_sip_flow_t *flow)
+{
+    flow->pending--;
+
+    if (!flow->closed) {
+        return flow;
+    }
+
+    if (flow->pending == 0) {
+        ngx_codeb_sip_flow_free(flow);
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_codeb_sip_flow_free(ngx_codeb_sip_flow_t *flow)
+{
+    ngx_free(flow);
+}
+
+
+ngx_int_t
+ngx_codeb_sip_flow_send(ngx_codeb_sip_flow_t *flow, u_char *data, size_t len)
+{
+    ssize_t  n;
+
+    ngx_log_debug3(NGX_LOG_DEBUG_EVENT, flow->log, 0,
+                   "codeb sip: flow %uL out \"%*s\"", flow->id,
+                   ngx_min(len, 80), data);
+
+    if (flow->closed) {
+        return NGX_ERROR;
+    }
+
+    switch (flow->transport) {
+
+    case NGX_CODEB_SIP_WS:
+    case NGX_CODEB_SIP_WSS:
+        return ngx_codeb_ws_send(flow->ws, flow->opcode, data, len) == NGX_OK
+               ? NGX_OK : NGX_ERROR;
+
+    case NGX_CODEB_SIP_UDP:
+        n = flow->connection->send(flow->connection, data, len);
+        return n == (ssize_t) len ? NGX_OK : NGX_ERROR;
+
+    default:
+        return ngx_codeb_sip_stream_send(flow, data, len);
+    }
+}
+
+
+ngx_int_t
+ngx_codeb_sip_flow_token(ngx_codeb_sip_flow_t *flow, ngx_pool_t *pool,
+    ngx_str_t *token)
+{
+    ngx_str_t  *wid;
+
+    wid = ngx_codeb_worker_id();
+
+    token->data = ngx_pnalloc(pool, wid->len + 1 + NGX_INT64_LEN);
+    if (token->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    token->len = ngx_sprintf(token->data, "%V/%uL", wid, flow->id)
+                 - token->data;
+
+    return NGX_OK;
+}
+
+
+/* sip-send <flow id>\n<message>: to a flow of this worker */
+static void
+ngx_codeb_sip_bus_send(ngx_str_t *header, ngx_str_t *body)
+{
+    ngx_str_t              w[2];
+    ngx_int_t              id;
+    ngx_rbtree_node_t     *node, *sentinel;
+
+    if (!ngx_codeb_bus_words(header, w, 2)) {
+        return;
+    }
+
+    id = ngx_atoi(w[1].data, w[1].len);
+    if (id == NGX_ERROR) {
+        return;
+    }
+
+    node = ngx_codeb_sip_flows.root;
+    sentinel = ngx_codeb_sip_flows.sentinel;
+
+    while (node != sentinel) {
+        if ((ngx_rbtree_key_t) id == node->key) {
+            (void) ngx_codeb_sip_flow_send((ngx_codeb_sip_flow_t *) node,
+                                           body->data, body->len);
+            return;
+        }
+
+        node = ((ngx_rbtree_key_t) id < node->key) ? node->left
+                                                   : node->right;
+    }
+}
