@@ -2,7 +2,7 @@
  * The NG commands on calls (offer.c: offer and answer; commands.c: the
  * others).  Each fills reply (the members of a bencoded dictionary,
  * without "result") and returns NULL, or returns an error reason, which
- * the reply carries as "error-reason" (PROTOCOL.md §3).
+ * the reply carries as "error-reason" (docs/ng.md).
  */
 
 #ifndef MD_COMMANDS_H

@@ -1,5 +1,5 @@
 /*
- * The flags of an NG offer or answer (flags.c, PROTOCOL.md §3): ICE,
+ * The flags of an NG offer or answer (flags.c, docs/ng.md): ICE,
  * DTLS, transport-protocol, rtcp-mux, codec, replace, received-from and
  * the "flags" list.
  */

@@ -1,6 +1,6 @@
 /*
  * codeb-mediad: the media relay between WebRTC and SIP, controlled over
- * the rtpengine NG protocol (PROTOCOL.md §3).  This file is the top: the
+ * the rtpengine NG protocol (docs/ng.md).  This file is the top: the
  * options, the signals, and the start and end of the event loops.
  *
  *   codeb-mediad [--interface ADDR[!ADVERTISED]] [--listen-ng ADDR:PORT]

@@ -1,5 +1,5 @@
 /*
- * The rtpengine NG control protocol (PROTOCOL.md §3): one UDP datagram
+ * The rtpengine NG control protocol (docs/ng.md): one UDP datagram
  * "<cookie> <bencoded dict>" per request, the reply "<cookie> <dict>" with
  * "result" ok / pong / error ("error-reason").  Controllers retransmit
  * with the same cookie, so replies are cached by cookie for 30 s and a

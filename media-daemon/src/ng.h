@@ -1,5 +1,5 @@
 /*
- * The rtpengine NG control protocol (ng.c, PROTOCOL.md §3): the NG socket,
+ * The rtpengine NG control protocol (ng.c, docs/ng.md): the NG socket,
  * the reply cache, and the hand-over of each request to the thread that
  * owns its call.
  */

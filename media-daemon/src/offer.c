@@ -1,5 +1,5 @@
 /*
- * The NG offer and answer (commands.h, PROTOCOL.md §3; RFC 3264).
+ * The NG offer and answer (commands.h, docs/ng.md; RFC 3264).
  *
  * An offer from leg A allocates a stream per m= line on both legs and
  * returns A's SDP rewritten for B: our B-facing port, the codecs B may

@@ -6,7 +6,7 @@ Stdlib + numpy only.  All traffic is meant for 127.0.0.1 and every loop is bound
 
 Contents
   * bencode: ``bencode`` / ``bdecode`` (strict)
-  * NG control client: ``NG`` (rtpengine NG protocol over UDP, PROTOCOL.md section 3)
+  * NG control client: ``NG`` (rtpengine NG protocol over UDP, docs/ng.md)
   * SDP: ``make_sdp`` / ``parse_sdp``
   * G.711: ``alaw_encode`` / ``alaw_decode`` / ``ulaw_encode`` / ``ulaw_decode``
   * RTP: ``RtpPeer`` (send tones and RFC 4733 DTMF, receive/capture), ``rtp_header``,

@@ -91,7 +91,7 @@ errors               -> {"result": "error", "error-reason": str}, e.g.
   bencoded list, not a dict: "Invalid NG data format"
   a datagram without "<cookie> " is ignored (no reply)
 
-Lenient points of rtpengine (the lead may choose to be stricter; PROTOCOL.md section 3 says
+Lenient points of rtpengine (the lead may choose to be stricter; docs/ng.md says
 unknown requests are errors):
   * unknown keys and unknown "flags" entries in offer/answer are silently ignored (result ok)
   * a truncated dict ("d7:command4:ping", missing the final "e") is still answered (pong)
