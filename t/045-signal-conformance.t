@@ -10,6 +10,11 @@
 use lib 't/lib';
 use Test::CodeB;
 use Digest::SHA qw(hmac_sha256_hex);
+use CodeB::JWT qw(jwt_hs256);
+
+$ENV{TEST_NGINX_JWT_ADMIN} = jwt_hs256('hs', { exp => time + 600,
+                                               sub => 'root',
+                                               role => 'admin' });
 
 my $port = $ENV{TEST_NGINX_PORT} || 1984;
 my $next = "GET /signal.ashx?cameras=1 HTTP/1.1\r\nHost: localhost\r\n\r\n";
@@ -195,9 +200,10 @@ close A
 
 
 
-=== TEST 7: Redis still down after codeb_redis_timeout: 503, and 1013 for a join
+=== TEST 7: Redis still down after codeb_redis_timeout: 503, ?stats says down, 1013 for a join
 --- config
 codeb_tenant t1;
+codeb_oidc_hs256_secret hs;
 location = /signal.ashx { codeb_signal; }
 --- http_config
 codeb_redis_timeout 1s;
@@ -210,4 +216,7 @@ open A
 send A {"type":"join","room":"r7","name":"A"}
 tcp_recv T \AHTTP/1\.1 503\b
 expect_close A 1013
+tcp S $TEST_NGINX_PORT
+tcp_send S GET /signal.ashx?stats HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer $TEST_NGINX_JWT_ADMIN\r\nConnection: close\r\n\r\n
+tcp_recv S (?s)\AHTTP/1\.1 200 OK\r\n.*"redis":"down"
 redis_start

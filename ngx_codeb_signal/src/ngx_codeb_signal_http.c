@@ -35,7 +35,7 @@ static ngx_codeb_flag_t  ngx_codeb_flags[] = {
     { ngx_string("office-ring"), NGX_HTTP_POST, 0, 1, ngx_codeb_flag_ring },
     { ngx_string("office-ring-clear"), NGX_HTTP_POST, 0, 1,
       ngx_codeb_flag_ring },
-    { ngx_string("stats"), NGX_HTTP_GET|NGX_HTTP_HEAD, 1, 0,
+    { ngx_string("stats"), NGX_HTTP_GET|NGX_HTTP_HEAD, 1, 1,
       ngx_codeb_flag_stats },
     { ngx_string("virtualnumbers"),
       NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_POST|NGX_HTTP_PUT|NGX_HTTP_DELETE,
