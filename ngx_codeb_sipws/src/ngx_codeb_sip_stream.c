@@ -103,6 +103,12 @@ ngx_codeb_sip_stream_handler(ngx_stream_session_t *s)
     c->write->handler = ngx_codeb_sip_stream_write;
 
     if (flow->transport == NGX_CODEB_SIP_UDP) {
+        /*
+         * a worker that shuts down closes UDP sessions at once (its
+         * listening socket is gone, nothing more can arrive)
+         */
+        c->idle = 1;
+
         /* nginx put the session's first datagram in c->buffer */
         if (c->buffer && c->buffer->last > c->buffer->pos) {
             ngx_codeb_sip_receive(flow, c->buffer->pos,
@@ -140,6 +146,11 @@ ngx_codeb_sip_stream_read(ngx_event_t *rev)
 
     c = rev->data;
     flow = c->data;
+
+    if (c->close) {
+        ngx_codeb_sip_stream_done(flow);
+        return;
+    }
 
     if (rev->timedout) {
         ngx_log_debug1(NGX_LOG_DEBUG_STREAM, c->log, 0,
