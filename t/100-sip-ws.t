@@ -154,3 +154,35 @@ close A
 sleep 300
 redis ^0$ HLEN codeb:{localhost}:reg:alice
 redis ^$ SMEMBERS codeb:{localhost}:regs
+
+
+
+=== TEST 6: a REGISTER while Redis is down waits for it; past codeb_redis_timeout, 503 with Retry-After
+--- config eval
+$ENV{TEST_NGINX_SIP_CONF}
+--- http_config
+codeb_redis_timeout 1500ms;
+--- timeout: 6
+--- ws
+open A /sip proto=sip
+set_sip REG <<END
+REGISTER sip:localhost SIP/2.0
+Via: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bKw1
+From: <sip:alice@localhost>;tag=w1
+To: <sip:alice@localhost>
+Call-ID: reg-w
+CSeq: 1 REGISTER
+Max-Forwards: 70
+Contact: <sip:alice@df7jal23ls0d.invalid;transport=ws>
+
+END
+redis_stop
+send_esc A ${REG}
+sleep 300
+redis_start
+recv A ^SIP/2\.0 401 Unauthorized\r\n
+redis_stop
+send_esc A ${REG}
+recv A (?s)^SIP/2\.0 503 Service Unavailable\r\n.*Retry-After: 5\r\n
+redis_start
+close A

@@ -15,6 +15,16 @@ static ngx_codeb_sip_srv_conf_t *ngx_codeb_sip_tenant(
     ngx_codeb_sip_flow_t *flow, sip_t *sip);
 static void ngx_codeb_sip_request(ngx_codeb_sip_flow_t *flow, msg_t *msg);
 static void ngx_codeb_sip_options(ngx_codeb_sip_flow_t *flow, msg_t *msg);
+static void ngx_codeb_sip_wait(ngx_codeb_sip_flow_t *flow, msg_t *msg);
+static void ngx_codeb_sip_waited(ngx_codeb_redis_wait_t *w, ngx_int_t rc);
+
+
+/* a request that needs Redis while the links are down */
+typedef struct {
+    ngx_codeb_redis_wait_t      wait;
+    ngx_codeb_sip_flow_t       *flow;
+    msg_t                      *msg;
+} ngx_codeb_sip_waiting_t;
 
 
 #define NGX_CODEB_SIP_ALLOW                                                  \
@@ -202,6 +212,11 @@ ngx_codeb_sip_request(ngx_codeb_sip_flow_t *flow, msg_t *msg)
         return;
     }
 
+    if (method == sip_method_register && !ngx_codeb_redis_ready()) {
+        ngx_codeb_sip_wait(flow, msg);
+        return;
+    }
+
     if (flow->sip == NULL && flow->transport != NGX_CODEB_SIP_UDP) {
         /* a TCP connection belongs to the tenant of its first request */
         flow->sip = tenant;
@@ -238,6 +253,68 @@ ngx_codeb_sip_request(ngx_codeb_sip_flow_t *flow, msg_t *msg)
     }
 
     msg_destroy(msg);
+}
+
+
+/*
+ * Right after a start or during a reconnect the request waits for the
+ * Redis links (codeb_redis_timeout at most), then goes on; when they stay
+ * down it is answered 503 with Retry-After (RFC 3261 §21.5.4)
+ */
+static void
+ngx_codeb_sip_wait(ngx_codeb_sip_flow_t *flow, msg_t *msg)
+{
+    ngx_codeb_sip_waiting_t  *w;
+
+    w = ngx_calloc(sizeof(ngx_codeb_sip_waiting_t), flow->log);
+    if (w == NULL) {
+        msg_destroy(msg);
+        return;
+    }
+
+    w->flow = flow;
+    w->msg = msg;
+    w->wait.handler = ngx_codeb_sip_waited;
+    w->wait.data = w;
+
+    ngx_codeb_sip_flow_hold(flow);
+    ngx_codeb_redis_wait(&w->wait, flow->log);
+}
+
+
+static void
+ngx_codeb_sip_waited(ngx_codeb_redis_wait_t *wait, ngx_int_t rc)
+{
+    msg_t                    *rsp;
+    ngx_codeb_sip_flow_t     *flow;
+    ngx_codeb_sip_waiting_t  *w = wait->data;
+
+    flow = ngx_codeb_sip_flow_release(w->flow);
+
+    if (flow == NULL) {
+        msg_destroy(w->msg);
+
+    } else if (rc == NGX_OK) {
+        ngx_codeb_sip_request(flow, w->msg);
+
+    } else {
+        rsp = ngx_codeb_sip_response(w->msg, 503, "Service Unavailable",
+                                     ngx_codeb_sip_local_tag(w->msg));
+        if (rsp
+            && sip_add_make(rsp, sip_object(rsp), sip_retry_after_class, "5")
+               == 0)
+        {
+            (void) ngx_codeb_sip_send(flow, rsp);
+
+        } else if (rsp) {
+            msg_destroy(rsp);
+        }
+
+        msg_destroy(w->msg);
+    }
+
+    ngx_free(w);
+    ngx_codeb_scratch_reset();
 }
 
 
