@@ -47,7 +47,9 @@ deps() {
     # Debian's nginx and coturn packages start services where an init
     # system runs them; ours are started by this script on other ports.
     if [ ! -d "$ROOT/node_modules/playwright-core" ] \
-        || [ ! -d "$ROOT/node_modules/ws" ]; then
+        || [ ! -d "$ROOT/node_modules/ws" ] \
+        || [ ! -d "$ROOT/node_modules/jssip" ] \
+        || [ ! -d "$ROOT/node_modules/sip.js" ]; then
         log "installing npm packages"
         (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error)
     fi
@@ -291,6 +293,7 @@ run_tests() {
     suite "t/: nginx + Redis protocol tests (prove)" prove -r t/
     suite "t/ again, modules under AddressSanitizer" memcheck
     suite "tests/e2e: browser (Playwright + Debian chromium)" node --test "$ROOT"/tests/e2e/
+    suite "tests/sip: JsSIP and SIP.js against the registrar" node --test "$ROOT"/tests/sip/
     suite "media-daemon: STUN and transcoder unit tests" media_unit
     suite "codeb-mediad under ASan+UBSan" build_mediad_asan
     export CODEB_MEDIAD=$BUILD/mediad-asan/codeb-mediad
