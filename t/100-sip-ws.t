@@ -7,6 +7,11 @@ use lib 't/lib';
 use Test::CodeB;
 use Digest::MD5 qw(md5_hex);
 use Digest::SHA qw(sha256_hex);
+use CodeB::JWT qw(jwt_hs256);
+
+$ENV{TEST_NGINX_JWT_ADMIN} = jwt_hs256('hs', { exp => time + 600,
+                                               sub => 'root',
+                                               role => 'admin' });
 
 # RFC 7616 §3.4.1 with qop=auth
 sub main::digest {
@@ -31,7 +36,9 @@ $ENV{TEST_NGINX_SIP_CONF} = <<'EOF';
 codeb_tenant localhost;
 codeb_sip_user alice password=alice-demo-pass;
 codeb_sip_user bob password=bob-demo-pass;
+codeb_oidc_hs256_secret hs;
 location = /sip { codeb_sip_ws; }
+location = /signal.ashx { codeb_signal; }
 EOF
 
 run_tests();
@@ -150,6 +157,9 @@ send_esc A ${REG2}
 recv A (?s)^SIP/2\.0 200 OK\r\n.*Contact: <sip:alice@df7jal23ls0d\.invalid;transport=ws>;expires=(?:600|599)\r\n.*Require: outbound\r\n
 redis ^alice$ SMEMBERS codeb:{localhost}:regs
 redis "flow":"[^"]+/\d+","transport":"WS" HGET codeb:{localhost}:reg:alice <urn:uuid:00000000-0000-4000-8000-000000000001>;reg-id=1
+shell curl -sf -H 'Authorization: Bearer $TEST_NGINX_JWT_ADMIN' http://127.0.0.1:$TEST_NGINX_PORT/signal.ashx?registrar > $TEST_NGINX_SERVROOT/reg.json
+shell perl -MJSON::PP -e 'local $/; open F, "$ENV{TEST_NGINX_SERVROOT}/reg.json"; my $t = <F>; my $j = decode_json($t); my $r = $j->{registrations}; my $b = $r->[0]{bindings}[0]; exit !(@$r == 1 && $r->[0]{user} eq "alice" && $b->{contact} eq "sip:alice\@df7jal23ls0d.invalid;transport=ws" && $b->{transport} eq "WS" && $b->{instance} =~ /^<urn:uuid:/ && $b->{expiresInSec} > 500 && !exists $b->{flow} && $t !~ /password|nonce/)'
+shell test $(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$TEST_NGINX_PORT/signal.ashx?registrar) = 401
 close A
 sleep 300
 redis ^0$ HLEN codeb:{localhost}:reg:alice

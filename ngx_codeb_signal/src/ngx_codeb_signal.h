@@ -268,6 +268,7 @@ ngx_uint_t ngx_codeb_signal_is(ngx_str_t *s, char *text);
 ngx_int_t ngx_codeb_flag_health(ngx_http_request_t *r);
 ngx_int_t ngx_codeb_flag_stats(ngx_http_request_t *r);
 ngx_int_t ngx_codeb_flag_cameras(ngx_http_request_t *r);
+ngx_int_t ngx_codeb_flag_registrar(ngx_http_request_t *r);
 
 /* _vnum.c */
 ngx_int_t ngx_codeb_flag_vnums(ngx_http_request_t *r);
@@ -300,6 +301,7 @@ extern ngx_codeb_redis_script_t  ngx_codeb_signal_claim_script;
 extern ngx_codeb_redis_script_t  ngx_codeb_signal_health_script;
 extern ngx_codeb_redis_script_t  ngx_codeb_signal_ring_script;
 extern ngx_codeb_redis_script_t  ngx_codeb_signal_vnum_put_script;
+extern ngx_codeb_redis_script_t  ngx_codeb_signal_registrar_script;
 ngx_int_t ngx_codeb_signal_scripts_init(ngx_conf_t *cf);
 
 

@@ -1,7 +1,7 @@
 /*
  * The read-only flags (docs/signal.md "Plain HTTP"): ?healthsummary
  * (anonymous-safe: no caller numbers, no addresses, no secret room ids),
- * ?stats (admin) and ?cameras.
+ * ?stats and ?registrar (admin) and ?cameras.
  */
 
 #include "ngx_codeb_signal.h"
@@ -311,4 +311,122 @@ ngx_codeb_flag_cameras(ngx_http_request_t *r)
     yajl_gen_array_close(g);
 
     return ngx_codeb_http_json(r, NGX_HTTP_OK, g);
+}
+
+
+static void
+ngx_codeb_flag_registrar_binding(yajl_gen g, redisReply *e)
+{
+    int64_t                   n;
+    ngx_array_t              *m;
+    ngx_codeb_json_member_t  *j;
+    static char              *fields[] = { "contact", "transport", "source",
+                                           "instance", "userAgent" };
+    ngx_uint_t                i;
+
+    if (e->type != REDIS_REPLY_STRING
+        || ngx_codeb_json_object(ngx_codeb_scratch(), (u_char *) e->str,
+                                 e->len, &m) != NGX_OK)
+    {
+        return;
+    }
+
+    /* what a binding says, but its flow (which worker holds it) */
+
+    yajl_gen_map_open(g);
+
+    for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        j = ngx_codeb_json_get_type(m, fields[i], NGX_CODEB_JSON_STRING);
+        if (j) {
+            ngx_codeb_gen_vstr(g, fields[i], &j->str);
+        }
+    }
+
+    if (ngx_codeb_json_int(m, "port", &n) == NGX_OK) {
+        ngx_codeb_gen_int(g, "port", n);
+    }
+
+    if (ngx_codeb_json_int(m, "expires", &n) == NGX_OK) {
+        ngx_codeb_gen_int(g, "expiresInSec", ngx_max(n - ngx_time(), 0));
+    }
+
+    yajl_gen_map_close(g);
+}
+
+
+/* {user, {binding JSON...}, ...} -> {"registrations": [{user, bindings}]} */
+static void
+ngx_codeb_flag_registrar_reply(redisAsyncContext *ac, void *reply,
+    void *data)
+{
+    size_t               i, k;
+    yajl_gen             g;
+    redisReply          *rep = reply, *b;
+    ngx_http_request_t  *r = data;
+
+    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
+        ngx_http_finalize_request(r, ngx_codeb_signal_unavailable(r, rep));
+        return;
+    }
+
+    g = ngx_codeb_gen();
+    if (g == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_codeb_gen_key(g, "registrations");
+    yajl_gen_array_open(g);
+
+    for (i = 0; i + 1 < rep->elements; i += 2) {
+        b = rep->element[i + 1];
+
+        if (rep->element[i]->type != REDIS_REPLY_STRING
+            || b->type != REDIS_REPLY_ARRAY)
+        {
+            continue;
+        }
+
+        yajl_gen_map_open(g);
+        ngx_codeb_gen_str(g, "user", (u_char *) rep->element[i]->str,
+                          rep->element[i]->len);
+        ngx_codeb_gen_key(g, "bindings");
+        yajl_gen_array_open(g);
+
+        for (k = 0; k < b->elements; k++) {
+            ngx_codeb_flag_registrar_binding(g, b->element[k]);
+        }
+
+        yajl_gen_array_close(g);
+        yajl_gen_map_close(g);
+    }
+
+    yajl_gen_array_close(g);
+
+    ngx_http_finalize_request(r, ngx_codeb_http_json(r, NGX_HTTP_OK, g));
+}
+
+
+/* ?registrar: the SIP bindings of the tenant (ngx_codeb_sipws) */
+ngx_int_t
+ngx_codeb_flag_registrar(ngx_http_request_t *r)
+{
+    u_char                  now[NGX_TIME_T_LEN];
+    ngx_str_t              *regs, *px;
+    ngx_codeb_redis_args_t  a;
+
+    regs = ngx_codeb_signal_key(r, "regs", NULL);
+    px = ngx_codeb_signal_key(r, "", NULL);
+
+    if (regs == NULL || px == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    a.argc = 0;
+    ngx_codeb_redis_arg_str(&a, regs);
+    ngx_codeb_redis_arg_str(&a, px);
+    ngx_codeb_redis_arg(&a, now, ngx_sprintf(now, "%T", ngx_time()) - now);
+
+    return ngx_codeb_signal_async(r, &ngx_codeb_signal_registrar_script,
+                                  ngx_codeb_flag_registrar_reply, 1, &a);
 }

@@ -270,6 +270,33 @@ ngx_codeb_redis_script_t  ngx_codeb_signal_ring_script = {
 };
 
 
+/*
+ * KEYS: P regs (users with SIP bindings, ngx_codeb_sipws).  ARGV: P, now
+ * (epoch s).  Returns {user, {binding JSON, ...}, ...} of the bindings
+ * that have not expired.
+ */
+ngx_codeb_redis_script_t  ngx_codeb_signal_registrar_script = {
+    ngx_string(
+    "local out = {}\n"
+    "for _, user in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
+    "  local live = {}\n"
+    "  for _, v in ipairs(redis.call('HVALS', ARGV[1] .. 'reg:' .. user)) do\n"
+    "    local ok, b = pcall(cjson.decode, v)\n"
+    "    if ok and type(b) == 'table'"
+    " and (tonumber(b.expires) or 0) > tonumber(ARGV[2]) then\n"
+    "      live[#live + 1] = v\n"
+    "    end\n"
+    "  end\n"
+    "  if #live > 0 then\n"
+    "    out[#out + 1] = user\n"
+    "    out[#out + 1] = live\n"
+    "  end\n"
+    "end\n"
+    "return out\n"),
+    ""
+};
+
+
 /* KEYS: P vnums.  ARGV: number, JSON row.  Replaces an existing row. */
 ngx_codeb_redis_script_t  ngx_codeb_signal_vnum_put_script = {
     ngx_string(
@@ -293,6 +320,7 @@ ngx_codeb_signal_scripts_init(ngx_conf_t *cf)
         &ngx_codeb_signal_claim_script,
         &ngx_codeb_signal_health_script,
         &ngx_codeb_signal_ring_script,
+        &ngx_codeb_signal_registrar_script,
         &ngx_codeb_signal_vnum_put_script
     };
 
