@@ -187,7 +187,9 @@ codeb_redis_timeout 3s;
 --- timeout: 6
 --- ws
 redis_stop
-sleep 200
+# both workers see their links drop first (a request that comes before
+# they do takes the path of a link that fails under it: 503 at once)
+sleep 500
 tcp T $TEST_NGINX_PORT
 tcp_send T GET /signal.ashx?healthsummary=1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n
 open A

@@ -187,11 +187,13 @@ Contact: <sip:alice@df7jal23ls0d.invalid;transport=ws>
 
 END
 redis_stop
+sleep 500
 send_esc A ${REG}
 sleep 300
 redis_start
 recv A ^SIP/2\.0 401 Unauthorized\r\n
 redis_stop
+sleep 500
 send_esc A ${REG}
 recv A (?s)^SIP/2\.0 503 Service Unavailable\r\n.*Retry-After: 5\r\n
 redis_start
