@@ -79,6 +79,7 @@ typedef struct {
 
 typedef struct {
     ngx_array_t                 tenants;     /* ngx_codeb_sip_srv_conf_t * */
+    ngx_addr_t                 *media;       /* codeb_sip_media: NG */
 } ngx_codeb_sip_main_conf_t;
 
 
@@ -107,11 +108,87 @@ struct ngx_codeb_sip_flow_s {
     size_t                      out_len;
     size_t                      out_size;
 
+    ngx_str_t                   remote;      /* a flow of another worker:
+                                                its token */
+
     ngx_queue_t                 bindings;    /* registered through it */
     ngx_uint_t                  pending;     /* Redis replies awaited */
     unsigned                    closed:1;
 };
 
+
+/* _ng.c: the NG client (docs/ng.md) */
+
+typedef struct {
+    u_char                     *start;
+    u_char                     *pos;
+    u_char                     *end;
+    ngx_uint_t                  overflow;
+} ngx_codeb_benc_t;
+
+/* the members of an NG reply; valid during the handler only */
+typedef struct {
+    ngx_str_t                   result;      /* "ok", "pong", "error" */
+    ngx_str_t                   error;       /* error-reason */
+    ngx_str_t                   sdp;
+} ngx_codeb_sip_ng_reply_t;
+
+typedef struct ngx_codeb_sip_ng_s  ngx_codeb_sip_ng_t;
+
+/* reply NULL: no answer within 4 s, or not a dictionary */
+typedef void (*ngx_codeb_sip_ng_pt)(void *data,
+    ngx_codeb_sip_ng_reply_t *reply);
+
+
+/* a call (docs/sip.md "Calls"): we are a back-to-back user agent */
+
+typedef enum {
+    NGX_CODEB_SIP_LEG_CALLING = 0,   /* INVITE under way, no answer */
+    NGX_CODEB_SIP_LEG_EARLY,         /* a provisional answer came */
+    NGX_CODEB_SIP_LEG_CONFIRMED,     /* 2xx and ACK */
+    NGX_CODEB_SIP_LEG_DONE           /* final answer or BYE */
+} ngx_codeb_sip_leg_state_e;
+
+typedef struct ngx_codeb_sip_call_s  ngx_codeb_sip_call_t;
+
+/* one dialog of a call: the caller's (a), or one per callee binding (b) */
+typedef struct {
+    ngx_str_node_t              sn;          /* by Call-ID, in the worker */
+    ngx_queue_t                 queue;       /* in call->b */
+    ngx_codeb_sip_call_t       *call;
+    ngx_codeb_sip_leg_state_e   state;
+    ngx_codeb_sip_flow_t       *flow;        /* the party's transport */
+    msg_t                      *invite;      /* a: received; b: sent */
+    char const                 *call_id;
+    char const                 *local_tag;
+    char const                 *remote_tag;
+    char const                 *local_uri;   /* our From / To URI */
+    char const                 *remote_uri;
+    url_t                      *target;      /* the party's Contact */
+    char const                 *branch;      /* b: our INVITE's branch */
+    uint32_t                    cseq;        /* our last CSeq */
+    unsigned                    linked:1;
+    unsigned                    own_flow:1;  /* a remote flow of the leg */
+} ngx_codeb_sip_leg_t;
+
+struct ngx_codeb_sip_call_s {
+    su_home_t                  *home;
+    ngx_codeb_sip_srv_conf_t   *sip;
+    ngx_log_t                  *log;
+    ngx_codeb_sip_leg_t         a;
+    ngx_queue_t                 b;
+    ngx_codeb_sip_leg_t        *answered;
+    ngx_codeb_sip_ng_t         *ng;          /* NG request under way */
+    ngx_event_t                 timer;       /* no answer in time */
+    int                         best;        /* best final status of b */
+    char const                 *best_phrase;
+    char const                 *callee;      /* the user called */
+    ngx_str_t                  *bindings;    /* JSON, in home */
+    ngx_uint_t                  nbindings;
+    unsigned                    media:1;     /* the daemon knows the call */
+    unsigned                    cancelled:1;
+    unsigned                    done:1;
+};
 
 /* _module.c */
 extern ngx_module_t  ngx_codeb_sipws_module;
@@ -137,10 +214,22 @@ ngx_int_t ngx_codeb_sip_flow_send(ngx_codeb_sip_flow_t *flow, u_char *data,
 /* "<worker id>/<flow id>" of this flow, from pool */
 ngx_int_t ngx_codeb_sip_flow_token(ngx_codeb_sip_flow_t *flow,
     ngx_pool_t *pool, ngx_str_t *token);
+/*
+ * a flow held by another worker, named by its token: what is sent on it
+ * goes over the bus; token and addr are copied
+ */
+ngx_codeb_sip_flow_t *ngx_codeb_sip_flow_remote(ngx_str_t *token,
+    ngx_str_t *addr, in_port_t port, ngx_log_t *log);
+/*
+ * the flow a binding names ("<worker id>/<flow id>"): this worker's own
+ * (NULL when it closed), else a remote flow to be freed by its user
+ */
+ngx_codeb_sip_flow_t *ngx_codeb_sip_flow_by_token(ngx_str_t *token,
+    ngx_log_t *log);
 /* "WS", "WSS", "UDP", "TCP", "TLS" */
 char *ngx_codeb_sip_transport_name(ngx_codeb_sip_transport_e t);
 ngx_int_t ngx_codeb_sip_flow_init(ngx_conf_t *cf);
-void ngx_codeb_sip_flow_init_process(void);
+ngx_int_t ngx_codeb_sip_flow_init_process(ngx_cycle_t *cycle);
 
 /* _msg.c */
 /*
@@ -181,14 +270,82 @@ typedef void (*ngx_codeb_sip_auth_pt)(ngx_codeb_sip_flow_t *flow,
     msg_t *req, ngx_codeb_sip_user_t *user);
 ngx_int_t ngx_codeb_sip_digest_check(ngx_codeb_sip_flow_t *flow,
     msg_t *req, ngx_codeb_sip_auth_pt done);
-/* 401 with WWW-Authenticate challenges (SHA-256, then MD5) and a nonce */
+/*
+ * 401 with WWW-Authenticate (REGISTER) or 407 with Proxy-Authenticate
+ * (other requests): challenges for SHA-256, then MD5, with a new nonce
+ */
 ngx_int_t ngx_codeb_sip_digest_challenge(ngx_codeb_sip_flow_t *flow,
     msg_t *req, ngx_uint_t stale);
+
+/* _call.c */
+/* an INVITE without To tag: a new call */
+void ngx_codeb_sip_invite(ngx_codeb_sip_flow_t *flow, msg_t *req);
+/* a request in a dialog of a call of this worker; NGX_DECLINED: none */
+ngx_int_t ngx_codeb_sip_call_request(ngx_codeb_sip_flow_t *flow,
+    msg_t *req);
+/* a response to a request of ours */
+void ngx_codeb_sip_call_response(ngx_codeb_sip_flow_t *flow, msg_t *rsp);
+void ngx_codeb_sip_call_init_process(void);
+/* the leg of Call-ID id in this worker, or NULL */
+ngx_codeb_sip_leg_t *ngx_codeb_sip_leg_find(char const *id);
+void ngx_codeb_sip_leg_link(ngx_codeb_sip_leg_t *leg);
+/* out of the worker's table; its flow let go */
+void ngx_codeb_sip_leg_unlink(ngx_codeb_sip_leg_t *leg);
+void ngx_codeb_sip_call_free(ngx_codeb_sip_call_t *call);
+
+/* _leg.c */
+/* a request of ours in leg's dialog: INVITE, ACK, BYE, CANCEL */
+msg_t *ngx_codeb_sip_leg_request(ngx_codeb_sip_leg_t *leg,
+    sip_method_t method, char const *name, uint32_t cseq, char const *branch);
+ngx_int_t ngx_codeb_sip_leg_send(ngx_codeb_sip_leg_t *leg, msg_t *msg);
+/* the callee's bindings (JSON values of P reg:<user>) kept by the call */
+ngx_int_t ngx_codeb_sip_call_bindings(ngx_codeb_sip_call_t *call,
+    redisReply *rep);
+/* the callee legs, one INVITE per binding, with the SDP for them */
+ngx_int_t ngx_codeb_sip_fork(ngx_codeb_sip_call_t *call, ngx_str_t *sdp);
+/*
+ * the call ends: a caller without a final answer gets status (non-2xx),
+ * the callees are cancelled, the media deleted; freed when idle
+ */
+void ngx_codeb_sip_call_end(ngx_codeb_sip_call_t *call, int status,
+    char const *phrase);
+/* CANCEL every b-leg that has no final answer, but keep */
+void ngx_codeb_sip_cancel_others(ngx_codeb_sip_call_t *call,
+    ngx_codeb_sip_leg_t *keep);
+/* NG: the media of the call (offer, answer, delete) */
+ngx_int_t ngx_codeb_sip_media(ngx_codeb_sip_call_t *call, char *command,
+    ngx_str_t *sdp, ngx_codeb_sip_ng_pt handler);
 
 /* _registrar.c */
 void ngx_codeb_sip_register(ngx_codeb_sip_flow_t *flow, msg_t *req);
 /* removes the bindings made through flow (its connection closed) */
 void ngx_codeb_sip_unbind_flow(ngx_codeb_sip_flow_t *flow);
+
+/* _ng.c */
+void ngx_codeb_benc_init(ngx_codeb_benc_t *b, u_char *buf, size_t size);
+/* a string; d (dictionary) / l (list) open, close ends either */
+void ngx_codeb_benc_str(ngx_codeb_benc_t *b, u_char *s, size_t len);
+void ngx_codeb_benc_cstr(ngx_codeb_benc_t *b, char *s);
+void ngx_codeb_benc_open(ngx_codeb_benc_t *b, u_char type);
+void ngx_codeb_benc_close(ngx_codeb_benc_t *b);
+/* sends the request in b; NULL: it could not be sent */
+ngx_codeb_sip_ng_t *ngx_codeb_sip_ng_request(ngx_codeb_benc_t *b,
+    ngx_codeb_sip_ng_pt handler, void *data, ngx_log_t *log);
+void ngx_codeb_sip_ng_cancel(ngx_codeb_sip_ng_t *ng);
+ngx_int_t ngx_codeb_sip_ng_init_process(ngx_cycle_t *cycle, ngx_addr_t *addr);
+void ngx_codeb_sip_ng_exit_process(void);
+
+/* _route.c: which worker a message belongs to */
+ngx_int_t ngx_codeb_sip_route_init(ngx_conf_t *cf);
+ngx_int_t ngx_codeb_sip_route_init_process(ngx_cycle_t *cycle);
+/* "<prefix>cb<hex worker id>-<2n random hex>" from home; NULL: no memory */
+char *ngx_codeb_sip_make_id(su_home_t *home, char *prefix, size_t n);
+/*
+ * NGX_DECLINED: msg is for this worker; NGX_OK: handed to the worker its
+ * Via branch (a response) or To tag (a request) names, or dropped
+ */
+ngx_int_t ngx_codeb_sip_route(ngx_codeb_sip_flow_t *flow, msg_t *msg,
+    u_char *data, size_t len);
 
 /* _scripts.c */
 extern ngx_codeb_redis_script_t  ngx_codeb_sip_nonce_script;

@@ -58,12 +58,15 @@ ngx_codeb_sip_receive(ngx_codeb_sip_flow_t *flow, u_char *data, size_t len)
 
     sip = sip_object(msg);
 
-    if (sip->sip_status) {
-        /* no client transaction of ours yet: a stray response */
-        ngx_log_debug1(NGX_LOG_DEBUG_EVENT, flow->log, 0,
-                       "codeb sip: response %d dropped",
-                       sip->sip_status->st_status);
+    /* a message of a call of another worker goes there */
+
+    if (ngx_codeb_sip_route(flow, msg, data, len) == NGX_OK) {
         msg_destroy(msg);
+        return;
+    }
+
+    if (sip->sip_status) {
+        ngx_codeb_sip_call_response(flow, msg);
         return;
     }
 
@@ -151,7 +154,7 @@ ngx_codeb_sip_acl_allows(ngx_codeb_sip_srv_conf_t *sip,
     ngx_array_t           one;
     ngx_codeb_sip_acl_t  *rule;
 
-    if (sip->acl == NULL) {
+    if (sip->acl == NULL || flow->sockaddr == NULL) {
         return 1;
     }
 
@@ -187,6 +190,14 @@ ngx_codeb_sip_request(ngx_codeb_sip_flow_t *flow, msg_t *msg)
     sip = sip_object(msg);
     method = sip->sip_request->rq_method;
 
+    if ((sip->sip_to->a_tag || method == sip_method_ack
+         || method == sip_method_cancel)
+        && ngx_codeb_sip_call_request(flow, msg) == NGX_OK)
+    {
+        /* a request of a call of this worker */
+        return;
+    }
+
     if (method == sip_method_ack) {
         /* ACK of a final non-2xx answer of ours: the transaction ends */
         msg_destroy(msg);
@@ -201,7 +212,10 @@ ngx_codeb_sip_request(ngx_codeb_sip_flow_t *flow, msg_t *msg)
         return;
     }
 
-    if ((method == sip_method_register || method == sip_method_invite)
+    /* dialog-creating requests; those inside a dialog passed it already */
+
+    if ((method == sip_method_register
+         || (method == sip_method_invite && sip->sip_to->a_tag == NULL))
         && !ngx_codeb_sip_acl_allows(tenant, flow))
     {
         ngx_log_error(NGX_LOG_INFO, flow->log, 0,
@@ -212,7 +226,9 @@ ngx_codeb_sip_request(ngx_codeb_sip_flow_t *flow, msg_t *msg)
         return;
     }
 
-    if (method == sip_method_register && !ngx_codeb_redis_ready()) {
+    if ((method == sip_method_register || method == sip_method_invite)
+        && !ngx_codeb_redis_ready())
+    {
         ngx_codeb_sip_wait(flow, msg);
         return;
     }
@@ -231,6 +247,16 @@ ngx_codeb_sip_request(ngx_codeb_sip_flow_t *flow, msg_t *msg)
 
         ngx_codeb_sip_register(flow, msg);
         return;
+
+    case sip_method_invite:
+        if (sip->sip_to->a_tag == NULL) {
+            ngx_codeb_sip_invite(flow, msg);
+            return;
+        }
+
+        (void) ngx_codeb_sip_reply(flow, msg, 481,
+                                   "Call/Transaction Does Not Exist");
+        break;
 
     case sip_method_options:
         ngx_codeb_sip_options(flow, msg);

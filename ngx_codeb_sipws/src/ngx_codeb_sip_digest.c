@@ -1,6 +1,8 @@
 /*
  * Digest authentication of SIP requests (RFC 3261 §22, RFC 7616 with
- * qop=auth, the SHA-256 and MD5 algorithms as RFC 8760 adds them to SIP).
+ * qop=auth, the SHA-256 and MD5 algorithms as RFC 8760 adds them to SIP):
+ * REGISTER with 401 / Authorization, other requests with 407 /
+ * Proxy-Authorization (§22.3).
  *
  * Nonces are random, kept in Redis (P nonce:<nonce> = the last nonce count
  * seen) for codeb_sip nonce TTL: a nonce from any worker or host is known
@@ -51,7 +53,13 @@ ngx_codeb_sip_digest_check(ngx_codeb_sip_flow_t *flow, msg_t *req,
 
     rq = sip_object(req);
 
-    for (au = rq->sip_authorization; au; au = au->au_next) {
+    /* REGISTER: Authorization (401); others: Proxy-Authorization (407) */
+
+    au = rq->sip_request->rq_method == sip_method_register
+         ? rq->sip_authorization
+         : (sip_authorization_t *) rq->sip_proxy_authorization;
+
+    for ( /* void */ ; au; au = au->au_next) {
         if (au->au_scheme && ngx_strcasecmp((u_char *) au->au_scheme,
                                             (u_char *) "Digest") == 0)
         {
@@ -317,7 +325,7 @@ ngx_codeb_sip_digest_challenge(ngx_codeb_sip_flow_t *flow, msg_t *req,
     msg_t                   *rsp;
     sip_t                   *rs;
     ngx_str_t                key;
-    ngx_uint_t               i;
+    ngx_uint_t               i, proxy;
     ngx_codeb_redis_args_t   a;
     static char             *algorithms[] = { "SHA-256", "MD5" };
 
@@ -342,7 +350,11 @@ ngx_codeb_sip_digest_challenge(ngx_codeb_sip_flow_t *flow, msg_t *req,
         return ngx_codeb_sip_reply(flow, req, 500, "State Store Unavailable");
     }
 
-    rsp = ngx_codeb_sip_response(req, 401, "Unauthorized",
+    proxy = (sip_object(req)->sip_request->rq_method != sip_method_register);
+
+    rsp = ngx_codeb_sip_response(req, proxy ? 407 : 401,
+                                 proxy ? "Proxy Authentication Required"
+                                       : "Unauthorized",
                                  ngx_codeb_sip_local_tag(req));
     if (rsp == NULL) {
         return NGX_ERROR;
@@ -360,7 +372,9 @@ ngx_codeb_sip_digest_challenge(ngx_codeb_sip_flow_t *flow, msg_t *req,
                          stale ? ", stale=true" : "");
         *p = '\0';
 
-        if (sip_add_make(rsp, rs, sip_www_authenticate_class, (char *) buf)
+        if (sip_add_make(rsp, rs, proxy ? sip_proxy_authenticate_class
+                                        : sip_www_authenticate_class,
+                         (char *) buf)
             < 0)
         {
             msg_destroy(rsp);

@@ -11,6 +11,8 @@
 
 static void ngx_codeb_sip_bus_send(ngx_str_t *header, ngx_str_t *body);
 static void ngx_codeb_sip_flow_free(ngx_codeb_sip_flow_t *flow);
+static ngx_int_t ngx_codeb_sip_flow_send_remote(ngx_codeb_sip_flow_t *flow,
+    u_char *data, size_t len);
 
 
 static ngx_rbtree_t       ngx_codeb_sip_flows;
@@ -24,7 +26,8 @@ ngx_int_t
 ngx_codeb_sip_flow_init(ngx_conf_t *cf)
 {
     if (ngx_codeb_bus_on(cf, &ngx_codeb_sip_bus_kind, ngx_codeb_sip_bus_send)
-        != NGX_OK)
+        != NGX_OK
+        || ngx_codeb_sip_route_init(cf) != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -33,11 +36,13 @@ ngx_codeb_sip_flow_init(ngx_conf_t *cf)
 }
 
 
-void
-ngx_codeb_sip_flow_init_process(void)
+ngx_int_t
+ngx_codeb_sip_flow_init_process(ngx_cycle_t *cycle)
 {
     ngx_rbtree_init(&ngx_codeb_sip_flows, &ngx_codeb_sip_flows_sentinel,
                     ngx_rbtree_insert_value);
+
+    return ngx_codeb_sip_route_init_process(cycle);
 }
 
 
@@ -75,6 +80,36 @@ ngx_codeb_sip_flow_create(ngx_codeb_sip_transport_e t, ngx_log_t *log)
 }
 
 
+ngx_codeb_sip_flow_t *
+ngx_codeb_sip_flow_remote(ngx_str_t *token, ngx_str_t *addr, in_port_t port,
+    ngx_log_t *log)
+{
+    u_char                *p;
+    ngx_codeb_sip_flow_t  *flow;
+
+    flow = ngx_calloc(sizeof(ngx_codeb_sip_flow_t) + token->len + addr->len,
+                      log);
+    if (flow == NULL) {
+        return NULL;
+    }
+
+    p = (u_char *) (flow + 1);
+
+    flow->remote.data = p;
+    flow->remote.len = token->len;
+    flow->addr_text.data = ngx_cpymem(p, token->data, token->len);
+    flow->addr_text.len = addr->len;
+    ngx_memcpy(flow->addr_text.data, addr->data, addr->len);
+
+    flow->port = port;
+    flow->transport = NGX_CODEB_SIP_WS;
+    flow->log = log;
+    ngx_queue_init(&flow->bindings);
+
+    return flow;
+}
+
+
 void
 ngx_codeb_sip_flow_close(ngx_codeb_sip_flow_t *flow)
 {
@@ -87,9 +122,10 @@ ngx_codeb_sip_flow_close(ngx_codeb_sip_flow_t *flow)
     /* the connection's log goes with it */
     flow->log = ngx_cycle->log;
 
-    ngx_rbtree_delete(&ngx_codeb_sip_flows, &flow->node);
-
-    ngx_codeb_sip_unbind_flow(flow);
+    if (flow->remote.len == 0) {
+        ngx_rbtree_delete(&ngx_codeb_sip_flows, &flow->node);
+        ngx_codeb_sip_unbind_flow(flow);
+    }
 
     if (flow->pending == 0) {
         ngx_codeb_sip_flow_free(flow);
@@ -141,6 +177,10 @@ ngx_codeb_sip_flow_send(ngx_codeb_sip_flow_t *flow, u_char *data, size_t len)
         return NGX_ERROR;
     }
 
+    if (flow->remote.len) {
+        return ngx_codeb_sip_flow_send_remote(flow, data, len);
+    }
+
     switch (flow->transport) {
 
     case NGX_CODEB_SIP_WS:
@@ -158,11 +198,57 @@ ngx_codeb_sip_flow_send(ngx_codeb_sip_flow_t *flow, u_char *data, size_t len)
 }
 
 
+/* "<worker id>/<flow id>": "sip-send <flow id>\n<data>" to that worker */
+static ngx_int_t
+ngx_codeb_sip_flow_send_remote(ngx_codeb_sip_flow_t *flow, u_char *data,
+    size_t len)
+{
+    u_char     *slash;
+    ngx_str_t   worker, msg;
+    ngx_int_t   rc;
+
+    slash = flow->remote.data + flow->remote.len;
+
+    while (slash > flow->remote.data && slash[-1] != '/') {
+        slash--;
+    }
+
+    if (slash == flow->remote.data) {
+        return NGX_ERROR;
+    }
+
+    worker.data = flow->remote.data;
+    worker.len = slash - 1 - flow->remote.data;
+
+    msg.len = sizeof("sip-send \n") - 1
+              + (flow->remote.data + flow->remote.len - slash) + len;
+    msg.data = ngx_alloc(msg.len, flow->log);
+    if (msg.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(ngx_sprintf(msg.data, "sip-send %*s\n",
+                           flow->remote.data + flow->remote.len - slash,
+                           slash),
+               data, len);
+
+    rc = ngx_codeb_bus_send(&worker, &msg);
+    ngx_free(msg.data);
+
+    return rc;
+}
+
+
 ngx_int_t
 ngx_codeb_sip_flow_token(ngx_codeb_sip_flow_t *flow, ngx_pool_t *pool,
     ngx_str_t *token)
 {
     ngx_str_t  *wid;
+
+    if (flow->remote.len) {
+        *token = flow->remote;
+        return NGX_OK;
+    }
 
     wid = ngx_codeb_worker_id();
 
@@ -178,34 +264,72 @@ ngx_codeb_sip_flow_token(ngx_codeb_sip_flow_t *flow, ngx_pool_t *pool,
 }
 
 
-/* sip-send <flow id>\n<message>: to a flow of this worker */
-static void
-ngx_codeb_sip_bus_send(ngx_str_t *header, ngx_str_t *body)
+static ngx_codeb_sip_flow_t *
+ngx_codeb_sip_flow_find(uint64_t id)
 {
-    ngx_str_t              w[2];
-    ngx_int_t              id;
-    ngx_rbtree_node_t     *node, *sentinel;
-
-    if (!ngx_codeb_bus_words(header, w, 2)) {
-        return;
-    }
-
-    id = ngx_atoi(w[1].data, w[1].len);
-    if (id == NGX_ERROR) {
-        return;
-    }
+    ngx_rbtree_node_t  *node, *sentinel;
 
     node = ngx_codeb_sip_flows.root;
     sentinel = ngx_codeb_sip_flows.sentinel;
 
     while (node != sentinel) {
         if ((ngx_rbtree_key_t) id == node->key) {
-            (void) ngx_codeb_sip_flow_send((ngx_codeb_sip_flow_t *) node,
-                                           body->data, body->len);
-            return;
+            return (ngx_codeb_sip_flow_t *) node;
         }
 
         node = ((ngx_rbtree_key_t) id < node->key) ? node->left
                                                    : node->right;
+    }
+
+    return NULL;
+}
+
+
+ngx_codeb_sip_flow_t *
+ngx_codeb_sip_flow_by_token(ngx_str_t *token, ngx_log_t *log)
+{
+    u_char      *slash;
+    ngx_int_t    id;
+    ngx_str_t   *wid, none = ngx_null_string;
+
+    wid = ngx_codeb_worker_id();
+    slash = token->data + token->len;
+
+    while (slash > token->data && slash[-1] != '/') {
+        slash--;
+    }
+
+    if (slash == token->data) {
+        return NULL;
+    }
+
+    if ((size_t) (slash - 1 - token->data) == wid->len
+        && ngx_strncmp(token->data, wid->data, wid->len) == 0)
+    {
+        id = ngx_atoi(slash, token->data + token->len - slash);
+        return id == NGX_ERROR ? NULL : ngx_codeb_sip_flow_find(id);
+    }
+
+    return ngx_codeb_sip_flow_remote(token, &none, 0, log);
+}
+
+
+/* sip-send <flow id>\n<message>: to a flow of this worker */
+static void
+ngx_codeb_sip_bus_send(ngx_str_t *header, ngx_str_t *body)
+{
+    ngx_str_t              w[2];
+    ngx_int_t              id;
+    ngx_codeb_sip_flow_t  *flow;
+
+    if (!ngx_codeb_bus_words(header, w, 2)) {
+        return;
+    }
+
+    id = ngx_atoi(w[1].data, w[1].len);
+    flow = (id == NGX_ERROR) ? NULL : ngx_codeb_sip_flow_find(id);
+
+    if (flow) {
+        (void) ngx_codeb_sip_flow_send(flow, body->data, body->len);
     }
 }

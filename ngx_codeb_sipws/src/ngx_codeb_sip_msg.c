@@ -259,6 +259,10 @@ ngx_codeb_sip_send(ngx_codeb_sip_flow_t *flow, msg_t *msg)
     su_home_t             *home;
     sip_content_length_t  *cl;
 
+    if (msg == NULL) {
+        return NGX_ERROR;
+    }
+
     sip = sip_object(msg);
     home = msg_home(msg);
 

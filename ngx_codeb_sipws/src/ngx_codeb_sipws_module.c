@@ -28,11 +28,22 @@ static char *ngx_codeb_sipws_acl(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_codeb_sipws_expires(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_codeb_sipws_media(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_int_t ngx_codeb_sipws_init(ngx_conf_t *cf);
 static ngx_int_t ngx_codeb_sipws_init_process(ngx_cycle_t *cycle);
+static void ngx_codeb_sipws_exit_process(ngx_cycle_t *cycle);
 
 
 static ngx_command_t  ngx_codeb_sipws_commands[] = {
+
+    /* codeb_sip_media host:port; the NG daemon; 127.0.0.1:2223 */
+    { ngx_string("codeb_sip_media"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_codeb_sipws_media,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
 
     /* codeb_sip_ws; -- SIP over WebSocket in this location */
     { ngx_string("codeb_sip_ws"),
@@ -127,7 +138,7 @@ ngx_module_t  ngx_codeb_sipws_module = {
     ngx_codeb_sipws_init_process,          /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_codeb_sipws_exit_process,          /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -604,15 +615,60 @@ ngx_codeb_sipws_expires(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/* codeb_sip_media <host:port>: where the NG requests go */
+static char *
+ngx_codeb_sipws_media(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_codeb_sip_main_conf_t  *smcf = conf;
+
+    ngx_url_t   u;
+    ngx_str_t  *value;
+
+    if (smcf->media) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+    u.url = value[1];
+
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0
+        || u.no_port)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "codeb_sip_media \"%V\": %s", &value[1],
+                           u.err ? u.err : "expected host:port");
+        return NGX_CONF_ERROR;
+    }
+
+    smcf->media = &u.addrs[0];
+
+    return NGX_CONF_OK;
+}
+
+
 static ngx_int_t
 ngx_codeb_sipws_init(ngx_conf_t *cf)
 {
+    ngx_url_t                   u;
     ngx_codeb_sip_main_conf_t  *smcf;
 
     smcf = ngx_http_conf_get_module_main_conf(cf, ngx_codeb_sipws_module);
 
     if (smcf->tenants.nelts == 0) {
         return NGX_OK;
+    }
+
+    if (smcf->media == NULL) {
+        ngx_memzero(&u, sizeof(ngx_url_t));
+        ngx_str_set(&u.url, "127.0.0.1:2223");
+
+        if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        smcf->media = &u.addrs[0];
     }
 
     return ngx_codeb_sip_flow_init(cf);
@@ -622,11 +678,32 @@ ngx_codeb_sipws_init(ngx_conf_t *cf)
 static ngx_int_t
 ngx_codeb_sipws_init_process(ngx_cycle_t *cycle)
 {
-    if (ngx_process == NGX_PROCESS_WORKER
-        || ngx_process == NGX_PROCESS_SINGLE)
+    ngx_codeb_sip_main_conf_t  *smcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
     {
-        ngx_codeb_sip_flow_init_process();
+        return NGX_OK;
     }
 
-    return NGX_OK;
+    smcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_codeb_sipws_module);
+    if (smcf == NULL || smcf->tenants.nelts == 0) {
+        return NGX_OK;
+    }
+
+    if (ngx_codeb_sip_flow_init_process(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_codeb_sip_call_init_process();
+
+    return ngx_codeb_sip_ng_init_process(cycle, smcf->media);
+}
+
+
+static void
+ngx_codeb_sipws_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_codeb_sip_ng_exit_process();
 }

@@ -1,0 +1,348 @@
+/*
+ * Calls (docs/sip.md "Calls"): we are a back-to-back user agent.  The
+ * caller's INVITE is answered 100 and, once authenticated, 180 at once;
+ * the callee's bindings are looked up, the media goes through the NG
+ * daemon (the caller's SDP offered, the callee's answered), and every
+ * binding gets an INVITE of its own (ngx_codeb_sip_leg.c).  The final 200
+ * to the caller waits for a callee's answer (RFC 3261 §13.3.1.4).
+ *
+ * A call lives in the worker that took its INVITE; its legs are found by
+ * their Call-IDs (ours carry the worker's token, ngx_codeb_sip_route.c).
+ */
+
+#include "ngx_codeb_sip.h"
+
+
+#define NGX_CODEB_SIP_RING_TIME   60000    /* ms without an answer: 480 */
+
+
+static void ngx_codeb_sip_invite_auth(ngx_codeb_sip_flow_t *flow,
+    msg_t *req, ngx_codeb_sip_user_t *user);
+static void ngx_codeb_sip_bindings_reply(redisAsyncContext *ac,
+    void *reply, void *data);
+static void ngx_codeb_sip_offer_reply(void *data,
+    ngx_codeb_sip_ng_reply_t *reply);
+static void ngx_codeb_sip_call_timer(ngx_event_t *ev);
+static ngx_codeb_sip_call_t *ngx_codeb_sip_call_create(
+    ngx_codeb_sip_flow_t *flow, msg_t *req);
+
+
+static ngx_rbtree_t       ngx_codeb_sip_legs;
+static ngx_rbtree_node_t  ngx_codeb_sip_legs_sentinel;
+
+
+void
+ngx_codeb_sip_call_init_process(void)
+{
+    ngx_rbtree_init(&ngx_codeb_sip_legs, &ngx_codeb_sip_legs_sentinel,
+                    ngx_str_rbtree_insert_value);
+}
+
+
+ngx_codeb_sip_leg_t *
+ngx_codeb_sip_leg_find(char const *id)
+{
+    ngx_str_t  key;
+
+    key.data = (u_char *) id;
+    key.len = ngx_strlen(id);
+
+    return (ngx_codeb_sip_leg_t *) ngx_str_rbtree_lookup(&ngx_codeb_sip_legs,
+                                      &key, ngx_crc32_short(key.data, key.len));
+}
+
+
+void
+ngx_codeb_sip_leg_link(ngx_codeb_sip_leg_t *leg)
+{
+    leg->sn.str.data = (u_char *) leg->call_id;
+    leg->sn.str.len = ngx_strlen(leg->call_id);
+    leg->sn.node.key = ngx_crc32_short(leg->sn.str.data, leg->sn.str.len);
+
+    ngx_rbtree_insert(&ngx_codeb_sip_legs, &leg->sn.node);
+    leg->linked = 1;
+}
+
+
+void
+ngx_codeb_sip_leg_unlink(ngx_codeb_sip_leg_t *leg)
+{
+    if (leg->linked) {
+        ngx_rbtree_delete(&ngx_codeb_sip_legs, &leg->sn.node);
+        leg->linked = 0;
+    }
+
+    if (leg->flow == NULL) {
+        return;
+    }
+
+    if (leg->own_flow) {
+        ngx_codeb_sip_flow_close(leg->flow);
+
+    } else {
+        (void) ngx_codeb_sip_flow_release(leg->flow);
+    }
+
+    leg->flow = NULL;
+}
+
+
+/* a new call: authentication first (407), as for any INVITE of a user */
+void
+ngx_codeb_sip_invite(ngx_codeb_sip_flow_t *flow, msg_t *req)
+{
+    ngx_int_t  rc;
+
+    if (ngx_codeb_sip_leg_find(sip_object(req)->sip_call_id->i_id)) {
+        /* a retransmission of an INVITE we have */
+        msg_destroy(req);
+        return;
+    }
+
+    (void) ngx_codeb_sip_reply(flow, req, 100, "Trying");
+
+    rc = ngx_codeb_sip_digest_check(flow, req, ngx_codeb_sip_invite_auth);
+
+    switch (rc) {
+
+    case NGX_AGAIN:
+        return;
+
+    case NGX_DECLINED:
+        (void) ngx_codeb_sip_digest_challenge(flow, req, 0);
+        break;
+
+    default:
+        (void) ngx_codeb_sip_reply(flow, req, 500, "Server Internal Error");
+        break;
+    }
+
+    msg_destroy(req);
+}
+
+
+/* the caller is a user of the tenant: where is the callee? */
+static void
+ngx_codeb_sip_invite_auth(ngx_codeb_sip_flow_t *flow, msg_t *req,
+    ngx_codeb_sip_user_t *user)
+{
+    sip_t                   *rq;
+    ngx_str_t                key, callee;
+    ngx_codeb_sip_call_t    *call;
+    ngx_codeb_redis_args_t   a;
+
+    rq = sip_object(req);
+
+    /* the caller may not call as another user */
+
+    if (rq->sip_from->a_url->url_user == NULL
+        || ngx_strlen(rq->sip_from->a_url->url_user) != user->name.len
+        || ngx_strncmp(rq->sip_from->a_url->url_user, user->name.data,
+                       user->name.len) != 0)
+    {
+        (void) ngx_codeb_sip_reply(flow, req, 403, "Not Your Identity");
+        msg_destroy(req);
+        return;
+    }
+
+    if (rq->sip_request->rq_url->url_user == NULL
+        || rq->sip_payload == NULL)
+    {
+        /* an INVITE without an offer is not taken (§13.2.1 allows it) */
+        (void) ngx_codeb_sip_reply(flow, req, rq->sip_payload ? 404 : 488,
+                                   rq->sip_payload ? "Not Found"
+                                                   : "Offer Required");
+        msg_destroy(req);
+        return;
+    }
+
+    call = ngx_codeb_sip_call_create(flow, req);
+    if (call == NULL) {
+        (void) ngx_codeb_sip_reply(flow, req, 500, "Server Internal Error");
+        msg_destroy(req);
+        return;
+    }
+
+    callee.data = (u_char *) call->callee;
+    callee.len = ngx_strlen(call->callee);
+
+    if (ngx_codeb_key(ngx_codeb_scratch(), &flow->sip->tenant->name, "reg:",
+                      callee.data, callee.len, &key) != NGX_OK)
+    {
+        ngx_codeb_sip_call_free(call);
+        return;
+    }
+
+    a.argc = 0;
+    ngx_codeb_redis_arg_lit(&a, "HVALS");
+    ngx_codeb_redis_arg_str(&a, &key);
+
+    if (ngx_codeb_redis_command(ngx_codeb_sip_bindings_reply, call, &a)
+        != NGX_OK)
+    {
+        (void) ngx_codeb_sip_reply(flow, req, 503, "Service Unavailable");
+        ngx_codeb_sip_call_free(call);
+        return;
+    }
+
+    /* the caller hears its ringback now; the 200 waits for the callee */
+    (void) ngx_codeb_sip_send(flow, ngx_codeb_sip_response(req, 180,
+                                                          "Ringing",
+                                                          call->a.local_tag));
+}
+
+
+static ngx_codeb_sip_call_t *
+ngx_codeb_sip_call_create(ngx_codeb_sip_flow_t *flow, msg_t *req)
+{
+    sip_t                 *rq;
+    su_home_t             *home;
+    ngx_codeb_sip_call_t  *call;
+
+    rq = sip_object(req);
+
+    call = ngx_calloc(sizeof(ngx_codeb_sip_call_t), flow->log);
+    if (call == NULL) {
+        return NULL;
+    }
+
+    home = su_home_new(sizeof(su_home_t));
+    if (home == NULL) {
+        ngx_free(call);
+        return NULL;
+    }
+
+    call->home = home;
+    call->sip = flow->sip;
+    call->log = ngx_cycle->log;
+    ngx_queue_init(&call->b);
+
+    call->a.call = call;
+    call->a.flow = flow;
+    call->a.invite = req;
+    call->a.call_id = su_strdup(home, rq->sip_call_id->i_id);
+    call->a.local_tag = ngx_codeb_sip_make_id(home, "", 4);
+    call->a.remote_tag = su_strdup(home, rq->sip_from->a_tag);
+    call->a.local_uri = url_as_string(home, rq->sip_to->a_url);
+    call->a.remote_uri = url_as_string(home, rq->sip_from->a_url);
+    call->a.target = rq->sip_contact
+                     ? url_hdup(home, rq->sip_contact->m_url) : NULL;
+    call->a.cseq = 0;
+    call->callee = su_strdup(home, rq->sip_request->rq_url->url_user);
+
+    if (call->a.call_id == NULL || call->a.local_tag == NULL
+        || call->a.local_uri == NULL || call->a.remote_uri == NULL
+        || call->callee == NULL)
+    {
+        su_home_unref(home);
+        ngx_free(call);
+        return NULL;
+    }
+
+    ngx_codeb_sip_flow_hold(flow);
+    ngx_codeb_sip_leg_link(&call->a);
+
+    call->timer.handler = ngx_codeb_sip_call_timer;
+    call->timer.data = call;
+    call->timer.log = ngx_cycle->log;
+    call->timer.cancelable = 1;
+    ngx_add_timer(&call->timer, NGX_CODEB_SIP_RING_TIME);
+
+    call->best = 480;
+    call->best_phrase = "Temporarily Unavailable";
+
+    return call;
+}
+
+
+/* the callee's bindings (JSON); none: 480; else the media offer */
+static void
+ngx_codeb_sip_bindings_reply(redisAsyncContext *ac, void *reply, void *data)
+{
+    sip_t                 *rq;
+    ngx_str_t              sdp;
+    redisReply            *rep = reply;
+    ngx_codeb_sip_call_t  *call = data;
+
+    if (call->done) {
+        ngx_codeb_sip_call_free(call);
+        return;
+    }
+
+    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements == 0) {
+        ngx_codeb_sip_call_end(call, rep ? 480 : 503,
+                               rep ? "Temporarily Unavailable"
+                                   : "Service Unavailable");
+        return;
+    }
+
+    /* the bindings are copied into the call's home for the offer's reply */
+
+    if (ngx_codeb_sip_call_bindings(call, rep) != NGX_OK) {
+        ngx_codeb_sip_call_end(call, 500, "Server Internal Error");
+        return;
+    }
+
+    rq = sip_object(call->a.invite);
+    sdp.data = (u_char *) rq->sip_payload->pl_data;
+    sdp.len = rq->sip_payload->pl_len;
+
+    if (ngx_codeb_sip_media(call, "offer", &sdp, ngx_codeb_sip_offer_reply)
+        != NGX_OK)
+    {
+        ngx_codeb_sip_call_end(call, 503, "Media Unavailable");
+    }
+}
+
+
+/* the caller's SDP as the callees get it: the INVITEs go out */
+static void
+ngx_codeb_sip_offer_reply(void *data, ngx_codeb_sip_ng_reply_t *reply)
+{
+    ngx_codeb_sip_call_t  *call = data;
+
+    call->ng = NULL;
+
+    if (call->done) {
+        ngx_codeb_sip_call_free(call);
+        return;
+    }
+
+    if (reply == NULL || reply->result.len != 2
+        || ngx_strncmp(reply->result.data, "ok", 2) != 0
+        || reply->sdp.len == 0)
+    {
+        if (reply) {
+            ngx_log_error(NGX_LOG_ERR, call->log, 0,
+                          "codeb sip: media offer refused: %V",
+                          &reply->error);
+        }
+
+        ngx_codeb_sip_call_end(call, reply ? 488 : 503,
+                               reply ? "Not Acceptable Here"
+                                     : "Media Unavailable");
+        return;
+    }
+
+    call->media = 1;
+
+    if (ngx_codeb_sip_fork(call, &reply->sdp) != NGX_OK) {
+        ngx_codeb_sip_call_end(call, 480, "Temporarily Unavailable");
+    }
+}
+
+
+static void
+ngx_codeb_sip_call_timer(ngx_event_t *ev)
+{
+    ngx_codeb_sip_call_t  *call = ev->data;
+
+    if (call->a.state == NGX_CODEB_SIP_LEG_CALLING
+        || call->a.state == NGX_CODEB_SIP_LEG_EARLY)
+    {
+        ngx_codeb_sip_cancel_others(call, NULL);
+        ngx_codeb_sip_call_end(call, 480, "No Answer");
+    }
+
+    ngx_codeb_scratch_reset();
+}

@@ -1,0 +1,761 @@
+/*
+ * The legs of a call (RFC 3261 §12-§15): the INVITEs to the callee's
+ * bindings and their answers, CANCEL of the others when one answers,
+ * ACK, BYE from either side, and the media of the call through the NG
+ * daemon (docs/ng.md): offer with the caller's SDP, answer with the
+ * callee's, delete at the end.
+ */
+
+#include "ngx_codeb_sip.h"
+
+
+#define NGX_CODEB_SIP_LINGER      32000    /* ms a finished call waits for
+                                              the last answers (64 T1) */
+
+
+static ngx_codeb_sip_leg_t *ngx_codeb_sip_leg_create(ngx_codeb_sip_call_t *call,
+    ngx_str_t *binding);
+static void ngx_codeb_sip_answer_reply(void *data,
+    ngx_codeb_sip_ng_reply_t *reply);
+static void ngx_codeb_sip_leg_answered(ngx_codeb_sip_leg_t *leg, msg_t *rsp);
+static void ngx_codeb_sip_leg_failed(ngx_codeb_sip_leg_t *leg, msg_t *rsp);
+static void ngx_codeb_sip_leg_ack(ngx_codeb_sip_leg_t *leg, msg_t *rsp);
+static void ngx_codeb_sip_hangup(ngx_codeb_sip_call_t *call,
+    ngx_codeb_sip_leg_t *from);
+static void ngx_codeb_sip_call_idle(ngx_codeb_sip_call_t *call);
+static void ngx_codeb_sip_call_linger(ngx_event_t *ev);
+static ngx_int_t ngx_codeb_sip_rank(int status);
+
+
+/* ---- requests of ours ---- */
+
+msg_t *
+ngx_codeb_sip_leg_request(ngx_codeb_sip_leg_t *leg, sip_method_t method,
+    char const *name, uint32_t cseq, char const *branch)
+{
+    char          *s;
+    msg_t         *msg;
+    sip_t         *sip;
+    su_home_t     *home;
+    char const    *transport;
+
+    if (leg->target == NULL) {
+        return NULL;
+    }
+
+    msg = msg_create(sip_default_mclass(), 0);
+    if (msg == NULL) {
+        return NULL;
+    }
+
+    sip = sip_object(msg);
+    home = msg_home(msg);
+    transport = ngx_codeb_sip_transport_name(leg->flow->transport);
+
+    /* our host in Via and Contact: the party reaches us on its flow */
+
+    s = su_sprintf(home, "SIP/2.0/%s codeb.invalid;branch=%s", transport,
+                   branch);
+
+    if (msg_header_insert(msg, (msg_pub_t *) sip, (msg_header_t *)
+                          sip_request_create(home, method, name,
+                                             (url_string_t *) leg->target,
+                                             NULL)) < 0
+        || s == NULL
+        || sip_add_make(msg, sip, sip_via_class, s) < 0
+        || sip_add_make(msg, sip, sip_max_forwards_class, "70") < 0
+        || sip_add_make(msg, sip, sip_from_class,
+                        su_sprintf(home, "<%s>;tag=%s", leg->local_uri,
+                                   leg->local_tag)) < 0
+        || sip_add_make(msg, sip, sip_to_class,
+                        leg->remote_tag && method != sip_method_cancel
+                        ? su_sprintf(home, "<%s>;tag=%s", leg->remote_uri,
+                                     leg->remote_tag)
+                        : su_sprintf(home, "<%s>", leg->remote_uri)) < 0
+        || sip_add_make(msg, sip, sip_call_id_class, leg->call_id) < 0
+        || sip_add_make(msg, sip, sip_cseq_class,
+                        su_sprintf(home, "%u %s", cseq, name)) < 0
+        || (method == sip_method_invite
+            && sip_add_make(msg, sip, sip_contact_class,
+                            su_sprintf(home,
+                                       "<sip:codeb@codeb.invalid;"
+                                       "transport=%s>",
+                                       leg->flow->transport
+                                       == NGX_CODEB_SIP_WSS ? "wss" : "ws"))
+               < 0))
+    {
+        msg_destroy(msg);
+        return NULL;
+    }
+
+    return msg;
+}
+
+
+ngx_int_t
+ngx_codeb_sip_leg_send(ngx_codeb_sip_leg_t *leg, msg_t *msg)
+{
+    if (msg == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_codeb_sip_send(leg->flow, msg);
+}
+
+
+/* ---- the callees ---- */
+
+ngx_int_t
+ngx_codeb_sip_call_bindings(ngx_codeb_sip_call_t *call, redisReply *rep)
+{
+    size_t      i;
+    ngx_str_t  *b;
+
+    call->bindings = su_alloc(call->home, rep->elements * sizeof(ngx_str_t));
+    if (call->bindings == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < rep->elements; i++) {
+        if (rep->element[i]->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+
+        b = &call->bindings[call->nbindings++];
+        b->len = rep->element[i]->len;
+        b->data = su_alloc(call->home, b->len);
+
+        if (b->data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(b->data, rep->element[i]->str, b->len);
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_codeb_sip_fork(ngx_codeb_sip_call_t *call, ngx_str_t *sdp)
+{
+    msg_t                *msg;
+    sip_t                *sip;
+    ngx_str_t            *b;
+    ngx_uint_t            i, n;
+    ngx_codeb_sip_leg_t  *leg;
+
+    b = call->bindings;
+    n = 0;
+
+    for (i = 0; i < call->nbindings; i++) {
+        leg = ngx_codeb_sip_leg_create(call, &b[i]);
+        if (leg == NULL) {
+            continue;
+        }
+
+        msg = ngx_codeb_sip_leg_request(leg, sip_method_invite, "INVITE",
+                                        leg->cseq, leg->branch);
+        if (msg == NULL) {
+            continue;
+        }
+
+        sip = sip_object(msg);
+
+        if (sip_add_make(msg, sip, sip_content_type_class, "application/sdp")
+            < 0
+            || msg_header_insert(msg, (msg_pub_t *) sip, (msg_header_t *)
+                                 sip_payload_create(msg_home(msg), sdp->data,
+                                                    sdp->len)) < 0)
+        {
+            msg_destroy(msg);
+            continue;
+        }
+
+        if (ngx_codeb_sip_leg_send(leg, msg) == NGX_OK) {
+            n++;
+
+        } else {
+            leg->state = NGX_CODEB_SIP_LEG_DONE;
+        }
+    }
+
+    return n ? NGX_OK : NGX_DECLINED;
+}
+
+
+/* a callee leg for one binding (JSON); NULL when it cannot be reached */
+static ngx_codeb_sip_leg_t *
+ngx_codeb_sip_leg_create(ngx_codeb_sip_call_t *call, ngx_str_t *binding)
+{
+    int64_t                   expires;
+    su_home_t                *home;
+    ngx_array_t              *m;
+    ngx_codeb_sip_leg_t      *leg;
+    ngx_codeb_json_member_t  *jc, *jf;
+
+    if (ngx_codeb_json_object(ngx_codeb_scratch(), binding->data,
+                              binding->len, &m) != NGX_OK
+        || (jc = ngx_codeb_json_get_type(m, "contact", NGX_CODEB_JSON_STRING))
+           == NULL
+        || (jf = ngx_codeb_json_get_type(m, "flow", NGX_CODEB_JSON_STRING))
+           == NULL
+        || ngx_codeb_json_int(m, "expires", &expires) != NGX_OK
+        || expires <= ngx_time())
+    {
+        return NULL;
+    }
+
+    home = call->home;
+
+    leg = su_zalloc(home, sizeof(ngx_codeb_sip_leg_t));
+    if (leg == NULL) {
+        return NULL;
+    }
+
+    leg->call = call;
+    leg->flow = ngx_codeb_sip_flow_by_token(&jf->str, call->log);
+    if (leg->flow == NULL) {
+        return NULL;
+    }
+
+    leg->own_flow = (leg->flow->remote.len != 0);
+    if (!leg->own_flow) {
+        ngx_codeb_sip_flow_hold(leg->flow);
+    }
+
+    leg->call_id = ngx_codeb_sip_make_id(home, "", 12);
+    leg->local_tag = ngx_codeb_sip_make_id(home, "", 4);
+    leg->branch = ngx_codeb_sip_make_id(home, "z9hG4bK", 8);
+    leg->local_uri = call->a.remote_uri;
+    leg->remote_uri = su_sprintf(home, "sip:%s@%.*s", call->callee,
+                                 (int) call->sip->realm.len,
+                                 call->sip->realm.data);
+    leg->target = url_make(home, (char *) jc->str.data);
+    leg->cseq = 1;
+
+    ngx_queue_insert_tail(&call->b, &leg->queue);
+
+    if (leg->call_id == NULL || leg->local_tag == NULL || leg->branch == NULL
+        || leg->remote_uri == NULL || leg->target == NULL)
+    {
+        leg->state = NGX_CODEB_SIP_LEG_DONE;
+        return NULL;
+    }
+
+    ngx_codeb_sip_leg_link(leg);
+
+    return leg;
+}
+
+
+void
+ngx_codeb_sip_cancel_others(ngx_codeb_sip_call_t *call,
+    ngx_codeb_sip_leg_t *keep)
+{
+    ngx_queue_t          *q;
+    ngx_codeb_sip_leg_t  *leg;
+
+    for (q = ngx_queue_head(&call->b);
+         q != ngx_queue_sentinel(&call->b);
+         q = ngx_queue_next(q))
+    {
+        leg = ngx_queue_data(q, ngx_codeb_sip_leg_t, queue);
+
+        if (leg == keep || leg->state >= NGX_CODEB_SIP_LEG_CONFIRMED) {
+            continue;
+        }
+
+        /* §9.1: the branch and CSeq number of the INVITE cancelled */
+        (void) ngx_codeb_sip_leg_send(leg,
+                   ngx_codeb_sip_leg_request(leg, sip_method_cancel, "CANCEL",
+                                             leg->cseq, leg->branch));
+    }
+}
+
+
+/* ---- the media ---- */
+
+ngx_int_t
+ngx_codeb_sip_media(ngx_codeb_sip_call_t *call, char *command, ngx_str_t *sdp,
+    ngx_codeb_sip_ng_pt handler)
+{
+    u_char            buf[NGX_CODEB_SIP_MAX_MESSAGE + 1024];
+    ngx_codeb_benc_t  b;
+
+    ngx_codeb_benc_init(&b, buf, sizeof(buf));
+
+    ngx_codeb_benc_open(&b, 'd');
+    ngx_codeb_benc_cstr(&b, "command");
+    ngx_codeb_benc_cstr(&b, command);
+    ngx_codeb_benc_cstr(&b, "call-id");
+    ngx_codeb_benc_cstr(&b, (char *) call->a.call_id);
+    ngx_codeb_benc_cstr(&b, "from-tag");
+    ngx_codeb_benc_cstr(&b, (char *) call->a.remote_tag);
+
+    if (ngx_strcmp(command, "answer") == 0) {
+        ngx_codeb_benc_cstr(&b, "to-tag");
+        ngx_codeb_benc_cstr(&b, (char *) call->a.local_tag);
+    }
+
+    if (sdp) {
+        ngx_codeb_benc_cstr(&b, "sdp");
+        ngx_codeb_benc_str(&b, sdp->data, sdp->len);
+        ngx_codeb_benc_cstr(&b, "replace");
+        ngx_codeb_benc_open(&b, 'l');
+        ngx_codeb_benc_cstr(&b, "origin");
+        ngx_codeb_benc_close(&b);
+    }
+
+    ngx_codeb_benc_close(&b);
+
+    call->ng = ngx_codeb_sip_ng_request(&b, handler, call, call->log);
+
+    return (call->ng || handler == NULL) ? NGX_OK : NGX_ERROR;
+}
+
+
+/* the callee's SDP as the caller gets it: 200 to the caller */
+static void
+ngx_codeb_sip_answer_reply(void *data, ngx_codeb_sip_ng_reply_t *reply)
+{
+    msg_t                 *rsp;
+    sip_t                 *rs;
+    ngx_codeb_sip_call_t  *call = data;
+
+    call->ng = NULL;
+
+    if (call->done) {
+        ngx_codeb_sip_call_idle(call);
+        return;
+    }
+
+    if (reply == NULL || reply->result.len != 2
+        || ngx_strncmp(reply->result.data, "ok", 2) != 0)
+    {
+        ngx_codeb_sip_hangup(call, NULL);
+        ngx_codeb_sip_call_end(call, 503, "Media Unavailable");
+        return;
+    }
+
+    rsp = ngx_codeb_sip_response(call->a.invite, 200, "OK",
+                                 call->a.local_tag);
+    if (rsp == NULL) {
+        return;
+    }
+
+    rs = sip_object(rsp);
+
+    if (sip_add_make(rsp, rs, sip_contact_class,
+                     call->a.flow->transport == NGX_CODEB_SIP_WSS
+                     ? "<sip:codeb@codeb.invalid;transport=wss>"
+                     : "<sip:codeb@codeb.invalid;transport=ws>") < 0
+        || sip_add_make(rsp, rs, sip_content_type_class, "application/sdp")
+           < 0
+        || msg_header_insert(rsp, (msg_pub_t *) rs, (msg_header_t *)
+                             sip_payload_create(msg_home(rsp),
+                                                reply->sdp.data,
+                                                reply->sdp.len)) < 0)
+    {
+        msg_destroy(rsp);
+        return;
+    }
+
+    call->a.state = NGX_CODEB_SIP_LEG_CONFIRMED;
+
+    if (call->timer.timer_set) {
+        ngx_del_timer(&call->timer);
+    }
+
+    (void) ngx_codeb_sip_send(call->a.flow, rsp);
+}
+
+
+/* ---- answers of the callees ---- */
+
+void
+ngx_codeb_sip_call_response(ngx_codeb_sip_flow_t *flow, msg_t *rsp)
+{
+    int                   status;
+    sip_t                *rs;
+    ngx_codeb_sip_leg_t  *leg;
+
+    rs = sip_object(rsp);
+    leg = ngx_codeb_sip_leg_find(rs->sip_call_id->i_id);
+    status = rs->sip_status->st_status;
+
+    if (leg == NULL || leg == &leg->call->a) {
+        msg_destroy(rsp);
+        return;
+    }
+
+    if (rs->sip_cseq->cs_method != sip_method_invite) {
+        /* the answer to our BYE or CANCEL: the leg is over */
+        if (status >= 200 && rs->sip_cseq->cs_method == sip_method_bye) {
+            leg->state = NGX_CODEB_SIP_LEG_DONE;
+            ngx_codeb_sip_call_idle(leg->call);
+        }
+
+        msg_destroy(rsp);
+        return;
+    }
+
+    if (status < 200) {
+        if (status > 100 && rs->sip_to->a_tag
+            && leg->state == NGX_CODEB_SIP_LEG_CALLING)
+        {
+            leg->remote_tag = su_strdup(leg->call->home, rs->sip_to->a_tag);
+            leg->state = NGX_CODEB_SIP_LEG_EARLY;
+        }
+
+    } else if (status < 300) {
+        ngx_codeb_sip_leg_answered(leg, rsp);
+
+    } else {
+        ngx_codeb_sip_leg_failed(leg, rsp);
+    }
+
+    msg_destroy(rsp);
+}
+
+
+/* a 2xx: the first one wins the call, a later one is ended */
+static void
+ngx_codeb_sip_leg_answered(ngx_codeb_sip_leg_t *leg, msg_t *rsp)
+{
+    sip_t                 *rs;
+    ngx_str_t              sdp;
+    ngx_codeb_sip_call_t  *call;
+
+    rs = sip_object(rsp);
+    call = leg->call;
+
+    if (leg->state == NGX_CODEB_SIP_LEG_CONFIRMED) {
+        /* a retransmitted 2xx: ACK again (§13.2.2.4) */
+        ngx_codeb_sip_leg_ack(leg, rsp);
+        return;
+    }
+
+    leg->remote_tag = su_strdup(call->home, rs->sip_to->a_tag);
+    leg->state = NGX_CODEB_SIP_LEG_CONFIRMED;
+
+    if (rs->sip_contact) {
+        leg->target = url_hdup(call->home, rs->sip_contact->m_url);
+    }
+
+    ngx_codeb_sip_leg_ack(leg, rsp);
+
+    if (call->answered || call->done || rs->sip_payload == NULL) {
+        /* too late, or no answer to the offer: this leg ends */
+        leg->cseq++;
+        (void) ngx_codeb_sip_leg_send(leg,
+                   ngx_codeb_sip_leg_request(leg, sip_method_bye, "BYE",
+                                             leg->cseq,
+                                             ngx_codeb_sip_make_id(call->home,
+                                                          "z9hG4bK", 8)));
+        return;
+    }
+
+    call->answered = leg;
+    ngx_codeb_sip_cancel_others(call, leg);
+
+    sdp.data = (u_char *) rs->sip_payload->pl_data;
+    sdp.len = rs->sip_payload->pl_len;
+
+    if (ngx_codeb_sip_media(call, "answer", &sdp, ngx_codeb_sip_answer_reply)
+        != NGX_OK)
+    {
+        ngx_codeb_sip_hangup(call, NULL);
+        ngx_codeb_sip_call_end(call, 503, "Media Unavailable");
+    }
+}
+
+
+/* a final non-2xx: the leg is over; the last one ends the call */
+static void
+ngx_codeb_sip_leg_failed(ngx_codeb_sip_leg_t *leg, msg_t *rsp)
+{
+    int                    status;
+    sip_t                 *rs;
+    ngx_queue_t           *q;
+    ngx_codeb_sip_call_t  *call;
+    ngx_codeb_sip_leg_t   *other;
+
+    rs = sip_object(rsp);
+    call = leg->call;
+    status = rs->sip_status->st_status;
+
+    /* §17.1.1.3: the ACK of a non-2xx is part of the INVITE transaction */
+
+    if (rs->sip_to->a_tag) {
+        leg->remote_tag = su_strdup(call->home, rs->sip_to->a_tag);
+    }
+
+    (void) ngx_codeb_sip_leg_send(leg,
+               ngx_codeb_sip_leg_request(leg, sip_method_ack, "ACK",
+                                         leg->cseq, leg->branch));
+
+    if (leg->state == NGX_CODEB_SIP_LEG_DONE) {
+        return;
+    }
+
+    leg->state = NGX_CODEB_SIP_LEG_DONE;
+
+    if (ngx_codeb_sip_rank(status) > ngx_codeb_sip_rank(call->best)) {
+        call->best = status;
+        call->best_phrase = su_strdup(call->home,
+                                      rs->sip_status->st_phrase);
+    }
+
+    for (q = ngx_queue_head(&call->b);
+         q != ngx_queue_sentinel(&call->b);
+         q = ngx_queue_next(q))
+    {
+        other = ngx_queue_data(q, ngx_codeb_sip_leg_t, queue);
+
+        if (other->state != NGX_CODEB_SIP_LEG_DONE) {
+            return;
+        }
+    }
+
+    if (call->answered == NULL) {
+        ngx_codeb_sip_call_end(call, call->best, call->best_phrase);
+        return;
+    }
+
+    ngx_codeb_sip_call_idle(call);
+}
+
+
+/*
+ * the final answer the caller gets when no callee answered (§16.7 step
+ * 6, as a proxy would choose): 6xx first, then busy, then the rest
+ */
+static ngx_int_t
+ngx_codeb_sip_rank(int status)
+{
+    if (status >= 600) {
+        return 5;
+    }
+
+    if (status == 486) {
+        return 4;
+    }
+
+    if (status == 487) {
+        return 0;
+    }
+
+    if (status == 480 || status == 408) {
+        return 1;
+    }
+
+    return 3;
+}
+
+
+/* ACK of a 2xx: a transaction of its own, with a new branch (§13.2.2.4) */
+static void
+ngx_codeb_sip_leg_ack(ngx_codeb_sip_leg_t *leg, msg_t *rsp)
+{
+    (void) ngx_codeb_sip_leg_send(leg,
+               ngx_codeb_sip_leg_request(leg, sip_method_ack, "ACK",
+                                         leg->cseq,
+                                         ngx_codeb_sip_make_id(
+                                             msg_home(rsp), "z9hG4bK", 8)));
+}
+
+
+/* ---- requests in the dialogs ---- */
+
+ngx_int_t
+ngx_codeb_sip_call_request(ngx_codeb_sip_flow_t *flow, msg_t *req)
+{
+    sip_t                 *rq;
+    ngx_codeb_sip_leg_t   *leg;
+    ngx_codeb_sip_call_t  *call;
+
+    rq = sip_object(req);
+    leg = ngx_codeb_sip_leg_find(rq->sip_call_id->i_id);
+
+    if (leg == NULL) {
+        return NGX_DECLINED;
+    }
+
+    call = leg->call;
+
+    switch (rq->sip_request->rq_method) {
+
+    case sip_method_ack:
+        /* the caller's ACK of our 2xx (or of a final error): absorbed */
+        break;
+
+    case sip_method_cancel:
+        (void) ngx_codeb_sip_reply(flow, req, 200, "OK");
+
+        if (leg == &call->a && call->a.state < NGX_CODEB_SIP_LEG_CONFIRMED) {
+            ngx_codeb_sip_call_end(call, 487, "Request Terminated");
+        }
+
+        break;
+
+    case sip_method_bye:
+        (void) ngx_codeb_sip_reply(flow, req, 200, "OK");
+        ngx_codeb_sip_hangup(call, leg);
+        break;
+
+    default:
+        /* re-INVITE, UPDATE, INFO, REFER: not relayed yet */
+        (void) ngx_codeb_sip_reply(flow, req, 501, "Not Implemented");
+        break;
+    }
+
+    msg_destroy(req);
+
+    return NGX_OK;
+}
+
+
+/* one side hung up (from; NULL: we do): BYE to the other, media gone */
+static void
+ngx_codeb_sip_hangup(ngx_codeb_sip_call_t *call, ngx_codeb_sip_leg_t *from)
+{
+    ngx_codeb_sip_leg_t  *to[2];
+    ngx_uint_t            i;
+
+    to[0] = (from == &call->a) ? NULL : &call->a;
+    to[1] = (from == call->answered) ? NULL : call->answered;
+
+    if (from) {
+        from->state = NGX_CODEB_SIP_LEG_DONE;
+    }
+
+    for (i = 0; i < 2; i++) {
+        if (to[i] == NULL || to[i]->state != NGX_CODEB_SIP_LEG_CONFIRMED) {
+            continue;
+        }
+
+        to[i]->cseq++;
+        (void) ngx_codeb_sip_leg_send(to[i],
+                   ngx_codeb_sip_leg_request(to[i], sip_method_bye, "BYE",
+                                             to[i]->cseq,
+                                             ngx_codeb_sip_make_id(call->home,
+                                                          "z9hG4bK", 8)));
+
+        /* the caller's answer to our BYE is not awaited */
+        if (to[i] == &call->a) {
+            to[i]->state = NGX_CODEB_SIP_LEG_DONE;
+        }
+    }
+
+    if (!call->done) {
+        call->done = 1;
+        (void) ngx_codeb_sip_media(call, "delete", NULL, NULL);
+        call->media = 0;
+        call->ng = NULL;
+    }
+
+    ngx_codeb_sip_call_idle(call);
+}
+
+
+void
+ngx_codeb_sip_call_end(ngx_codeb_sip_call_t *call, int status,
+    char const *phrase)
+{
+    if (call->timer.timer_set) {
+        ngx_del_timer(&call->timer);
+    }
+
+    if (!call->done && call->a.state < NGX_CODEB_SIP_LEG_CONFIRMED) {
+        (void) ngx_codeb_sip_send(call->a.flow,
+                   ngx_codeb_sip_response(call->a.invite, status, phrase,
+                                          call->a.local_tag));
+        call->a.state = NGX_CODEB_SIP_LEG_DONE;
+    }
+
+    if (!call->done) {
+        call->done = 1;
+        ngx_codeb_sip_cancel_others(call, NULL);
+
+        if (call->media) {
+            (void) ngx_codeb_sip_media(call, "delete", NULL, NULL);
+            call->media = 0;
+            call->ng = NULL;
+        }
+    }
+
+    ngx_codeb_sip_call_idle(call);
+}
+
+
+/*
+ * a finished call is freed once no answer is due from its legs, or
+ * NGX_CODEB_SIP_LINGER ms later
+ */
+static void
+ngx_codeb_sip_call_idle(ngx_codeb_sip_call_t *call)
+{
+    ngx_queue_t          *q;
+    ngx_codeb_sip_leg_t  *leg;
+
+    if (!call->done || call->ng) {
+        return;
+    }
+
+    for (q = ngx_queue_head(&call->b);
+         q != ngx_queue_sentinel(&call->b);
+         q = ngx_queue_next(q))
+    {
+        leg = ngx_queue_data(q, ngx_codeb_sip_leg_t, queue);
+
+        if (leg->state != NGX_CODEB_SIP_LEG_DONE) {
+            if (!call->timer.timer_set) {
+                call->timer.handler = ngx_codeb_sip_call_linger;
+                ngx_add_timer(&call->timer, NGX_CODEB_SIP_LINGER);
+            }
+
+            return;
+        }
+    }
+
+    ngx_codeb_sip_call_free(call);
+}
+
+
+static void
+ngx_codeb_sip_call_linger(ngx_event_t *ev)
+{
+    ngx_codeb_sip_call_free(ev->data);
+}
+
+
+void
+ngx_codeb_sip_call_free(ngx_codeb_sip_call_t *call)
+{
+    ngx_queue_t          *q;
+    ngx_codeb_sip_leg_t  *leg;
+
+    if (call->ng) {
+        /* its reply finds nothing */
+        ngx_codeb_sip_ng_cancel(call->ng);
+    }
+
+    if (call->timer.timer_set) {
+        ngx_del_timer(&call->timer);
+    }
+
+    while (!ngx_queue_empty(&call->b)) {
+        q = ngx_queue_head(&call->b);
+        leg = ngx_queue_data(q, ngx_codeb_sip_leg_t, queue);
+        ngx_queue_remove(q);
+
+        ngx_codeb_sip_leg_unlink(leg);
+    }
+
+    ngx_codeb_sip_leg_unlink(&call->a);
+
+    msg_destroy(call->a.invite);
+    su_home_unref(call->home);
+    ngx_free(call);
+}
