@@ -184,6 +184,9 @@ run() {
     http://127.0.0.1:8080/status.html            health summary
     http://127.0.0.1:8080/virtual-numbers-overview.html
     http://127.0.0.1:8080/signal.ashx            build stamp
+  SIP over WebSocket: wss://127.0.0.1:5443 (ws://127.0.0.1:5066), SIP UDP/TCP
+  127.0.0.1:5060; users alice / alice-demo-pass, bob / bob-demo-pass,
+  carol / carol-demo-pass
   Redis: $RUN/redis.sock   logs: $RUN/logs/
   codeb-mediad: NG on 127.0.0.1:2223/udp, RTP 30000-30999 (log: $RUN/logs/mediad.log)
 
