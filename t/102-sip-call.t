@@ -200,6 +200,35 @@ our @CANCEL = (
     'close A', 'close B',
 );
 
+# bob's WebSocket goes during the call: alice gets BYE
+our @DROP = (
+    'open A /sip proto=sip', 'open B /sip proto=sip',
+    main::reg_cmds('A', 'alice'), main::reg_cmds('B', 'bob'),
+    main::inv_cmds('call-4', 'bob'),
+    'recv A ^SIP/2\.0 180 Ringing\r\n',
+    'recv B ^INVITE ',
+    'capture B INV (?s)^(.*)$',
+    'set_eval R200 main::answer(q{${INV}}, 200, main::sdp(q{bbbb}))',
+    'send_esc B ${R200}',
+    'recv B ^ACK ',
+    'recv A ^SIP/2\.0 200 OK\r\n',
+    'drop B',
+    'recv A (?s)^BYE sip:alice@alice\.invalid;transport=ws SIP/2\.0\r\n.*Call-ID: call-4\r\n',
+    'close A',
+);
+
+# alice's WebSocket goes while bob rings: bob gets CANCEL
+our @GONE = (
+    'open A /sip proto=sip', 'open B /sip proto=sip',
+    main::reg_cmds('A', 'alice'), main::reg_cmds('B', 'bob'),
+    main::inv_cmds('call-5', 'bob'),
+    'recv A ^SIP/2\.0 180 Ringing\r\n',
+    'recv B ^INVITE ',
+    'drop A',
+    'recv B ^CANCEL sip:bob@bob\.invalid;transport=ws SIP/2\.0\r\n',
+    'close B',
+);
+
 our @NOBODY = (
     'open A /sip proto=sip',
     main::reg_cmds('A', 'alice'),
@@ -241,3 +270,23 @@ $ENV{TEST_NGINX_SIP_CONF}
 codeb_sip_media 127.0.0.1:$TEST_NGINX_NG_PORT;
 --- ws eval
 \@main::NOBODY
+
+
+
+=== TEST 4: bob's WebSocket drops during the call: alice gets BYE
+--- config eval
+$ENV{TEST_NGINX_SIP_CONF}
+--- http_config
+codeb_sip_media 127.0.0.1:$TEST_NGINX_NG_PORT;
+--- ws eval
+\@main::DROP
+
+
+
+=== TEST 5: alice's WebSocket drops while bob rings: bob gets CANCEL
+--- config eval
+$ENV{TEST_NGINX_SIP_CONF}
+--- http_config
+codeb_sip_media 127.0.0.1:$TEST_NGINX_NG_PORT;
+--- ws eval
+\@main::GONE

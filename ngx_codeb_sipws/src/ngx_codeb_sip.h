@@ -110,6 +110,8 @@ struct ngx_codeb_sip_flow_s {
 
     ngx_str_t                   remote;      /* a flow of another worker:
                                                 its token */
+    ngx_array_t                *watchers;    /* ngx_str_t: "<worker>
+                                                <leg Call-ID>", heap */
 
     ngx_queue_t                 bindings;    /* registered through it */
     ngx_uint_t                  pending;     /* Redis replies awaited */
@@ -226,6 +228,11 @@ ngx_codeb_sip_flow_t *ngx_codeb_sip_flow_remote(ngx_str_t *token,
  */
 ngx_codeb_sip_flow_t *ngx_codeb_sip_flow_by_token(ngx_str_t *token,
     ngx_log_t *log);
+/*
+ * the owner of leg wants to know when the remote flow of that leg closes
+ * ("sip-watch" to the flow's worker, "sip-gone" back)
+ */
+void ngx_codeb_sip_flow_watch(ngx_codeb_sip_flow_t *flow, char const *call_id);
 /* "WS", "WSS", "UDP", "TCP", "TLS" */
 char *ngx_codeb_sip_transport_name(ngx_codeb_sip_transport_e t);
 ngx_int_t ngx_codeb_sip_flow_init(ngx_conf_t *cf);
@@ -309,6 +316,10 @@ ngx_int_t ngx_codeb_sip_fork(ngx_codeb_sip_call_t *call, ngx_str_t *sdp);
  */
 void ngx_codeb_sip_call_end(ngx_codeb_sip_call_t *call, int status,
     char const *phrase);
+/* the transport of leg is gone: the call ends as if it hung up */
+void ngx_codeb_sip_call_lost(ngx_codeb_sip_call_t *call,
+    ngx_codeb_sip_leg_t *leg);
+void ngx_codeb_sip_calls_flow_closed(ngx_codeb_sip_flow_t *flow);
 /* CANCEL every b-leg that has no final answer, but keep */
 void ngx_codeb_sip_cancel_others(ngx_codeb_sip_call_t *call,
     ngx_codeb_sip_leg_t *keep);

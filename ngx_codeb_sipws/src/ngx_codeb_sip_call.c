@@ -87,6 +87,52 @@ ngx_codeb_sip_leg_unlink(ngx_codeb_sip_leg_t *leg)
 }
 
 
+/*
+ * a flow closed (a WebSocket went): the calls with a leg on it end as if
+ * that party hung up
+ */
+void
+ngx_codeb_sip_calls_flow_closed(ngx_codeb_sip_flow_t *flow)
+{
+    ngx_rbtree_node_t    *node, *root, *sentinel;
+    ngx_codeb_sip_leg_t  *leg;
+
+    sentinel = ngx_codeb_sip_legs.sentinel;
+
+    for ( ;; ) {
+        root = ngx_codeb_sip_legs.root;
+        leg = NULL;
+
+        if (root != sentinel) {
+            for (node = ngx_rbtree_min(root, sentinel);
+                 node;
+                 node = ngx_rbtree_next(&ngx_codeb_sip_legs, node))
+            {
+                leg = (ngx_codeb_sip_leg_t *) node;
+
+                if (leg->flow == flow && !leg->call->done
+                    && leg->state != NGX_CODEB_SIP_LEG_DONE)
+                {
+                    break;
+                }
+
+                leg = NULL;
+            }
+        }
+
+        if (leg == NULL) {
+            return;
+        }
+
+        ngx_log_error(NGX_LOG_INFO, flow->log, 0,
+                      "codeb sip: a party of call \"%s\" is gone",
+                      leg->call->a.call_id);
+
+        ngx_codeb_sip_call_lost(leg->call, leg);
+    }
+}
+
+
 /* a new call: authentication first (407), as for any INVITE of a user */
 void
 ngx_codeb_sip_invite(ngx_codeb_sip_flow_t *flow, msg_t *req)
@@ -314,8 +360,8 @@ ngx_codeb_sip_offer_reply(void *data, ngx_codeb_sip_ng_reply_t *reply)
     {
         if (reply) {
             ngx_log_error(NGX_LOG_ERR, call->log, 0,
-                          "codeb sip: media offer refused: %V",
-                          &reply->error);
+                          "codeb sip: media offer refused: %V %V",
+                          &reply->result, &reply->error);
         }
 
         ngx_codeb_sip_call_end(call, reply ? 488 : 503,

@@ -4,12 +4,19 @@
  * flow lives in the worker that holds its connection and is known to the
  * others by its token "<worker id>/<flow id>"; a message for it from
  * another worker comes over the bus ("sip-send <flow id>\n<message>").
+ * A worker whose call has a leg on another worker's flow asks to hear when
+ * it closes ("sip-watch <flow id> <worker id>\n<Call-ID>"), and hears it
+ * ("sip-gone\n<Call-ID>").
  */
 
 #include "ngx_codeb_sip.h"
 
 
 static void ngx_codeb_sip_bus_send(ngx_str_t *header, ngx_str_t *body);
+static void ngx_codeb_sip_bus_watch(ngx_str_t *header, ngx_str_t *body);
+static void ngx_codeb_sip_bus_gone(ngx_str_t *header, ngx_str_t *body);
+static void ngx_codeb_sip_flow_gone(ngx_codeb_sip_flow_t *flow);
+static ngx_codeb_sip_flow_t *ngx_codeb_sip_flow_find(uint64_t id);
 static void ngx_codeb_sip_flow_free(ngx_codeb_sip_flow_t *flow);
 static ngx_int_t ngx_codeb_sip_flow_send_remote(ngx_codeb_sip_flow_t *flow,
     u_char *data, size_t len);
@@ -19,16 +26,28 @@ static ngx_rbtree_t       ngx_codeb_sip_flows;
 static ngx_rbtree_node_t  ngx_codeb_sip_flows_sentinel;
 static uint64_t           ngx_codeb_sip_flow_next;
 
-static ngx_str_t  ngx_codeb_sip_bus_kind = ngx_string("sip-send");
+static ngx_codeb_bus_kind_t  ngx_codeb_sip_bus_kinds[] = {
+    { ngx_string("sip-send"), ngx_codeb_sip_bus_send },
+    { ngx_string("sip-watch"), ngx_codeb_sip_bus_watch },
+    { ngx_string("sip-gone"), ngx_codeb_sip_bus_gone }
+};
 
 
 ngx_int_t
 ngx_codeb_sip_flow_init(ngx_conf_t *cf)
 {
-    if (ngx_codeb_bus_on(cf, &ngx_codeb_sip_bus_kind, ngx_codeb_sip_bus_send)
-        != NGX_OK
-        || ngx_codeb_sip_route_init(cf) != NGX_OK)
-    {
+    ngx_uint_t  i;
+
+    for (i = 0; i < 3; i++) {
+        if (ngx_codeb_bus_on(cf, &ngx_codeb_sip_bus_kinds[i].kind,
+                             ngx_codeb_sip_bus_kinds[i].handler)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if (ngx_codeb_sip_route_init(cf) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -122,10 +141,17 @@ ngx_codeb_sip_flow_close(ngx_codeb_sip_flow_t *flow)
     /* the connection's log goes with it */
     flow->log = ngx_cycle->log;
 
+    /* the calls ended now let the flow go: it is freed here, not there */
+    flow->pending++;
+
     if (flow->remote.len == 0) {
         ngx_rbtree_delete(&ngx_codeb_sip_flows, &flow->node);
         ngx_codeb_sip_unbind_flow(flow);
+        ngx_codeb_sip_calls_flow_closed(flow);
+        ngx_codeb_sip_flow_gone(flow);
     }
+
+    flow->pending--;
 
     if (flow->pending == 0) {
         ngx_codeb_sip_flow_free(flow);
@@ -311,6 +337,158 @@ ngx_codeb_sip_flow_by_token(ngx_str_t *token, ngx_log_t *log)
     }
 
     return ngx_codeb_sip_flow_remote(token, &none, 0, log);
+}
+
+
+void
+ngx_codeb_sip_flow_watch(ngx_codeb_sip_flow_t *flow, char const *call_id)
+{
+    u_char     *slash;
+    ngx_str_t   worker, msg, *me;
+
+    slash = (u_char *) ngx_strlchr(flow->remote.data,
+                                   flow->remote.data + flow->remote.len, '/');
+    if (slash == NULL) {
+        return;
+    }
+
+    /* the worker id has no '/': the first one ends it */
+
+    worker.data = flow->remote.data;
+    worker.len = slash - flow->remote.data;
+    me = ngx_codeb_worker_id();
+
+    msg.len = sizeof("sip-watch  \n") + flow->remote.len + me->len
+              + ngx_strlen(call_id);
+    msg.data = ngx_pnalloc(ngx_codeb_scratch(), msg.len);
+    if (msg.data == NULL) {
+        return;
+    }
+
+    msg.len = ngx_sprintf(msg.data, "sip-watch %*s %V\n%s",
+                          flow->remote.data + flow->remote.len - slash - 1,
+                          slash + 1, me, call_id)
+              - msg.data;
+
+    (void) ngx_codeb_bus_send(&worker, &msg);
+}
+
+
+/* sip-watch <flow id> <worker id>\n<Call-ID> */
+static void
+ngx_codeb_sip_bus_watch(ngx_str_t *header, ngx_str_t *body)
+{
+    ngx_str_t              w[3], *e, gone;
+    ngx_int_t              id;
+    ngx_codeb_sip_flow_t  *flow;
+
+    if (!ngx_codeb_bus_words(header, w, 3) || body->len == 0
+        || body->len > 255)
+    {
+        return;
+    }
+
+    id = ngx_atoi(w[1].data, w[1].len);
+    flow = (id == NGX_ERROR) ? NULL : ngx_codeb_sip_flow_find(id);
+
+    if (flow == NULL) {
+        /* closed already */
+        gone.len = sizeof("sip-gone\n") - 1 + body->len;
+        gone.data = ngx_pnalloc(ngx_codeb_scratch(), gone.len);
+
+        if (gone.data) {
+            ngx_memcpy(ngx_cpymem(gone.data, "sip-gone\n", 9), body->data,
+                       body->len);
+            (void) ngx_codeb_bus_send(&w[2], &gone);
+        }
+
+        return;
+    }
+
+    if (flow->watchers == NULL) {
+        flow->watchers = ngx_array_create(ngx_cycle->pool, 2,
+                                          sizeof(ngx_str_t));
+        if (flow->watchers == NULL) {
+            return;
+        }
+    }
+
+    e = ngx_array_push(flow->watchers);
+    if (e == NULL) {
+        return;
+    }
+
+    /* "<worker> <Call-ID>" */
+
+    e->len = w[2].len + 1 + body->len;
+    e->data = ngx_alloc(e->len, ngx_cycle->log);
+
+    if (e->data == NULL) {
+        flow->watchers->nelts--;
+        return;
+    }
+
+    ngx_sprintf(e->data, "%V %V", &w[2], body);
+}
+
+
+/* the flow closed: those who watch it hear it; the list is freed */
+static void
+ngx_codeb_sip_flow_gone(ngx_codeb_sip_flow_t *flow)
+{
+    u_char      *sp;
+    ngx_str_t   *e, worker, msg;
+    ngx_uint_t   i;
+
+    if (flow->watchers == NULL) {
+        return;
+    }
+
+    e = flow->watchers->elts;
+
+    for (i = 0; i < flow->watchers->nelts; i++) {
+        sp = ngx_strlchr(e[i].data, e[i].data + e[i].len, ' ');
+
+        if (sp) {
+            worker.data = e[i].data;
+            worker.len = sp - e[i].data;
+
+            msg.len = sizeof("sip-gone\n") - 1 + e[i].len - worker.len - 1;
+            msg.data = ngx_pnalloc(ngx_codeb_scratch(), msg.len);
+
+            if (msg.data) {
+                ngx_memcpy(ngx_cpymem(msg.data, "sip-gone\n", 9), sp + 1,
+                           e[i].len - worker.len - 1);
+                (void) ngx_codeb_bus_send(&worker, &msg);
+            }
+        }
+
+        ngx_free(e[i].data);
+    }
+
+    /* the array itself is in the cycle pool: left to it */
+    flow->watchers = NULL;
+}
+
+
+/* sip-gone\n<Call-ID>: the remote flow of a leg of ours closed */
+static void
+ngx_codeb_sip_bus_gone(ngx_str_t *header, ngx_str_t *body)
+{
+    u_char                id[256];
+    ngx_codeb_sip_leg_t  *leg;
+
+    if (body->len == 0 || body->len >= sizeof(id)) {
+        return;
+    }
+
+    *ngx_cpymem(id, body->data, body->len) = '\0';
+
+    leg = ngx_codeb_sip_leg_find((char *) id);
+
+    if (leg && !leg->call->done && leg->state != NGX_CODEB_SIP_LEG_DONE) {
+        ngx_codeb_sip_call_lost(leg->call, leg);
+    }
 }
 
 

@@ -245,6 +245,11 @@ ngx_codeb_sip_leg_create(ngx_codeb_sip_call_t *call, ngx_str_t *binding)
 
     ngx_codeb_sip_leg_link(leg);
 
+    if (leg->own_flow) {
+        /* the callee's connection is another worker's: hear when it goes */
+        ngx_codeb_sip_flow_watch(leg->flow, leg->call_id);
+    }
+
     return leg;
 }
 
@@ -656,6 +661,31 @@ ngx_codeb_sip_hangup(ngx_codeb_sip_call_t *call, ngx_codeb_sip_leg_t *from)
     }
 
     ngx_codeb_sip_call_idle(call);
+}
+
+
+void
+ngx_codeb_sip_call_lost(ngx_codeb_sip_call_t *call, ngx_codeb_sip_leg_t *leg)
+{
+    if (call->a.state == NGX_CODEB_SIP_LEG_CONFIRMED) {
+        ngx_codeb_sip_hangup(call, leg);
+        return;
+    }
+
+    if (leg == &call->a) {
+        /* the caller went while it rang: no one to answer, callees stop */
+        call->a.state = NGX_CODEB_SIP_LEG_DONE;
+        ngx_codeb_sip_call_end(call, 487, "Request Terminated");
+        return;
+    }
+
+    /* a callee went while it rang */
+    leg->state = NGX_CODEB_SIP_LEG_DONE;
+
+    if (leg == call->answered) {
+        ngx_codeb_sip_hangup(call, leg);
+        ngx_codeb_sip_call_end(call, 480, "Temporarily Unavailable");
+    }
 }
 
 

@@ -4,7 +4,9 @@
  * "<cookie> <bencoded dictionary>" (BEP 3); it is sent again after 1 s
  * and 2 s while unanswered (the daemon caches replies by cookie, so a
  * request runs once), and its handler gets the reply's top-level
- * dictionary, or NULL after 4 s without one.
+ * dictionary, or NULL after 4 s without one.  Cookies are
+ * "<16 random hex of the process>.<n>": no two workers, hosts or restarts
+ * share one, since the daemon would answer a cookie it knows from cache.
  */
 
 #include "ngx_codeb_sip.h"
@@ -40,6 +42,7 @@ static ngx_connection_t  *ngx_codeb_sip_ng_conn;
 static ngx_rbtree_t       ngx_codeb_sip_ng_tree;
 static ngx_rbtree_node_t  ngx_codeb_sip_ng_sentinel;
 static uint64_t           ngx_codeb_sip_ng_cookie;
+static u_char             ngx_codeb_sip_ng_prefix[16];
 
 
 /* ---- the bencoded request ---- */
@@ -226,6 +229,10 @@ ngx_codeb_sip_ng_init_process(ngx_cycle_t *cycle, ngx_addr_t *addr)
     ngx_rbtree_init(&ngx_codeb_sip_ng_tree, &ngx_codeb_sip_ng_sentinel,
                     ngx_rbtree_insert_value);
 
+    if (ngx_codeb_random_hex(ngx_codeb_sip_ng_prefix, 8) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     s = ngx_socket(addr->sockaddr->sa_family, SOCK_DGRAM, 0);
     if (s == (ngx_socket_t) -1) {
         ngx_log_error(NGX_LOG_ALERT, cycle->log, ngx_socket_errno,
@@ -288,8 +295,8 @@ ngx_codeb_sip_ng_request(ngx_codeb_benc_t *b, ngx_codeb_sip_ng_pt handler,
         return NULL;
     }
 
-    ng = ngx_alloc(sizeof(ngx_codeb_sip_ng_t) + NGX_INT64_LEN + 1
-                   + (b->pos - b->start), log);
+    ng = ngx_alloc(sizeof(ngx_codeb_sip_ng_t) + sizeof(ngx_codeb_sip_ng_prefix)
+                   + NGX_INT64_LEN + 2 + (b->pos - b->start), log);
     if (ng == NULL) {
         return NULL;
     }
@@ -301,7 +308,9 @@ ngx_codeb_sip_ng_request(ngx_codeb_benc_t *b, ngx_codeb_sip_ng_pt handler,
     ng->data = data;
     ng->started = ngx_current_msec;
 
-    p = ngx_sprintf(ng->datagram, "%uL ", (uint64_t) ng->node.key);
+    p = ngx_sprintf(ng->datagram, "%*s.%uL ",
+                    sizeof(ngx_codeb_sip_ng_prefix), ngx_codeb_sip_ng_prefix,
+                    (uint64_t) ng->node.key);
     p = ngx_cpymem(p, b->start, b->pos - b->start);
     ng->len = p - ng->datagram;
 
@@ -373,7 +382,16 @@ ngx_codeb_sip_ng_read(ngx_event_t *rev)
 
         last = buf + n;
         sp = ngx_strlchr(buf, last, ' ');
-        cookie = sp ? ngx_atoi(buf, sp - buf) : NGX_ERROR;
+        cookie = NGX_ERROR;
+
+        if (sp && sp - buf > (ssize_t) sizeof(ngx_codeb_sip_ng_prefix) + 1
+            && ngx_strncmp(buf, ngx_codeb_sip_ng_prefix,
+                           sizeof(ngx_codeb_sip_ng_prefix)) == 0
+            && buf[sizeof(ngx_codeb_sip_ng_prefix)] == '.')
+        {
+            cookie = ngx_atoi(buf + sizeof(ngx_codeb_sip_ng_prefix) + 1,
+                              sp - buf - sizeof(ngx_codeb_sip_ng_prefix) - 1);
+        }
 
         if (cookie == NGX_ERROR) {
             continue;
