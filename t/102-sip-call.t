@@ -19,9 +19,10 @@ my $pid = fork // die "fork: $!";
 if ($pid == 0) {
     open STDOUT, '>', '/dev/null';
     open STDERR, '>', '/dev/null';
+    # media ports of their own, apart from another run's on another port
+    my $base = 40000 + ($port - 1000) % 2000 * 10;
     exec $mediad, '--listen-ng', "127.0.0.1:$ENV{TEST_NGINX_NG_PORT}",
-         '--port-min', 31000 + ($port % 100) * 40,
-         '--port-max', 31039 + ($port % 100) * 40, '--threads', '1';
+         '--port-min', $base, '--port-max', $base + 9, '--threads', '1';
     POSIX::_exit(127);
 }
 END { if ($pid) { kill 'TERM', $pid; waitpid $pid, 0 } }
