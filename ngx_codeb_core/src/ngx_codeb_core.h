@@ -102,6 +102,13 @@ ngx_int_t ngx_codeb_require_redis(ngx_conf_t *cf);
 /* the tenant a request belongs to; NULL when none is configured */
 ngx_codeb_tenant_t *ngx_codeb_tenant(ngx_http_request_t *r);
 
+/*
+ * the user of t that a call to did from the caller from rings: the first
+ * matching codeb_inbound_route (from empty: "anonymous"); NULL: none
+ */
+ngx_str_t *ngx_codeb_tenant_route(ngx_codeb_tenant_t *t, ngx_str_t *did,
+    ngx_str_t *from);
+
 /* the build stamp: "<git describe> <UTC date>" */
 char *ngx_codeb_build(void);
 

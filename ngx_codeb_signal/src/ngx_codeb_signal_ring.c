@@ -70,43 +70,6 @@ ngx_codeb_signal_ring(ngx_pool_t *pool, ngx_codeb_tenant_t *t,
 }
 
 
-/* the user a call to did from caller rings: the first matching route */
-static ngx_str_t *
-ngx_codeb_signal_route(ngx_codeb_tenant_t *t, ngx_str_t *did,
-    ngx_str_t *from)
-{
-    ngx_uint_t          i;
-    ngx_str_t           anon = ngx_string("anonymous"), *caller;
-    ngx_codeb_route_t  *rt;
-
-    if (t->routes == NULL) {
-        return NULL;
-    }
-
-    caller = from->len ? from : &anon;
-    rt = t->routes->elts;
-
-    for (i = 0; i < t->routes->nelts; i++) {
-        if (!ngx_codeb_signal_is(&rt[i].did, "*")
-            && !(rt[i].did.len == did->len
-                 && ngx_strncmp(rt[i].did.data, did->data, did->len) == 0))
-        {
-            continue;
-        }
-
-        if (ngx_codeb_signal_is(&rt[i].from, "*")
-            || (rt[i].from.len == caller->len
-                && ngx_strncmp(rt[i].from.data, caller->data, caller->len)
-                   == 0))
-        {
-            return &rt[i].user;
-        }
-    }
-
-    return NULL;
-}
-
-
 static ngx_str_t *
 ngx_codeb_json_str(ngx_array_t *m, char *key, ngx_str_t *none)
 {
@@ -259,7 +222,7 @@ ngx_codeb_flag_ring_frame(ngx_http_request_t *r, ngx_array_t *m,
     *frame = ngx_codeb_gen_text(g);
 
     if (user->len == 0) {
-        routed = ngx_codeb_signal_route(ctx->tenant, did, from);
+        routed = ngx_codeb_tenant_route(ctx->tenant, did, from);
         if (routed == NULL) {
             return NGX_DECLINED;
         }
