@@ -58,8 +58,31 @@ typedef struct {
 } ngx_codeb_sip_acl_t;
 
 
-/* a tenant's SIP settings (http server{} of the tenant) */
+typedef struct ngx_codeb_sip_flow_s  ngx_codeb_sip_flow_t;
+typedef struct ngx_codeb_sip_srv_conf_s  ngx_codeb_sip_srv_conf_t;
+
+
+/* codeb_sip_trunk: a SIP trunk of a tenant (_trunk.c) */
 typedef struct {
+    ngx_str_t                   name;
+    ngx_str_t                   host;        /* as configured; never shown */
+    ngx_addr_t                  addr;        /* resolved at configuration */
+    ngx_str_t                   domain;      /* host of its URIs */
+    ngx_array_t                *prefixes;    /* ngx_str_t: numbers it takes */
+    ngx_str_t                   username;    /* digest of INVITE, REGISTER */
+    ngx_str_t                   password;
+    time_t                      expires;     /* s, of its registration */
+    ngx_int_t                   max_inbound; /* calls at a time; -1: any */
+    ngx_int_t                   max_outbound;
+    ngx_int_t                   max_total;
+    ngx_codeb_sip_srv_conf_t   *sip;
+    ngx_codeb_sip_flow_t       *flow;        /* this worker's, to addr */
+    unsigned                    reg:1;       /* register=on */
+} ngx_codeb_sip_trunk_t;
+
+
+/* a tenant's SIP settings (http server{} of the tenant) */
+struct ngx_codeb_sip_srv_conf_s {
     ngx_codeb_tenant_t         *tenant;      /* ngx_codeb_core's settings */
     ngx_str_t                   realm;       /* default: the tenant name */
     ngx_array_t                *users;       /* ngx_codeb_sip_user_t */
@@ -68,7 +91,8 @@ typedef struct {
     time_t                      expires_max;
     time_t                      expires_default;
     time_t                      nonce_ttl;   /* s */
-} ngx_codeb_sip_srv_conf_t;
+    ngx_array_t                *trunks;      /* ngx_codeb_sip_trunk_t */
+};
 
 
 typedef struct {
@@ -84,8 +108,6 @@ typedef struct {
 
 
 /* a transport connection: a WebSocket, a TCP connection, a UDP peer */
-typedef struct ngx_codeb_sip_flow_s  ngx_codeb_sip_flow_t;
-
 struct ngx_codeb_sip_flow_s {
     ngx_rbtree_node_t           node;        /* key: id, in the worker's tree */
     uint64_t                    id;
@@ -113,9 +135,13 @@ struct ngx_codeb_sip_flow_s {
     ngx_array_t                *watchers;    /* ngx_str_t: "<worker>
                                                 <leg Call-ID>", heap */
 
+    ngx_str_t                   local;       /* "<host>:<port>" of ours
+                                                for Via and Contact, heap */
     ngx_queue_t                 bindings;    /* registered through it */
     ngx_uint_t                  pending;     /* Redis replies awaited */
     unsigned                    closed:1;
+    unsigned                    datagram:1;  /* UDP to sockaddr from our
+                                                listener, not a session */
 };
 
 
@@ -184,10 +210,13 @@ struct ngx_codeb_sip_call_s {
     ngx_event_t                 timer;       /* no answer in time */
     int                         best;        /* best final status of b */
     char const                 *best_phrase;
-    char const                 *callee;      /* the user called */
+    char const                 *callee;      /* the user or number called */
+    ngx_codeb_sip_trunk_t      *trunk;       /* of a call from or to one */
     ngx_str_t                  *bindings;    /* JSON, in home */
     ngx_uint_t                  nbindings;
     unsigned                    media:1;     /* the daemon knows the call */
+    unsigned                    outbound:1;  /* to call->trunk */
+    unsigned                    b_plain:1;   /* callees speak plain RTP */
     unsigned                    cancelled:1;
     unsigned                    done:1;
 };
@@ -198,6 +227,10 @@ extern ngx_module_t  ngx_codeb_sipws_module;
 /* _stream.c: sends on a TCP flow (queued while the socket is full) */
 ngx_int_t ngx_codeb_sip_stream_send(ngx_codeb_sip_flow_t *flow, u_char *data,
     size_t len);
+ngx_int_t ngx_codeb_sip_stream_sendto(struct sockaddr *to, socklen_t tolen,
+    u_char *data, size_t len);
+ngx_int_t ngx_codeb_sip_stream_local(struct sockaddr *to, socklen_t tolen,
+    ngx_str_t *host, size_t size);
 /* the tenant whose realm or name is host, NULL if none */
 ngx_codeb_sip_srv_conf_t *ngx_codeb_sip_tenant_by_host(ngx_str_t *host);
 
@@ -217,8 +250,21 @@ ngx_int_t ngx_codeb_sip_flow_send(ngx_codeb_sip_flow_t *flow, u_char *data,
 ngx_int_t ngx_codeb_sip_flow_token(ngx_codeb_sip_flow_t *flow,
     ngx_pool_t *pool, ngx_str_t *token);
 /*
+ * a UDP peer reached from our listener, whatever worker reads its
+ * datagrams (RFC 3261 §18.2.2: responses go to the source); its token is
+ * "udp:<address>:<port>"; sockaddr is copied
+ */
+ngx_codeb_sip_flow_t *ngx_codeb_sip_flow_datagram(struct sockaddr *sockaddr,
+    socklen_t socklen, ngx_log_t *log);
+/*
+ * "<host>:<port>" that the peer of flow reaches us at, for Via sent-by
+ * and Contact; "codeb.invalid" on WebSockets (RFC 7118 §5.2); NULL: none
+ */
+char const *ngx_codeb_sip_flow_host(ngx_codeb_sip_flow_t *flow);
+/*
  * a flow held by another worker, named by its token: what is sent on it
- * goes over the bus; token and addr are copied
+ * goes over the bus; a "udp:" token gives a datagram flow; token and addr
+ * are copied
  */
 ngx_codeb_sip_flow_t *ngx_codeb_sip_flow_remote(ngx_str_t *token,
     ngx_str_t *addr, in_port_t port, ngx_log_t *log);
@@ -285,8 +331,9 @@ ngx_int_t ngx_codeb_sip_digest_challenge(ngx_codeb_sip_flow_t *flow,
     msg_t *req, ngx_uint_t stale);
 
 /* _call.c */
-/* an INVITE without To tag: a new call */
-void ngx_codeb_sip_invite(ngx_codeb_sip_flow_t *flow, msg_t *req);
+/* an INVITE without To tag: a new call (from trunk, when not NULL) */
+void ngx_codeb_sip_invite(ngx_codeb_sip_flow_t *flow, msg_t *req,
+    ngx_codeb_sip_trunk_t *trunk);
 /* a request in a dialog of a call of this worker; NGX_DECLINED: none */
 ngx_int_t ngx_codeb_sip_call_request(ngx_codeb_sip_flow_t *flow,
     msg_t *req);
@@ -301,11 +348,25 @@ void ngx_codeb_sip_leg_unlink(ngx_codeb_sip_leg_t *leg);
 void ngx_codeb_sip_call_free(ngx_codeb_sip_call_t *call);
 
 /* _leg.c */
+/* our Contact on flow: "<sip:codeb@<host>;transport=<t>>"; NULL: none */
+char *ngx_codeb_sip_contact(ngx_codeb_sip_flow_t *flow, su_home_t *home);
 /* a request of ours in leg's dialog: INVITE, ACK, BYE, CANCEL */
 msg_t *ngx_codeb_sip_leg_request(ngx_codeb_sip_leg_t *leg,
     sip_method_t method, char const *name, uint32_t cseq, char const *branch);
 ngx_int_t ngx_codeb_sip_leg_send(ngx_codeb_sip_leg_t *leg, msg_t *msg);
-/* the callee's bindings (JSON values of P reg:<user>) kept by the call */
+/*
+ * A callee leg of call on flow, to remote_uri at target (a Contact);
+ * own: the leg frees flow, else holds it.  NULL: no memory, flow let go
+ */
+ngx_codeb_sip_leg_t *ngx_codeb_sip_leg_new(ngx_codeb_sip_call_t *call,
+    ngx_codeb_sip_flow_t *flow, ngx_uint_t own, char const *remote_uri,
+    char const *target);
+/* 1 when a binding (its JSON members) speaks plain RTP, not WebRTC */
+ngx_uint_t ngx_codeb_sip_binding_plain(ngx_array_t *m);
+/*
+ * the callee's bindings (JSON values of P reg:<user>) kept by the call;
+ * call->b_plain: none of them is a browser's
+ */
 ngx_int_t ngx_codeb_sip_call_bindings(ngx_codeb_sip_call_t *call,
     redisReply *rep);
 /* the callee legs, one INVITE per binding, with the SDP for them */
@@ -357,6 +418,19 @@ char *ngx_codeb_sip_make_id(su_home_t *home, char *prefix, size_t n);
  */
 ngx_int_t ngx_codeb_sip_route(ngx_codeb_sip_flow_t *flow, msg_t *msg,
     u_char *data, size_t len);
+
+/* _trunk.c */
+char *ngx_codeb_sip_trunk_conf(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_codeb_sip_trunks_init_process(ngx_codeb_sip_main_conf_t *smcf);
+/* the trunk whose address and port are sockaddr; NULL: none */
+ngx_codeb_sip_trunk_t *ngx_codeb_sip_trunk_by_addr(struct sockaddr *sockaddr,
+    socklen_t socklen);
+/* the callee leg of an outbound call, to its trunk; NULL: no memory */
+ngx_codeb_sip_leg_t *ngx_codeb_sip_trunk_leg(ngx_codeb_sip_call_t *call);
+/* the trunk a call to number goes out through (longest prefix); NULL */
+ngx_codeb_sip_trunk_t *ngx_codeb_sip_trunk_for(ngx_codeb_sip_srv_conf_t *sip,
+    char const *number);
 
 /* _scripts.c */
 extern ngx_codeb_redis_script_t  ngx_codeb_sip_nonce_script;

@@ -18,13 +18,18 @@
 
 static void ngx_codeb_sip_invite_auth(ngx_codeb_sip_flow_t *flow,
     msg_t *req, ngx_codeb_sip_user_t *user);
+static void ngx_codeb_sip_invite_trunk(ngx_codeb_sip_flow_t *flow,
+    msg_t *req, ngx_codeb_sip_trunk_t *trunk);
+static void ngx_codeb_sip_call_ring(ngx_codeb_sip_call_t *call);
+static void ngx_codeb_sip_call_out(ngx_codeb_sip_call_t *call);
 static void ngx_codeb_sip_bindings_reply(redisAsyncContext *ac,
     void *reply, void *data);
 static void ngx_codeb_sip_offer_reply(void *data,
     ngx_codeb_sip_ng_reply_t *reply);
 static void ngx_codeb_sip_call_timer(ngx_event_t *ev);
 static ngx_codeb_sip_call_t *ngx_codeb_sip_call_create(
-    ngx_codeb_sip_flow_t *flow, msg_t *req);
+    ngx_codeb_sip_flow_t *flow, msg_t *req, ngx_codeb_sip_srv_conf_t *sip,
+    char const *callee);
 
 
 static ngx_rbtree_t       ngx_codeb_sip_legs;
@@ -133,9 +138,13 @@ ngx_codeb_sip_calls_flow_closed(ngx_codeb_sip_flow_t *flow)
 }
 
 
-/* a new call: authentication first (407), as for any INVITE of a user */
+/*
+ * a new call: from a trunk (trunk not NULL) it follows the inbound
+ * routes; from a user, authentication first (407)
+ */
 void
-ngx_codeb_sip_invite(ngx_codeb_sip_flow_t *flow, msg_t *req)
+ngx_codeb_sip_invite(ngx_codeb_sip_flow_t *flow, msg_t *req,
+    ngx_codeb_sip_trunk_t *trunk)
 {
     ngx_int_t  rc;
 
@@ -146,6 +155,11 @@ ngx_codeb_sip_invite(ngx_codeb_sip_flow_t *flow, msg_t *req)
     }
 
     (void) ngx_codeb_sip_reply(flow, req, 100, "Trying");
+
+    if (trunk) {
+        ngx_codeb_sip_invite_trunk(flow, req, trunk);
+        return;
+    }
 
     rc = ngx_codeb_sip_digest_check(flow, req, ngx_codeb_sip_invite_auth);
 
@@ -167,15 +181,14 @@ ngx_codeb_sip_invite(ngx_codeb_sip_flow_t *flow, msg_t *req)
 }
 
 
-/* the caller is a user of the tenant: where is the callee? */
+/* the caller is a user of the tenant: a user or a number is called */
 static void
 ngx_codeb_sip_invite_auth(ngx_codeb_sip_flow_t *flow, msg_t *req,
     ngx_codeb_sip_user_t *user)
 {
-    sip_t                   *rq;
-    ngx_str_t                key, callee;
-    ngx_codeb_sip_call_t    *call;
-    ngx_codeb_redis_args_t   a;
+    sip_t                  *rq;
+    ngx_codeb_sip_call_t   *call;
+    ngx_codeb_sip_trunk_t  *trunk;
 
     rq = sip_object(req);
 
@@ -202,20 +215,106 @@ ngx_codeb_sip_invite_auth(ngx_codeb_sip_flow_t *flow, msg_t *req,
         return;
     }
 
-    call = ngx_codeb_sip_call_create(flow, req);
+    trunk = ngx_codeb_sip_trunk_for(flow->sip,
+                                    rq->sip_request->rq_url->url_user);
+
+    call = ngx_codeb_sip_call_create(flow, req, flow->sip,
+                                     rq->sip_request->rq_url->url_user);
     if (call == NULL) {
         (void) ngx_codeb_sip_reply(flow, req, 500, "Server Internal Error");
         msg_destroy(req);
         return;
     }
 
+    if (trunk) {
+        call->trunk = trunk;
+        call->outbound = 1;
+        call->b_plain = 1;
+        ngx_codeb_sip_call_out(call);
+        return;
+    }
+
+    ngx_codeb_sip_call_ring(call);
+}
+
+
+/*
+ * an INVITE from a trunk: the DID (Request-URI user) and the caller's
+ * number (From user) choose the user by the tenant's inbound routes
+ */
+static void
+ngx_codeb_sip_invite_trunk(ngx_codeb_sip_flow_t *flow, msg_t *req,
+    ngx_codeb_sip_trunk_t *trunk)
+{
+    u_char                *name;
+    sip_t                 *rq;
+    ngx_str_t              did, from, *user;
+    ngx_codeb_sip_call_t  *call;
+
+    rq = sip_object(req);
+
+    did.data = (u_char *) (rq->sip_request->rq_url->url_user
+                           ? rq->sip_request->rq_url->url_user
+                           : rq->sip_to->a_url->url_user);
+    did.len = did.data ? ngx_strlen(did.data) : 0;
+
+    from.data = (u_char *) rq->sip_from->a_url->url_user;
+    from.len = from.data ? ngx_strlen(from.data) : 0;
+
+    if (from.len == 9
+        && ngx_strncasecmp(from.data, (u_char *) "anonymous", 9) == 0)
+    {
+        from.len = 0;
+    }
+
+    user = ngx_codeb_tenant_route(trunk->sip->tenant, &did, &from);
+
+    if (user == NULL || rq->sip_payload == NULL) {
+        (void) ngx_codeb_sip_reply(flow, req, user ? 488 : 404,
+                                   user ? "Offer Required" : "Not Found");
+        msg_destroy(req);
+        return;
+    }
+
+    call = NULL;
+    name = ngx_pnalloc(ngx_codeb_scratch(), user->len + 1);
+
+    if (name) {
+        (void) ngx_cpystrn(name, user->data, user->len + 1);
+        call = ngx_codeb_sip_call_create(flow, req, trunk->sip,
+                                         (char *) name);
+    }
+
+    if (call == NULL) {
+        (void) ngx_codeb_sip_reply(flow, req, 500, "Server Internal Error");
+        msg_destroy(req);
+        return;
+    }
+
+    call->trunk = trunk;
+
+    ngx_log_error(NGX_LOG_INFO, call->log, 0,
+                  "codeb sip: call from trunk \"%V\" rings user \"%s\"",
+                  &trunk->name, call->callee);
+
+    ngx_codeb_sip_call_ring(call);
+}
+
+
+/* the callee's bindings are looked up; the caller hears ringback now */
+static void
+ngx_codeb_sip_call_ring(ngx_codeb_sip_call_t *call)
+{
+    ngx_str_t                key, callee;
+    ngx_codeb_redis_args_t   a;
+
     callee.data = (u_char *) call->callee;
     callee.len = ngx_strlen(call->callee);
 
-    if (ngx_codeb_key(ngx_codeb_scratch(), &flow->sip->tenant->name, "reg:",
+    if (ngx_codeb_key(ngx_codeb_scratch(), &call->sip->tenant->name, "reg:",
                       callee.data, callee.len, &key) != NGX_OK)
     {
-        ngx_codeb_sip_call_free(call);
+        ngx_codeb_sip_call_end(call, 500, "Server Internal Error");
         return;
     }
 
@@ -226,23 +325,58 @@ ngx_codeb_sip_invite_auth(ngx_codeb_sip_flow_t *flow, msg_t *req,
     if (ngx_codeb_redis_command(ngx_codeb_sip_bindings_reply, call, &a)
         != NGX_OK)
     {
-        (void) ngx_codeb_sip_reply(flow, req, 503, "Service Unavailable");
-        ngx_codeb_sip_call_free(call);
+        ngx_codeb_sip_call_end(call, 503, "Service Unavailable");
         return;
     }
 
-    /* the caller hears its ringback now; the 200 waits for the callee */
-    (void) ngx_codeb_sip_send(flow, ngx_codeb_sip_response(req, 180,
-                                                          "Ringing",
-                                                          call->a.local_tag));
+    /* the 200 waits for the callee */
+    (void) ngx_codeb_sip_send(call->a.flow,
+                              ngx_codeb_sip_response(call->a.invite, 180,
+                                                     "Ringing",
+                                                     call->a.local_tag));
 }
 
 
+/* a call to a number: out through the trunk, ringback now */
+static void
+ngx_codeb_sip_call_out(ngx_codeb_sip_call_t *call)
+{
+    sip_t      *rq;
+    ngx_str_t   sdp;
+
+    ngx_log_error(NGX_LOG_INFO, call->log, 0,
+                  "codeb sip: call out through trunk \"%V\"",
+                  &call->trunk->name);
+
+    rq = sip_object(call->a.invite);
+    sdp.data = (u_char *) rq->sip_payload->pl_data;
+    sdp.len = rq->sip_payload->pl_len;
+
+    if (ngx_codeb_sip_media(call, "offer", &sdp, ngx_codeb_sip_offer_reply)
+        != NGX_OK)
+    {
+        ngx_codeb_sip_call_end(call, 503, "Media Unavailable");
+        return;
+    }
+
+    (void) ngx_codeb_sip_send(call->a.flow,
+                              ngx_codeb_sip_response(call->a.invite, 180,
+                                                     "Ringing",
+                                                     call->a.local_tag));
+}
+
+
+/*
+ * the call of req received on flow; a UDP caller is answered from our
+ * listener whatever worker reads its datagrams (a flow of the call's own)
+ */
 static ngx_codeb_sip_call_t *
-ngx_codeb_sip_call_create(ngx_codeb_sip_flow_t *flow, msg_t *req)
+ngx_codeb_sip_call_create(ngx_codeb_sip_flow_t *flow, msg_t *req,
+    ngx_codeb_sip_srv_conf_t *sip, char const *callee)
 {
     sip_t                 *rq;
     su_home_t             *home;
+    ngx_codeb_sip_flow_t  *own;
     ngx_codeb_sip_call_t  *call;
 
     rq = sip_object(req);
@@ -259,7 +393,7 @@ ngx_codeb_sip_call_create(ngx_codeb_sip_flow_t *flow, msg_t *req)
     }
 
     call->home = home;
-    call->sip = flow->sip;
+    call->sip = sip;
     call->log = ngx_cycle->log;
     ngx_queue_init(&call->b);
 
@@ -274,7 +408,7 @@ ngx_codeb_sip_call_create(ngx_codeb_sip_flow_t *flow, msg_t *req)
     call->a.target = rq->sip_contact
                      ? url_hdup(home, rq->sip_contact->m_url) : NULL;
     call->a.cseq = 0;
-    call->callee = su_strdup(home, rq->sip_request->rq_url->url_user);
+    call->callee = su_strdup(home, callee);
 
     if (call->a.call_id == NULL || call->a.local_tag == NULL
         || call->a.local_uri == NULL || call->a.remote_uri == NULL
@@ -285,7 +419,23 @@ ngx_codeb_sip_call_create(ngx_codeb_sip_flow_t *flow, msg_t *req)
         return NULL;
     }
 
-    ngx_codeb_sip_flow_hold(flow);
+    if (flow->transport == NGX_CODEB_SIP_UDP && !flow->datagram) {
+        own = ngx_codeb_sip_flow_datagram(flow->sockaddr, flow->socklen,
+                                          ngx_cycle->log);
+        if (own == NULL) {
+            su_home_unref(home);
+            ngx_free(call);
+            return NULL;
+        }
+
+        own->sip = sip;
+        call->a.flow = own;
+        call->a.own_flow = 1;
+
+    } else {
+        ngx_codeb_sip_flow_hold(flow);
+    }
+
     ngx_codeb_sip_leg_link(&call->a);
 
     call->timer.handler = ngx_codeb_sip_call_timer;

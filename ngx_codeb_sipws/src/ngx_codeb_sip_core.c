@@ -185,6 +185,7 @@ ngx_codeb_sip_request(ngx_codeb_sip_flow_t *flow, msg_t *msg)
 {
     sip_t                     *sip;
     sip_method_t               method;
+    ngx_codeb_sip_trunk_t     *trunk;
     ngx_codeb_sip_srv_conf_t  *tenant;
 
     sip = sip_object(msg);
@@ -204,7 +205,13 @@ ngx_codeb_sip_request(ngx_codeb_sip_flow_t *flow, msg_t *msg)
         return;
     }
 
-    tenant = ngx_codeb_sip_tenant(flow, sip);
+    /* a new call from a trunk belongs to the trunk's tenant */
+
+    trunk = (method == sip_method_invite && sip->sip_to->a_tag == NULL)
+            ? ngx_codeb_sip_trunk_by_addr(flow->sockaddr, flow->socklen)
+            : NULL;
+
+    tenant = trunk ? trunk->sip : ngx_codeb_sip_tenant(flow, sip);
 
     if (tenant == NULL) {
         (void) ngx_codeb_sip_reply(flow, msg, 404, "Domain Not Served");
@@ -250,7 +257,7 @@ ngx_codeb_sip_request(ngx_codeb_sip_flow_t *flow, msg_t *msg)
 
     case sip_method_invite:
         if (sip->sip_to->a_tag == NULL) {
-            ngx_codeb_sip_invite(flow, msg);
+            ngx_codeb_sip_invite(flow, msg, trunk);
             return;
         }
 

@@ -6,7 +6,8 @@
  * another worker comes over the bus ("sip-send <flow id>\n<message>").
  * A worker whose call has a leg on another worker's flow asks to hear when
  * it closes ("sip-watch <flow id> <worker id>\n<Call-ID>"), and hears it
- * ("sip-gone\n<Call-ID>").
+ * ("sip-gone\n<Call-ID>").  A UDP peer needs no owner: any worker sends
+ * to it from the listener; its token is "udp:<address>:<port>".
  */
 
 #include "ngx_codeb_sip.h"
@@ -100,11 +101,120 @@ ngx_codeb_sip_flow_create(ngx_codeb_sip_transport_e t, ngx_log_t *log)
 
 
 ngx_codeb_sip_flow_t *
+ngx_codeb_sip_flow_datagram(struct sockaddr *sockaddr, socklen_t socklen,
+    ngx_log_t *log)
+{
+    u_char                *p;
+    ngx_codeb_sip_flow_t  *flow;
+
+    flow = ngx_calloc(sizeof(ngx_codeb_sip_flow_t) + socklen
+                      + NGX_SOCKADDR_STRLEN, log);
+    if (flow == NULL) {
+        return NULL;
+    }
+
+    p = (u_char *) (flow + 1);
+
+    flow->sockaddr = (struct sockaddr *) p;
+    flow->socklen = socklen;
+    ngx_memcpy(p, sockaddr, socklen);
+
+    flow->addr_text.data = p + socklen;
+    flow->addr_text.len = ngx_sock_ntop(sockaddr, socklen, p + socklen,
+                                        NGX_SOCKADDR_STRLEN, 0);
+    flow->port = ngx_inet_get_port(sockaddr);
+
+    flow->transport = NGX_CODEB_SIP_UDP;
+    flow->datagram = 1;
+    flow->log = log;
+    ngx_queue_init(&flow->bindings);
+
+    return flow;
+}
+
+
+/* "udp:<address>:<port>": a datagram flow; NULL when not one */
+static ngx_codeb_sip_flow_t *
+ngx_codeb_sip_flow_udp_token(ngx_str_t *token, ngx_log_t *log)
+{
+    ngx_addr_t  addr;
+
+    if (token->len <= 4 || ngx_strncmp(token->data, "udp:", 4) != 0
+        || ngx_parse_addr_port(ngx_codeb_scratch(), &addr, token->data + 4,
+                               token->len - 4)
+           != NGX_OK
+        || ngx_inet_get_port(addr.sockaddr) == 0)
+    {
+        return NULL;
+    }
+
+    return ngx_codeb_sip_flow_datagram(addr.sockaddr, addr.socklen, log);
+}
+
+
+char const *
+ngx_codeb_sip_flow_host(ngx_codeb_sip_flow_t *flow)
+{
+    u_char             buf[NGX_SOCKADDR_STRLEN];
+    ngx_str_t          host;
+    ngx_connection_t  *c;
+
+    if (flow->local.len) {
+        return (char *) flow->local.data;
+    }
+
+    if (flow->transport == NGX_CODEB_SIP_WS
+        || flow->transport == NGX_CODEB_SIP_WSS || flow->remote.len)
+    {
+        return "codeb.invalid";
+    }
+
+    host.data = buf;
+    c = flow->connection;
+
+    if (flow->datagram) {
+        if (ngx_codeb_sip_stream_local(flow->sockaddr, flow->socklen, &host,
+                                       sizeof(buf) - 1)
+            != NGX_OK)
+        {
+            return NULL;
+        }
+
+    } else {
+        /* a session: the address it came to (UDP: from IP_PKTINFO) */
+        if (c == NULL
+            || ngx_connection_local_sockaddr(c, NULL, 0) != NGX_OK)
+        {
+            return NULL;
+        }
+
+        host.len = ngx_sock_ntop(c->local_sockaddr, c->local_socklen, buf,
+                                 sizeof(buf) - 1, 1);
+    }
+
+    flow->local.data = ngx_alloc(host.len + 1, flow->log);
+    if (flow->local.data == NULL) {
+        return NULL;
+    }
+
+    *ngx_cpymem(flow->local.data, host.data, host.len) = '\0';
+    flow->local.len = host.len;
+
+    return (char *) flow->local.data;
+}
+
+
+ngx_codeb_sip_flow_t *
 ngx_codeb_sip_flow_remote(ngx_str_t *token, ngx_str_t *addr, in_port_t port,
     ngx_log_t *log)
 {
     u_char                *p;
     ngx_codeb_sip_flow_t  *flow;
+
+    flow = ngx_codeb_sip_flow_udp_token(token, log);
+    if (flow) {
+        return flow;
+    }
 
     flow = ngx_calloc(sizeof(ngx_codeb_sip_flow_t) + token->len + addr->len,
                       log);
@@ -144,7 +254,7 @@ ngx_codeb_sip_flow_close(ngx_codeb_sip_flow_t *flow)
     /* the calls ended now let the flow go: it is freed here, not there */
     flow->pending++;
 
-    if (flow->remote.len == 0) {
+    if (flow->remote.len == 0 && !flow->datagram) {
         ngx_rbtree_delete(&ngx_codeb_sip_flows, &flow->node);
         ngx_codeb_sip_unbind_flow(flow);
         ngx_codeb_sip_calls_flow_closed(flow);
@@ -186,6 +296,10 @@ ngx_codeb_sip_flow_release(ngx_codeb_sip_flow_t *flow)
 static void
 ngx_codeb_sip_flow_free(ngx_codeb_sip_flow_t *flow)
 {
+    if (flow->local.data) {
+        ngx_free(flow->local.data);
+    }
+
     ngx_free(flow);
 }
 
@@ -215,6 +329,11 @@ ngx_codeb_sip_flow_send(ngx_codeb_sip_flow_t *flow, u_char *data, size_t len)
                ? NGX_OK : NGX_ERROR;
 
     case NGX_CODEB_SIP_UDP:
+        if (flow->datagram) {
+            return ngx_codeb_sip_stream_sendto(flow->sockaddr, flow->socklen,
+                                               data, len);
+        }
+
         n = flow->connection->send(flow->connection, data, len);
         return n == (ssize_t) len ? NGX_OK : NGX_ERROR;
 
@@ -276,6 +395,18 @@ ngx_codeb_sip_flow_token(ngx_codeb_sip_flow_t *flow, ngx_pool_t *pool,
         return NGX_OK;
     }
 
+    if (flow->transport == NGX_CODEB_SIP_UDP) {
+        token->data = ngx_pnalloc(pool, 4 + NGX_SOCKADDR_STRLEN);
+        if (token->data == NULL) {
+            return NGX_ERROR;
+        }
+
+        token->len = 4 + ngx_sock_ntop(flow->sockaddr, flow->socklen,
+                                       ngx_cpymem(token->data, "udp:", 4),
+                                       NGX_SOCKADDR_STRLEN, 1);
+        return NGX_OK;
+    }
+
     wid = ngx_codeb_worker_id();
 
     token->data = ngx_pnalloc(pool, wid->len + 1 + NGX_INT64_LEN);
@@ -314,9 +445,15 @@ ngx_codeb_sip_flow_find(uint64_t id)
 ngx_codeb_sip_flow_t *
 ngx_codeb_sip_flow_by_token(ngx_str_t *token, ngx_log_t *log)
 {
-    u_char      *slash;
-    ngx_int_t    id;
-    ngx_str_t   *wid, none = ngx_null_string;
+    u_char                *slash;
+    ngx_int_t              id;
+    ngx_str_t             *wid, none = ngx_null_string;
+    ngx_codeb_sip_flow_t  *flow;
+
+    flow = ngx_codeb_sip_flow_udp_token(token, log);
+    if (flow) {
+        return flow;
+    }
 
     wid = ngx_codeb_worker_id();
     slash = token->data + token->len;

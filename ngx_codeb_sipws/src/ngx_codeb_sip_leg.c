@@ -15,6 +15,8 @@
 
 static ngx_codeb_sip_leg_t *ngx_codeb_sip_leg_create(ngx_codeb_sip_call_t *call,
     ngx_str_t *binding);
+static ngx_int_t ngx_codeb_sip_leg_invite(ngx_codeb_sip_leg_t *leg,
+    ngx_str_t *sdp);
 static void ngx_codeb_sip_answer_reply(void *data,
     ngx_codeb_sip_ng_reply_t *reply);
 static void ngx_codeb_sip_leg_answered(ngx_codeb_sip_leg_t *leg, msg_t *rsp);
@@ -29,17 +31,39 @@ static ngx_int_t ngx_codeb_sip_rank(int status);
 
 /* ---- requests of ours ---- */
 
+/* our Contact on flow: "<sip:codeb@<host>;transport=<t>>" */
+char *
+ngx_codeb_sip_contact(ngx_codeb_sip_flow_t *flow, su_home_t *home)
+{
+    char const  *host;
+    static char *names[] = { "udp", "tcp", "tls", "ws", "wss" };
+
+    host = ngx_codeb_sip_flow_host(flow);
+    if (host == NULL) {
+        return NULL;
+    }
+
+    return su_sprintf(home, "<sip:codeb@%s;transport=%s>", host,
+                      names[flow->transport]);
+}
+
+
 msg_t *
 ngx_codeb_sip_leg_request(ngx_codeb_sip_leg_t *leg, sip_method_t method,
     char const *name, uint32_t cseq, char const *branch)
 {
-    char          *s;
+    char          *via, *contact;
     msg_t         *msg;
     sip_t         *sip;
     su_home_t     *home;
-    char const    *transport;
+    char const    *host;
 
     if (leg->target == NULL) {
+        return NULL;
+    }
+
+    host = ngx_codeb_sip_flow_host(leg->flow);
+    if (host == NULL) {
         return NULL;
     }
 
@@ -50,19 +74,23 @@ ngx_codeb_sip_leg_request(ngx_codeb_sip_leg_t *leg, sip_method_t method,
 
     sip = sip_object(msg);
     home = msg_home(msg);
-    transport = ngx_codeb_sip_transport_name(leg->flow->transport);
 
-    /* our host in Via and Contact: the party reaches us on its flow */
+    /* our sent-by: where the party reaches us (rport: RFC 3581) */
 
-    s = su_sprintf(home, "SIP/2.0/%s codeb.invalid;branch=%s", transport,
-                   branch);
+    via = su_sprintf(home, "SIP/2.0/%s %s;branch=%s%s",
+                     ngx_codeb_sip_transport_name(leg->flow->transport),
+                     host, branch,
+                     leg->flow->transport == NGX_CODEB_SIP_UDP ? ";rport"
+                                                              : "");
+    contact = (method == sip_method_invite)
+              ? ngx_codeb_sip_contact(leg->flow, home) : NULL;
 
     if (msg_header_insert(msg, (msg_pub_t *) sip, (msg_header_t *)
                           sip_request_create(home, method, name,
                                              (url_string_t *) leg->target,
                                              NULL)) < 0
-        || s == NULL
-        || sip_add_make(msg, sip, sip_via_class, s) < 0
+        || via == NULL
+        || sip_add_make(msg, sip, sip_via_class, via) < 0
         || sip_add_make(msg, sip, sip_max_forwards_class, "70") < 0
         || sip_add_make(msg, sip, sip_from_class,
                         su_sprintf(home, "<%s>;tag=%s", leg->local_uri,
@@ -76,13 +104,8 @@ ngx_codeb_sip_leg_request(ngx_codeb_sip_leg_t *leg, sip_method_t method,
         || sip_add_make(msg, sip, sip_cseq_class,
                         su_sprintf(home, "%u %s", cseq, name)) < 0
         || (method == sip_method_invite
-            && sip_add_make(msg, sip, sip_contact_class,
-                            su_sprintf(home,
-                                       "<sip:codeb@codeb.invalid;"
-                                       "transport=%s>",
-                                       leg->flow->transport
-                                       == NGX_CODEB_SIP_WSS ? "wss" : "ws"))
-               < 0))
+            && (contact == NULL
+                || sip_add_make(msg, sip, sip_contact_class, contact) < 0)))
     {
         msg_destroy(msg);
         return NULL;
@@ -108,8 +131,9 @@ ngx_codeb_sip_leg_send(ngx_codeb_sip_leg_t *leg, msg_t *msg)
 ngx_int_t
 ngx_codeb_sip_call_bindings(ngx_codeb_sip_call_t *call, redisReply *rep)
 {
-    size_t      i;
-    ngx_str_t  *b;
+    size_t        i;
+    ngx_str_t    *b;
+    ngx_array_t  *m;
 
     call->bindings = su_alloc(call->home, rep->elements * sizeof(ngx_str_t));
     if (call->bindings == NULL) {
@@ -132,6 +156,22 @@ ngx_codeb_sip_call_bindings(ngx_codeb_sip_call_t *call, redisReply *rep)
         ngx_memcpy(b->data, rep->element[i]->str, b->len);
     }
 
+    /*
+     * one media offer for every callee: WebRTC when a binding is a
+     * browser's (those ring), else plain RTP
+     */
+
+    call->b_plain = 1;
+
+    for (i = 0; i < call->nbindings; i++) {
+        if (ngx_codeb_json_object(ngx_codeb_scratch(), call->bindings[i].data,
+                                  call->bindings[i].len, &m) == NGX_OK
+            && !ngx_codeb_sip_binding_plain(m))
+        {
+            call->b_plain = 0;
+        }
+    }
+
     return NGX_OK;
 }
 
@@ -139,44 +179,22 @@ ngx_codeb_sip_call_bindings(ngx_codeb_sip_call_t *call, redisReply *rep)
 ngx_int_t
 ngx_codeb_sip_fork(ngx_codeb_sip_call_t *call, ngx_str_t *sdp)
 {
-    msg_t                *msg;
-    sip_t                *sip;
-    ngx_str_t            *b;
     ngx_uint_t            i, n;
     ngx_codeb_sip_leg_t  *leg;
 
-    b = call->bindings;
+    if (call->outbound) {
+        leg = ngx_codeb_sip_trunk_leg(call);
+        return (leg && ngx_codeb_sip_leg_invite(leg, sdp) == NGX_OK)
+               ? NGX_OK : NGX_DECLINED;
+    }
+
     n = 0;
 
     for (i = 0; i < call->nbindings; i++) {
-        leg = ngx_codeb_sip_leg_create(call, &b[i]);
-        if (leg == NULL) {
-            continue;
-        }
+        leg = ngx_codeb_sip_leg_create(call, &call->bindings[i]);
 
-        msg = ngx_codeb_sip_leg_request(leg, sip_method_invite, "INVITE",
-                                        leg->cseq, leg->branch);
-        if (msg == NULL) {
-            continue;
-        }
-
-        sip = sip_object(msg);
-
-        if (sip_add_make(msg, sip, sip_content_type_class, "application/sdp")
-            < 0
-            || msg_header_insert(msg, (msg_pub_t *) sip, (msg_header_t *)
-                                 sip_payload_create(msg_home(msg), sdp->data,
-                                                    sdp->len)) < 0)
-        {
-            msg_destroy(msg);
-            continue;
-        }
-
-        if (ngx_codeb_sip_leg_send(leg, msg) == NGX_OK) {
+        if (leg && ngx_codeb_sip_leg_invite(leg, sdp) == NGX_OK) {
             n++;
-
-        } else {
-            leg->state = NGX_CODEB_SIP_LEG_DONE;
         }
     }
 
@@ -184,13 +202,44 @@ ngx_codeb_sip_fork(ngx_codeb_sip_call_t *call, ngx_str_t *sdp)
 }
 
 
+/* our INVITE with the offer sdp on leg; NGX_ERROR: the leg is done */
+static ngx_int_t
+ngx_codeb_sip_leg_invite(ngx_codeb_sip_leg_t *leg, ngx_str_t *sdp)
+{
+    msg_t  *msg;
+    sip_t  *sip;
+
+    msg = ngx_codeb_sip_leg_request(leg, sip_method_invite, "INVITE",
+                                    leg->cseq, leg->branch);
+    if (msg == NULL) {
+        leg->state = NGX_CODEB_SIP_LEG_DONE;
+        return NGX_ERROR;
+    }
+
+    sip = sip_object(msg);
+
+    if (sip_add_make(msg, sip, sip_content_type_class, "application/sdp") < 0
+        || msg_header_insert(msg, (msg_pub_t *) sip, (msg_header_t *)
+                             sip_payload_create(msg_home(msg), sdp->data,
+                                                sdp->len)) < 0
+        || ngx_codeb_sip_leg_send(leg, msg) != NGX_OK)
+    {
+        leg->state = NGX_CODEB_SIP_LEG_DONE;
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
 /* a callee leg for one binding (JSON); NULL when it cannot be reached */
 static ngx_codeb_sip_leg_t *
 ngx_codeb_sip_leg_create(ngx_codeb_sip_call_t *call, ngx_str_t *binding)
 {
+    char                     *uri;
     int64_t                   expires;
-    su_home_t                *home;
     ngx_array_t              *m;
+    ngx_codeb_sip_flow_t     *flow;
     ngx_codeb_sip_leg_t      *leg;
     ngx_codeb_json_member_t  *jc, *jf;
 
@@ -206,34 +255,88 @@ ngx_codeb_sip_leg_create(ngx_codeb_sip_call_t *call, ngx_str_t *binding)
         return NULL;
     }
 
+    if (ngx_codeb_sip_binding_plain(m) != call->b_plain) {
+        /* the media offer was made for the other kind of phone */
+        ngx_log_error(NGX_LOG_INFO, call->log, 0,
+                      "codeb sip: a %s binding of \"%s\" not rung in this "
+                      "call", call->b_plain ? "WebRTC" : "plain RTP",
+                      call->callee);
+        return NULL;
+    }
+
+    flow = ngx_codeb_sip_flow_by_token(&jf->str, call->log);
+    if (flow == NULL) {
+        return NULL;
+    }
+
+    uri = su_sprintf(call->home, "sip:%s@%.*s", call->callee,
+                     (int) call->sip->realm.len, call->sip->realm.data);
+
+    leg = ngx_codeb_sip_leg_new(call, flow,
+                                flow->remote.len != 0 || flow->datagram,
+                                uri, (char *) jc->str.data);
+
+    if (leg && flow->remote.len) {
+        /* the callee's connection is another worker's: hear when it goes */
+        ngx_codeb_sip_flow_watch(flow, leg->call_id);
+    }
+
+    return leg;
+}
+
+
+/* 1 when the binding (its JSON members m) speaks plain RTP, not WebRTC */
+ngx_uint_t
+ngx_codeb_sip_binding_plain(ngx_array_t *m)
+{
+    ngx_codeb_json_member_t  *jt;
+
+    jt = ngx_codeb_json_get_type(m, "transport", NGX_CODEB_JSON_STRING);
+
+    return jt && !(jt->str.len >= 2
+                   && ngx_strncmp(jt->str.data, "WS", 2) == 0);
+}
+
+
+/*
+ * A callee leg of call on flow, to remote_uri at target (a Contact);
+ * own: the leg frees flow, else holds it.  NULL: no memory, flow let go
+ */
+ngx_codeb_sip_leg_t *
+ngx_codeb_sip_leg_new(ngx_codeb_sip_call_t *call, ngx_codeb_sip_flow_t *flow,
+    ngx_uint_t own, char const *remote_uri, char const *target)
+{
+    su_home_t            *home;
+    ngx_codeb_sip_leg_t  *leg;
+
     home = call->home;
 
     leg = su_zalloc(home, sizeof(ngx_codeb_sip_leg_t));
     if (leg == NULL) {
+        if (own) {
+            ngx_codeb_sip_flow_close(flow);
+        }
+
         return NULL;
     }
 
     leg->call = call;
-    leg->flow = ngx_codeb_sip_flow_by_token(&jf->str, call->log);
-    if (leg->flow == NULL) {
-        return NULL;
-    }
+    leg->flow = flow;
+    leg->own_flow = own;
 
-    leg->own_flow = (leg->flow->remote.len != 0);
-    if (!leg->own_flow) {
-        ngx_codeb_sip_flow_hold(leg->flow);
+    if (!own) {
+        ngx_codeb_sip_flow_hold(flow);
     }
 
     leg->call_id = ngx_codeb_sip_make_id(home, "", 12);
     leg->local_tag = ngx_codeb_sip_make_id(home, "", 4);
     leg->branch = ngx_codeb_sip_make_id(home, "z9hG4bK", 8);
     leg->local_uri = call->a.remote_uri;
-    leg->remote_uri = su_sprintf(home, "sip:%s@%.*s", call->callee,
-                                 (int) call->sip->realm.len,
-                                 call->sip->realm.data);
-    leg->target = url_make(home, (char *) jc->str.data);
+    leg->remote_uri = remote_uri;
+    leg->target = target ? url_make(home, target) : NULL;
     leg->cseq = 1;
 
+    /* in the call's list from now on: freed with it, flow included */
     ngx_queue_insert_tail(&call->b, &leg->queue);
 
     if (leg->call_id == NULL || leg->local_tag == NULL || leg->branch == NULL
@@ -244,11 +347,6 @@ ngx_codeb_sip_leg_create(ngx_codeb_sip_call_t *call, ngx_str_t *binding)
     }
 
     ngx_codeb_sip_leg_link(leg);
-
-    if (leg->own_flow) {
-        /* the callee's connection is another worker's: hear when it goes */
-        ngx_codeb_sip_flow_watch(leg->flow, leg->call_id);
-    }
 
     return leg;
 }
@@ -276,47 +374,6 @@ ngx_codeb_sip_cancel_others(ngx_codeb_sip_call_t *call,
                    ngx_codeb_sip_leg_request(leg, sip_method_cancel, "CANCEL",
                                              leg->cseq, leg->branch));
     }
-}
-
-
-/* ---- the media ---- */
-
-ngx_int_t
-ngx_codeb_sip_media(ngx_codeb_sip_call_t *call, char *command, ngx_str_t *sdp,
-    ngx_codeb_sip_ng_pt handler)
-{
-    u_char            buf[NGX_CODEB_SIP_MAX_MESSAGE + 1024];
-    ngx_codeb_benc_t  b;
-
-    ngx_codeb_benc_init(&b, buf, sizeof(buf));
-
-    ngx_codeb_benc_open(&b, 'd');
-    ngx_codeb_benc_cstr(&b, "command");
-    ngx_codeb_benc_cstr(&b, command);
-    ngx_codeb_benc_cstr(&b, "call-id");
-    ngx_codeb_benc_cstr(&b, (char *) call->a.call_id);
-    ngx_codeb_benc_cstr(&b, "from-tag");
-    ngx_codeb_benc_cstr(&b, (char *) call->a.remote_tag);
-
-    if (ngx_strcmp(command, "answer") == 0) {
-        ngx_codeb_benc_cstr(&b, "to-tag");
-        ngx_codeb_benc_cstr(&b, (char *) call->a.local_tag);
-    }
-
-    if (sdp) {
-        ngx_codeb_benc_cstr(&b, "sdp");
-        ngx_codeb_benc_str(&b, sdp->data, sdp->len);
-        ngx_codeb_benc_cstr(&b, "replace");
-        ngx_codeb_benc_open(&b, 'l');
-        ngx_codeb_benc_cstr(&b, "origin");
-        ngx_codeb_benc_close(&b);
-    }
-
-    ngx_codeb_benc_close(&b);
-
-    call->ng = ngx_codeb_sip_ng_request(&b, handler, call, call->log);
-
-    return (call->ng || handler == NULL) ? NGX_OK : NGX_ERROR;
 }
 
 
@@ -352,9 +409,7 @@ ngx_codeb_sip_answer_reply(void *data, ngx_codeb_sip_ng_reply_t *reply)
     rs = sip_object(rsp);
 
     if (sip_add_make(rsp, rs, sip_contact_class,
-                     call->a.flow->transport == NGX_CODEB_SIP_WSS
-                     ? "<sip:codeb@codeb.invalid;transport=wss>"
-                     : "<sip:codeb@codeb.invalid;transport=ws>") < 0
+                     ngx_codeb_sip_contact(call->a.flow, msg_home(rsp))) < 0
         || sip_add_make(rsp, rs, sip_content_type_class, "application/sdp")
            < 0
         || msg_header_insert(rsp, (msg_pub_t *) rs, (msg_header_t *)

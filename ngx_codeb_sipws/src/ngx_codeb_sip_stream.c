@@ -21,12 +21,32 @@ typedef struct {
 } ngx_codeb_sip_stream_srv_conf_t;
 
 
+/* a UDP listener of a codeb_sip server */
+typedef struct {
+    struct sockaddr            *sockaddr;
+    socklen_t                   socklen;
+    in_port_t                   port;
+    ngx_uint_t                  wildcard;
+    ngx_socket_t                fd;          /* this worker's socket */
+} ngx_codeb_sip_udp_listen_t;
+
+
+typedef struct {
+    ngx_array_t                 udp;         /* ngx_codeb_sip_udp_listen_t */
+} ngx_codeb_sip_stream_main_conf_t;
+
+
 static void ngx_codeb_sip_stream_handler(ngx_stream_session_t *s);
 static void ngx_codeb_sip_stream_read(ngx_event_t *rev);
 static void ngx_codeb_sip_stream_write(ngx_event_t *wev);
 static ngx_int_t ngx_codeb_sip_stream_frames(ngx_codeb_sip_flow_t *flow);
 static ngx_int_t ngx_codeb_sip_stream_length(u_char *p, u_char *end);
 static void ngx_codeb_sip_stream_done(ngx_codeb_sip_flow_t *flow);
+static ngx_codeb_sip_udp_listen_t *ngx_codeb_sip_stream_udp(
+    struct sockaddr *to);
+static ngx_int_t ngx_codeb_sip_stream_init(ngx_conf_t *cf);
+static ngx_int_t ngx_codeb_sip_stream_init_process(ngx_cycle_t *cycle);
+static void *ngx_codeb_sip_stream_create_main_conf(ngx_conf_t *cf);
 static void *ngx_codeb_sip_stream_create_srv_conf(ngx_conf_t *cf);
 static char *ngx_codeb_sip_stream(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -48,9 +68,9 @@ static ngx_command_t  ngx_codeb_sip_stream_commands[] = {
 
 static ngx_stream_module_t  ngx_codeb_sip_stream_module_ctx = {
     NULL,                                  /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_codeb_sip_stream_init,             /* postconfiguration */
 
-    NULL,                                  /* create main configuration */
+    ngx_codeb_sip_stream_create_main_conf, /* create main configuration */
     NULL,                                  /* init main configuration */
 
     ngx_codeb_sip_stream_create_srv_conf,  /* create server configuration */
@@ -65,7 +85,7 @@ ngx_module_t  ngx_codeb_sip_stream_module = {
     NGX_STREAM_MODULE,                     /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_codeb_sip_stream_init_process,     /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
     NULL,                                  /* exit process */
@@ -459,6 +479,212 @@ ngx_codeb_sip_stream_done(ngx_codeb_sip_flow_t *flow)
     ngx_codeb_sip_flow_close(flow);
 
     ngx_stream_finalize_session(s, NGX_STREAM_OK);
+}
+
+
+/*
+ * Sends a datagram to "to" from this worker's UDP listener of a codeb_sip
+ * server (so that answers come back to it): the one of the same address
+ * family, the first configured.  NGX_ERROR: no such listener, or sendto()
+ * failed (logged)
+ */
+ngx_int_t
+ngx_codeb_sip_stream_sendto(struct sockaddr *to, socklen_t tolen,
+    u_char *data, size_t len)
+{
+    ssize_t                      n;
+    ngx_codeb_sip_udp_listen_t  *u;
+
+    u = ngx_codeb_sip_stream_udp(to);
+    if (u == NULL) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "codeb sip: no UDP listener with codeb_sip to send "
+                      "from");
+        return NGX_ERROR;
+    }
+
+    n = sendto(u->fd, data, len, 0, to, tolen);
+
+    if (n != (ssize_t) len) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, ngx_socket_errno,
+                      "codeb sip: sendto() failed");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * "<address>:<port>" (IPv6 in brackets) under which "to" reaches the UDP
+ * listener that ngx_codeb_sip_stream_sendto() sends from; for a wildcard
+ * listener the address is the one the kernel routes to "to" from
+ * (connect() of a UDP socket sends nothing).  NGX_ERROR: none
+ */
+ngx_int_t
+ngx_codeb_sip_stream_local(struct sockaddr *to, socklen_t tolen,
+    ngx_str_t *host, size_t size)
+{
+    ngx_socket_t                 s;
+    ngx_sockaddr_t               sa;
+    socklen_t                    len;
+    ngx_codeb_sip_udp_listen_t  *u;
+
+    u = ngx_codeb_sip_stream_udp(to);
+    if (u == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = u->socklen;
+    ngx_memcpy(&sa, u->sockaddr, len);
+
+    if (u->wildcard) {
+        s = ngx_socket(to->sa_family, SOCK_DGRAM, 0);
+        if (s == (ngx_socket_t) -1) {
+            return NGX_ERROR;
+        }
+
+        len = sizeof(ngx_sockaddr_t);
+
+        if (connect(s, to, tolen) == -1
+            || getsockname(s, &sa.sockaddr, &len) == -1)
+        {
+            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, ngx_socket_errno,
+                          "codeb sip: no local address towards a peer");
+            (void) ngx_close_socket(s);
+            return NGX_ERROR;
+        }
+
+        (void) ngx_close_socket(s);
+        ngx_inet_set_port(&sa.sockaddr, u->port);
+    }
+
+    host->len = ngx_sock_ntop(&sa.sockaddr, len, host->data, size, 1);
+
+    return host->len ? NGX_OK : NGX_ERROR;
+}
+
+
+static ngx_codeb_sip_udp_listen_t *
+ngx_codeb_sip_stream_udp(struct sockaddr *to)
+{
+    ngx_uint_t                         i;
+    ngx_codeb_sip_udp_listen_t        *u;
+    ngx_codeb_sip_stream_main_conf_t  *smcf;
+
+    smcf = ngx_stream_cycle_get_module_main_conf(ngx_cycle,
+                                                 ngx_codeb_sip_stream_module);
+    if (smcf == NULL) {
+        return NULL;
+    }
+
+    u = smcf->udp.elts;
+
+    for (i = 0; i < smcf->udp.nelts; i++) {
+        if (u[i].fd != (ngx_socket_t) -1
+            && u[i].sockaddr->sa_family == to->sa_family)
+        {
+            return &u[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+/* the UDP listeners of codeb_sip servers (all servers are read now) */
+static ngx_int_t
+ngx_codeb_sip_stream_init(ngx_conf_t *cf)
+{
+    ngx_uint_t                         i;
+    ngx_stream_listen_t               *ls;
+    ngx_codeb_sip_udp_listen_t        *u;
+    ngx_stream_core_main_conf_t       *cmcf;
+    ngx_codeb_sip_stream_srv_conf_t   *sscf;
+    ngx_codeb_sip_stream_main_conf_t  *smcf;
+
+    cmcf = ngx_stream_conf_get_module_main_conf(cf, ngx_stream_core_module);
+    smcf = ngx_stream_conf_get_module_main_conf(cf,
+                                                ngx_codeb_sip_stream_module);
+    ls = cmcf->listen.elts;
+
+    for (i = 0; i < cmcf->listen.nelts; i++) {
+        sscf = ls[i].ctx->srv_conf[ngx_codeb_sip_stream_module.ctx_index];
+
+        if (!sscf->enable || ls[i].type != SOCK_DGRAM) {
+            continue;
+        }
+
+        u = ngx_array_push(&smcf->udp);
+        if (u == NULL) {
+            return NGX_ERROR;
+        }
+
+        u->sockaddr = ls[i].sockaddr;
+        u->socklen = ls[i].socklen;
+        u->port = ngx_inet_get_port(ls[i].sockaddr);
+        u->wildcard = ls[i].wildcard;
+        u->fd = (ngx_socket_t) -1;
+    }
+
+    return NGX_OK;
+}
+
+
+/* this worker's socket of each UDP listener (reuseport: its own copy) */
+static ngx_int_t
+ngx_codeb_sip_stream_init_process(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                         i, j;
+    ngx_listening_t                   *ls;
+    ngx_codeb_sip_udp_listen_t        *u;
+    ngx_codeb_sip_stream_main_conf_t  *smcf;
+
+    smcf = ngx_stream_cycle_get_module_main_conf(cycle,
+                                                 ngx_codeb_sip_stream_module);
+    if (smcf == NULL) {
+        return NGX_OK;
+    }
+
+    u = smcf->udp.elts;
+    ls = cycle->listening.elts;
+
+    for (i = 0; i < smcf->udp.nelts; i++) {
+        for (j = 0; j < cycle->listening.nelts; j++) {
+            if (ls[j].type == SOCK_DGRAM && ls[j].fd != (ngx_socket_t) -1
+                && (!ls[j].reuseport || ls[j].worker == ngx_worker)
+                && ngx_cmp_sockaddr(ls[j].sockaddr, ls[j].socklen,
+                                    u[i].sockaddr, u[i].socklen, 1)
+                   == NGX_OK)
+            {
+                u[i].fd = ls[j].fd;
+                break;
+            }
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_codeb_sip_stream_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_codeb_sip_stream_main_conf_t  *smcf;
+
+    smcf = ngx_pcalloc(cf->pool, sizeof(ngx_codeb_sip_stream_main_conf_t));
+    if (smcf == NULL) {
+        return NULL;
+    }
+
+    if (ngx_array_init(&smcf->udp, cf->pool, 2,
+                       sizeof(ngx_codeb_sip_udp_listen_t))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    return smcf;
 }
 
 

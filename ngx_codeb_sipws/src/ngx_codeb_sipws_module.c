@@ -101,6 +101,14 @@ static ngx_command_t  ngx_codeb_sipws_commands[] = {
       0,
       NULL },
 
+    /* codeb_sip_trunk name host=... [...]; a trunk (_trunk.c) */
+    { ngx_string("codeb_sip_trunk"),
+      NGX_HTTP_SRV_CONF|NGX_CONF_2MORE,
+      ngx_codeb_sip_trunk_conf,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
     /* codeb_sip_expires min default max; registration lifetimes (s) */
     { ngx_string("codeb_sip_expires"),
       NGX_HTTP_SRV_CONF|NGX_CONF_TAKE3,
@@ -324,8 +332,8 @@ ngx_codeb_sipws_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
         conf->realm = t->name;
     }
 
-    if (conf->users == NULL && conf->acl == NULL && conf->realm.data
-        == t->name.data)
+    if (conf->users == NULL && conf->acl == NULL && conf->trunks == NULL
+        && conf->realm.data == t->name.data)
     {
         /* a tenant without SIP settings: no SIP here */
         return NGX_CONF_OK;
@@ -697,6 +705,10 @@ ngx_codeb_sipws_init_process(ngx_cycle_t *cycle)
     }
 
     ngx_codeb_sip_call_init_process();
+
+    if (ngx_codeb_sip_trunks_init_process(smcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     return ngx_codeb_sip_ng_init_process(cycle, smcf->media);
 }
