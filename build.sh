@@ -49,15 +49,48 @@ deps() {
     if [ ! -d "$ROOT/node_modules/playwright-core" ] \
         || [ ! -d "$ROOT/node_modules/ws" ] \
         || [ ! -d "$ROOT/node_modules/jssip" ] \
-        || [ ! -d "$ROOT/node_modules/sip.js" ]; then
+        || [ ! -d "$ROOT/node_modules/sip.js" ] \
+        || [ ! -d "$ROOT/node_modules/esbuild" ]; then
         log "installing npm packages"
         (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error)
     fi
 }
 
+# The softphone pages (html/phone-*.html) load JsSIP and SIP.js from
+# html/vendor/ (git-ignored): JsSIP 3.13 ships no browser bundle and SIP.js
+# only ES modules, so esbuild (npm) bundles each from node_modules into one
+# minified script that defines one global (JsSIP, SIP).  Written by rename,
+# so nginx never serves half a file.
+bundle_browser_libs() {
+    local esbuild=$ROOT/node_modules/.bin/esbuild out=$ROOT/html/vendor
+    if [ ! -x "$esbuild" ]; then
+        echo "esbuild is missing (node_modules/.bin/esbuild): run ./build.sh deps" >&2
+        exit 1
+    fi
+    mkdir -p "$out"
+    log "bundling JsSIP and SIP.js into html/vendor/"
+    bundle_lib jssip lib/JsSIP.js JsSIP jssip.min.js
+    bundle_lib sip.js lib/index.js SIP sip.min.js
+}
+
+# bundle_lib <npm package> <entry in it> <global name> <file in html/vendor>
+bundle_lib() {
+    local pkg=$ROOT/node_modules/$1 out=$ROOT/html/vendor ver
+    ver=$(node -p "require('$pkg/package.json').version")
+    "$ROOT/node_modules/.bin/esbuild" "$pkg/$2" --bundle --minify --format=iife \
+        --global-name="$3" --platform=browser --target=es2020 --log-level=warning \
+        --banner:js="/* $1 $ver (MIT, see $4.LICENSE.txt), bundled by build.sh with esbuild */" \
+        --outfile="$out/.$4.new" || exit 1
+    mv -f "$out/.$4.new" "$out/$4"
+    cp "$pkg/LICENSE.md" "$out/.$4.LICENSE.txt.new" && mv -f "$out/.$4.LICENSE.txt.new" "$out/$4.LICENSE.txt"
+}
+
 build() {
     local src=$BUILD/nginx-src stamp cflags
     mkdir -p "$BUILD/modules"
+    # one build at a time in a tree (parallel test runs, editors)
+    exec 9>"$BUILD/.build.lock"
+    flock 9
     # configure again only when the module config scripts or nginx changed
     stamp=$( (nginx -v 2>&1; echo "$BUILD"; cat "$ROOT"/ngx_codeb_*/config) | sha1sum | cut -c1-40)
     if [ ! -f "$src/.codeb-stamp" ] || [ "$(cat "$src/.codeb-stamp")" != "$stamp" ]; then
@@ -104,6 +137,8 @@ build() {
     make -s -C "$ROOT/media-daemon" O="$BUILD/mediad" ${CODEB_CFLAGS:+CFLAGS="-O1 -g $CODEB_CFLAGS"} \
         ${CODEB_LDFLAGS:+LDFLAGS="$CODEB_LDFLAGS"} >"$BUILD/mediad.log" 2>&1 \
         || { cat "$BUILD/mediad.log"; exit 1; }
+    bundle_browser_libs
+    exec 9>&-
 }
 
 start_redis() {
