@@ -123,15 +123,16 @@ ngx_codeb_sip_via_received(ngx_codeb_sip_flow_t *flow, msg_t *msg)
 
 
 /*
- * The tenant of a request: the server{} of a WebSocket, else the one
- * whose realm or name is the Request-URI's host
+ * The tenant of a request: the server{} of a WebSocket, the tenant of a
+ * TCP connection's first request, else the one whose realm or name is the
+ * Request-URI's host
  */
 static ngx_codeb_sip_srv_conf_t *
 ngx_codeb_sip_tenant(ngx_codeb_sip_flow_t *flow, sip_t *sip)
 {
     ngx_str_t  host;
 
-    if (flow->sip) {
+    if (flow->sip && flow->transport != NGX_CODEB_SIP_UDP) {
         return flow->sip;
     }
 
@@ -240,18 +241,17 @@ ngx_codeb_sip_request(ngx_codeb_sip_flow_t *flow, msg_t *msg)
         return;
     }
 
-    if (flow->sip == NULL && flow->transport != NGX_CODEB_SIP_UDP) {
-        /* a TCP connection belongs to the tenant of its first request */
+    if (flow->sip == NULL || flow->transport == NGX_CODEB_SIP_UDP) {
+        /*
+         * a TCP connection belongs to the tenant of its first request; a
+         * UDP peer to the tenant of the request at hand
+         */
         flow->sip = tenant;
     }
 
     switch (method) {
 
     case sip_method_register:
-        if (flow->sip == NULL) {
-            flow->sip = tenant;
-        }
-
         ngx_codeb_sip_register(flow, msg);
         return;
 

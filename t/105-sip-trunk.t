@@ -1,0 +1,223 @@
+# Trunk calls (docs/sip.md "Trunks") through the back-to-back user agent
+# and a real codeb-mediad: a UDP peer on the trunk's address plays the
+# carrier.  Inbound: an INVITE from the trunk rings the user the inbound
+# routes name, with WebRTC SDP towards the browser and plain RTP towards
+# the trunk; outbound: a user's call to +E.164 goes to the trunk with plain
+# RTP and G.711; CANCEL from the trunk reaches the browser's leg; a DID
+# without route is 404; a phone on another port of the trunk's host is
+# not the trunk (407).
+use lib 't/lib';
+use Test::CodeB;
+use CodeB::SIP;
+
+start_mediad();
+
+$ENV{TEST_NGINX_TRUNK_PORT} = ($ENV{TEST_NGINX_PORT} || 1984) + 71;
+
+$ENV{TEST_NGINX_SIP_CONF} = <<'EOF';
+codeb_tenant localhost;
+codeb_sip_user alice password=alice-demo-pass;
+codeb_sip_user bob password=bob-demo-pass;
+codeb_sip_trunk carrier host=127.0.0.1:$TEST_NGINX_TRUNK_PORT prefix=+,00;
+codeb_inbound_route did=+4930111 from=* user=bob;
+codeb_inbound_route did=+4930222 from=* user=alice;
+location = /sip { codeb_sip_ws; }
+EOF
+
+$ENV{TEST_NGINX_SIP_STREAM} = <<'EOF';
+server { listen 127.0.0.1:$TEST_NGINX_STREAM_PORT udp; codeb_sip; }
+EOF
+
+my $tp = $ENV{TEST_NGINX_TRUNK_PORT};
+
+# a request of the carrier (the trunk) to us
+sub main::carrier {
+    my ($method, $did, $cid, $branch, $cseq, $to_tag, $body, $host) = @_;
+    my $sp = $ENV{TEST_NGINX_STREAM_PORT};
+    my $to = "<sip:$did\@127.0.0.1>" . ($to_tag ? ";tag=$to_tag" : '');
+    my $ct = $body ? "\nContent-Type: application/sdp" : '';
+    $host //= "127.0.0.1:$sp";
+    return sip("$method sip:$did\@$host SIP/2.0\n"
+               . "Via: SIP/2.0/UDP 127.0.0.1:$tp;branch=$branch;rport\n"
+               . "From: <sip:+4917012345\@carrier.test>;tag=carrier1\n"
+               . "To: $to\nCall-ID: $cid\nCSeq: $cseq $method\n"
+               . "Max-Forwards: 70\nContact: <sip:carrier\@127.0.0.1:$tp>$ct",
+               $body);
+}
+
+# the carrier's answer to the INVITE it got
+sub main::carrier_answer {
+    my ($inv, $status, $body) = @_;
+    my $r = answer($inv, $status, $body);
+    $r =~ s/<sip:bob\@bob\.invalid;transport=ws>/<sip:carrier\@127.0.0.1:$tp>/;
+    return $r;
+}
+
+# an in-dialog request from the browser to us (the 200's Contact)
+sub main::browser {
+    my ($method, $cid, $tag, $cseq) = @_;
+    return sip("$method sip:codeb\@codeb.invalid;transport=ws SIP/2.0\n"
+               . "Via: SIP/2.0/WS alice.invalid;branch=z9hG4bK$method$cseq\n"
+               . "From: <sip:alice\@localhost>;tag=ft1\n"
+               . "To: <sip:+4930999\@localhost>;tag=$tag\n"
+               . "Call-ID: $cid\nCSeq: $cseq $method\nMax-Forwards: 70");
+}
+
+our @INBOUND = (
+    "udp T \$TEST_NGINX_STREAM_PORT bind=$tp",
+    'open A /sip proto=sip',
+    reg_cmds('A', 'alice'),
+    "set_eval INV main::carrier('INVITE', '+4930222', 'tr-1', 'z9hG4bKt1', 1, '', main::sdp_plain(40000))",
+    'udp_send T ${INV}',
+    'udp_recv T ^SIP/2\.0 100 Trying\r\n',
+    'udp_recv T ^SIP/2\.0 180 Ringing\r\n',
+    # the browser gets WebRTC: ICE-Lite, DTLS, RTCP mux
+    'recv A (?s)^INVITE sip:alice@alice\.invalid;transport=ws SIP/2\.0\r\n(?=.*a=ice-lite\r\n)(?=.*a=fingerprint:sha-256 )(?=.*a=rtcp-mux\r\n).*From: <sip:\+4917012345@carrier\.test>;tag=cb.*m=audio \d+ UDP/TLS/RTP/SAVPF ',
+    'capture A AINV (?s)^(.*)$',
+    'capture A CIDA ^INVITE (?s:.*?)\r\nCall-ID: ([^\r]+)\r\n',
+    'set_eval R200 main::answer(q{${AINV}}, 200, main::sdp(q{bbbb}))',
+    'send_esc A ${R200}',
+    'recv A ^ACK sip:bob@bob\.invalid;transport=ws SIP/2\.0\r\n',
+    # the trunk gets plain RTP from our address, our Contact on UDP
+    "udp_recv T (?s)^SIP/2\\.0 200 OK\\r\\n(?!.*a=ice)(?!.*a=fingerprint).*CSeq: 1 INVITE\\r\\n.*Contact: <sip:codeb\@127\\.0\\.0\\.1:\$TEST_NGINX_STREAM_PORT;transport=udp>\\r\\n.*c=IN IP4 127\\.0\\.0\\.1\\r\\n.*m=audio \\d+ RTP/AVP ",
+    'capture T TAG ^SIP/2\.0 200 OK\r\n(?s:.*?)To: <sip:\+4930222@127\.0\.0\.1>;tag=(cb[0-9a-f]+-[0-9a-f]+)\r\n',
+    "set_eval ACK main::carrier('ACK', '+4930222', 'tr-1', 'z9hG4bKt1a', 1, '\${TAG}')",
+    'udp_send T ${ACK}',
+    'no_recv A 200',
+    # the carrier hangs up
+    "set_eval BYE main::carrier('BYE', '+4930222', 'tr-1', 'z9hG4bKt1b', 2, '\${TAG}')",
+    'udp_send T ${BYE}',
+    'udp_recv T ^SIP/2\.0 200 OK\r\n(?s:.*)CSeq: 2 BYE\r\n',
+    # to the Contact of the browser's 200
+    'recv A (?s)^BYE sip:bob@bob\.invalid;transport=ws SIP/2\.0\r\n.*Call-ID: ${CIDA}\r\n',
+    'close A',
+);
+
+our @OUTBOUND = (
+    "udp T 0 bind=$tp",
+    'open A /sip proto=sip',
+    reg_cmds('A', 'alice'),
+    inv_cmds('out-1', '+4930999'),
+    'recv A ^SIP/2\.0 180 Ringing\r\n',
+    'capture A TAGA ^SIP/2\.0 180 Ringing\r\n(?s:.*?)To: <sip:\+4930999@localhost>;tag=(cb[0-9a-f]+-[0-9a-f]+)\r\n',
+    # the trunk gets plain RTP and G.711, no Opus, no ICE, no DTLS
+    "udp_recv T (?s)^INVITE sip:\\+4930999\@127\\.0\\.0\\.1 SIP/2\\.0\\r\\nVia: SIP/2\\.0/UDP 127\\.0\\.0\\.1:\$TEST_NGINX_STREAM_PORT;branch=z9hG4bKcb[0-9a-f]+-[0-9a-f]+;rport\\r\\n(?!.*a=ice)(?!.*opus)(?!.*a=fingerprint).*From: <sip:alice\@127\\.0\\.0\\.1>;tag=cb.*To: <sip:\\+4930999\@127\\.0\\.0\\.1>\\r\\n.*Contact: <sip:codeb\@127\\.0\\.0\\.1:\$TEST_NGINX_STREAM_PORT;transport=udp>\\r\\n.*m=audio \\d+ RTP/AVP [0-9 ]*\\b0\\b.*a=rtpmap:8 PCMA/8000",
+    'capture T TINV (?s)^(.*)$',
+    'set_eval T180 main::carrier_answer(q{${TINV}}, 180)',
+    'udp_reply T ${T180}',
+    'no_recv A 200',
+    'set_eval T200 main::carrier_answer(q{${TINV}}, 200, main::sdp_plain(40002))',
+    'udp_reply T ${T200}',
+    'udp_recv T ^ACK sip:carrier@127\.0\.0\.1:' . $tp . ' SIP/2\.0\r\n',
+    # the browser gets WebRTC back
+    'recv A (?s)^SIP/2\.0 200 OK\r\n(?=.*a=ice-lite\r\n)(?=.*a=fingerprint:sha-256 ).*CSeq: 2 INVITE\r\n.*m=audio \d+ UDP/TLS/RTP/SAVPF ',
+    "set_eval ACK main::browser('ACK', 'out-1', '\${TAGA}', 2)",
+    'send_esc A ${ACK}',
+    "set_eval BYE main::browser('BYE', 'out-1', '\${TAGA}', 3)",
+    'send_esc A ${BYE}',
+    'recv A ^SIP/2\.0 200 OK\r\n(?s:.*)CSeq: 3 BYE\r\n',
+    'udp_recv T ^BYE sip:carrier@127\.0\.0\.1:' . $tp . ' SIP/2\.0\r\n',
+    'capture T TBYE (?s)^(.*)$',
+    'set_eval TBYE200 main::carrier_answer(q{${TBYE}}, 200)',
+    'udp_reply T ${TBYE200}',
+    'close A',
+);
+
+our @CANCEL = (
+    "udp T \$TEST_NGINX_STREAM_PORT bind=$tp",
+    'open A /sip proto=sip',
+    reg_cmds('A', 'alice'),
+    "set_eval INV main::carrier('INVITE', '+4930222', 'tr-2', 'z9hG4bKt2', 1, '', main::sdp_plain(40000))",
+    'udp_send T ${INV}',
+    'udp_recv T ^SIP/2\.0 100 Trying\r\n',
+    'udp_recv T ^SIP/2\.0 180 Ringing\r\n',
+    'recv A ^INVITE ',
+    'capture A BR ^INVITE [^\r]*\r\nVia: [^\r]*;branch=([^;\r]+)',
+    "set_eval CAN main::carrier('CANCEL', '+4930222', 'tr-2', 'z9hG4bKt2', 1)",
+    'udp_send T ${CAN}',
+    'udp_recv T ^SIP/2\.0 200 OK\r\n(?s:.*)CSeq: 1 CANCEL\r\n',
+    'udp_recv T ^SIP/2\.0 487 Request Terminated\r\n(?s:.*)CSeq: 1 INVITE\r\n',
+    'recv A ^CANCEL sip:alice@alice\.invalid;transport=ws SIP/2\.0\r\nVia: SIP/2\.0/WS codeb\.invalid;branch=${BR}\r\n',
+    'close A',
+);
+
+our @NOROUTE = (
+    "udp T \$TEST_NGINX_STREAM_PORT bind=$tp",
+    "set_eval INV main::carrier('INVITE', '+4930333', 'tr-3', 'z9hG4bKt3', 1, '', main::sdp_plain(40000))",
+    'udp_send T ${INV}',
+    'udp_recv T ^SIP/2\.0 100 Trying\r\n',
+    'udp_recv T ^SIP/2\.0 404 Not Found\r\n',
+);
+
+# the same INVITE to the tenant from another port of the trunk's host: a
+# phone, asked for digest
+our @NOTTRUNK = (
+    "udp P \$TEST_NGINX_STREAM_PORT",
+    "set_eval INV main::carrier('INVITE', '+4930222', 'tr-4', 'z9hG4bKt4', 1, '', main::sdp_plain(40000), 'localhost')",
+    'udp_send P ${INV}',
+    'udp_recv P ^SIP/2\.0 100 Trying\r\n',
+    'udp_recv P ^SIP/2\.0 407 ',
+);
+
+run_tests();
+done_testing();
+
+__DATA__
+
+=== TEST 1: an INVITE from the trunk rings the routed user: WebRTC to the browser, plain RTP back, BYE from the carrier
+--- config eval
+$ENV{TEST_NGINX_SIP_CONF}
+--- http_config
+codeb_sip_media 127.0.0.1:$TEST_NGINX_NG_PORT;
+--- stream_config eval
+$ENV{TEST_NGINX_SIP_STREAM}
+--- ws eval
+\@main::INBOUND
+
+
+
+=== TEST 2: alice calls +4930999: out through the trunk with plain RTP and G.711, 200 back with WebRTC, BYE from alice
+--- config eval
+$ENV{TEST_NGINX_SIP_CONF}
+--- http_config
+codeb_sip_media 127.0.0.1:$TEST_NGINX_NG_PORT;
+--- stream_config eval
+$ENV{TEST_NGINX_SIP_STREAM}
+--- ws eval
+\@main::OUTBOUND
+
+
+
+=== TEST 3: the carrier cancels while the browser rings: 200, 487, CANCEL with the INVITE's branch to the browser
+--- config eval
+$ENV{TEST_NGINX_SIP_CONF}
+--- http_config
+codeb_sip_media 127.0.0.1:$TEST_NGINX_NG_PORT;
+--- stream_config eval
+$ENV{TEST_NGINX_SIP_STREAM}
+--- ws eval
+\@main::CANCEL
+
+
+
+=== TEST 4: a DID without inbound route: 404
+--- config eval
+$ENV{TEST_NGINX_SIP_CONF}
+--- http_config
+codeb_sip_media 127.0.0.1:$TEST_NGINX_NG_PORT;
+--- stream_config eval
+$ENV{TEST_NGINX_SIP_STREAM}
+--- ws eval
+\@main::NOROUTE
+
+
+
+=== TEST 5: another port of the trunk's host is a phone: digest asked
+--- config eval
+$ENV{TEST_NGINX_SIP_CONF}
+--- http_config
+codeb_sip_media 127.0.0.1:$TEST_NGINX_NG_PORT;
+--- stream_config eval
+$ENV{TEST_NGINX_SIP_STREAM}
+--- ws eval
+\@main::NOTTRUNK
