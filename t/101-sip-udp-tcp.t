@@ -33,7 +33,7 @@ sub main::register {
 }
 
 $ENV{TEST_NGINX_SIP_STREAM} = <<'EOF';
-server { listen 127.0.0.1:$TEST_NGINX_STREAM_PORT udp; codeb_sip; }
+server { listen 127.0.0.1:$TEST_NGINX_STREAM_PORT udp reuseport; codeb_sip; }
 server { listen 127.0.0.1:$TEST_NGINX_STREAM_PORT; codeb_sip; }
 EOF
 

@@ -18,7 +18,7 @@ codeb_sip_user alice password=alice-demo-pass;
 codeb_sip_user bob password=bob-demo-pass;
 location = /sip { codeb_sip_ws; }
 --- stream_config
-server { listen 127.0.0.1:$TEST_NGINX_STREAM_PORT udp; codeb_sip; }
+server { listen 127.0.0.1:$TEST_NGINX_STREAM_PORT udp reuseport; codeb_sip; }
 server { listen 127.0.0.1:$TEST_NGINX_STREAM_PORT; codeb_sip; }
 --- timeout: 240
 --- ws

@@ -25,7 +25,7 @@ location = /sip { codeb_sip_ws; }
 EOF
 
 $ENV{TEST_NGINX_SIP_STREAM} = <<'EOF';
-server { listen 127.0.0.1:$TEST_NGINX_STREAM_PORT udp; codeb_sip; }
+server { listen 127.0.0.1:$TEST_NGINX_STREAM_PORT udp reuseport; codeb_sip; }
 EOF
 
 my $tp = $ENV{TEST_NGINX_TRUNK_PORT};
@@ -87,7 +87,8 @@ our @INBOUND = (
     # the carrier hangs up
     "set_eval BYE main::carrier('BYE', '+4930222', 'tr-1', 'z9hG4bKt1b', 2, '\${TAG}')",
     'udp_send T ${BYE}',
-    'udp_recv T ^SIP/2\.0 200 OK\r\n(?s:.*)CSeq: 2 BYE\r\n',
+    # (a 200 to the INVITE sent again before our ACK came may come first)
+    'udp_wait T ^SIP/2\.0 200 OK\r\n(?s:.*)CSeq: 2 BYE\r\n',
     # to the Contact of the browser's 200
     'recv A (?s)^BYE sip:bob@bob\.invalid;transport=ws SIP/2\.0\r\n.*Call-ID: ${CIDA}\r\n',
     'close A',
@@ -108,7 +109,8 @@ our @OUTBOUND = (
     'no_recv A 200',
     'set_eval T200 main::carrier_answer(q{${TINV}}, 200, main::sdp_plain(40002))',
     'udp_reply T ${T200}',
-    'udp_recv T ^ACK sip:carrier@127\.0\.0\.1:' . $tp . ' SIP/2\.0\r\n',
+    # (our INVITE sent again before the 180 came may come first)
+    'udp_wait T ^ACK sip:carrier@127\.0\.0\.1:' . $tp . ' SIP/2\.0\r\n',
     # the browser gets WebRTC back
     'recv A (?s)^SIP/2\.0 200 OK\r\n(?=.*a=ice-lite\r\n)(?=.*a=fingerprint:sha-256 ).*CSeq: 2 INVITE\r\n.*m=audio \d+ UDP/TLS/RTP/SAVPF ',
     "set_eval ACK main::browser('ACK', 'out-1', '\${TAGA}', 2)",
@@ -116,7 +118,7 @@ our @OUTBOUND = (
     "set_eval BYE main::browser('BYE', 'out-1', '\${TAGA}', 3)",
     'send_esc A ${BYE}',
     'recv A ^SIP/2\.0 200 OK\r\n(?s:.*)CSeq: 3 BYE\r\n',
-    'udp_recv T ^BYE sip:carrier@127\.0\.0\.1:' . $tp . ' SIP/2\.0\r\n',
+    'udp_wait T ^BYE sip:carrier@127\.0\.0\.1:' . $tp . ' SIP/2\.0\r\n',
     'capture T TBYE (?s)^(.*)$',
     'set_eval TBYE200 main::carrier_answer(q{${TBYE}}, 200)',
     'udp_reply T ${TBYE200}',
@@ -137,6 +139,10 @@ our @CANCEL = (
     'udp_send T ${CAN}',
     'udp_recv T ^SIP/2\.0 200 OK\r\n(?s:.*)CSeq: 1 CANCEL\r\n',
     'udp_recv T ^SIP/2\.0 487 Request Terminated\r\n(?s:.*)CSeq: 1 INVITE\r\n',
+    'capture T TAG ^SIP/2\.0 487 (?s:.*?)To: <sip:\+4930222@127\.0\.0\.1>;tag=([^\r]+)\r\n',
+    "set_eval ACK main::carrier('ACK', '+4930222', 'tr-2', 'z9hG4bKt2', 1, '\${TAG}')",
+    'udp_send T ${ACK}',
+    'udp_no_recv T 1000',
     'recv A ^CANCEL sip:alice@alice\.invalid;transport=ws SIP/2\.0\r\nVia: SIP/2\.0/WS codeb\.invalid;branch=${BR}\r\n',
     'close A',
 );
@@ -157,6 +163,61 @@ our @NOTTRUNK = (
     'udp_send P ${INV}',
     'udp_recv P ^SIP/2\.0 100 Trying\r\n',
     'udp_recv P ^SIP/2\.0 407 ',
+);
+
+# UDP retransmissions (RFC 3261 §17): our INVITE until the carrier's 100,
+# our 200 until its ACK, and the 200 again for its INVITE sent again
+our @RETRANS = (
+    "udp T 0 bind=$tp",
+    'open A /sip proto=sip',
+    reg_cmds('A', 'alice'),
+    inv_cmds('out-2', '+4930999'),
+    'recv A ^SIP/2\.0 180 Ringing\r\n',
+    'udp_recv T ^INVITE ',
+    'capture T TINV (?s)^(.*)$',
+    'capture T BR ^INVITE [^\r]*\r\nVia: [^\r]*;branch=([^;\r]+)',
+    # timer A: the same INVITE after T1 (500 ms), then 2*T1
+    'udp_recv T ^INVITE [^\r]*\r\nVia: [^\r]*;branch=${BR};',
+    'udp_recv T ^INVITE [^\r]*\r\nVia: [^\r]*;branch=${BR};',
+    'set_eval T100 main::carrier_answer(q{${TINV}}, 100)',
+    'udp_reply T ${T100}',
+    'udp_no_recv T 2500',
+    'set_eval T486 main::carrier_answer(q{${TINV}}, 486)',
+    'udp_reply T ${T486}',
+    'udp_recv T ^ACK [^\r]*\r\nVia: [^\r]*;branch=${BR};',
+    'recv A ^SIP/2\.0 486 Busy Here\r\n',
+    'close A',
+);
+
+our @RETRANS_200 = (
+    "udp T \$TEST_NGINX_STREAM_PORT bind=$tp",
+    'open A /sip proto=sip',
+    reg_cmds('A', 'alice'),
+    "set_eval INV main::carrier('INVITE', '+4930222', 'tr-6', 'z9hG4bKt6', 1, '', main::sdp_plain(40000))",
+    'udp_send T ${INV}',
+    'udp_recv T ^SIP/2\.0 100 Trying\r\n',
+    'udp_recv T ^SIP/2\.0 180 Ringing\r\n',
+    # the carrier sends its INVITE again: the 180 again
+    'udp_send T ${INV}',
+    'udp_recv T ^SIP/2\.0 180 Ringing\r\n',
+    'recv A ^INVITE ',
+    'capture A AINV (?s)^(.*)$',
+    'set_eval R200 main::answer(q{${AINV}}, 200, main::sdp(q{bbbb}))',
+    'send_esc A ${R200}',
+    'recv A ^ACK ',
+    # timer G: the 200 until the ACK
+    'udp_recv T ^SIP/2\.0 200 OK\r\n',
+    'capture T TAG ^SIP/2\.0 200 OK\r\n(?s:.*?)To: <sip:\+4930222@127\.0\.0\.1>;tag=(cb[0-9a-f]+-[0-9a-f]+)\r\n',
+    'udp_recv T ^SIP/2\.0 200 OK\r\n(?s:.*)To: <sip:\+4930222@127\.0\.0\.1>;tag=${TAG}\r\n',
+    'udp_recv T ^SIP/2\.0 200 OK\r\n(?s:.*)To: <sip:\+4930222@127\.0\.0\.1>;tag=${TAG}\r\n',
+    "set_eval ACK main::carrier('ACK', '+4930222', 'tr-6', 'z9hG4bKt6a', 1, '\${TAG}')",
+    'udp_send T ${ACK}',
+    'udp_no_recv T 2500',
+    "set_eval BYE main::carrier('BYE', '+4930222', 'tr-6', 'z9hG4bKt6b', 2, '\${TAG}')",
+    'udp_send T ${BYE}',
+    'udp_recv T ^SIP/2\.0 200 OK\r\n(?s:.*)CSeq: 2 BYE\r\n',
+    'recv A ^BYE ',
+    'close A',
 );
 
 run_tests();
@@ -221,3 +282,27 @@ codeb_sip_media 127.0.0.1:$TEST_NGINX_NG_PORT;
 $ENV{TEST_NGINX_SIP_STREAM}
 --- ws eval
 \@main::NOTTRUNK
+
+
+
+=== TEST 6: UDP retransmissions towards the trunk: INVITE until 100, ACK of its 486
+--- config eval
+$ENV{TEST_NGINX_SIP_CONF}
+--- http_config
+codeb_sip_media 127.0.0.1:$TEST_NGINX_NG_PORT;
+--- stream_config eval
+$ENV{TEST_NGINX_SIP_STREAM}
+--- ws eval
+\@main::RETRANS
+
+
+
+=== TEST 7: UDP retransmissions towards the trunk: 180 again for its INVITE again, 200 until its ACK
+--- config eval
+$ENV{TEST_NGINX_SIP_CONF}
+--- http_config
+codeb_sip_media 127.0.0.1:$TEST_NGINX_NG_PORT;
+--- stream_config eval
+$ENV{TEST_NGINX_SIP_STREAM}
+--- ws eval
+\@main::RETRANS_200

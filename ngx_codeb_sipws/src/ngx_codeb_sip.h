@@ -145,6 +145,23 @@ struct ngx_codeb_sip_flow_s {
 };
 
 
+/* _retrans.c: a message of ours sent again over UDP (RFC 3261 §17) */
+typedef struct ngx_codeb_sip_retrans_s  ngx_codeb_sip_retrans_t;
+
+struct ngx_codeb_sip_retrans_s {
+    ngx_event_t                 timer;
+    ngx_codeb_sip_flow_t       *flow;
+    u_char                     *data;        /* the message, heap */
+    size_t                      len;
+    ngx_msec_t                  interval;    /* ms until the next sending */
+    ngx_msec_t                  elapsed;     /* ms since the first one */
+    void                      (*timeout)(ngx_codeb_sip_retrans_t *rt);
+    void                       *owner;       /* the leg */
+    unsigned                    invite:1;    /* of an INVITE transaction */
+    unsigned                    answer:1;    /* a response of ours */
+};
+
+
 /* _ng.c: the NG client (docs/ng.md) */
 
 typedef struct {
@@ -195,6 +212,9 @@ typedef struct {
     url_t                      *target;      /* the party's Contact */
     char const                 *branch;      /* b: our INVITE's branch */
     uint32_t                    cseq;        /* our last CSeq */
+    ngx_codeb_sip_retrans_t     rt_invite;   /* a: our final answer; b: our
+                                                INVITE */
+    ngx_codeb_sip_retrans_t     rt_request;  /* our BYE or CANCEL */
     unsigned                    linked:1;
     unsigned                    own_flow:1;  /* a remote flow of the leg */
 } ngx_codeb_sip_leg_t;
@@ -296,6 +316,11 @@ ngx_int_t ngx_codeb_sip_parse(ngx_codeb_sip_flow_t *flow, u_char *data,
 /* a response to req: Via, From, To (with to_tag), Call-ID, CSeq copied */
 msg_t *ngx_codeb_sip_response(msg_t *req, int status, char const *phrase,
     char const *to_tag);
+/*
+ * Content-Length set to the body, serialized into text (valid while msg
+ * lives); NGX_ERROR: msg freed
+ */
+ngx_int_t ngx_codeb_sip_serialize(msg_t *msg, ngx_str_t *text);
 /* Content-Length set to the body, serialized, sent on flow; msg freed */
 ngx_int_t ngx_codeb_sip_send(ngx_codeb_sip_flow_t *flow, msg_t *msg);
 /* a response to req sent on flow (no body) */
@@ -340,6 +365,8 @@ ngx_int_t ngx_codeb_sip_call_request(ngx_codeb_sip_flow_t *flow,
 /* a response to a request of ours */
 void ngx_codeb_sip_call_response(ngx_codeb_sip_flow_t *flow, msg_t *rsp);
 void ngx_codeb_sip_call_init_process(void);
+/* a flow closed: the calls with a leg on it end as if that party hung up */
+void ngx_codeb_sip_calls_flow_closed(ngx_codeb_sip_flow_t *flow);
 /* the leg of Call-ID id in this worker, or NULL */
 ngx_codeb_sip_leg_t *ngx_codeb_sip_leg_find(char const *id);
 void ngx_codeb_sip_leg_link(ngx_codeb_sip_leg_t *leg);
@@ -347,13 +374,36 @@ void ngx_codeb_sip_leg_link(ngx_codeb_sip_leg_t *leg);
 void ngx_codeb_sip_leg_unlink(ngx_codeb_sip_leg_t *leg);
 void ngx_codeb_sip_call_free(ngx_codeb_sip_call_t *call);
 
+/* _retrans.c */
+/*
+ * sends msg on flow, its bytes kept in rt; arm: sent again over UDP until
+ * ngx_codeb_sip_retrans_stop() or 64*T1, when rt->timeout(rt) is called
+ */
+ngx_int_t ngx_codeb_sip_send_kept(ngx_codeb_sip_flow_t *flow, msg_t *msg,
+    ngx_codeb_sip_retrans_t *rt, ngx_uint_t arm);
+/* a provisional answer to a non-INVITE request: every T2 from now on */
+void ngx_codeb_sip_retrans_slow(ngx_codeb_sip_retrans_t *rt);
+void ngx_codeb_sip_retrans_stop(ngx_codeb_sip_retrans_t *rt);
+/* the kept message sent once more */
+void ngx_codeb_sip_retrans_again(ngx_codeb_sip_retrans_t *rt);
+void ngx_codeb_sip_retrans_free(ngx_codeb_sip_retrans_t *rt);
+
 /* _leg.c */
 /* our Contact on flow: "<sip:codeb@<host>;transport=<t>>"; NULL: none */
 char *ngx_codeb_sip_contact(ngx_codeb_sip_flow_t *flow, su_home_t *home);
 /* a request of ours in leg's dialog: INVITE, ACK, BYE, CANCEL */
 msg_t *ngx_codeb_sip_leg_request(ngx_codeb_sip_leg_t *leg,
     sip_method_t method, char const *name, uint32_t cseq, char const *branch);
-ngx_int_t ngx_codeb_sip_leg_send(ngx_codeb_sip_leg_t *leg, msg_t *msg);
+/* sends msg on leg; rt: kept and retransmitted over UDP (NULL: not) */
+ngx_int_t ngx_codeb_sip_leg_send(ngx_codeb_sip_leg_t *leg, msg_t *msg,
+    ngx_codeb_sip_retrans_t *rt);
+/* the leg's retransmissions report their timeouts to it */
+void ngx_codeb_sip_leg_retrans_init(ngx_codeb_sip_leg_t *leg);
+/* rt->timeout of the legs' retransmissions (timers B, F, H) */
+void ngx_codeb_sip_leg_timeout(ngx_codeb_sip_retrans_t *rt);
+/* a callee leg failed with status; the last one ends the call */
+void ngx_codeb_sip_leg_over(ngx_codeb_sip_leg_t *leg, int status,
+    char const *phrase);
 /*
  * A callee leg of call on flow, to remote_uri at target (a Contact);
  * own: the leg frees flow, else holds it.  NULL: no memory, flow let go
@@ -371,20 +421,27 @@ ngx_int_t ngx_codeb_sip_call_bindings(ngx_codeb_sip_call_t *call,
     redisReply *rep);
 /* the callee legs, one INVITE per binding, with the SDP for them */
 ngx_int_t ngx_codeb_sip_fork(ngx_codeb_sip_call_t *call, ngx_str_t *sdp);
+/* CANCEL every b-leg that has no final answer, but keep */
+void ngx_codeb_sip_cancel_others(ngx_codeb_sip_call_t *call,
+    ngx_codeb_sip_leg_t *keep);
+
+/* _dialog.c */
 /*
  * the call ends: a caller without a final answer gets status (non-2xx),
  * the callees are cancelled, the media deleted; freed when idle
  */
 void ngx_codeb_sip_call_end(ngx_codeb_sip_call_t *call, int status,
     char const *phrase);
+/* one side hung up (from; NULL: we end it): BYE to the other, media gone */
+void ngx_codeb_sip_hangup(ngx_codeb_sip_call_t *call,
+    ngx_codeb_sip_leg_t *from);
+/* the call is freed when done and no answer is due, or after a while */
+void ngx_codeb_sip_call_idle(ngx_codeb_sip_call_t *call);
 /* the transport of leg is gone: the call ends as if it hung up */
 void ngx_codeb_sip_call_lost(ngx_codeb_sip_call_t *call,
     ngx_codeb_sip_leg_t *leg);
-void ngx_codeb_sip_calls_flow_closed(ngx_codeb_sip_flow_t *flow);
-/* CANCEL every b-leg that has no final answer, but keep */
-void ngx_codeb_sip_cancel_others(ngx_codeb_sip_call_t *call,
-    ngx_codeb_sip_leg_t *keep);
-/* NG: the media of the call (offer, answer, delete) */
+
+/* _media.c: NG, the media of the call (offer, answer, delete) */
 ngx_int_t ngx_codeb_sip_media(ngx_codeb_sip_call_t *call, char *command,
     ngx_str_t *sdp, ngx_codeb_sip_ng_pt handler);
 

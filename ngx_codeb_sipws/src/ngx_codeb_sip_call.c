@@ -146,10 +146,17 @@ void
 ngx_codeb_sip_invite(ngx_codeb_sip_flow_t *flow, msg_t *req,
     ngx_codeb_sip_trunk_t *trunk)
 {
-    ngx_int_t  rc;
+    ngx_int_t             rc;
+    ngx_codeb_sip_leg_t  *leg;
 
-    if (ngx_codeb_sip_leg_find(sip_object(req)->sip_call_id->i_id)) {
-        /* a retransmission of an INVITE we have */
+    leg = ngx_codeb_sip_leg_find(sip_object(req)->sip_call_id->i_id);
+
+    if (leg) {
+        /* a retransmission: our last answer to it again (§17.2.1) */
+        if (leg == &leg->call->a) {
+            ngx_codeb_sip_retrans_again(&leg->rt_invite);
+        }
+
         msg_destroy(req);
         return;
     }
@@ -330,10 +337,11 @@ ngx_codeb_sip_call_ring(ngx_codeb_sip_call_t *call)
     }
 
     /* the 200 waits for the callee */
-    (void) ngx_codeb_sip_send(call->a.flow,
-                              ngx_codeb_sip_response(call->a.invite, 180,
-                                                     "Ringing",
-                                                     call->a.local_tag));
+    (void) ngx_codeb_sip_send_kept(call->a.flow,
+                                   ngx_codeb_sip_response(call->a.invite, 180,
+                                                          "Ringing",
+                                                          call->a.local_tag),
+                                   &call->a.rt_invite, 0);
 }
 
 
@@ -359,10 +367,11 @@ ngx_codeb_sip_call_out(ngx_codeb_sip_call_t *call)
         return;
     }
 
-    (void) ngx_codeb_sip_send(call->a.flow,
-                              ngx_codeb_sip_response(call->a.invite, 180,
-                                                     "Ringing",
-                                                     call->a.local_tag));
+    (void) ngx_codeb_sip_send_kept(call->a.flow,
+                                   ngx_codeb_sip_response(call->a.invite, 180,
+                                                          "Ringing",
+                                                          call->a.local_tag),
+                                   &call->a.rt_invite, 0);
 }
 
 
@@ -437,6 +446,7 @@ ngx_codeb_sip_call_create(ngx_codeb_sip_flow_t *flow, msg_t *req,
     }
 
     ngx_codeb_sip_leg_link(&call->a);
+    ngx_codeb_sip_leg_retrans_init(&call->a);
 
     call->timer.handler = ngx_codeb_sip_call_timer;
     call->timer.data = call;

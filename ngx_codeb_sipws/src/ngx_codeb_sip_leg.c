@@ -1,16 +1,11 @@
 /*
- * The legs of a call (RFC 3261 §12-§15): the INVITEs to the callee's
- * bindings and their answers, CANCEL of the others when one answers,
- * ACK, BYE from either side, and the media of the call through the NG
- * daemon (docs/ng.md): offer with the caller's SDP, answer with the
- * callee's, delete at the end.
+ * The callee legs of a call (RFC 3261 §12-§15): our requests, the INVITEs
+ * to the callee's bindings or to the trunk, their answers, CANCEL of the
+ * others when one answers, ACK, and the 200 to the caller once the media
+ * daemon has the callee's answer.  How calls end: ngx_codeb_sip_dialog.c.
  */
 
 #include "ngx_codeb_sip.h"
-
-
-#define NGX_CODEB_SIP_LINGER      32000    /* ms a finished call waits for
-                                              the last answers (64 T1) */
 
 
 static ngx_codeb_sip_leg_t *ngx_codeb_sip_leg_create(ngx_codeb_sip_call_t *call,
@@ -22,10 +17,6 @@ static void ngx_codeb_sip_answer_reply(void *data,
 static void ngx_codeb_sip_leg_answered(ngx_codeb_sip_leg_t *leg, msg_t *rsp);
 static void ngx_codeb_sip_leg_failed(ngx_codeb_sip_leg_t *leg, msg_t *rsp);
 static void ngx_codeb_sip_leg_ack(ngx_codeb_sip_leg_t *leg, msg_t *rsp);
-static void ngx_codeb_sip_hangup(ngx_codeb_sip_call_t *call,
-    ngx_codeb_sip_leg_t *from);
-static void ngx_codeb_sip_call_idle(ngx_codeb_sip_call_t *call);
-static void ngx_codeb_sip_call_linger(ngx_event_t *ev);
 static ngx_int_t ngx_codeb_sip_rank(int status);
 
 
@@ -116,13 +107,61 @@ ngx_codeb_sip_leg_request(ngx_codeb_sip_leg_t *leg, sip_method_t method,
 
 
 ngx_int_t
-ngx_codeb_sip_leg_send(ngx_codeb_sip_leg_t *leg, msg_t *msg)
+ngx_codeb_sip_leg_send(ngx_codeb_sip_leg_t *leg, msg_t *msg,
+    ngx_codeb_sip_retrans_t *rt)
 {
     if (msg == NULL) {
         return NGX_ERROR;
     }
 
+    if (rt) {
+        return ngx_codeb_sip_send_kept(leg->flow, msg, rt, 1);
+    }
+
     return ngx_codeb_sip_send(leg->flow, msg);
+}
+
+
+void
+ngx_codeb_sip_leg_retrans_init(ngx_codeb_sip_leg_t *leg)
+{
+    leg->rt_invite.owner = leg;
+    leg->rt_invite.timeout = ngx_codeb_sip_leg_timeout;
+    leg->rt_request.owner = leg;
+    leg->rt_request.timeout = ngx_codeb_sip_leg_timeout;
+}
+
+
+/* a message of ours got no answer in 64*T1 over UDP (timers B, F, H) */
+void
+ngx_codeb_sip_leg_timeout(ngx_codeb_sip_retrans_t *rt)
+{
+    ngx_codeb_sip_leg_t   *leg = rt->owner;
+    ngx_codeb_sip_call_t  *call;
+
+    call = leg->call;
+
+    if (rt == &leg->rt_request) {
+        /* our BYE or CANCEL: the leg is over anyway */
+        leg->state = NGX_CODEB_SIP_LEG_DONE;
+        ngx_codeb_sip_call_idle(call);
+        return;
+    }
+
+    if (leg == &call->a) {
+        /* no ACK of our final answer (§13.3.1.4: a 2xx ends with BYE) */
+        if (call->a.state == NGX_CODEB_SIP_LEG_CONFIRMED && !call->done) {
+            ngx_codeb_sip_hangup(call, NULL);
+            return;
+        }
+
+        ngx_codeb_sip_call_idle(call);
+        return;
+    }
+
+    if (leg->state == NGX_CODEB_SIP_LEG_CALLING) {
+        ngx_codeb_sip_leg_over(leg, 408, "Request Timeout");
+    }
 }
 
 
@@ -222,7 +261,7 @@ ngx_codeb_sip_leg_invite(ngx_codeb_sip_leg_t *leg, ngx_str_t *sdp)
         || msg_header_insert(msg, (msg_pub_t *) sip, (msg_header_t *)
                              sip_payload_create(msg_home(msg), sdp->data,
                                                 sdp->len)) < 0
-        || ngx_codeb_sip_leg_send(leg, msg) != NGX_OK)
+        || ngx_codeb_sip_leg_send(leg, msg, &leg->rt_invite) != NGX_OK)
     {
         leg->state = NGX_CODEB_SIP_LEG_DONE;
         return NGX_ERROR;
@@ -323,6 +362,7 @@ ngx_codeb_sip_leg_new(ngx_codeb_sip_call_t *call, ngx_codeb_sip_flow_t *flow,
     leg->call = call;
     leg->flow = flow;
     leg->own_flow = own;
+    ngx_codeb_sip_leg_retrans_init(leg);
 
     if (!own) {
         ngx_codeb_sip_flow_hold(flow);
@@ -372,7 +412,8 @@ ngx_codeb_sip_cancel_others(ngx_codeb_sip_call_t *call,
         /* §9.1: the branch and CSeq number of the INVITE cancelled */
         (void) ngx_codeb_sip_leg_send(leg,
                    ngx_codeb_sip_leg_request(leg, sip_method_cancel, "CANCEL",
-                                             leg->cseq, leg->branch));
+                                             leg->cseq, leg->branch),
+                   &leg->rt_request);
     }
 }
 
@@ -427,7 +468,8 @@ ngx_codeb_sip_answer_reply(void *data, ngx_codeb_sip_ng_reply_t *reply)
         ngx_del_timer(&call->timer);
     }
 
-    (void) ngx_codeb_sip_send(call->a.flow, rsp);
+    /* sent again over UDP until the caller's ACK (§13.3.1.4) */
+    (void) ngx_codeb_sip_send_kept(call->a.flow, rsp, &call->a.rt_invite, 1);
 }
 
 
@@ -444,13 +486,20 @@ ngx_codeb_sip_call_response(ngx_codeb_sip_flow_t *flow, msg_t *rsp)
     leg = ngx_codeb_sip_leg_find(rs->sip_call_id->i_id);
     status = rs->sip_status->st_status;
 
-    if (leg == NULL || leg == &leg->call->a) {
+    if (leg == NULL) {
         msg_destroy(rsp);
         return;
     }
 
     if (rs->sip_cseq->cs_method != sip_method_invite) {
-        /* the answer to our BYE or CANCEL: the leg is over */
+        /* the answer to our BYE or CANCEL */
+        if (status < 200) {
+            ngx_codeb_sip_retrans_slow(&leg->rt_request);
+
+        } else {
+            ngx_codeb_sip_retrans_stop(&leg->rt_request);
+        }
+
         if (status >= 200 && rs->sip_cseq->cs_method == sip_method_bye) {
             leg->state = NGX_CODEB_SIP_LEG_DONE;
             ngx_codeb_sip_call_idle(leg->call);
@@ -459,6 +508,15 @@ ngx_codeb_sip_call_response(ngx_codeb_sip_flow_t *flow, msg_t *rsp)
         msg_destroy(rsp);
         return;
     }
+
+    if (leg == &leg->call->a) {
+        /* we send the caller no INVITE */
+        msg_destroy(rsp);
+        return;
+    }
+
+    /* any answer ends timer A (§17.1.1.2) */
+    ngx_codeb_sip_retrans_stop(&leg->rt_invite);
 
     if (status < 200) {
         if (status > 100 && rs->sip_to->a_tag
@@ -512,7 +570,8 @@ ngx_codeb_sip_leg_answered(ngx_codeb_sip_leg_t *leg, msg_t *rsp)
                    ngx_codeb_sip_leg_request(leg, sip_method_bye, "BYE",
                                              leg->cseq,
                                              ngx_codeb_sip_make_id(call->home,
-                                                          "z9hG4bK", 8)));
+                                                          "z9hG4bK", 8)),
+                   &leg->rt_request);
         return;
     }
 
@@ -531,40 +590,44 @@ ngx_codeb_sip_leg_answered(ngx_codeb_sip_leg_t *leg, msg_t *rsp)
 }
 
 
-/* a final non-2xx: the leg is over; the last one ends the call */
+/* a final non-2xx: ACK (§17.1.1.3, part of the INVITE transaction) */
 static void
 ngx_codeb_sip_leg_failed(ngx_codeb_sip_leg_t *leg, msg_t *rsp)
 {
-    int                    status;
-    sip_t                 *rs;
-    ngx_queue_t           *q;
-    ngx_codeb_sip_call_t  *call;
-    ngx_codeb_sip_leg_t   *other;
+    sip_t  *rs;
 
     rs = sip_object(rsp);
-    call = leg->call;
-    status = rs->sip_status->st_status;
-
-    /* §17.1.1.3: the ACK of a non-2xx is part of the INVITE transaction */
 
     if (rs->sip_to->a_tag) {
-        leg->remote_tag = su_strdup(call->home, rs->sip_to->a_tag);
+        leg->remote_tag = su_strdup(leg->call->home, rs->sip_to->a_tag);
     }
 
     (void) ngx_codeb_sip_leg_send(leg,
                ngx_codeb_sip_leg_request(leg, sip_method_ack, "ACK",
-                                         leg->cseq, leg->branch));
+                                         leg->cseq, leg->branch), NULL);
 
-    if (leg->state == NGX_CODEB_SIP_LEG_DONE) {
-        return;
+    if (leg->state != NGX_CODEB_SIP_LEG_DONE) {
+        ngx_codeb_sip_leg_over(leg, rs->sip_status->st_status,
+                               rs->sip_status->st_phrase);
     }
+}
 
+
+/* the leg failed with status; the last one ends the call */
+void
+ngx_codeb_sip_leg_over(ngx_codeb_sip_leg_t *leg, int status,
+    char const *phrase)
+{
+    ngx_queue_t           *q;
+    ngx_codeb_sip_call_t  *call;
+    ngx_codeb_sip_leg_t   *other;
+
+    call = leg->call;
     leg->state = NGX_CODEB_SIP_LEG_DONE;
 
     if (ngx_codeb_sip_rank(status) > ngx_codeb_sip_rank(call->best)) {
         call->best = status;
-        call->best_phrase = su_strdup(call->home,
-                                      rs->sip_status->st_phrase);
+        call->best_phrase = su_strdup(call->home, phrase);
     }
 
     for (q = ngx_queue_head(&call->b);
@@ -622,225 +685,6 @@ ngx_codeb_sip_leg_ack(ngx_codeb_sip_leg_t *leg, msg_t *rsp)
                ngx_codeb_sip_leg_request(leg, sip_method_ack, "ACK",
                                          leg->cseq,
                                          ngx_codeb_sip_make_id(
-                                             msg_home(rsp), "z9hG4bK", 8)));
-}
-
-
-/* ---- requests in the dialogs ---- */
-
-ngx_int_t
-ngx_codeb_sip_call_request(ngx_codeb_sip_flow_t *flow, msg_t *req)
-{
-    sip_t                 *rq;
-    ngx_codeb_sip_leg_t   *leg;
-    ngx_codeb_sip_call_t  *call;
-
-    rq = sip_object(req);
-    leg = ngx_codeb_sip_leg_find(rq->sip_call_id->i_id);
-
-    if (leg == NULL) {
-        return NGX_DECLINED;
-    }
-
-    call = leg->call;
-
-    switch (rq->sip_request->rq_method) {
-
-    case sip_method_ack:
-        /* the caller's ACK of our 2xx (or of a final error): absorbed */
-        break;
-
-    case sip_method_cancel:
-        (void) ngx_codeb_sip_reply(flow, req, 200, "OK");
-
-        if (leg == &call->a && call->a.state < NGX_CODEB_SIP_LEG_CONFIRMED) {
-            ngx_codeb_sip_call_end(call, 487, "Request Terminated");
-        }
-
-        break;
-
-    case sip_method_bye:
-        (void) ngx_codeb_sip_reply(flow, req, 200, "OK");
-        ngx_codeb_sip_hangup(call, leg);
-        break;
-
-    default:
-        /* re-INVITE, UPDATE, INFO, REFER: not relayed yet */
-        (void) ngx_codeb_sip_reply(flow, req, 501, "Not Implemented");
-        break;
-    }
-
-    msg_destroy(req);
-
-    return NGX_OK;
-}
-
-
-/* one side hung up (from; NULL: we do): BYE to the other, media gone */
-static void
-ngx_codeb_sip_hangup(ngx_codeb_sip_call_t *call, ngx_codeb_sip_leg_t *from)
-{
-    ngx_codeb_sip_leg_t  *to[2];
-    ngx_uint_t            i;
-
-    to[0] = (from == &call->a) ? NULL : &call->a;
-    to[1] = (from == call->answered) ? NULL : call->answered;
-
-    if (from) {
-        from->state = NGX_CODEB_SIP_LEG_DONE;
-    }
-
-    for (i = 0; i < 2; i++) {
-        if (to[i] == NULL || to[i]->state != NGX_CODEB_SIP_LEG_CONFIRMED) {
-            continue;
-        }
-
-        to[i]->cseq++;
-        (void) ngx_codeb_sip_leg_send(to[i],
-                   ngx_codeb_sip_leg_request(to[i], sip_method_bye, "BYE",
-                                             to[i]->cseq,
-                                             ngx_codeb_sip_make_id(call->home,
-                                                          "z9hG4bK", 8)));
-
-        /* the caller's answer to our BYE is not awaited */
-        if (to[i] == &call->a) {
-            to[i]->state = NGX_CODEB_SIP_LEG_DONE;
-        }
-    }
-
-    if (!call->done) {
-        call->done = 1;
-        (void) ngx_codeb_sip_media(call, "delete", NULL, NULL);
-        call->media = 0;
-        call->ng = NULL;
-    }
-
-    ngx_codeb_sip_call_idle(call);
-}
-
-
-void
-ngx_codeb_sip_call_lost(ngx_codeb_sip_call_t *call, ngx_codeb_sip_leg_t *leg)
-{
-    if (call->a.state == NGX_CODEB_SIP_LEG_CONFIRMED) {
-        ngx_codeb_sip_hangup(call, leg);
-        return;
-    }
-
-    if (leg == &call->a) {
-        /* the caller went while it rang: no one to answer, callees stop */
-        call->a.state = NGX_CODEB_SIP_LEG_DONE;
-        ngx_codeb_sip_call_end(call, 487, "Request Terminated");
-        return;
-    }
-
-    /* a callee went while it rang */
-    leg->state = NGX_CODEB_SIP_LEG_DONE;
-
-    if (leg == call->answered) {
-        ngx_codeb_sip_hangup(call, leg);
-        ngx_codeb_sip_call_end(call, 480, "Temporarily Unavailable");
-    }
-}
-
-
-void
-ngx_codeb_sip_call_end(ngx_codeb_sip_call_t *call, int status,
-    char const *phrase)
-{
-    if (call->timer.timer_set) {
-        ngx_del_timer(&call->timer);
-    }
-
-    if (!call->done && call->a.state < NGX_CODEB_SIP_LEG_CONFIRMED) {
-        (void) ngx_codeb_sip_send(call->a.flow,
-                   ngx_codeb_sip_response(call->a.invite, status, phrase,
-                                          call->a.local_tag));
-        call->a.state = NGX_CODEB_SIP_LEG_DONE;
-    }
-
-    if (!call->done) {
-        call->done = 1;
-        ngx_codeb_sip_cancel_others(call, NULL);
-
-        if (call->media) {
-            (void) ngx_codeb_sip_media(call, "delete", NULL, NULL);
-            call->media = 0;
-            call->ng = NULL;
-        }
-    }
-
-    ngx_codeb_sip_call_idle(call);
-}
-
-
-/*
- * a finished call is freed once no answer is due from its legs, or
- * NGX_CODEB_SIP_LINGER ms later
- */
-static void
-ngx_codeb_sip_call_idle(ngx_codeb_sip_call_t *call)
-{
-    ngx_queue_t          *q;
-    ngx_codeb_sip_leg_t  *leg;
-
-    if (!call->done || call->ng) {
-        return;
-    }
-
-    for (q = ngx_queue_head(&call->b);
-         q != ngx_queue_sentinel(&call->b);
-         q = ngx_queue_next(q))
-    {
-        leg = ngx_queue_data(q, ngx_codeb_sip_leg_t, queue);
-
-        if (leg->state != NGX_CODEB_SIP_LEG_DONE) {
-            if (!call->timer.timer_set) {
-                call->timer.handler = ngx_codeb_sip_call_linger;
-                ngx_add_timer(&call->timer, NGX_CODEB_SIP_LINGER);
-            }
-
-            return;
-        }
-    }
-
-    ngx_codeb_sip_call_free(call);
-}
-
-
-static void
-ngx_codeb_sip_call_linger(ngx_event_t *ev)
-{
-    ngx_codeb_sip_call_free(ev->data);
-}
-
-
-void
-ngx_codeb_sip_call_free(ngx_codeb_sip_call_t *call)
-{
-    ngx_queue_t          *q;
-    ngx_codeb_sip_leg_t  *leg;
-
-    if (call->ng) {
-        /* its reply finds nothing */
-        ngx_codeb_sip_ng_cancel(call->ng);
-    }
-
-    if (call->timer.timer_set) {
-        ngx_del_timer(&call->timer);
-    }
-
-    while (!ngx_queue_empty(&call->b)) {
-        q = ngx_queue_head(&call->b);
-        leg = ngx_queue_data(q, ngx_codeb_sip_leg_t, queue);
-        ngx_queue_remove(q);
-
-        ngx_codeb_sip_leg_unlink(leg);
-    }
-
-    ngx_codeb_sip_leg_unlink(&call->a);
-
-    msg_destroy(call->a.invite);
-    su_home_unref(call->home);
-    ngx_free(call);
+                                             msg_home(rsp), "z9hG4bK", 8)),
+               NULL);
 }

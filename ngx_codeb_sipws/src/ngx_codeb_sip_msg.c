@@ -250,11 +250,9 @@ ngx_codeb_sip_response(msg_t *req, int status, char const *phrase,
 
 
 ngx_int_t
-ngx_codeb_sip_send(ngx_codeb_sip_flow_t *flow, msg_t *msg)
+ngx_codeb_sip_serialize(msg_t *msg, ngx_str_t *text)
 {
-    char                  *text;
     size_t                 len;
-    ngx_int_t              rc;
     sip_t                 *sip;
     su_home_t             *home;
     sip_content_length_t  *cl;
@@ -293,10 +291,29 @@ ngx_codeb_sip_send(ngx_codeb_sip_flow_t *flow, msg_t *msg)
     }
 
     len = 0;
-    text = msg_as_string(home, msg, NULL, 0, &len);
+    text->data = (u_char *) msg_as_string(home, msg, NULL, 0, &len);
+    text->len = len;
 
-    rc = text ? ngx_codeb_sip_flow_send(flow, (u_char *) text, len)
-              : NGX_ERROR;
+    if (text->data == NULL) {
+        msg_destroy(msg);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_codeb_sip_send(ngx_codeb_sip_flow_t *flow, msg_t *msg)
+{
+    ngx_int_t  rc;
+    ngx_str_t  text;
+
+    if (ngx_codeb_sip_serialize(msg, &text) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_codeb_sip_flow_send(flow, text.data, text.len);
 
     msg_destroy(msg);
 

@@ -615,6 +615,18 @@ ngx_codeb_sip_stream_init(ngx_conf_t *cf)
             continue;
         }
 
+        if (!ls[i].reuseport) {
+            /*
+             * one socket read by every worker: a request sent again may
+             * reach another worker than its transaction's
+             */
+            ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                               "codeb_sip: \"listen %V udp\" without "
+                               "\"reuseport\": a peer's retransmissions "
+                               "may reach another worker than its call",
+                               &ls[i].addr_text);
+        }
+
         u = ngx_array_push(&smcf->udp);
         if (u == NULL) {
             return NGX_ERROR;

@@ -647,6 +647,12 @@ One datagram to the sender of the last datagram U received.
 The next datagram, within the timeout, must match C<qr/REGEX/>; it becomes
 U's last message.
 
+=item udp_wait U REGEX
+
+The next datagram that matches C<qr/REGEX/> within the timeout; the ones
+before it are skipped (and shown in the log). For peers that retransmit
+over UDP (RFC 3261 §17), where a retransmission may come first.
+
 =item udp_no_recv U MS
 
 No datagram may arrive within MS milliseconds.
@@ -2566,6 +2572,24 @@ my %WS_CMD;
         die "no datagram within $ctx->{timeout} s\n" unless defined $d;
         die 'received ' . _show($d, 2000) . "\ndoes not match qr/$re/\n" unless $d =~ $qr;
         return 'received ' . _show($d) . " from $c->{from}[0]:$c->{from}[1]";
+    },
+    udp_wait => sub {
+        my ($ctx, $args) = @_;
+        my ($n, $re) = $args =~ /^(\S+)\s+(.*?)\s*$/s or die "usage: udp_wait NAME REGEX\n";
+        my $c = _client($ctx, $n, 'udp');
+        my $qr = eval { qr/$re/ } or die "bad regex: $@";
+        my $deadline = _deadline($ctx);
+        my @skipped;
+        for (;;) {
+            my $d = _udp_recv($c, $deadline);
+            die "no datagram matching qr/$re/ within $ctx->{timeout} s"
+                . (@skipped ? '; skipped ' . join(', ', @skipped) : '') . "\n"
+                unless defined $d;
+            return 'received ' . _show($d) . " from $c->{from}[0]:$c->{from}[1]"
+                . (@skipped ? ' after skipping ' . join(', ', @skipped) : '')
+                if $d =~ $qr;
+            push @skipped, _show($d, 60);
+        }
     },
     udp_no_recv => sub {
         my ($ctx, $args) = @_;

@@ -1,0 +1,249 @@
+/*
+ * How a call goes on and ends (RFC 3261 §12, §15): requests inside its
+ * dialogs (ACK, CANCEL, BYE), hangup from either side or from us, a party
+ * whose transport is gone, and the call freed once no answer is due.
+ */
+
+#include "ngx_codeb_sip.h"
+
+
+#define NGX_CODEB_SIP_LINGER      32000    /* ms a finished call waits for
+                                              the last answers (64 T1) */
+
+
+static void ngx_codeb_sip_call_linger(ngx_event_t *ev);
+
+
+ngx_int_t
+ngx_codeb_sip_call_request(ngx_codeb_sip_flow_t *flow, msg_t *req)
+{
+    sip_t                 *rq;
+    ngx_codeb_sip_leg_t   *leg;
+    ngx_codeb_sip_call_t  *call;
+
+    rq = sip_object(req);
+    leg = ngx_codeb_sip_leg_find(rq->sip_call_id->i_id);
+
+    if (leg == NULL) {
+        return NGX_DECLINED;
+    }
+
+    call = leg->call;
+
+    switch (rq->sip_request->rq_method) {
+
+    case sip_method_ack:
+        /* the caller's ACK of our final answer: no more retransmissions */
+        if (leg == &call->a) {
+            ngx_codeb_sip_retrans_stop(&call->a.rt_invite);
+            ngx_codeb_sip_call_idle(call);
+        }
+
+        break;
+
+    case sip_method_cancel:
+        (void) ngx_codeb_sip_reply(flow, req, 200, "OK");
+
+        if (leg == &call->a && call->a.state < NGX_CODEB_SIP_LEG_CONFIRMED) {
+            ngx_codeb_sip_call_end(call, 487, "Request Terminated");
+        }
+
+        break;
+
+    case sip_method_bye:
+        (void) ngx_codeb_sip_reply(flow, req, 200, "OK");
+        ngx_codeb_sip_hangup(call, leg);
+        break;
+
+    default:
+        /* re-INVITE, UPDATE, INFO, REFER: not relayed yet */
+        (void) ngx_codeb_sip_reply(flow, req, 501, "Not Implemented");
+        break;
+    }
+
+    msg_destroy(req);
+
+    return NGX_OK;
+}
+
+
+/* one side hung up (from; NULL: we do): BYE to the other, media gone */
+void
+ngx_codeb_sip_hangup(ngx_codeb_sip_call_t *call, ngx_codeb_sip_leg_t *from)
+{
+    ngx_codeb_sip_leg_t  *to[2];
+    ngx_uint_t            i;
+
+    to[0] = (from == &call->a) ? NULL : &call->a;
+    to[1] = (from == call->answered) ? NULL : call->answered;
+
+    if (from) {
+        from->state = NGX_CODEB_SIP_LEG_DONE;
+    }
+
+    for (i = 0; i < 2; i++) {
+        if (to[i] == NULL || to[i]->state != NGX_CODEB_SIP_LEG_CONFIRMED) {
+            continue;
+        }
+
+        to[i]->cseq++;
+        (void) ngx_codeb_sip_leg_send(to[i],
+                   ngx_codeb_sip_leg_request(to[i], sip_method_bye, "BYE",
+                                             to[i]->cseq,
+                                             ngx_codeb_sip_make_id(call->home,
+                                                          "z9hG4bK", 8)),
+                   &to[i]->rt_request);
+
+        /* the caller's answer to our BYE is not awaited */
+        if (to[i] == &call->a) {
+            to[i]->state = NGX_CODEB_SIP_LEG_DONE;
+        }
+    }
+
+    if (!call->done) {
+        call->done = 1;
+        (void) ngx_codeb_sip_media(call, "delete", NULL, NULL);
+        call->media = 0;
+        call->ng = NULL;
+    }
+
+    ngx_codeb_sip_call_idle(call);
+}
+
+
+void
+ngx_codeb_sip_call_lost(ngx_codeb_sip_call_t *call, ngx_codeb_sip_leg_t *leg)
+{
+    if (call->a.state == NGX_CODEB_SIP_LEG_CONFIRMED) {
+        ngx_codeb_sip_hangup(call, leg);
+        return;
+    }
+
+    if (leg == &call->a) {
+        /* the caller went while it rang: no one to answer, callees stop */
+        call->a.state = NGX_CODEB_SIP_LEG_DONE;
+        ngx_codeb_sip_call_end(call, 487, "Request Terminated");
+        return;
+    }
+
+    /* a callee went while it rang */
+    leg->state = NGX_CODEB_SIP_LEG_DONE;
+
+    if (leg == call->answered) {
+        ngx_codeb_sip_hangup(call, leg);
+        ngx_codeb_sip_call_end(call, 480, "Temporarily Unavailable");
+    }
+}
+
+
+void
+ngx_codeb_sip_call_end(ngx_codeb_sip_call_t *call, int status,
+    char const *phrase)
+{
+    if (call->timer.timer_set) {
+        ngx_del_timer(&call->timer);
+    }
+
+    if (!call->done && call->a.state < NGX_CODEB_SIP_LEG_CONFIRMED) {
+        (void) ngx_codeb_sip_send_kept(call->a.flow,
+                   ngx_codeb_sip_response(call->a.invite, status, phrase,
+                                          call->a.local_tag),
+                   &call->a.rt_invite, 1);
+        call->a.state = NGX_CODEB_SIP_LEG_DONE;
+    }
+
+    if (!call->done) {
+        call->done = 1;
+        ngx_codeb_sip_cancel_others(call, NULL);
+
+        if (call->media) {
+            (void) ngx_codeb_sip_media(call, "delete", NULL, NULL);
+            call->media = 0;
+            call->ng = NULL;
+        }
+    }
+
+    ngx_codeb_sip_call_idle(call);
+}
+
+
+/*
+ * a finished call is freed once no answer is due from its legs and no
+ * message of ours is retransmitted, or NGX_CODEB_SIP_LINGER ms later
+ */
+void
+ngx_codeb_sip_call_idle(ngx_codeb_sip_call_t *call)
+{
+    ngx_uint_t            busy;
+    ngx_queue_t          *q;
+    ngx_codeb_sip_leg_t  *leg;
+
+    if (!call->done || call->ng) {
+        return;
+    }
+
+    busy = call->a.rt_invite.timer.timer_set
+           || call->a.rt_request.timer.timer_set;
+
+    for (q = ngx_queue_head(&call->b);
+         q != ngx_queue_sentinel(&call->b) && !busy;
+         q = ngx_queue_next(q))
+    {
+        leg = ngx_queue_data(q, ngx_codeb_sip_leg_t, queue);
+
+        busy = leg->state != NGX_CODEB_SIP_LEG_DONE
+               || leg->rt_request.timer.timer_set;
+    }
+
+    if (!busy) {
+        ngx_codeb_sip_call_free(call);
+        return;
+    }
+
+    if (!call->timer.timer_set) {
+        call->timer.handler = ngx_codeb_sip_call_linger;
+        ngx_add_timer(&call->timer, NGX_CODEB_SIP_LINGER);
+    }
+}
+
+
+static void
+ngx_codeb_sip_call_linger(ngx_event_t *ev)
+{
+    ngx_codeb_sip_call_free(ev->data);
+}
+
+
+void
+ngx_codeb_sip_call_free(ngx_codeb_sip_call_t *call)
+{
+    ngx_queue_t          *q;
+    ngx_codeb_sip_leg_t  *leg;
+
+    if (call->ng) {
+        /* its reply finds nothing */
+        ngx_codeb_sip_ng_cancel(call->ng);
+    }
+
+    if (call->timer.timer_set) {
+        ngx_del_timer(&call->timer);
+    }
+
+    while (!ngx_queue_empty(&call->b)) {
+        q = ngx_queue_head(&call->b);
+        leg = ngx_queue_data(q, ngx_codeb_sip_leg_t, queue);
+        ngx_queue_remove(q);
+
+        ngx_codeb_sip_retrans_free(&leg->rt_invite);
+        ngx_codeb_sip_retrans_free(&leg->rt_request);
+        ngx_codeb_sip_leg_unlink(leg);
+    }
+
+    ngx_codeb_sip_retrans_free(&call->a.rt_invite);
+    ngx_codeb_sip_retrans_free(&call->a.rt_request);
+    ngx_codeb_sip_leg_unlink(&call->a);
+
+    msg_destroy(call->a.invite);
+    su_home_unref(call->home);
+    ngx_free(call);
+}
