@@ -344,8 +344,7 @@ window.CodebPhone = (() => {
         S.muted = false;
         S.answeredAt = 0;
         event('ended', c);
-        log(endText(c) + (c.outcome === 'ended' || c.code || !c.reason ? '' : ' (' + c.reason + ')'),
-          c.outcome === 'ended' || c.outcome === 'canceled' ? '' : 'error');
+        log(endText(c), c.outcome === 'ended' || c.outcome === 'canceled' ? '' : 'error');
         render();
       }),
       pc: live((pc) => {
