@@ -198,3 +198,19 @@ send_esc A ${REG}
 recv A (?s)^SIP/2\.0 503 Service Unavailable\r\n.*Retry-After: 5\r\n
 redis_start
 close A
+
+
+
+=== TEST 7: a tenant with codeb_sip_ws and no SIP user of its own: WebSockets one after the other, OPTIONS answered (a worker crashed on the second)
+--- config
+codeb_tenant localhost;
+location = /sip { codeb_sip_ws; }
+--- ws
+open A /sip proto=sip
+send_esc A OPTIONS sip:localhost SIP/2.0\r\nVia: SIP/2.0/WS x.invalid;branch=z9hG4bKo7a\r\nFrom: <sip:x@localhost>;tag=1\r\nTo: <sip:localhost>\r\nCall-ID: o7a\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n
+recv A ^SIP/2\.0 200 OK\r\n
+close A
+open B /sip proto=sip
+send_esc B OPTIONS sip:localhost SIP/2.0\r\nVia: SIP/2.0/WS x.invalid;branch=z9hG4bKo7b\r\nFrom: <sip:x@localhost>;tag=1\r\nTo: <sip:localhost>\r\nCall-ID: o7b\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n
+recv B ^SIP/2\.0 200 OK\r\n
+close B

@@ -13,6 +13,7 @@ use CodeB::SIP;
 start_mediad();
 
 $ENV{TEST_NGINX_TRUNK_PORT} = ($ENV{TEST_NGINX_PORT} || 1984) + 71;
+$ENV{TEST_NGINX_TRUNK2_PORT} = ($ENV{TEST_NGINX_PORT} || 1984) + 80;
 
 $ENV{TEST_NGINX_SIP_CONF} = <<'EOF';
 codeb_tenant localhost;
@@ -32,16 +33,19 @@ my $tp = $ENV{TEST_NGINX_TRUNK_PORT};
 
 # a request of the carrier (the trunk) to us
 sub main::carrier {
-    my ($method, $did, $cid, $branch, $cseq, $to_tag, $body, $host) = @_;
+    my ($method, $did, $cid, $branch, $cseq, $to_tag, $body, $host, $from,
+        $port) = @_;
     my $sp = $ENV{TEST_NGINX_STREAM_PORT};
     my $to = "<sip:$did\@127.0.0.1>" . ($to_tag ? ";tag=$to_tag" : '');
     my $ct = $body ? "\nContent-Type: application/sdp" : '';
     $host //= "127.0.0.1:$sp";
+    $from //= '+4917012345';
+    $port //= $tp;
     return sip("$method sip:$did\@$host SIP/2.0\n"
-               . "Via: SIP/2.0/UDP 127.0.0.1:$tp;branch=$branch;rport\n"
-               . "From: <sip:+4917012345\@carrier.test>;tag=carrier1\n"
+               . "Via: SIP/2.0/UDP 127.0.0.1:$port;branch=$branch;rport\n"
+               . "From: <sip:$from\@carrier.test>;tag=carrier1\n"
                . "To: $to\nCall-ID: $cid\nCSeq: $cseq $method\n"
-               . "Max-Forwards: 70\nContact: <sip:carrier\@127.0.0.1:$tp>$ct",
+               . "Max-Forwards: 70\nContact: <sip:carrier\@127.0.0.1:$port>$ct",
                $body);
 }
 
@@ -220,6 +224,124 @@ our @RETRANS_200 = (
     'close A',
 );
 
+# the upstream forks one call over two trunks: the second delivery (the
+# same Call-ID on another branch, or another Call-ID from the same number
+# to the same DID) is held at 180, its CANCEL does not stop the first
+my $tp2 = $ENV{TEST_NGINX_TRUNK2_PORT};
+our @FORK = (
+    "udp T \$TEST_NGINX_STREAM_PORT bind=$tp",
+    "udp U \$TEST_NGINX_STREAM_PORT bind=$tp2",
+    'open A /sip proto=sip',
+    reg_cmds('A', 'alice'),
+    "set_eval INV main::carrier('INVITE', '+4930222', 'fork-1', 'z9hG4bKf1', 1, '', main::sdp_plain(40000))",
+    'udp_send T ${INV}',
+    'udp_recv T ^SIP/2\.0 100 Trying\r\n',
+    'udp_recv T ^SIP/2\.0 180 Ringing\r\n',
+    'recv A ^INVITE ',
+    'capture A BR ^INVITE [^\r]*\r\nVia: [^\r]*;branch=([^;\r]+)',
+    # the sibling: same Call-ID, another branch, through the other trunk
+    "set_eval INV2 main::carrier('INVITE', '+4930222', 'fork-1', 'z9hG4bKf2', 1, '', main::sdp_plain(40002), undef, undef, $tp2)",
+    'udp_send U ${INV2}',
+    'udp_recv U ^SIP/2\.0 100 Trying\r\n',
+    'udp_recv U ^SIP/2\.0 180 Ringing\r\n',
+    # a B2BUA's sibling: a new Call-ID, the same caller and DID
+    "set_eval INV3 main::carrier('INVITE', '+4930222', 'fork-2', 'z9hG4bKf3', 1, '', main::sdp_plain(40004), undef, undef, $tp2)",
+    'udp_send U ${INV3}',
+    'udp_recv U ^SIP/2\.0 100 Trying\r\n',
+    'udp_recv U ^SIP/2\.0 180 Ringing\r\n',
+    'no_recv A 700',
+    'udp_no_recv U 300',
+    # the upstream cancels the siblings: the browser keeps ringing
+    "set_eval CAN2 main::carrier('CANCEL', '+4930222', 'fork-1', 'z9hG4bKf2', 1, '', '', undef, undef, $tp2)",
+    'udp_send U ${CAN2}',
+    'udp_recv U ^SIP/2\.0 200 OK\r\n(?s:.*)CSeq: 1 CANCEL\r\n',
+    'udp_recv U ^SIP/2\.0 487 Request Terminated\r\n(?s:.*)Call-ID: fork-1\r\n',
+    'capture U TAG2 ^SIP/2\.0 487 (?s:.*?)To: <sip:\+4930222@127\.0\.0\.1>;tag=([^\r]+)\r\n',
+    "set_eval ACK2 main::carrier('ACK', '+4930222', 'fork-1', 'z9hG4bKf2', 1, '\${TAG2}', '', undef, undef, $tp2)",
+    'udp_send U ${ACK2}',
+    "set_eval CAN3 main::carrier('CANCEL', '+4930222', 'fork-2', 'z9hG4bKf3', 1, '', '', undef, undef, $tp2)",
+    'udp_send U ${CAN3}',
+    'udp_recv U ^SIP/2\.0 200 OK\r\n(?s:.*)CSeq: 1 CANCEL\r\n',
+    'udp_recv U ^SIP/2\.0 487 Request Terminated\r\n(?s:.*)Call-ID: fork-2\r\n',
+    'capture U TAG3 ^SIP/2\.0 487 (?s:.*?)To: <sip:\+4930222@127\.0\.0\.1>;tag=([^\r]+)\r\n',
+    "set_eval ACK3 main::carrier('ACK', '+4930222', 'fork-2', 'z9hG4bKf3', 1, '\${TAG3}', '', undef, undef, $tp2)",
+    'udp_send U ${ACK3}',
+    'no_recv A 500',
+    # the first delivery is answered
+    'capture A AINV (?s)^(.*)$',
+    'set_eval R200 main::answer(q{${AINV}}, 200, main::sdp(q{bbbb}))',
+    'send_esc A ${R200}',
+    'recv A ^ACK ',
+    'udp_recv T ^SIP/2\.0 200 OK\r\n(?s:.*)Call-ID: fork-1\r\n',
+    'capture T TAG ^SIP/2\.0 200 OK\r\n(?s:.*?)To: <sip:\+4930222@127\.0\.0\.1>;tag=([^\r]+)\r\n',
+    "set_eval ACK main::carrier('ACK', '+4930222', 'fork-1', 'z9hG4bKf1a', 1, '\${TAG}')",
+    'udp_send T ${ACK}',
+    "set_eval BYE main::carrier('BYE', '+4930222', 'fork-1', 'z9hG4bKf1b', 2, '\${TAG}')",
+    'udp_send T ${BYE}',
+    'udp_wait T ^SIP/2\.0 200 OK\r\n(?s:.*)CSeq: 2 BYE\r\n',
+    'recv A ^BYE ',
+    'close A',
+);
+
+# a trunk that takes no call (max_inbound=0) holds it at 180: no 403
+our @HOLD = (
+    "udp U \$TEST_NGINX_STREAM_PORT bind=$tp2",
+    'open A /sip proto=sip',
+    reg_cmds('A', 'alice'),
+    "set_eval INV main::carrier('INVITE', '+4930222', 'hold-1', 'z9hG4bKh1', 1, '', main::sdp_plain(40000), undef, undef, $tp2)",
+    'udp_send U ${INV}',
+    'udp_recv U ^SIP/2\.0 100 Trying\r\n',
+    'udp_recv U ^SIP/2\.0 180 Ringing\r\n',
+    'udp_no_recv U 1000',
+    'no_recv A 100',
+    "set_eval CAN main::carrier('CANCEL', '+4930222', 'hold-1', 'z9hG4bKh1', 1, '', '', undef, undef, $tp2)",
+    'udp_send U ${CAN}',
+    'udp_recv U ^SIP/2\.0 200 OK\r\n(?s:.*)CSeq: 1 CANCEL\r\n',
+    'udp_recv U ^SIP/2\.0 487 Request Terminated\r\n',
+    'capture U TAG ^SIP/2\.0 487 (?s:.*?)To: <sip:\+4930222@127\.0\.0\.1>;tag=([^\r]+)\r\n',
+    "set_eval ACK main::carrier('ACK', '+4930222', 'hold-1', 'z9hG4bKh1', 1, '\${TAG}', '', undef, undef, $tp2)",
+    'udp_send U ${ACK}',
+    'close A',
+);
+
+# max_inbound=1: a second call while the first rings is 503 with
+# Retry-After; once the first is over, the line is free again
+our @LIMIT = (
+    "udp T \$TEST_NGINX_STREAM_PORT bind=$tp",
+    'open A /sip proto=sip',
+    reg_cmds('A', 'alice'),
+    "set_eval INV main::carrier('INVITE', '+4930222', 'lim-1', 'z9hG4bKl1', 1, '', main::sdp_plain(40000), undef, '+111')",
+    'udp_send T ${INV}',
+    'udp_recv T ^SIP/2\.0 100 Trying\r\n',
+    'udp_recv T ^SIP/2\.0 180 Ringing\r\n',
+    'recv A ^INVITE ',
+    "set_eval INV2 main::carrier('INVITE', '+4930222', 'lim-2', 'z9hG4bKl2', 1, '', main::sdp_plain(40002), undef, '+222')",
+    'udp_send T ${INV2}',
+    'udp_recv T ^SIP/2\.0 100 Trying\r\n(?s:.*)Call-ID: lim-2\r\n',
+    'udp_recv T ^SIP/2\.0 180 Ringing\r\n(?s:.*)Call-ID: lim-2\r\n',
+    'udp_recv T (?s)^SIP/2\.0 503 Trunk Lines Busy\r\n.*Call-ID: lim-2\r\n.*Retry-After: 5\r\n',
+    'capture T TAG2 ^SIP/2\.0 503 (?s:.*?)To: <sip:\+4930222@127\.0\.0\.1>;tag=([^\r]+)\r\n',
+    "set_eval ACK2 main::carrier('ACK', '+4930222', 'lim-2', 'z9hG4bKl2', 1, '\${TAG2}', '', undef, '+222')",
+    'udp_send T ${ACK2}',
+    'redis ^1$ ZCARD codeb:{localhost}:tcalls:carrier:in',
+    "set_eval CAN main::carrier('CANCEL', '+4930222', 'lim-1', 'z9hG4bKl1', 1, '', '', undef, '+111')",
+    'udp_send T ${CAN}',
+    'udp_recv T ^SIP/2\.0 200 OK\r\n(?s:.*)CSeq: 1 CANCEL\r\n',
+    'udp_recv T ^SIP/2\.0 487 Request Terminated\r\n',
+    'capture T TAG1 ^SIP/2\.0 487 (?s:.*?)To: <sip:\+4930222@127\.0\.0\.1>;tag=([^\r]+)\r\n',
+    "set_eval ACK1 main::carrier('ACK', '+4930222', 'lim-1', 'z9hG4bKl1', 1, '\${TAG1}', '', undef, '+111')",
+    'udp_send T ${ACK1}',
+    'recv A ^CANCEL ',
+    'sleep 200',
+    'redis ^0$ ZCARD codeb:{localhost}:tcalls:carrier:in',
+    "set_eval INV3 main::carrier('INVITE', '+4930222', 'lim-3', 'z9hG4bKl3', 1, '', main::sdp_plain(40004), undef, '+333')",
+    'udp_send T ${INV3}',
+    'udp_recv T ^SIP/2\.0 100 Trying\r\n(?s:.*)Call-ID: lim-3\r\n',
+    'udp_recv T ^SIP/2\.0 180 Ringing\r\n(?s:.*)Call-ID: lim-3\r\n',
+    'recv A ^INVITE ',
+    'close A',
+);
+
 run_tests();
 done_testing();
 
@@ -306,3 +428,41 @@ codeb_sip_media 127.0.0.1:$TEST_NGINX_NG_PORT;
 $ENV{TEST_NGINX_SIP_STREAM}
 --- ws eval
 \@main::RETRANS_200
+
+
+
+=== TEST 8: sibling-fork collapse: the same call over two trunks rings once; the siblings held at 180 and cancelled alone
+--- config eval
+$ENV{TEST_NGINX_SIP_CONF} . "codeb_sip_trunk carrier2 host=127.0.0.1:$ENV{TEST_NGINX_TRUNK2_PORT} prefix=+99;\n"
+--- http_config
+codeb_sip_media 127.0.0.1:$TEST_NGINX_NG_PORT;
+--- stream_config eval
+$ENV{TEST_NGINX_SIP_STREAM}
+--- ws eval
+\@main::FORK
+
+
+
+=== TEST 9: max_inbound=0 holds the call at 180 (no 403), the browser is not rung
+--- config eval
+$ENV{TEST_NGINX_SIP_CONF} . "codeb_sip_trunk carrier2 host=127.0.0.1:$ENV{TEST_NGINX_TRUNK2_PORT} prefix=+99 max_inbound=0;\n"
+--- http_config
+codeb_sip_media 127.0.0.1:$TEST_NGINX_NG_PORT;
+--- stream_config eval
+$ENV{TEST_NGINX_SIP_STREAM}
+--- ws eval
+\@main::HOLD
+
+
+
+=== TEST 10: max_inbound=1: a second call is 503 with Retry-After; the line is free again after the first
+--- config eval
+my $c = $ENV{TEST_NGINX_SIP_CONF};
+$c =~ s/prefix=\+,00;/prefix=+,00 max_inbound=1;/;
+$c
+--- http_config
+codeb_sip_media 127.0.0.1:$TEST_NGINX_NG_PORT;
+--- stream_config eval
+$ENV{TEST_NGINX_SIP_STREAM}
+--- ws eval
+\@main::LIMIT

@@ -92,6 +92,7 @@ struct ngx_codeb_sip_srv_conf_s {
     time_t                      expires_default;
     time_t                      nonce_ttl;   /* s */
     ngx_array_t                *trunks;      /* ngx_codeb_sip_trunk_t */
+    ngx_flag_t                  ws;          /* a codeb_sip_ws location */
 };
 
 
@@ -196,6 +197,10 @@ typedef enum {
 
 typedef struct ngx_codeb_sip_call_s  ngx_codeb_sip_call_t;
 
+/* _lines.c: rc NGX_OK, NGX_DECLINED (a sibling), NGX_BUSY, NGX_ERROR */
+typedef void (*ngx_codeb_sip_admit_pt)(ngx_codeb_sip_call_t *call,
+    ngx_int_t rc);
+
 /* one dialog of a call: the caller's (a), or one per callee binding (b) */
 typedef struct {
     ngx_str_node_t              sn;          /* by Call-ID, in the worker */
@@ -211,6 +216,9 @@ typedef struct {
     char const                 *remote_uri;
     url_t                      *target;      /* the party's Contact */
     char const                 *branch;      /* b: our INVITE's branch */
+    char const                 *key;         /* in the worker's table, when
+                                                not call_id: a sibling's
+                                                "<Call-ID>;<branch>" */
     uint32_t                    cseq;        /* our last CSeq */
     ngx_codeb_sip_retrans_t     rt_invite;   /* a: our final answer; b: our
                                                 INVITE */
@@ -232,10 +240,14 @@ struct ngx_codeb_sip_call_s {
     char const                 *best_phrase;
     char const                 *callee;      /* the user or number called */
     ngx_codeb_sip_trunk_t      *trunk;       /* of a call from or to one */
+    ngx_codeb_sip_admit_pt      admit;       /* the trunk's answer */
     ngx_str_t                  *bindings;    /* JSON, in home */
     ngx_uint_t                  nbindings;
     unsigned                    media:1;     /* the daemon knows the call */
     unsigned                    outbound:1;  /* to call->trunk */
+    unsigned                    held:1;      /* kept at 180, rings no one */
+    unsigned                    redis:1;     /* a Redis reply is due */
+    unsigned                    counted:1;   /* holds a line of the trunk */
     unsigned                    b_plain:1;   /* callees speak plain RTP */
     unsigned                    cancelled:1;
     unsigned                    done:1;
@@ -369,6 +381,8 @@ void ngx_codeb_sip_call_init_process(void);
 void ngx_codeb_sip_calls_flow_closed(ngx_codeb_sip_flow_t *flow);
 /* the leg of Call-ID id in this worker, or NULL */
 ngx_codeb_sip_leg_t *ngx_codeb_sip_leg_find(char const *id);
+/* the leg a request is for: a held sibling's (Call-ID and branch) first */
+ngx_codeb_sip_leg_t *ngx_codeb_sip_leg_find_req(msg_t *req);
 void ngx_codeb_sip_leg_link(ngx_codeb_sip_leg_t *leg);
 /* out of the worker's table; its flow let go */
 void ngx_codeb_sip_leg_unlink(ngx_codeb_sip_leg_t *leg);
@@ -488,6 +502,17 @@ ngx_codeb_sip_leg_t *ngx_codeb_sip_trunk_leg(ngx_codeb_sip_call_t *call);
 /* the trunk a call to number goes out through (longest prefix); NULL */
 ngx_codeb_sip_trunk_t *ngx_codeb_sip_trunk_for(ngx_codeb_sip_srv_conf_t *sip,
     char const *number);
+
+/* _lines.c */
+extern ngx_codeb_redis_script_t  ngx_codeb_sip_admit_script;
+/*
+ * may call go through its trunk (limits; inbound: siblings)?  NGX_OK: at
+ * once; NGX_AGAIN: done(call, rc) follows; NGX_ERROR: no Redis
+ */
+ngx_int_t ngx_codeb_sip_trunk_admit(ngx_codeb_sip_call_t *call,
+    ngx_codeb_sip_admit_pt done);
+/* the call's line is free again */
+void ngx_codeb_sip_trunk_release(ngx_codeb_sip_call_t *call);
 
 /* _scripts.c */
 extern ngx_codeb_redis_script_t  ngx_codeb_sip_nonce_script;

@@ -19,9 +19,12 @@
 static void ngx_codeb_sip_invite_auth(ngx_codeb_sip_flow_t *flow,
     msg_t *req, ngx_codeb_sip_user_t *user);
 static void ngx_codeb_sip_invite_trunk(ngx_codeb_sip_flow_t *flow,
-    msg_t *req, ngx_codeb_sip_trunk_t *trunk);
+    msg_t *req, ngx_codeb_sip_trunk_t *trunk, ngx_uint_t sibling);
+static void ngx_codeb_sip_admitted(ngx_codeb_sip_call_t *call, ngx_int_t rc);
+static void ngx_codeb_sip_ringback(ngx_codeb_sip_call_t *call);
 static void ngx_codeb_sip_call_ring(ngx_codeb_sip_call_t *call);
 static void ngx_codeb_sip_call_out(ngx_codeb_sip_call_t *call);
+static void ngx_codeb_sip_call_offer(ngx_codeb_sip_call_t *call);
 static void ngx_codeb_sip_bindings_reply(redisAsyncContext *ac,
     void *reply, void *data);
 static void ngx_codeb_sip_offer_reply(void *data,
@@ -29,7 +32,8 @@ static void ngx_codeb_sip_offer_reply(void *data,
 static void ngx_codeb_sip_call_timer(ngx_event_t *ev);
 static ngx_codeb_sip_call_t *ngx_codeb_sip_call_create(
     ngx_codeb_sip_flow_t *flow, msg_t *req, ngx_codeb_sip_srv_conf_t *sip,
-    char const *callee);
+    char const *callee, ngx_uint_t sibling);
+static char *ngx_codeb_sip_sibling_key(msg_t *req, ngx_pool_t *pool);
 
 
 static ngx_rbtree_t       ngx_codeb_sip_legs;
@@ -57,11 +61,54 @@ ngx_codeb_sip_leg_find(char const *id)
 }
 
 
+/* "<Call-ID>;<top Via branch>" of req, from pool; NULL: no memory */
+static char *
+ngx_codeb_sip_sibling_key(msg_t *req, ngx_pool_t *pool)
+{
+    u_char       *key;
+    size_t        len;
+    sip_t        *rq;
+    char const   *branch;
+
+    rq = sip_object(req);
+    branch = rq->sip_via->v_branch ? rq->sip_via->v_branch : "";
+    len = ngx_strlen(rq->sip_call_id->i_id) + 1 + ngx_strlen(branch) + 1;
+
+    key = ngx_pnalloc(pool, len);
+    if (key == NULL) {
+        return NULL;
+    }
+
+    ngx_sprintf(key, "%s;%s%Z", rq->sip_call_id->i_id, branch);
+
+    return (char *) key;
+}
+
+
+ngx_codeb_sip_leg_t *
+ngx_codeb_sip_leg_find_req(msg_t *req)
+{
+    char                 *key;
+    ngx_codeb_sip_leg_t  *leg;
+
+    key = ngx_codeb_sip_sibling_key(req, ngx_codeb_scratch());
+
+    leg = key ? ngx_codeb_sip_leg_find(key) : NULL;
+
+    return leg ? leg : ngx_codeb_sip_leg_find(sip_object(req)->sip_call_id
+                                              ->i_id);
+}
+
+
 void
 ngx_codeb_sip_leg_link(ngx_codeb_sip_leg_t *leg)
 {
-    leg->sn.str.data = (u_char *) leg->call_id;
-    leg->sn.str.len = ngx_strlen(leg->call_id);
+    char const  *key;
+
+    key = leg->key ? leg->key : leg->call_id;
+
+    leg->sn.str.data = (u_char *) key;
+    leg->sn.str.len = ngx_strlen(key);
     leg->sn.node.key = ngx_crc32_short(leg->sn.str.data, leg->sn.str.len);
 
     ngx_rbtree_insert(&ngx_codeb_sip_legs, &leg->sn.node);
@@ -146,17 +193,36 @@ void
 ngx_codeb_sip_invite(ngx_codeb_sip_flow_t *flow, msg_t *req,
     ngx_codeb_sip_trunk_t *trunk)
 {
-    ngx_int_t             rc;
-    ngx_codeb_sip_leg_t  *leg;
+    ngx_int_t              rc;
+    ngx_uint_t             sibling;
+    ngx_codeb_sip_leg_t   *leg;
+    ngx_codeb_sip_call_t  *call;
 
-    leg = ngx_codeb_sip_leg_find(sip_object(req)->sip_call_id->i_id);
+    sibling = 0;
+    leg = ngx_codeb_sip_leg_find_req(req);
 
-    if (leg) {
-        /* a retransmission: our last answer to it again (§17.2.1) */
-        if (leg == &leg->call->a) {
+    if (leg && leg == &leg->call->a) {
+        call = leg->call;
+
+        if (ngx_strcmp(sip_object(call->a.invite)->sip_via->v_branch
+                       ? sip_object(call->a.invite)->sip_via->v_branch : "",
+                       sip_object(req)->sip_via->v_branch
+                       ? sip_object(req)->sip_via->v_branch : "")
+            == 0)
+        {
+            /* a retransmission: our last answer to it again (§17.2.1) */
             ngx_codeb_sip_retrans_again(&leg->rt_invite);
+            msg_destroy(req);
+            return;
         }
 
+        /* the same call again on another branch */
+        sibling = (trunk != NULL);
+    }
+
+    if (leg && !sibling) {
+        /* a merged request (RFC 3261 §8.2.2.2) */
+        (void) ngx_codeb_sip_reply(flow, req, 482, "Loop Detected");
         msg_destroy(req);
         return;
     }
@@ -164,7 +230,7 @@ ngx_codeb_sip_invite(ngx_codeb_sip_flow_t *flow, msg_t *req,
     (void) ngx_codeb_sip_reply(flow, req, 100, "Trying");
 
     if (trunk) {
-        ngx_codeb_sip_invite_trunk(flow, req, trunk);
+        ngx_codeb_sip_invite_trunk(flow, req, trunk, sibling);
         return;
     }
 
@@ -226,12 +292,14 @@ ngx_codeb_sip_invite_auth(ngx_codeb_sip_flow_t *flow, msg_t *req,
                                     rq->sip_request->rq_url->url_user);
 
     call = ngx_codeb_sip_call_create(flow, req, flow->sip,
-                                     rq->sip_request->rq_url->url_user);
+                                     rq->sip_request->rq_url->url_user, 0);
     if (call == NULL) {
         (void) ngx_codeb_sip_reply(flow, req, 500, "Server Internal Error");
         msg_destroy(req);
         return;
     }
+
+    ngx_codeb_sip_ringback(call);
 
     if (trunk) {
         call->trunk = trunk;
@@ -245,13 +313,28 @@ ngx_codeb_sip_invite_auth(ngx_codeb_sip_flow_t *flow, msg_t *req,
 }
 
 
+/* 180 at once, the 200 waits for the callee (kept: sent again if asked) */
+static void
+ngx_codeb_sip_ringback(ngx_codeb_sip_call_t *call)
+{
+    (void) ngx_codeb_sip_send_kept(call->a.flow,
+                                   ngx_codeb_sip_response(call->a.invite, 180,
+                                                          "Ringing",
+                                                          call->a.local_tag),
+                                   &call->a.rt_invite, 0);
+}
+
+
 /*
  * an INVITE from a trunk: the DID (Request-URI user) and the caller's
- * number (From user) choose the user by the tenant's inbound routes
+ * number (From user) choose the user by the tenant's inbound routes.  A
+ * sibling of a call (the upstream forked it here twice) and any call when
+ * the trunk takes none (max_inbound=0) are held at 180, so that the
+ * upstream's fork arbitration goes on; the trunk's lines are counted.
  */
 static void
 ngx_codeb_sip_invite_trunk(ngx_codeb_sip_flow_t *flow, msg_t *req,
-    ngx_codeb_sip_trunk_t *trunk)
+    ngx_codeb_sip_trunk_t *trunk, ngx_uint_t sibling)
 {
     u_char                *name;
     sip_t                 *rq;
@@ -289,7 +372,7 @@ ngx_codeb_sip_invite_trunk(ngx_codeb_sip_flow_t *flow, msg_t *req,
     if (name) {
         (void) ngx_cpystrn(name, user->data, user->len + 1);
         call = ngx_codeb_sip_call_create(flow, req, trunk->sip,
-                                         (char *) name);
+                                         (char *) name, sibling);
     }
 
     if (call == NULL) {
@@ -299,12 +382,69 @@ ngx_codeb_sip_invite_trunk(ngx_codeb_sip_flow_t *flow, msg_t *req,
     }
 
     call->trunk = trunk;
+    ngx_codeb_sip_ringback(call);
 
-    ngx_log_error(NGX_LOG_INFO, call->log, 0,
-                  "codeb sip: call from trunk \"%V\" rings user \"%s\"",
-                  &trunk->name, call->callee);
+    if (sibling || trunk->max_inbound == 0) {
+        ngx_codeb_sip_admitted(call, NGX_DECLINED);
+        return;
+    }
 
-    ngx_codeb_sip_call_ring(call);
+    switch (ngx_codeb_sip_trunk_admit(call, ngx_codeb_sip_admitted)) {
+
+    case NGX_OK:
+        ngx_codeb_sip_admitted(call, NGX_OK);
+        return;
+
+    case NGX_AGAIN:
+        return;
+
+    default:
+        ngx_codeb_sip_call_end(call, 503, "Service Unavailable");
+        return;
+    }
+}
+
+
+/* the trunk's answer for call (ngx_codeb_sip_trunk_admit()) */
+static void
+ngx_codeb_sip_admitted(ngx_codeb_sip_call_t *call, ngx_int_t rc)
+{
+    switch (rc) {
+
+    case NGX_OK:
+        if (call->outbound) {
+            ngx_codeb_sip_call_offer(call);
+
+        } else {
+            ngx_log_error(NGX_LOG_INFO, call->log, 0,
+                          "codeb sip: call from trunk \"%V\" rings user "
+                          "\"%s\"", &call->trunk->name, call->callee);
+            ngx_codeb_sip_call_ring(call);
+        }
+
+        return;
+
+    case NGX_DECLINED:
+        /* held at 180 until the upstream cancels it, or 480 at the end */
+        call->held = 1;
+        ngx_log_error(NGX_LOG_INFO, call->log, 0,
+                      "codeb sip: call from trunk \"%V\" held at 180 (%s)",
+                      &call->trunk->name,
+                      call->trunk->max_inbound == 0
+                      ? "max_inbound=0" : "a sibling fork");
+        return;
+
+    case NGX_BUSY:
+        ngx_log_error(NGX_LOG_INFO, call->log, 0,
+                      "codeb sip: trunk \"%V\" has no free line",
+                      &call->trunk->name);
+        ngx_codeb_sip_call_end(call, 503, "Trunk Lines Busy");
+        return;
+
+    default:
+        ngx_codeb_sip_call_end(call, 503, "Service Unavailable");
+        return;
+    }
 }
 
 
@@ -336,25 +476,40 @@ ngx_codeb_sip_call_ring(ngx_codeb_sip_call_t *call)
         return;
     }
 
-    /* the 200 waits for the callee */
-    (void) ngx_codeb_sip_send_kept(call->a.flow,
-                                   ngx_codeb_sip_response(call->a.invite, 180,
-                                                          "Ringing",
-                                                          call->a.local_tag),
-                                   &call->a.rt_invite, 0);
+    call->redis = 1;
 }
 
 
-/* a call to a number: out through the trunk, ringback now */
+/* a call to a number: out through the trunk when it has a line */
 static void
 ngx_codeb_sip_call_out(ngx_codeb_sip_call_t *call)
 {
-    sip_t      *rq;
-    ngx_str_t   sdp;
-
     ngx_log_error(NGX_LOG_INFO, call->log, 0,
                   "codeb sip: call out through trunk \"%V\"",
                   &call->trunk->name);
+
+    switch (ngx_codeb_sip_trunk_admit(call, ngx_codeb_sip_admitted)) {
+
+    case NGX_OK:
+        ngx_codeb_sip_call_offer(call);
+        return;
+
+    case NGX_AGAIN:
+        return;
+
+    default:
+        ngx_codeb_sip_call_end(call, 503, "Service Unavailable");
+        return;
+    }
+}
+
+
+/* the caller's offer to the media daemon; the callees follow its reply */
+static void
+ngx_codeb_sip_call_offer(ngx_codeb_sip_call_t *call)
+{
+    sip_t      *rq;
+    ngx_str_t   sdp;
 
     rq = sip_object(call->a.invite);
     sdp.data = (u_char *) rq->sip_payload->pl_data;
@@ -364,14 +519,7 @@ ngx_codeb_sip_call_out(ngx_codeb_sip_call_t *call)
         != NGX_OK)
     {
         ngx_codeb_sip_call_end(call, 503, "Media Unavailable");
-        return;
     }
-
-    (void) ngx_codeb_sip_send_kept(call->a.flow,
-                                   ngx_codeb_sip_response(call->a.invite, 180,
-                                                          "Ringing",
-                                                          call->a.local_tag),
-                                   &call->a.rt_invite, 0);
 }
 
 
@@ -381,7 +529,7 @@ ngx_codeb_sip_call_out(ngx_codeb_sip_call_t *call)
  */
 static ngx_codeb_sip_call_t *
 ngx_codeb_sip_call_create(ngx_codeb_sip_flow_t *flow, msg_t *req,
-    ngx_codeb_sip_srv_conf_t *sip, char const *callee)
+    ngx_codeb_sip_srv_conf_t *sip, char const *callee, ngx_uint_t sibling)
 {
     sip_t                 *rq;
     su_home_t             *home;
@@ -418,6 +566,17 @@ ngx_codeb_sip_call_create(ngx_codeb_sip_flow_t *flow, msg_t *req,
                      ? url_hdup(home, rq->sip_contact->m_url) : NULL;
     call->a.cseq = 0;
     call->callee = su_strdup(home, callee);
+
+    if (sibling) {
+        /* its Call-ID is another call's: known by its branch too */
+        call->a.key = su_strdup(home, ngx_codeb_sip_sibling_key(req,
+                                                       ngx_codeb_scratch()));
+        if (call->a.key == NULL) {
+            su_home_unref(home);
+            ngx_free(call);
+            return NULL;
+        }
+    }
 
     if (call->a.call_id == NULL || call->a.local_tag == NULL
         || call->a.local_uri == NULL || call->a.remote_uri == NULL
@@ -470,8 +629,10 @@ ngx_codeb_sip_bindings_reply(redisAsyncContext *ac, void *reply, void *data)
     redisReply            *rep = reply;
     ngx_codeb_sip_call_t  *call = data;
 
+    call->redis = 0;
+
     if (call->done) {
-        ngx_codeb_sip_call_free(call);
+        ngx_codeb_sip_call_idle(call);
         return;
     }
 
@@ -510,7 +671,7 @@ ngx_codeb_sip_offer_reply(void *data, ngx_codeb_sip_ng_reply_t *reply)
     call->ng = NULL;
 
     if (call->done) {
-        ngx_codeb_sip_call_free(call);
+        ngx_codeb_sip_call_idle(call);
         return;
     }
 

@@ -22,7 +22,7 @@ ngx_codeb_sip_call_request(ngx_codeb_sip_flow_t *flow, msg_t *req)
     ngx_codeb_sip_call_t  *call;
 
     rq = sip_object(req);
-    leg = ngx_codeb_sip_leg_find(rq->sip_call_id->i_id);
+    leg = ngx_codeb_sip_leg_find_req(req);
 
     if (leg == NULL) {
         return NGX_DECLINED;
@@ -140,15 +140,27 @@ void
 ngx_codeb_sip_call_end(ngx_codeb_sip_call_t *call, int status,
     char const *phrase)
 {
+    msg_t  *rsp;
+
     if (call->timer.timer_set) {
         ngx_del_timer(&call->timer);
     }
 
     if (!call->done && call->a.state < NGX_CODEB_SIP_LEG_CONFIRMED) {
-        (void) ngx_codeb_sip_send_kept(call->a.flow,
-                   ngx_codeb_sip_response(call->a.invite, status, phrase,
-                                          call->a.local_tag),
-                   &call->a.rt_invite, 1);
+        rsp = ngx_codeb_sip_response(call->a.invite, status, phrase,
+                                     call->a.local_tag);
+
+        /* RFC 3261 §21.5.4: when to try again */
+        if (rsp && status == 503
+            && sip_add_make(rsp, sip_object(rsp), sip_retry_after_class,
+                            "5") < 0)
+        {
+            msg_destroy(rsp);
+            rsp = NULL;
+        }
+
+        (void) ngx_codeb_sip_send_kept(call->a.flow, rsp, &call->a.rt_invite,
+                                       1);
         call->a.state = NGX_CODEB_SIP_LEG_DONE;
     }
 
@@ -178,9 +190,13 @@ ngx_codeb_sip_call_idle(ngx_codeb_sip_call_t *call)
     ngx_queue_t          *q;
     ngx_codeb_sip_leg_t  *leg;
 
-    if (!call->done || call->ng) {
+    if (!call->done || call->ng || call->redis) {
+        /* the reply's handler comes back here */
         return;
     }
+
+    /* the trunk's line is free when the call is over, not when freed */
+    ngx_codeb_sip_trunk_release(call);
 
     busy = call->a.rt_invite.timer.timer_set
            || call->a.rt_request.timer.timer_set;
@@ -210,7 +226,15 @@ ngx_codeb_sip_call_idle(ngx_codeb_sip_call_t *call)
 static void
 ngx_codeb_sip_call_linger(ngx_event_t *ev)
 {
-    ngx_codeb_sip_call_free(ev->data);
+    ngx_codeb_sip_call_t  *call = ev->data;
+
+    if (call->redis) {
+        /* its reply's handler needs it */
+        ngx_add_timer(ev, NGX_CODEB_SIP_LINGER);
+        return;
+    }
+
+    ngx_codeb_sip_call_free(call);
 }
 
 
@@ -224,6 +248,8 @@ ngx_codeb_sip_call_free(ngx_codeb_sip_call_t *call)
         /* its reply finds nothing */
         ngx_codeb_sip_ng_cancel(call->ng);
     }
+
+    ngx_codeb_sip_trunk_release(call);
 
     if (call->timer.timer_set) {
         ngx_del_timer(&call->timer);

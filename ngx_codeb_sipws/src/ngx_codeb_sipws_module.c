@@ -333,7 +333,7 @@ ngx_codeb_sipws_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     if (conf->users == NULL && conf->acl == NULL && conf->trunks == NULL
-        && conf->realm.data == t->name.data)
+        && !conf->ws && conf->realm.data == t->name.data)
     {
         /* a tenant without SIP settings: no SIP here */
         return NGX_CONF_OK;
@@ -400,6 +400,7 @@ ngx_codeb_sipws(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_codeb_sip_loc_conf_t  *slcf = conf;
 
     ngx_http_core_loc_conf_t  *clcf;
+    ngx_codeb_sip_srv_conf_t  *sip;
 
     if (slcf->enable) {
         return "is duplicate";
@@ -410,6 +411,10 @@ ngx_codeb_sipws(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     slcf->enable = 1;
+
+    /* the server takes SIP even without users of its own */
+    sip = ngx_http_conf_get_module_srv_conf(cf, ngx_codeb_sipws_module);
+    sip->ws = 1;
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_codeb_sipws_handler;

@@ -151,7 +151,7 @@ sub answer {
     my ($to) = $inv =~ /^To: ([^\r]*)\r\n/m;
     my ($cid) = $inv =~ /^(Call-ID: [^\r]*)\r\n/m;
     my ($cseq) = $inv =~ /^(CSeq: [^\r]*)\r\n/m;
-    my $phrase = { 180 => 'Ringing', 200 => 'OK', 487 => 'Request Terminated',
+    my $phrase = { 100 => 'Trying', 180 => 'Ringing', 200 => 'OK', 487 => 'Request Terminated',
                    486 => 'Busy Here' }->{$status};
     my $ct = $body ? "\nContent-Type: application/sdp" : '';
     return sip("SIP/2.0 $status $phrase\n$via\n$from\nTo: $to;tag=bobtag\n"
