@@ -1,6 +1,7 @@
 // Shared setup of the browser end-to-end tests (room.test.mjs,
-// mediad.test.mjs): the loopback-only network namespace, bounded waits,
-// free ports, child processes with a log file, Debian chromium through
+// mediad.test.mjs, phones.test.mjs): the loopback-only network namespace,
+// bounded waits, free ports, child processes with a log file, small Redis
+// and NG clients, Debian chromium through
 // playwright-core, and a Harness that owns the temp dir, the browser and
 // the pages and cleans up on every way out (end of the run, SIGINT/SIGTERM/
 // SIGHUP, the outer process or test runner going away, process.exit, a
@@ -412,4 +413,101 @@ export class Harness {
     clearTimeout(this.watchdog);
     await this.cleanup();
   }
+}
+
+// ---------------------------------------------------------------------------
+// Small clients of the servers the tests start (added for phones.test.mjs)
+
+/** Resolves true if the Redis on unix socket `sock` answers PING within 1000 ms. */
+export function redisPing(sock) {
+  return new Promise((resolve) => {
+    const c = net.createConnection(sock);
+    let buf = '';
+    const done = (v) => { c.destroy(); resolve(v); };
+    c.setTimeout(1000, () => done(false));
+    c.on('error', () => done(false));
+    c.on('connect', () => c.write('PING\r\n'));
+    c.on('data', (d) => { buf += d; if (buf.includes('\r\n')) done(buf.startsWith('+PONG')); });
+  });
+}
+
+// bencode (BEP 3) for the NG protocol (docs/ng.md): strings as UTF-8, dict
+// keys sorted by their bytes; decoding returns strings, numbers, arrays and
+// objects and is lenient (the tests only read what the daemon wrote).
+function bencodeValue(v, out) {
+  if (typeof v === 'number') out.push(Buffer.from('i' + Math.trunc(v) + 'e'));
+  else if (typeof v === 'string' || Buffer.isBuffer(v)) {
+    const b = Buffer.isBuffer(v) ? v : Buffer.from(v, 'utf8');
+    out.push(Buffer.from(b.length + ':'), b);
+  } else if (Array.isArray(v)) {
+    out.push(Buffer.from('l'));
+    for (const x of v) bencodeValue(x, out);
+    out.push(Buffer.from('e'));
+  } else {
+    out.push(Buffer.from('d'));
+    const keys = Object.keys(v).filter((k) => v[k] !== undefined)
+      .sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    for (const k of keys) { bencodeValue(k, out); bencodeValue(v[k], out); }
+    out.push(Buffer.from('e'));
+  }
+}
+
+function bdecodeValue(buf, at) {
+  const c = buf[at.pos];
+  if (c === 0x69) {
+    const end = buf.indexOf(0x65, at.pos);
+    const n = Number(buf.toString('latin1', at.pos + 1, end));
+    at.pos = end + 1;
+    return n;
+  }
+  if (c === 0x6c || c === 0x64) {
+    at.pos += 1;
+    const list = [];
+    while (at.pos < buf.length && buf[at.pos] !== 0x65) list.push(bdecodeValue(buf, at));
+    at.pos += 1;
+    if (c === 0x6c) return list;
+    const d = {};
+    for (let i = 0; i + 1 < list.length; i += 2) d[list[i]] = list[i + 1];
+    return d;
+  }
+  const colon = buf.indexOf(0x3a, at.pos);
+  if (colon < 0) throw new Error('bdecode: bad input at ' + at.pos);
+  const n = Number(buf.toString('latin1', at.pos, colon));
+  at.pos = colon + 1 + n;
+  return buf.toString('utf8', colon + 1, colon + 1 + n);
+}
+
+/**
+ * One NG request (docs/ng.md) to a media daemon on 127.0.0.1:`port` from a
+ * fresh UDP socket: `msg` is bencoded behind a random cookie; resolves to
+ * the decoded reply dictionary.  Each attempt waits `timeout` ms (default
+ * 1000), `retries` more attempts (default 2) reuse the cookie (the daemon
+ * answers a repeated cookie from its reply cache); rejects after the last.
+ */
+export async function ngRequest(port, msg, { timeout = 1000, retries = 2 } = {}) {
+  const cookie = Math.random().toString(16).slice(2, 14);
+  const parts = [Buffer.from(cookie + ' ')];
+  bencodeValue(msg, parts);
+  const payload = Buffer.concat(parts);
+  const sock = dgram.createSocket('udp4');
+  sock.on('error', () => {}); // ICMP unreachable while the daemon starts
+  try {
+    await new Promise((r) => sock.bind(0, '127.0.0.1', r));
+    for (let i = 0; i <= retries; i++) {
+      const reply = await new Promise((resolve) => {
+        const t = setTimeout(() => resolve(null), timeout);
+        sock.on('message', (m) => {
+          if (m.toString('latin1', 0, cookie.length + 1) !== cookie + ' ') return;
+          clearTimeout(t);
+          resolve(m.subarray(cookie.length + 1));
+        });
+        sock.send(payload, port, '127.0.0.1');
+      });
+      sock.removeAllListeners('message');
+      if (reply) return bdecodeValue(reply, { pos: 0 });
+    }
+  } finally {
+    sock.close();
+  }
+  throw new Error('no NG reply to ' + msg.command + ' from 127.0.0.1:' + port + ' after ' + (retries + 1) + ' attempts');
 }
