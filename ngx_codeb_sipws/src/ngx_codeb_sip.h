@@ -78,6 +78,7 @@ typedef struct {
     ngx_codeb_sip_srv_conf_t   *sip;
     ngx_codeb_sip_flow_t       *flow;        /* this worker's, to addr */
     unsigned                    reg:1;       /* register=on */
+    struct ngx_codeb_sip_trunk_reg_s  *registration;  /* _trunk_reg.c */
 } ngx_codeb_sip_trunk_t;
 
 
@@ -366,6 +367,15 @@ ngx_int_t ngx_codeb_sip_digest_check(ngx_codeb_sip_flow_t *flow,
  */
 ngx_int_t ngx_codeb_sip_digest_challenge(ngx_codeb_sip_flow_t *flow,
     msg_t *req, ngx_uint_t stale);
+/*
+ * The client side: Authorization (401) or Proxy-Authorization (407) in
+ * req, a request of ours, for the challenges of the response challenge
+ * (RFC 7616 qop=auth, or RFC 2069 without qop; SHA-256 before MD5, RFC
+ * 8760).  NGX_OK; NGX_DECLINED: nothing this client can answer;
+ * NGX_ERROR: no memory.  req is then sent with a new CSeq.
+ */
+ngx_int_t ngx_codeb_sip_digest_authorize(msg_t *req, msg_t *challenge,
+    ngx_str_t *username, ngx_str_t *password);
 
 /* _call.c */
 /* an INVITE without To tag: a new call (from trunk, when not NULL) */
@@ -463,6 +473,22 @@ ngx_int_t ngx_codeb_sip_media(ngx_codeb_sip_call_t *call, char *command,
 void ngx_codeb_sip_register(ngx_codeb_sip_flow_t *flow, msg_t *req);
 /* removes the bindings made through flow (its connection closed) */
 void ngx_codeb_sip_unbind_flow(ngx_codeb_sip_flow_t *flow);
+
+/* _trunk_reg.c: trunk registration, one worker of all per trunk */
+typedef struct ngx_codeb_sip_trunk_reg_s  ngx_codeb_sip_trunk_reg_t;
+/* after ngx_codeb_sip_trunks_init_process() */
+ngx_int_t ngx_codeb_sip_trunk_reg_init_process(ngx_cycle_t *cycle,
+    ngx_codeb_sip_main_conf_t *smcf);
+/* the locks this worker holds let go (best effort) */
+void ngx_codeb_sip_trunk_reg_exit_process(ngx_cycle_t *cycle);
+/* a response whose CSeq method is REGISTER (it is freed) */
+void ngx_codeb_sip_trunk_reg_response(ngx_codeb_sip_flow_t *flow,
+    msg_t *rsp);
+/*
+ * a message came from trunk's address: its last seen time in P trunks
+ * (at most one write per 10 s per trunk and worker)
+ */
+void ngx_codeb_sip_trunk_seen(ngx_codeb_sip_trunk_t *trunk);
 
 /* _ng.c */
 void ngx_codeb_benc_init(ngx_codeb_benc_t *b, u_char *buf, size_t size);

@@ -66,6 +66,12 @@ ngx_codeb_sip_receive(ngx_codeb_sip_flow_t *flow, u_char *data, size_t len)
     }
 
     if (sip->sip_status) {
+        if (sip->sip_cseq->cs_method == sip_method_register) {
+            /* we send REGISTER only for trunks (_trunk_reg.c) */
+            ngx_codeb_sip_trunk_reg_response(flow, msg);
+            return;
+        }
+
         ngx_codeb_sip_call_response(flow, msg);
         return;
     }

@@ -10,6 +10,10 @@
  * count that does not grow is a replay.  Parameters are parsed by
  * sofia-sip, hashes computed with OpenSSL, responses compared in constant
  * time.
+ *
+ * The client side (ngx_codeb_sip_digest_authorize()) answers the
+ * challenges of a 401 or 407 to a request of ours: a trunk's REGISTER, an
+ * INVITE out through a trunk.
  */
 
 #include "ngx_codeb_sip.h"
@@ -34,6 +38,12 @@ static void ngx_codeb_sip_digest_hash(const EVP_MD *md, u_char *out,
     ngx_str_t *parts, ngx_uint_t n);
 static void ngx_codeb_sip_nonce_reply(redisAsyncContext *ac, void *reply,
     void *data);
+static ngx_int_t ngx_codeb_sip_digest_pick(auth_challenge_t *ac,
+    const EVP_MD **md);
+static char *ngx_codeb_sip_digest_answer(su_home_t *home,
+    auth_challenge_t *ac, const EVP_MD *md, sip_t *rq, ngx_str_t *username,
+    ngx_str_t *password);
+static char *ngx_codeb_sip_quote(su_home_t *home, char const *s, size_t len);
 
 
 ngx_int_t
@@ -383,4 +393,276 @@ ngx_codeb_sip_digest_challenge(ngx_codeb_sip_flow_t *flow, msg_t *req,
     }
 
     return ngx_codeb_sip_send(flow, rsp);
+}
+
+
+#define NGX_CODEB_SIP_DIGEST_REALMS  8       /* realms answered at most */
+
+
+/*
+ * The client side: challenge is a 401 (WWW-Authenticate) or a 407
+ * (Proxy-Authenticate) to req, a request of ours (RFC 3261 §22.2, §22.3).
+ * For each realm challenged, req gets one Authorization (401) or
+ * Proxy-Authorization (407), after the ones of that kind it had are
+ * removed:
+ *
+ *   Digest username="<u>", realm="<r>", nonce="<n>", uri="<Request-URI>",
+ *       response="<hex>", algorithm=<SHA-256|MD5>[, opaque="<o>"]
+ *       [, qop=auth, nc=00000001, cnonce="<32 random hex>"]
+ *
+ * Of the challenges of one realm, SHA-256 is taken before MD5 (RFC 8760
+ * §2.4; no algorithm means MD5); -sess variants, other algorithms and
+ * challenges that offer qop without "auth" (auth-int only) are passed
+ * over.  With qop=auth the response is RFC 7616 §3.4.1's; a challenge
+ * without qop is answered in RFC 2069's form, H(H(A1):nonce:H(A2)).  The
+ * nonce is used once (nc 1): the caller sends req as a new request (a new
+ * CSeq, RFC 3261 §22.2).  username, realm, nonce and opaque are sent as
+ * quoted-strings ('"' and '\\' escaped); the password is never logged.
+ *
+ * NGX_OK: the headers are in req; NGX_DECLINED: not a 401 or 407, or no
+ * challenge this client can answer; NGX_ERROR: no memory or no entropy.
+ */
+ngx_int_t
+ngx_codeb_sip_digest_authorize(msg_t *req, msg_t *challenge,
+    ngx_str_t *username, ngx_str_t *password)
+{
+    int                   status;
+    char                 *value;
+    sip_t                *rq, *rs;
+    su_home_t            *home;
+    ngx_uint_t            i, n, proxy;
+    msg_auth_t           *au;
+    msg_hclass_t         *hc;
+    const EVP_MD         *md, *mds[NGX_CODEB_SIP_DIGEST_REALMS];
+    auth_challenge_t      ac, acs[NGX_CODEB_SIP_DIGEST_REALMS];
+
+    rq = sip_object(req);
+    rs = sip_object(challenge);
+    home = msg_home(req);
+
+    if (rq == NULL || rq->sip_request == NULL || rs == NULL
+        || rs->sip_status == NULL)
+    {
+        return NGX_DECLINED;
+    }
+
+    status = rs->sip_status->st_status;
+
+    if (status != 401 && status != 407) {
+        return NGX_DECLINED;
+    }
+
+    proxy = (status == 407);
+    au = proxy ? (msg_auth_t *) rs->sip_proxy_authenticate
+               : (msg_auth_t *) rs->sip_www_authenticate;
+    n = 0;
+
+    for ( /* void */ ; au; au = au->au_next) {
+        if (au->au_scheme == NULL || au->au_params == NULL
+            || ngx_strcasecmp((u_char *) au->au_scheme, (u_char *) "Digest")
+               != 0)
+        {
+            continue;
+        }
+
+        ngx_memzero(&ac, sizeof(auth_challenge_t));
+        ac.ac_size = sizeof(auth_challenge_t);
+
+        if (auth_digest_challenge_get(home, &ac, au->au_params) < 0
+            || ngx_codeb_sip_digest_pick(&ac, &md) != NGX_OK)
+        {
+            continue;
+        }
+
+        /* one answer per realm: SHA-256 over MD5, else the first */
+
+        for (i = 0; i < n; i++) {
+            if (ngx_strcmp(acs[i].ac_realm, ac.ac_realm) == 0) {
+                break;
+            }
+        }
+
+        if (i < n) {
+            if (md == EVP_sha256() && mds[i] != EVP_sha256()) {
+                acs[i] = ac;
+                mds[i] = md;
+            }
+
+            continue;
+        }
+
+        if (n < NGX_CODEB_SIP_DIGEST_REALMS) {
+            acs[n] = ac;
+            mds[n++] = md;
+        }
+    }
+
+    if (n == 0) {
+        return NGX_DECLINED;
+    }
+
+    hc = proxy ? sip_proxy_authorization_class : sip_authorization_class;
+
+    if (proxy && rq->sip_proxy_authorization) {
+        msg_header_remove_all(req, (msg_pub_t *) rq,
+                              (msg_header_t *) rq->sip_proxy_authorization);
+
+    } else if (!proxy && rq->sip_authorization) {
+        msg_header_remove_all(req, (msg_pub_t *) rq,
+                              (msg_header_t *) rq->sip_authorization);
+    }
+
+    for (i = 0; i < n; i++) {
+        value = ngx_codeb_sip_digest_answer(home, &acs[i], mds[i], rq,
+                                            username, password);
+        if (value == NULL || sip_add_make(req, rq, hc, value) < 0) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The hash of a challenge this client answers (RFC 8760 §2.4: "SHA-256",
+ * "MD5" or none); NGX_DECLINED: another algorithm, no realm or nonce, or
+ * qop without "auth"
+ */
+static ngx_int_t
+ngx_codeb_sip_digest_pick(auth_challenge_t *ac, const EVP_MD **md)
+{
+    if (ac->ac_realm == NULL || ac->ac_nonce == NULL
+        || (ac->ac_qop && !ac->ac_auth))
+    {
+        return NGX_DECLINED;
+    }
+
+    if (ac->ac_algorithm == NULL
+        || ngx_strcasecmp((u_char *) ac->ac_algorithm, (u_char *) "MD5") == 0)
+    {
+        *md = EVP_md5();
+        return NGX_OK;
+    }
+
+    if (ngx_strcasecmp((u_char *) ac->ac_algorithm, (u_char *) "SHA-256")
+        == 0)
+    {
+        *md = EVP_sha256();
+        return NGX_OK;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/* the value of one Authorization header for challenge ac; NULL: failed */
+static char *
+ngx_codeb_sip_digest_answer(su_home_t *home, auth_challenge_t *ac,
+    const EVP_MD *md, sip_t *rq, ngx_str_t *username, ngx_str_t *password)
+{
+    char        *uri, *user, *realm, *nonce, *opaque;
+    u_char       ha1[2 * EVP_MAX_MD_SIZE], ha2[2 * EVP_MAX_MD_SIZE];
+    u_char       rsp[2 * EVP_MAX_MD_SIZE + 1], cnonce[33];
+    size_t       hlen;
+    ngx_str_t    p[6];
+    ngx_uint_t   qop;
+
+    uri = url_as_string(home, rq->sip_request->rq_url);
+    user = ngx_codeb_sip_quote(home, (char *) username->data, username->len);
+    realm = ngx_codeb_sip_quote(home, ac->ac_realm,
+                                ngx_strlen(ac->ac_realm));
+    nonce = ngx_codeb_sip_quote(home, ac->ac_nonce,
+                                ngx_strlen(ac->ac_nonce));
+    opaque = ac->ac_opaque
+             ? ngx_codeb_sip_quote(home, ac->ac_opaque,
+                                   ngx_strlen(ac->ac_opaque))
+             : NULL;
+
+    if (uri == NULL || user == NULL || realm == NULL || nonce == NULL
+        || (ac->ac_opaque && opaque == NULL)
+        || ngx_codeb_random_hex(cnonce, 16) != NGX_OK)
+    {
+        return NULL;
+    }
+
+    cnonce[32] = '\0';
+    hlen = 2 * (size_t) EVP_MD_size(md);
+    qop = (ac->ac_qop != NULL);
+
+    /* A1 = username:realm:password, A2 = method:digest-uri (§3.4.2, 3) */
+
+    p[0] = *username;
+    p[1].data = (u_char *) ac->ac_realm;
+    p[1].len = ngx_strlen(ac->ac_realm);
+    p[2] = *password;
+    ngx_codeb_sip_digest_hash(md, ha1, p, 3);
+
+    p[0].data = (u_char *) rq->sip_request->rq_method_name;
+    p[0].len = ngx_strlen(p[0].data);
+    p[1].data = (u_char *) uri;
+    p[1].len = ngx_strlen(uri);
+    ngx_codeb_sip_digest_hash(md, ha2, p, 2);
+
+    /* qop=auth: H(HA1:nonce:nc:cnonce:auth:HA2); RFC 2069: H(HA1:nonce:HA2) */
+
+    p[0].data = ha1;
+    p[0].len = hlen;
+    p[1].data = (u_char *) ac->ac_nonce;
+    p[1].len = ngx_strlen(ac->ac_nonce);
+
+    if (qop) {
+        ngx_str_set(&p[2], "00000001");
+        p[3].data = cnonce;
+        p[3].len = 32;
+        ngx_str_set(&p[4], "auth");
+        p[5].data = ha2;
+        p[5].len = hlen;
+        ngx_codeb_sip_digest_hash(md, rsp, p, 6);
+
+    } else {
+        p[2].data = ha2;
+        p[2].len = hlen;
+        ngx_codeb_sip_digest_hash(md, rsp, p, 3);
+    }
+
+    rsp[hlen] = '\0';
+
+    return su_sprintf(home, "Digest username=%s, realm=%s, nonce=%s, "
+                      "uri=\"%s\", response=\"%s\", algorithm=%s%s%s%s%s%s",
+                      user, realm, nonce, uri, rsp,
+                      md == EVP_sha256() ? "SHA-256" : "MD5",
+                      opaque ? ", opaque=" : "", opaque ? opaque : "",
+                      qop ? ", qop=auth, nc=00000001, cnonce=\"" : "",
+                      qop ? (char *) cnonce : "", qop ? "\"" : "");
+}
+
+
+/* s as a quoted-string (RFC 3261 §25.1: '"' and '\\' escaped), from home */
+static char *
+ngx_codeb_sip_quote(su_home_t *home, char const *s, size_t len)
+{
+    char    *q, *p;
+    size_t   i;
+
+    q = su_alloc(home, 2 * len + 3);
+    if (q == NULL) {
+        return NULL;
+    }
+
+    p = q;
+    *p++ = '"';
+
+    for (i = 0; i < len; i++) {
+        if (s[i] == '"' || s[i] == '\\') {
+            *p++ = '\\';
+        }
+
+        *p++ = s[i];
+    }
+
+    *p++ = '"';
+    *p = '\0';
+
+    return q;
 }

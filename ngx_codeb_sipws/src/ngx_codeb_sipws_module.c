@@ -711,7 +711,9 @@ ngx_codeb_sipws_init_process(ngx_cycle_t *cycle)
 
     ngx_codeb_sip_call_init_process();
 
-    if (ngx_codeb_sip_trunks_init_process(smcf) != NGX_OK) {
+    if (ngx_codeb_sip_trunks_init_process(smcf) != NGX_OK
+        || ngx_codeb_sip_trunk_reg_init_process(cycle, smcf) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -722,5 +724,6 @@ ngx_codeb_sipws_init_process(ngx_cycle_t *cycle)
 static void
 ngx_codeb_sipws_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_codeb_sip_trunk_reg_exit_process(cycle);
     ngx_codeb_sip_ng_exit_process();
 }
