@@ -21,7 +21,8 @@ our @CALL = (
     'open A /sip proto=sip', 'open B /sip proto=sip other A',
     main::reg_cmds('A', 'alice'), main::reg_cmds('B', 'bob'),
     main::inv_cmds('call-1', 'bob'),
-    'recv A ^SIP/2\.0 180 Ringing\r\n',
+    # an early dialog: our Contact in the 180 (RFC 3261 §12.1.1)
+    'recv A (?s)^SIP/2\.0 180 Ringing\r\n.*Contact: <sip:codeb@codeb\.invalid;transport=ws>\r\n',
     'capture A TAG180 ^SIP/2\.0 180 Ringing\r\n(?s:.*?)To: <sip:bob@localhost>;tag=(cb[0-9a-f]+-[0-9a-f]+)\r\n',
     # the callee's INVITE: our Via, a new Call-ID, the daemon's SDP
     'recv B (?s)^INVITE sip:bob@bob\.invalid;transport=ws SIP/2\.0\r\nVia: SIP/2\.0/WS codeb\.invalid;branch=z9hG4bKcb[0-9a-f]+-.*From: <sip:alice@localhost>;tag=cb.*Call-ID: cb[0-9a-f]+-.*a=ice-lite\r\n.*a=fingerprint:sha-256 ',

@@ -9,6 +9,12 @@
 use lib 't/lib';
 use Test::CodeB;
 use CodeB::SIP;
+use CodeB::JWT qw(jwt_hs256);
+use Digest::MD5 qw(md5_hex);
+
+$ENV{TEST_NGINX_JWT_ADMIN} = jwt_hs256('hs', { exp => time + 600,
+                                               sub => 'root',
+                                               role => 'admin' });
 
 start_mediad();
 
@@ -22,7 +28,9 @@ codeb_sip_user bob password=bob-demo-pass;
 codeb_sip_trunk carrier host=127.0.0.1:$TEST_NGINX_TRUNK_PORT prefix=+,00;
 codeb_inbound_route did=+4930111 from=* user=bob;
 codeb_inbound_route did=+4930222 from=* user=alice;
+codeb_oidc_hs256_secret hs;
 location = /sip { codeb_sip_ws; }
+location = /signal.ashx { codeb_signal; }
 EOF
 
 $ENV{TEST_NGINX_SIP_STREAM} = <<'EOF';
@@ -43,7 +51,7 @@ sub main::carrier {
     $port //= $tp;
     return sip("$method sip:$did\@$host SIP/2.0\n"
                . "Via: SIP/2.0/UDP 127.0.0.1:$port;branch=$branch;rport\n"
-               . "From: <sip:$from\@carrier.test>;tag=carrier1\n"
+               . "From: \"Caller $from\" <sip:$from\@carrier.test>;tag=carrier1\n"
                . "To: $to\nCall-ID: $cid\nCSeq: $cseq $method\n"
                . "Max-Forwards: 70\nContact: <sip:carrier\@127.0.0.1:$port>$ct",
                $body);
@@ -55,6 +63,21 @@ sub main::carrier_answer {
     my $r = answer($inv, $status, $body);
     $r =~ s/<sip:bob\@bob\.invalid;transport=ws>/<sip:carrier\@127.0.0.1:$tp>/;
     return $r;
+}
+
+# the admin flag's JSON (?cdrlog, ?diallog) into $TEST_NGINX_SERVROOT/<name>
+sub main::flag {
+    my ($flag, $name) = @_;
+    return "shell curl -sf -H 'Authorization: Bearer \$TEST_NGINX_JWT_ADMIN' "
+         . "'http://127.0.0.1:\$TEST_NGINX_PORT/signal.ashx?$flag' "
+         . "> \$TEST_NGINX_SERVROOT/$name";
+}
+
+# a shell check of the JSON in $TEST_NGINX_SERVROOT/<name>: Perl code on $j
+sub main::json_ok {
+    my ($name, $code) = @_;
+    return "shell perl -MJSON::PP -e 'local \$/; open F, \"\$ENV{TEST_NGINX_SERVROOT}/$name\"; "
+         . "my \$j = decode_json(<F>); exit !($code)'";
 }
 
 # an in-dialog request from the browser to us (the 200's Contact)
@@ -76,7 +99,7 @@ our @INBOUND = (
     'udp_recv T ^SIP/2\.0 100 Trying\r\n',
     'udp_recv T ^SIP/2\.0 180 Ringing\r\n',
     # the browser gets WebRTC: ICE-Lite, DTLS, RTCP mux
-    'recv A (?s)^INVITE sip:alice@alice\.invalid;transport=ws SIP/2\.0\r\n(?=.*a=ice-lite\r\n)(?=.*a=fingerprint:sha-256 )(?=.*a=rtcp-mux\r\n).*From: <sip:\+4917012345@carrier\.test>;tag=cb.*m=audio \d+ UDP/TLS/RTP/SAVPF ',
+    'recv A (?s)^INVITE sip:alice@alice\.invalid;transport=ws SIP/2\.0\r\n(?=.*a=ice-lite\r\n)(?=.*a=fingerprint:sha-256 )(?=.*a=rtcp-mux\r\n).*From: "Caller \+4917012345" <sip:\+4917012345@carrier\.test>;tag=cb.*m=audio \d+ UDP/TLS/RTP/SAVPF ',
     'capture A AINV (?s)^(.*)$',
     'capture A CIDA ^INVITE (?s:.*?)\r\nCall-ID: ([^\r]+)\r\n',
     'set_eval R200 main::answer(q{${AINV}}, 200, main::sdp(q{bbbb}))',
@@ -96,6 +119,19 @@ our @INBOUND = (
     # to the Contact of the browser's 200
     'recv A (?s)^BYE sip:bob@bob\.invalid;transport=ws SIP/2\.0\r\n.*Call-ID: ${CIDA}\r\n',
     'close A',
+    # its record (docs/sip.md "Call records")
+    'sleep 200',
+    main::flag('cdrlog', 'cdr.json'),
+    main::json_ok('cdr.json', '@{$j->{cdrs}} == 1 && do { my $c = $j->{cdrs}[0]; '
+        . '$c->{callId} eq "tr-1" && $c->{direction} eq "inbound" && $c->{trunk} eq "carrier" '
+        . '&& $c->{from} eq "+4917012345" && $c->{to} eq "alice" && $c->{did} eq "+4930222" '
+        . '&& $c->{status} == 200 && $c->{cause} eq "normal" && $c->{hangup} eq "caller" '
+        . '&& $c->{answer} >= $c->{start} && $c->{end} >= $c->{answer} && $c->{durationSec} >= 0 }'),
+    # not a dial of a user
+    main::flag('diallog', 'dial.json'),
+    main::json_ok('dial.json', '@{$j->{dials}} == 0'),
+    "shell test \$(curl -s -o /dev/null -w '%{http_code}' 'http://127.0.0.1:\$TEST_NGINX_PORT/signal.ashx?cdrlog') = 401",
+    "shell test \$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer \$TEST_NGINX_JWT_ADMIN' 'http://127.0.0.1:\$TEST_NGINX_PORT/signal.ashx?cdrlog&limit=0') = 400",
 );
 
 our @OUTBOUND = (
@@ -127,6 +163,14 @@ our @OUTBOUND = (
     'set_eval TBYE200 main::carrier_answer(q{${TBYE}}, 200)',
     'udp_reply T ${TBYE200}',
     'close A',
+    'sleep 200',
+    main::flag('diallog', 'dial.json'),
+    main::json_ok('dial.json', '@{$j->{dials}} == 1 && do { my $d = $j->{dials}[0]; '
+        . '$d->{user} eq "alice" && $d->{number} eq "+4930999" && $d->{direction} eq "outbound" '
+        . '&& $d->{trunk} eq "carrier" && $d->{status} == 200 && $d->{cause} eq "normal" '
+        . '&& $d->{time} > 0 && $d->{durationSec} >= 0 }'),
+    main::flag('cdrlog', 'cdr.json'),
+    main::json_ok('cdr.json', '$j->{cdrs}[0]{hangup} eq "caller" && $j->{cdrs}[0]{callId} eq "out-1"'),
 );
 
 our @CANCEL = (
@@ -157,6 +201,12 @@ our @NOROUTE = (
     'udp_send T ${INV}',
     'udp_recv T ^SIP/2\.0 100 Trying\r\n',
     'udp_recv T ^SIP/2\.0 404 Not Found\r\n',
+    # the carrier's keepalive OPTIONS to our address is answered
+    "set_eval OPT main::carrier('OPTIONS', '+4930333', 'tr-3o', 'z9hG4bKt3o', 1)",
+    'udp_send T ${OPT}',
+    'udp_recv T ^SIP/2\.0 200 OK\r\n(?s:.*)CSeq: 1 OPTIONS\r\n',
+    'sleep 200',
+    'redis ^0,\d+$ HGET codeb:{localhost}:trunks carrier',
 );
 
 # the same INVITE to the tenant from another port of the trunk's host: a
@@ -340,6 +390,71 @@ our @LIMIT = (
     'udp_recv T ^SIP/2\.0 180 Ringing\r\n(?s:.*)Call-ID: lim-3\r\n',
     'recv A ^INVITE ',
     'close A',
+    'sleep 300',
+    main::flag('cdrlog&limit=2', 'cdr.json'),
+    # lim-3: the browser went while it rang, no one else to ring
+    main::json_ok('cdr.json', '@{$j->{cdrs}} == 2 && $j->{cdrs}[0]{callId} eq "lim-3" '
+        . '&& $j->{cdrs}[0]{status} == 480 && $j->{cdrs}[0]{cause} eq "no-answer" '
+        . '&& $j->{cdrs}[1]{callId} eq "lim-1" '
+        . '&& $j->{cdrs}[1]{cause} eq "cancelled" && $j->{cdrs}[1]{status} == 487'),
+    main::flag('cdrlog', 'cdr.json'),
+    main::json_ok('cdr.json', '@{$j->{cdrs}} == 3 && $j->{cdrs}[2]{callId} eq "lim-2" '
+        . '&& $j->{cdrs}[2]{status} == 503 && $j->{cdrs}[2]{cause} eq "congestion" '
+        . '&& !defined $j->{cdrs}[2]{answer}'),
+);
+
+# the carrier's 407 to the INVITE it got
+sub main::carrier_407 {
+    my ($inv) = @_;
+    my $r = main::carrier_answer($inv, 407);
+    $r =~ s/SIP\/2.0 407 /SIP\/2.0 407 Proxy Authentication Required/;
+    $r =~ s/\r\nContent-Length/\r\nProxy-Authenticate: Digest realm="carrier.test", nonce="cn1", qop="auth", algorithm=MD5\r\nContent-Length/;
+    return $r;
+}
+
+# dies unless the INVITE's Proxy-Authorization is right for trunk-pass
+sub main::check_invite_digest {
+    my ($req) = @_;
+    my ($line) = $req =~ /^Proxy-Authorization: Digest ([^\r]*)\r\n/m
+        or die "no Proxy-Authorization in:\n$req\n";
+    my %p;
+    while ($line =~ /(\w+)=(?:"((?:[^"\\]|\\.)*)"|([^,\s]+))/g) {
+        $p{$1} = defined $2 ? $2 : $3;
+    }
+    my ($ruri) = $req =~ /^INVITE (\S+) SIP\/2\.0\r\n/;
+    die "wrong parameters: $line\n"
+        unless $p{username} eq 'acme' && $p{realm} eq 'carrier.test'
+            && $p{nonce} eq 'cn1' && $p{uri} eq $ruri && $p{qop} eq 'auth'
+            && $p{nc} eq '00000001' && $p{cnonce} =~ /^[0-9a-f]+$/;
+    my $ha1 = md5_hex("acme:carrier.test:trunk-pass");
+    my $ha2 = md5_hex("INVITE:$p{uri}");
+    my $want = md5_hex("$ha1:cn1:$p{nc}:$p{cnonce}:auth:$ha2");
+    die "response $p{response}, want $want\n" unless $p{response} eq $want;
+    return 1;
+}
+
+# the trunk asks our INVITE for digest: the INVITE again with
+# Proxy-Authorization, CSeq 2, a new branch
+our @OUTAUTH = (
+    "udp T 0 bind=$tp",
+    'open A /sip proto=sip',
+    reg_cmds('A', 'alice'),
+    inv_cmds('out-3', '+4930999'),
+    'recv A ^SIP/2\.0 180 Ringing\r\n',
+    'udp_recv T ^INVITE (?s:.*)CSeq: 1 INVITE\r\n',
+    'capture T TINV (?s)^(.*)$',
+    'capture T BR ^INVITE [^\r]*\r\nVia: [^\r]*;branch=([^;\r]+)',
+    'set_eval T407 main::carrier_407(q{${TINV}})',
+    'udp_reply T ${T407}',
+    'udp_wait T ^ACK [^\r]*\r\nVia: [^\r]*;branch=${BR};(?s:.*)CSeq: 1 ACK\r\n',
+    'udp_wait T ^INVITE (?s:.*)CSeq: 2 INVITE\r\n',
+    'capture T TINV2 (?s)^(.*)$',
+    'set_eval OK main::check_invite_digest(q{${TINV2}})',
+    'set_eval T200 main::carrier_answer(q{${TINV2}}, 200, main::sdp_plain(40002))',
+    'udp_reply T ${T200}',
+    'udp_wait T ^ACK ',
+    'recv A ^SIP/2\.0 200 OK\r\n',
+    'close A',
 );
 
 run_tests();
@@ -383,9 +498,11 @@ $ENV{TEST_NGINX_SIP_STREAM}
 
 
 
-=== TEST 4: a DID without inbound route: 404
+=== TEST 4: a DID without inbound route: 404; the carrier's OPTIONS answered, the trunk seen
 --- config eval
-$ENV{TEST_NGINX_SIP_CONF}
+# another nginx than the block before's: the trunk's "seen" writes are
+# once per 10 s per worker
+$ENV{TEST_NGINX_SIP_CONF} . "# fresh\n"
 --- http_config
 codeb_sip_media 127.0.0.1:$TEST_NGINX_NG_PORT;
 --- stream_config eval
@@ -466,3 +583,17 @@ codeb_sip_media 127.0.0.1:$TEST_NGINX_NG_PORT;
 $ENV{TEST_NGINX_SIP_STREAM}
 --- ws eval
 \@main::LIMIT
+
+
+
+=== TEST 11: the trunk challenges our INVITE (407): answered with its credentials
+--- config eval
+my $c = $ENV{TEST_NGINX_SIP_CONF};
+$c =~ s/prefix=\+,00;/prefix=+,00 username=acme password=trunk-pass;/;
+$c
+--- http_config
+codeb_sip_media 127.0.0.1:$TEST_NGINX_NG_PORT;
+--- stream_config eval
+$ENV{TEST_NGINX_SIP_STREAM}
+--- ws eval
+\@main::OUTAUTH

@@ -60,6 +60,9 @@ void ngx_codeb_gen_str(yajl_gen g, char *key, u_char *s, size_t len);
 void ngx_codeb_gen_cstr(yajl_gen g, char *key, char *s);
 void ngx_codeb_gen_int(yajl_gen g, char *key, int64_t n);
 void ngx_codeb_gen_bool(yajl_gen g, char *key, ngx_uint_t b);
+void ngx_codeb_gen_null(yajl_gen g, char *key);
+/* the flat members of a parsed object (nested ones left out) */
+void ngx_codeb_gen_members(yajl_gen g, ngx_array_t *members);
 /* the key of a member whose value the caller writes */
 void ngx_codeb_gen_key(yajl_gen g, char *key);
 #define ngx_codeb_gen_vstr(g, key, s)                                        \

@@ -79,6 +79,57 @@ ngx_codeb_gen_bool(yajl_gen g, char *key, ngx_uint_t b)
 }
 
 
+void
+ngx_codeb_gen_null(yajl_gen g, char *key)
+{
+    ngx_codeb_gen_key(g, key);
+    yajl_gen_null(g);
+}
+
+
+/*
+ * the members of a parsed object (ngx_codeb_json_object()) as members of
+ * the open object; nested objects and arrays are left out
+ */
+void
+ngx_codeb_gen_members(yajl_gen g, ngx_array_t *members)
+{
+    ngx_uint_t                i;
+    ngx_codeb_json_member_t  *m;
+
+    m = members->elts;
+
+    for (i = 0; i < members->nelts; i++) {
+        if (m[i].type == NGX_CODEB_JSON_OBJECT
+            || m[i].type == NGX_CODEB_JSON_ARRAY)
+        {
+            continue;
+        }
+
+        yajl_gen_string(g, m[i].key.data, m[i].key.len);
+
+        switch (m[i].type) {
+
+        case NGX_CODEB_JSON_STRING:
+            yajl_gen_string(g, m[i].str.data, m[i].str.len);
+            break;
+
+        case NGX_CODEB_JSON_NUMBER:
+            yajl_gen_number(g, (char *) m[i].raw.data, m[i].raw.len);
+            break;
+
+        case NGX_CODEB_JSON_BOOL:
+            yajl_gen_bool(g, m[i].boolean != 0);
+            break;
+
+        default:
+            yajl_gen_null(g);
+            break;
+        }
+    }
+}
+
+
 ngx_str_t
 ngx_codeb_gen_text(yajl_gen g)
 {

@@ -237,6 +237,7 @@ typedef struct {
     ngx_codeb_tenant_t         *tenant;
     ngx_str_t                   body;        /* POST and PUT */
     ngx_uint_t                  signed_in;
+    ngx_int_t                   limit;       /* ?diallog: dials wanted */
 } ngx_codeb_signal_req_t;
 
 ngx_int_t ngx_codeb_signal_http(ngx_http_request_t *r,
@@ -263,6 +264,10 @@ ngx_uint_t ngx_codeb_signal_fresh(int64_t ms);
 ngx_str_t *ngx_codeb_signal_key(ngx_http_request_t *r, char *kind,
     ngx_str_t *name);
 ngx_uint_t ngx_codeb_signal_is(ngx_str_t *s, char *text);
+
+/* _cdr.c */
+ngx_int_t ngx_codeb_flag_cdrlog(ngx_http_request_t *r);
+ngx_int_t ngx_codeb_flag_diallog(ngx_http_request_t *r);
 
 /* _flags.c */
 ngx_int_t ngx_codeb_flag_health(ngx_http_request_t *r);

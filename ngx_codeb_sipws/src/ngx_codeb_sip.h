@@ -215,6 +215,8 @@ typedef struct {
     char const                 *remote_tag;
     char const                 *local_uri;   /* our From / To URI */
     char const                 *remote_uri;
+    char const                 *local_display;   /* b: the caller's name */
+    char const                 *remote_display;  /* a: the caller's name */
     url_t                      *target;      /* the party's Contact */
     char const                 *branch;      /* b: our INVITE's branch */
     char const                 *key;         /* in the worker's table, when
@@ -225,6 +227,7 @@ typedef struct {
                                                 INVITE */
     ngx_codeb_sip_retrans_t     rt_request;  /* our BYE or CANCEL */
     unsigned                    linked:1;
+    unsigned                    authorized:1;    /* b: a challenge answered */
     unsigned                    own_flow:1;  /* a remote flow of the leg */
 } ngx_codeb_sip_leg_t;
 
@@ -242,13 +245,20 @@ struct ngx_codeb_sip_call_s {
     char const                 *callee;      /* the user or number called */
     ngx_codeb_sip_trunk_t      *trunk;       /* of a call from or to one */
     ngx_codeb_sip_admit_pt      admit;       /* the trunk's answer */
+    char const                 *offer;       /* the callees' SDP, in home */
+    size_t                      offer_len;
     ngx_str_t                  *bindings;    /* JSON, in home */
     ngx_uint_t                  nbindings;
+    uint64_t                    start_ms;    /* epoch ms, of the INVITE */
+    uint64_t                    answer_ms;   /* of our 200; 0: none */
+    int                         status;      /* our final answer to a */
+    char                       *hangup;      /* "caller", "callee", NULL */
     unsigned                    media:1;     /* the daemon knows the call */
     unsigned                    outbound:1;  /* to call->trunk */
     unsigned                    held:1;      /* kept at 180, rings no one */
     unsigned                    redis:1;     /* a Redis reply is due */
     unsigned                    counted:1;   /* holds a line of the trunk */
+    unsigned                    recorded:1;  /* its CDR is written */
     unsigned                    b_plain:1;   /* callees speak plain RTP */
     unsigned                    cancelled:1;
     unsigned                    done:1;
@@ -539,6 +549,13 @@ ngx_int_t ngx_codeb_sip_trunk_admit(ngx_codeb_sip_call_t *call,
     ngx_codeb_sip_admit_pt done);
 /* the call's line is free again */
 void ngx_codeb_sip_trunk_release(ngx_codeb_sip_call_t *call);
+
+/* _cdr.c */
+extern ngx_codeb_redis_script_t  ngx_codeb_sip_cdr_script;
+/* epoch ms now */
+uint64_t ngx_codeb_sip_now_ms(void);
+/* the call's record in P cdrs, once, when it is over */
+void ngx_codeb_sip_cdr(ngx_codeb_sip_call_t *call);
 
 /* _scripts.c */
 extern ngx_codeb_redis_script_t  ngx_codeb_sip_nonce_script;

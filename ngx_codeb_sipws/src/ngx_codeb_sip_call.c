@@ -317,11 +317,23 @@ ngx_codeb_sip_invite_auth(ngx_codeb_sip_flow_t *flow, msg_t *req,
 static void
 ngx_codeb_sip_ringback(ngx_codeb_sip_call_t *call)
 {
-    (void) ngx_codeb_sip_send_kept(call->a.flow,
-                                   ngx_codeb_sip_response(call->a.invite, 180,
-                                                          "Ringing",
-                                                          call->a.local_tag),
-                                   &call->a.rt_invite, 0);
+    msg_t  *rsp;
+
+    rsp = ngx_codeb_sip_response(call->a.invite, 180, "Ringing",
+                                 call->a.local_tag);
+
+    /* it makes an early dialog: our Contact (RFC 3261 §12.1.1) */
+
+    if (rsp
+        && sip_add_make(rsp, sip_object(rsp), sip_contact_class,
+                        ngx_codeb_sip_contact(call->a.flow, msg_home(rsp)))
+           < 0)
+    {
+        msg_destroy(rsp);
+        rsp = NULL;
+    }
+
+    (void) ngx_codeb_sip_send_kept(call->a.flow, rsp, &call->a.rt_invite, 0);
 }
 
 
@@ -562,6 +574,9 @@ ngx_codeb_sip_call_create(ngx_codeb_sip_flow_t *flow, msg_t *req,
     call->a.remote_tag = su_strdup(home, rq->sip_from->a_tag);
     call->a.local_uri = url_as_string(home, rq->sip_to->a_url);
     call->a.remote_uri = url_as_string(home, rq->sip_from->a_url);
+    call->a.remote_display = rq->sip_from->a_display
+                             ? su_strdup(home, rq->sip_from->a_display)
+                             : NULL;
     call->a.target = rq->sip_contact
                      ? url_hdup(home, rq->sip_contact->m_url) : NULL;
     call->a.cseq = 0;
@@ -615,6 +630,7 @@ ngx_codeb_sip_call_create(ngx_codeb_sip_flow_t *flow, msg_t *req,
 
     call->best = 480;
     call->best_phrase = "Temporarily Unavailable";
+    call->start_ms = ngx_codeb_sip_now_ms();
 
     return call;
 }
@@ -692,6 +708,11 @@ ngx_codeb_sip_offer_reply(void *data, ngx_codeb_sip_ng_reply_t *reply)
     }
 
     call->media = 1;
+
+    /* kept for an INVITE sent again with credentials */
+    call->offer = su_strndup(call->home, (char *) reply->sdp.data,
+                             reply->sdp.len);
+    call->offer_len = reply->sdp.len;
 
     if (ngx_codeb_sip_fork(call, &reply->sdp) != NGX_OK) {
         ngx_codeb_sip_call_end(call, 480, "Temporarily Unavailable");

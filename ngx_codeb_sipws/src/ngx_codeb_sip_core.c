@@ -212,11 +212,13 @@ ngx_codeb_sip_request(ngx_codeb_sip_flow_t *flow, msg_t *msg)
         return;
     }
 
-    /* a new call from a trunk belongs to the trunk's tenant */
+    /* a trunk is seen; what it sends belongs to its tenant */
 
-    trunk = (method == sip_method_invite && sip->sip_to->a_tag == NULL)
-            ? ngx_codeb_sip_trunk_by_addr(flow->sockaddr, flow->socklen)
-            : NULL;
+    trunk = ngx_codeb_sip_trunk_by_addr(flow->sockaddr, flow->socklen);
+
+    if (trunk) {
+        ngx_codeb_sip_trunk_seen(trunk);
+    }
 
     tenant = trunk ? trunk->sip : ngx_codeb_sip_tenant(flow, sip);
 

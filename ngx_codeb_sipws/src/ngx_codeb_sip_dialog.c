@@ -55,8 +55,17 @@ ngx_codeb_sip_call_request(ngx_codeb_sip_flow_t *flow, msg_t *req)
         ngx_codeb_sip_hangup(call, leg);
         break;
 
+    case sip_method_update:
+        if (rq->sip_payload == NULL || rq->sip_payload->pl_len == 0) {
+            /* a session refresh (RFC 4028) of this dialog: ours to answer */
+            (void) ngx_codeb_sip_reply(flow, req, 200, "OK");
+            break;
+        }
+
+        /* fall through */
+
     default:
-        /* re-INVITE, UPDATE, INFO, REFER: not relayed yet */
+        /* re-INVITE, UPDATE with an offer, INFO, REFER: not relayed yet */
         (void) ngx_codeb_sip_reply(flow, req, 501, "Not Implemented");
         break;
     }
@@ -79,6 +88,11 @@ ngx_codeb_sip_hangup(ngx_codeb_sip_call_t *call, ngx_codeb_sip_leg_t *from)
 
     if (from) {
         from->state = NGX_CODEB_SIP_LEG_DONE;
+    }
+
+    if (!call->done && call->hangup == NULL) {
+        call->hangup = (from == NULL) ? "system"
+                       : (from == &call->a) ? "caller" : "callee";
     }
 
     for (i = 0; i < 2; i++) {
@@ -126,12 +140,16 @@ ngx_codeb_sip_call_lost(ngx_codeb_sip_call_t *call, ngx_codeb_sip_leg_t *leg)
         return;
     }
 
-    /* a callee went while it rang */
-    leg->state = NGX_CODEB_SIP_LEG_DONE;
-
+    /* a callee went while it rang: the last one ends the call */
     if (leg == call->answered) {
+        leg->state = NGX_CODEB_SIP_LEG_DONE;
         ngx_codeb_sip_hangup(call, leg);
         ngx_codeb_sip_call_end(call, 480, "Temporarily Unavailable");
+        return;
+    }
+
+    if (leg->state != NGX_CODEB_SIP_LEG_DONE) {
+        ngx_codeb_sip_leg_over(leg, 480, "Temporarily Unavailable");
     }
 }
 
@@ -147,6 +165,7 @@ ngx_codeb_sip_call_end(ngx_codeb_sip_call_t *call, int status,
     }
 
     if (!call->done && call->a.state < NGX_CODEB_SIP_LEG_CONFIRMED) {
+        call->status = status;
         rsp = ngx_codeb_sip_response(call->a.invite, status, phrase,
                                      call->a.local_tag);
 
@@ -197,6 +216,7 @@ ngx_codeb_sip_call_idle(ngx_codeb_sip_call_t *call)
 
     /* the trunk's line is free when the call is over, not when freed */
     ngx_codeb_sip_trunk_release(call);
+    ngx_codeb_sip_cdr(call);
 
     busy = call->a.rt_invite.timer.timer_set
            || call->a.rt_request.timer.timer_set;

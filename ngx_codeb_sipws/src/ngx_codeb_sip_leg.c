@@ -11,7 +11,9 @@
 static ngx_codeb_sip_leg_t *ngx_codeb_sip_leg_create(ngx_codeb_sip_call_t *call,
     ngx_str_t *binding);
 static ngx_int_t ngx_codeb_sip_leg_invite(ngx_codeb_sip_leg_t *leg,
-    ngx_str_t *sdp);
+    ngx_str_t *sdp, msg_t *challenge);
+static ngx_int_t ngx_codeb_sip_leg_challenged(ngx_codeb_sip_leg_t *leg,
+    msg_t *rsp);
 static void ngx_codeb_sip_answer_reply(void *data,
     ngx_codeb_sip_ng_reply_t *reply);
 static void ngx_codeb_sip_leg_answered(ngx_codeb_sip_leg_t *leg, msg_t *rsp);
@@ -84,8 +86,11 @@ ngx_codeb_sip_leg_request(ngx_codeb_sip_leg_t *leg, sip_method_t method,
         || sip_add_make(msg, sip, sip_via_class, via) < 0
         || sip_add_make(msg, sip, sip_max_forwards_class, "70") < 0
         || sip_add_make(msg, sip, sip_from_class,
-                        su_sprintf(home, "<%s>;tag=%s", leg->local_uri,
-                                   leg->local_tag)) < 0
+                        su_sprintf(home, "%s%s<%s>;tag=%s",
+                                   leg->local_display
+                                   ? leg->local_display : "",
+                                   leg->local_display ? " " : "",
+                                   leg->local_uri, leg->local_tag)) < 0
         || sip_add_make(msg, sip, sip_to_class,
                         leg->remote_tag && method != sip_method_cancel
                         ? su_sprintf(home, "<%s>;tag=%s", leg->remote_uri,
@@ -223,7 +228,7 @@ ngx_codeb_sip_fork(ngx_codeb_sip_call_t *call, ngx_str_t *sdp)
 
     if (call->outbound) {
         leg = ngx_codeb_sip_trunk_leg(call);
-        return (leg && ngx_codeb_sip_leg_invite(leg, sdp) == NGX_OK)
+        return (leg && ngx_codeb_sip_leg_invite(leg, sdp, NULL) == NGX_OK)
                ? NGX_OK : NGX_DECLINED;
     }
 
@@ -232,7 +237,7 @@ ngx_codeb_sip_fork(ngx_codeb_sip_call_t *call, ngx_str_t *sdp)
     for (i = 0; i < call->nbindings; i++) {
         leg = ngx_codeb_sip_leg_create(call, &call->bindings[i]);
 
-        if (leg && ngx_codeb_sip_leg_invite(leg, sdp) == NGX_OK) {
+        if (leg && ngx_codeb_sip_leg_invite(leg, sdp, NULL) == NGX_OK) {
             n++;
         }
     }
@@ -241,12 +246,17 @@ ngx_codeb_sip_fork(ngx_codeb_sip_call_t *call, ngx_str_t *sdp)
 }
 
 
-/* our INVITE with the offer sdp on leg; NGX_ERROR: the leg is done */
+/*
+ * our INVITE with the offer sdp on leg; challenge: the trunk's 401 / 407
+ * to answer with its credentials.  NGX_ERROR: the leg is done
+ */
 static ngx_int_t
-ngx_codeb_sip_leg_invite(ngx_codeb_sip_leg_t *leg, ngx_str_t *sdp)
+ngx_codeb_sip_leg_invite(ngx_codeb_sip_leg_t *leg, ngx_str_t *sdp,
+    msg_t *challenge)
 {
-    msg_t  *msg;
-    sip_t  *sip;
+    msg_t                  *msg;
+    sip_t                  *sip;
+    ngx_codeb_sip_trunk_t  *trunk;
 
     msg = ngx_codeb_sip_leg_request(leg, sip_method_invite, "INVITE",
                                     leg->cseq, leg->branch);
@@ -256,18 +266,68 @@ ngx_codeb_sip_leg_invite(ngx_codeb_sip_leg_t *leg, ngx_str_t *sdp)
     }
 
     sip = sip_object(msg);
+    trunk = leg->call->trunk;
 
     if (sip_add_make(msg, sip, sip_content_type_class, "application/sdp") < 0
         || msg_header_insert(msg, (msg_pub_t *) sip, (msg_header_t *)
                              sip_payload_create(msg_home(msg), sdp->data,
                                                 sdp->len)) < 0
-        || ngx_codeb_sip_leg_send(leg, msg, &leg->rt_invite) != NGX_OK)
+        || (challenge
+            && ngx_codeb_sip_digest_authorize(msg, challenge,
+                                              &trunk->username,
+                                              &trunk->password) != NGX_OK))
     {
+        msg_destroy(msg);
+        leg->state = NGX_CODEB_SIP_LEG_DONE;
+        return NGX_ERROR;
+    }
+
+    if (ngx_codeb_sip_leg_send(leg, msg, &leg->rt_invite) != NGX_OK) {
         leg->state = NGX_CODEB_SIP_LEG_DONE;
         return NGX_ERROR;
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * the trunk challenged our INVITE (401 / 407, already ACKed): once, the
+ * INVITE again with its credentials, the next CSeq and a new branch
+ * (RFC 3261 §22.2).  NGX_DECLINED: not answered, the leg fails
+ */
+static ngx_int_t
+ngx_codeb_sip_leg_challenged(ngx_codeb_sip_leg_t *leg, msg_t *rsp)
+{
+    int                     status;
+    ngx_str_t               sdp;
+    ngx_codeb_sip_call_t   *call;
+
+    call = leg->call;
+    status = sip_object(rsp)->sip_status->st_status;
+
+    if (!call->outbound || (status != 401 && status != 407)
+        || call->trunk->username.len == 0 || leg->authorized
+        || call->offer == NULL)
+    {
+        return NGX_DECLINED;
+    }
+
+    leg->authorized = 1;
+    leg->cseq++;
+    leg->branch = ngx_codeb_sip_make_id(call->home, "z9hG4bK", 8);
+    leg->state = NGX_CODEB_SIP_LEG_CALLING;
+    leg->remote_tag = NULL;
+
+    if (leg->branch == NULL) {
+        return NGX_DECLINED;
+    }
+
+    sdp.data = (u_char *) call->offer;
+    sdp.len = call->offer_len;
+
+    return ngx_codeb_sip_leg_invite(leg, &sdp, rsp) == NGX_OK
+           ? NGX_OK : NGX_DECLINED;
 }
 
 
@@ -372,6 +432,7 @@ ngx_codeb_sip_leg_new(ngx_codeb_sip_call_t *call, ngx_codeb_sip_flow_t *flow,
     leg->local_tag = ngx_codeb_sip_make_id(home, "", 4);
     leg->branch = ngx_codeb_sip_make_id(home, "z9hG4bK", 8);
     leg->local_uri = call->a.remote_uri;
+    leg->local_display = call->a.remote_display;
     leg->remote_uri = remote_uri;
     leg->target = target ? url_make(home, target) : NULL;
     leg->cseq = 1;
@@ -463,6 +524,7 @@ ngx_codeb_sip_answer_reply(void *data, ngx_codeb_sip_ng_reply_t *reply)
     }
 
     call->a.state = NGX_CODEB_SIP_LEG_CONFIRMED;
+    call->answer_ms = ngx_codeb_sip_now_ms();
 
     if (call->timer.timer_set) {
         ngx_del_timer(&call->timer);
@@ -605,6 +667,12 @@ ngx_codeb_sip_leg_failed(ngx_codeb_sip_leg_t *leg, msg_t *rsp)
     (void) ngx_codeb_sip_leg_send(leg,
                ngx_codeb_sip_leg_request(leg, sip_method_ack, "ACK",
                                          leg->cseq, leg->branch), NULL);
+
+    if (leg->state != NGX_CODEB_SIP_LEG_DONE && !leg->call->done
+        && ngx_codeb_sip_leg_challenged(leg, rsp) == NGX_OK)
+    {
+        return;
+    }
 
     if (leg->state != NGX_CODEB_SIP_LEG_DONE) {
         ngx_codeb_sip_leg_over(leg, rs->sip_status->st_status,

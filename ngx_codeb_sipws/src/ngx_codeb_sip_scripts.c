@@ -6,7 +6,8 @@
  *   P reg:<user>     hash    binding id -> binding JSON
  *                            (ngx_codeb_sip_registrar.c)
  *   P regs           set     users with bindings
- * and the trunks' lines (ngx_codeb_sip_lines.c).
+ * and the trunks' lines (ngx_codeb_sip_lines.c), the call records
+ * (ngx_codeb_sip_cdr.c).
  */
 
 #include "ngx_codeb_sip.h"
@@ -112,6 +113,8 @@ ngx_codeb_sip_scripts_init(ngx_conf_t *cf)
         || ngx_codeb_redis_add_script(cf, &ngx_codeb_sip_unbind_script)
            != NGX_OK
         || ngx_codeb_redis_add_script(cf, &ngx_codeb_sip_admit_script)
+           != NGX_OK
+        || ngx_codeb_redis_add_script(cf, &ngx_codeb_sip_cdr_script)
            != NGX_OK)
     {
         return NGX_ERROR;
