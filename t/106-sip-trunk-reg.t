@@ -205,6 +205,21 @@ our @CLUSTER = (
     "shell test \"\$(cat \$TEST_NGINX_SERVROOT/logs/error.log \${TEST_NGINX_SERVROOT}2/logs/error.log | grep -c 'trunk \"duo\": this worker registers it')\" = 1",
 );
 
+# Redis down when the workers start: no lock, no REGISTER, no crash; once
+# it is back the trunk is registered
+our @REDIS_DOWN = (
+    "udp T 0 bind=$rp",
+    'redis_stop',
+    'sleep 2500',
+    'redis_start',
+    'udp_wait T ^REGISTER ',
+    'capture T REG (?s)^(.*)$',
+    "set_eval R200 main::reg_answer(q{\${REG}}, 200, 'Expires: 600')",
+    'udp_reply T ${R200}',
+    'sleep 300',
+    "set_eval V main::trunk_is('later', 1, 5)",
+);
+
 run_tests();
 done_testing();
 
@@ -270,3 +285,14 @@ $ENV{TEST_NGINX_REG_STREAM}
 --- timeout: 10
 --- ws eval
 \@main::CLUSTER
+
+
+
+=== TEST 6: Redis down when the workers start: registered once it is back
+--- config eval
+main::trunk_conf('later', 'acme-secret')
+--- stream_config eval
+$ENV{TEST_NGINX_REG_STREAM}
+--- timeout: 12
+--- ws eval
+\@main::REDIS_DOWN
