@@ -101,6 +101,63 @@ our @NOBODY = (
     'close A',
 );
 
+# requests inside the call relayed to the other party: bob's re-INVITE
+# (hold) with the daemon's SDP to alice and her answer back; alice's INFO
+# as it is; alice's UPDATE with an offer; a second re-INVITE meanwhile 491
+our @RELAY = (
+    'open A /sip proto=sip', 'open B /sip proto=sip other A',
+    main::reg_cmds('A', 'alice'), main::reg_cmds('B', 'bob'),
+    main::inv_cmds('call-6', 'bob'),
+    'recv A ^SIP/2\.0 180 Ringing\r\n',
+    'capture A TAG ^SIP/2\.0 180 Ringing\r\n(?s:.*?)To: <sip:bob@localhost>;tag=(cb[0-9a-f]+-[0-9a-f]+)\r\n',
+    'recv B ^INVITE ',
+    'capture B INV (?s)^(.*)$',
+    'set_eval R200 main::answer(q{${INV}}, 200, main::sdp(q{bbbb}))',
+    'send_esc B ${R200}',
+    'recv B ^ACK ',
+    'recv A ^SIP/2\.0 200 OK\r\n',
+    "set_eval ACK main::caller_in_dialog('call-6', '\${TAG}', 'ACK', 2)",
+    'send_esc A ${ACK}',
+    # bob holds: re-INVITE with a=sendonly
+    "set_eval HOLD main::in_dialog(q{\${INV}}, 'INVITE', 2, 'application/sdp', main::sdp(q{cccc}) =~ s/a=sendrecv/a=sendonly/r)",
+    'send_esc B ${HOLD}',
+    'recv B ^SIP/2\.0 100 Trying\r\n',
+    'recv A (?s)^INVITE sip:alice@alice\.invalid;transport=ws SIP/2\.0\r\n(?=.*a=sendonly\r\n)(?=.*a=ice-lite\r\n).*From: <sip:bob@localhost>;tag=${TAG}\r\n.*To: <sip:alice@localhost>;tag=ft1\r\n.*Call-ID: call-6\r\n.*CSeq: 1 INVITE\r\n',
+    'capture A RE (?s)^(.*)$',
+    # a second re-INVITE from bob while the first is under way
+    "set_eval HOLD2 main::in_dialog(q{\${INV}}, 'INVITE', 3, 'application/sdp', main::sdp(q{dddd}))",
+    'send_esc B ${HOLD2}',
+    'recv B ^SIP/2\.0 491 Request Pending\r\n(?s:.*)CSeq: 3 INVITE\r\n',
+    "set_eval RE200 main::answer_to(q{\${RE}}, 200, 'OK', 'application/sdp', main::sdp(q{eeee}) =~ s/a=sendrecv/a=recvonly/r)",
+    'send_esc A ${RE200}',
+    'recv A ^ACK sip:alice@alice\.invalid;transport=ws SIP/2\.0\r\n(?s:.*)CSeq: 1 ACK\r\n',
+    'recv B (?s)^SIP/2\.0 200 OK\r\n(?=.*a=recvonly\r\n).*CSeq: 2 INVITE\r\n.*Contact: <sip:codeb@codeb\.invalid;transport=ws>\r\n',
+    "set_eval BACK main::in_dialog(q{\${INV}}, 'ACK', 2)",
+    'send_esc B ${BACK}',
+    # alice's INFO reaches bob as it is, bob's answer comes back
+    "set_eval INFO main::caller_in_dialog('call-6', '\${TAG}', 'INFO', 3, 'application/dtmf-relay', qq{Signal=5\r\nDuration=160\r\n})",
+    'send_esc A ${INFO}',
+    'recv B (?s)^INFO sip:bob@bob\.invalid;transport=ws SIP/2\.0\r\n.*CSeq: 2 INFO\r\n.*Content-Type: application/dtmf-relay\r\n.*\r\n\r\nSignal=5\r\nDuration=160\r\n$',
+    'capture B BINFO (?s)^(.*)$',
+    "set_eval INFO200 main::answer_to(q{\${BINFO}}, 200, 'OK')",
+    'send_esc B ${INFO200}',
+    'recv A ^SIP/2\.0 200 OK\r\n(?s:.*)CSeq: 3 INFO\r\n',
+    # alice's UPDATE with an offer, bob's answer
+    "set_eval UPD main::caller_in_dialog('call-6', '\${TAG}', 'UPDATE', 4, 'application/sdp', main::sdp(q{ffff}))",
+    'send_esc A ${UPD}',
+    'recv B (?s)^UPDATE sip:bob@bob\.invalid;transport=ws SIP/2\.0\r\n.*CSeq: 3 UPDATE\r\n.*a=ice-lite\r\n',
+    'capture B BUPD (?s)^(.*)$',
+    "set_eval UPD200 main::answer_to(q{\${BUPD}}, 200, 'OK', 'application/sdp', main::sdp(q{gggg}))",
+    'send_esc B ${UPD200}',
+    'recv A (?s)^SIP/2\.0 200 OK\r\n.*CSeq: 4 UPDATE\r\n.*a=ice-lite\r\n',
+    # and the end
+    "set_eval BYE main::caller_in_dialog('call-6', '\${TAG}', 'BYE', 5)",
+    'send_esc A ${BYE}',
+    'recv A ^SIP/2\.0 200 OK\r\n(?s:.*)CSeq: 5 BYE\r\n',
+    'recv B ^BYE ',
+    'close A', 'close B',
+);
+
 run_tests();
 done_testing();
 
@@ -153,3 +210,13 @@ $ENV{TEST_NGINX_SIP_CONF}
 codeb_sip_media 127.0.0.1:$TEST_NGINX_NG_PORT;
 --- ws eval
 \@main::GONE
+
+
+
+=== TEST 6: re-INVITE (hold), INFO and UPDATE inside the call reach the other party, answers come back; 491 while one is under way
+--- config eval
+$ENV{TEST_NGINX_SIP_CONF}
+--- http_config
+codeb_sip_media 127.0.0.1:$TEST_NGINX_NG_PORT;
+--- ws eval
+\@main::RELAY

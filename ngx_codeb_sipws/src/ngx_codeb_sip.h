@@ -197,6 +197,7 @@ typedef enum {
 } ngx_codeb_sip_leg_state_e;
 
 typedef struct ngx_codeb_sip_call_s  ngx_codeb_sip_call_t;
+typedef struct ngx_codeb_sip_relay_s  ngx_codeb_sip_relay_t;
 
 /* _lines.c: rc NGX_OK, NGX_DECLINED (a sibling), NGX_BUSY, NGX_ERROR */
 typedef void (*ngx_codeb_sip_admit_pt)(ngx_codeb_sip_call_t *call,
@@ -245,6 +246,7 @@ struct ngx_codeb_sip_call_s {
     char const                 *callee;      /* the user or number called */
     ngx_codeb_sip_trunk_t      *trunk;       /* of a call from or to one */
     ngx_codeb_sip_admit_pt      admit;       /* the trunk's answer */
+    ngx_codeb_sip_relay_t      *relay;       /* a request being relayed */
     char const                 *offer;       /* the callees' SDP, in home */
     size_t                      offer_len;
     ngx_str_t                  *bindings;    /* JSON, in home */
@@ -475,9 +477,23 @@ void ngx_codeb_sip_call_idle(ngx_codeb_sip_call_t *call);
 void ngx_codeb_sip_call_lost(ngx_codeb_sip_call_t *call,
     ngx_codeb_sip_leg_t *leg);
 
+/* _relay.c */
+/*
+ * a re-INVITE, UPDATE or INFO on leg of an answered call, relayed to the
+ * other party; NGX_DECLINED: not one to relay (req is not taken)
+ */
+ngx_int_t ngx_codeb_sip_relay_request(ngx_codeb_sip_call_t *call,
+    ngx_codeb_sip_leg_t *leg, msg_t *req);
+/* NGX_OK: rsp answered our relayed request on leg (it is taken) */
+ngx_int_t ngx_codeb_sip_relay_response(ngx_codeb_sip_leg_t *leg, msg_t *rsp);
+/* NGX_OK: our relayed request on leg got no answer (408 to the asker) */
+ngx_int_t ngx_codeb_sip_relay_timeout(ngx_codeb_sip_leg_t *leg);
+void ngx_codeb_sip_relay_free(ngx_codeb_sip_call_t *call,
+    ngx_codeb_sip_relay_t *relay);
+
 /* _media.c: NG, the media of the call (offer, answer, delete) */
 ngx_int_t ngx_codeb_sip_media(ngx_codeb_sip_call_t *call, char *command,
-    ngx_str_t *sdp, ngx_codeb_sip_ng_pt handler);
+    ngx_str_t *sdp, ngx_codeb_sip_ng_pt handler, ngx_uint_t reverse);
 
 /* _registrar.c */
 void ngx_codeb_sip_register(ngx_codeb_sip_flow_t *flow, msg_t *req);

@@ -527,7 +527,7 @@ ngx_codeb_sip_call_offer(ngx_codeb_sip_call_t *call)
     sdp.data = (u_char *) rq->sip_payload->pl_data;
     sdp.len = rq->sip_payload->pl_len;
 
-    if (ngx_codeb_sip_media(call, "offer", &sdp, ngx_codeb_sip_offer_reply)
+    if (ngx_codeb_sip_media(call, "offer", &sdp, ngx_codeb_sip_offer_reply, 0)
         != NGX_OK)
     {
         ngx_codeb_sip_call_end(call, 503, "Media Unavailable");
@@ -670,7 +670,7 @@ ngx_codeb_sip_bindings_reply(redisAsyncContext *ac, void *reply, void *data)
     sdp.data = (u_char *) rq->sip_payload->pl_data;
     sdp.len = rq->sip_payload->pl_len;
 
-    if (ngx_codeb_sip_media(call, "offer", &sdp, ngx_codeb_sip_offer_reply)
+    if (ngx_codeb_sip_media(call, "offer", &sdp, ngx_codeb_sip_offer_reply, 0)
         != NGX_OK)
     {
         ngx_codeb_sip_call_end(call, 503, "Media Unavailable");

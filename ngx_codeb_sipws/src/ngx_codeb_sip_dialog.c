@@ -33,12 +33,9 @@ ngx_codeb_sip_call_request(ngx_codeb_sip_flow_t *flow, msg_t *req)
     switch (rq->sip_request->rq_method) {
 
     case sip_method_ack:
-        /* the caller's ACK of our final answer: no more retransmissions */
-        if (leg == &call->a) {
-            ngx_codeb_sip_retrans_stop(&call->a.rt_invite);
-            ngx_codeb_sip_call_idle(call);
-        }
-
+        /* the ACK of our final answer: no more retransmissions */
+        ngx_codeb_sip_retrans_stop(&leg->rt_invite);
+        ngx_codeb_sip_call_idle(call);
         break;
 
     case sip_method_cancel:
@@ -65,7 +62,11 @@ ngx_codeb_sip_call_request(ngx_codeb_sip_flow_t *flow, msg_t *req)
         /* fall through */
 
     default:
-        /* re-INVITE, UPDATE with an offer, INFO, REFER: not relayed yet */
+        if (ngx_codeb_sip_relay_request(call, leg, req) == NGX_OK) {
+            return NGX_OK;
+        }
+
+        /* REFER, a request before the answer */
         (void) ngx_codeb_sip_reply(flow, req, 501, "Not Implemented");
         break;
     }
@@ -116,7 +117,7 @@ ngx_codeb_sip_hangup(ngx_codeb_sip_call_t *call, ngx_codeb_sip_leg_t *from)
 
     if (!call->done) {
         call->done = 1;
-        (void) ngx_codeb_sip_media(call, "delete", NULL, NULL);
+        (void) ngx_codeb_sip_media(call, "delete", NULL, NULL, 0);
         call->media = 0;
         call->ng = NULL;
     }
@@ -188,7 +189,7 @@ ngx_codeb_sip_call_end(ngx_codeb_sip_call_t *call, int status,
         ngx_codeb_sip_cancel_others(call, NULL);
 
         if (call->media) {
-            (void) ngx_codeb_sip_media(call, "delete", NULL, NULL);
+            (void) ngx_codeb_sip_media(call, "delete", NULL, NULL, 0);
             call->media = 0;
             call->ng = NULL;
         }
@@ -267,6 +268,10 @@ ngx_codeb_sip_call_free(ngx_codeb_sip_call_t *call)
     if (call->ng) {
         /* its reply finds nothing */
         ngx_codeb_sip_ng_cancel(call->ng);
+    }
+
+    if (call->relay) {
+        ngx_codeb_sip_relay_free(call, call->relay);
     }
 
     ngx_codeb_sip_trunk_release(call);

@@ -75,7 +75,7 @@ ngx_codeb_sip_leg_request(ngx_codeb_sip_leg_t *leg, sip_method_t method,
                      host, branch,
                      leg->flow->transport == NGX_CODEB_SIP_UDP ? ";rport"
                                                               : "");
-    contact = (method == sip_method_invite)
+    contact = (method == sip_method_invite || method == sip_method_update)
               ? ngx_codeb_sip_contact(leg->flow, home) : NULL;
 
     if (msg_header_insert(msg, (msg_pub_t *) sip, (msg_header_t *)
@@ -99,7 +99,7 @@ ngx_codeb_sip_leg_request(ngx_codeb_sip_leg_t *leg, sip_method_t method,
         || sip_add_make(msg, sip, sip_call_id_class, leg->call_id) < 0
         || sip_add_make(msg, sip, sip_cseq_class,
                         su_sprintf(home, "%u %s", cseq, name)) < 0
-        || (method == sip_method_invite
+        || ((method == sip_method_invite || method == sip_method_update)
             && (contact == NULL
                 || sip_add_make(msg, sip, sip_contact_class, contact) < 0)))
     {
@@ -147,6 +147,10 @@ ngx_codeb_sip_leg_timeout(ngx_codeb_sip_retrans_t *rt)
     call = leg->call;
 
     if (rt == &leg->rt_request) {
+        if (ngx_codeb_sip_relay_timeout(leg) == NGX_OK) {
+            return;
+        }
+
         /* our BYE or CANCEL: the leg is over anyway */
         leg->state = NGX_CODEB_SIP_LEG_DONE;
         ngx_codeb_sip_call_idle(call);
@@ -553,6 +557,10 @@ ngx_codeb_sip_call_response(ngx_codeb_sip_flow_t *flow, msg_t *rsp)
         return;
     }
 
+    if (ngx_codeb_sip_relay_response(leg, rsp) == NGX_OK) {
+        return;
+    }
+
     if (rs->sip_cseq->cs_method != sip_method_invite) {
         /* the answer to our BYE or CANCEL */
         if (status < 200) {
@@ -643,7 +651,8 @@ ngx_codeb_sip_leg_answered(ngx_codeb_sip_leg_t *leg, msg_t *rsp)
     sdp.data = (u_char *) rs->sip_payload->pl_data;
     sdp.len = rs->sip_payload->pl_len;
 
-    if (ngx_codeb_sip_media(call, "answer", &sdp, ngx_codeb_sip_answer_reply)
+    if (ngx_codeb_sip_media(call, "answer", &sdp, ngx_codeb_sip_answer_reply,
+                            0)
         != NGX_OK)
     {
         ngx_codeb_sip_hangup(call, NULL);

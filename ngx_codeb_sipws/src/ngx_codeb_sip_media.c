@@ -14,13 +14,25 @@ static void ngx_codeb_sip_media_flags(ngx_codeb_benc_t *b,
     ngx_uint_t offer, ngx_uint_t plain);
 
 
+/*
+ * an NG request of call: command "offer", "answer" or "delete"; reverse:
+ * the callee offers (a re-INVITE or UPDATE from it), else the caller.
+ * The from-tag is the offerer's, the to-tag the answerer's (in an offer
+ * once the call is answered); the flags are for the side that receives
+ * the SDP.  handler NULL: the reply is not awaited
+ */
 ngx_int_t
 ngx_codeb_sip_media(ngx_codeb_sip_call_t *call, char *command, ngx_str_t *sdp,
-    ngx_codeb_sip_ng_pt handler)
+    ngx_codeb_sip_ng_pt handler, ngx_uint_t reverse)
 {
     u_char            buf[NGX_CODEB_SIP_MAX_MESSAGE + 1024];
-    ngx_uint_t        offer;
+    ngx_uint_t        offer, caller_plain, to_caller;
+    char const       *from_tag, *to_tag;
     ngx_codeb_benc_t  b;
+
+    /* the NG tags: the caller's own, and ours towards it for the callee */
+    from_tag = reverse ? call->a.local_tag : call->a.remote_tag;
+    to_tag = reverse ? call->a.remote_tag : call->a.local_tag;
 
     ngx_codeb_benc_init(&b, buf, sizeof(buf));
 
@@ -30,24 +42,25 @@ ngx_codeb_sip_media(ngx_codeb_sip_call_t *call, char *command, ngx_str_t *sdp,
     ngx_codeb_benc_cstr(&b, "call-id");
     ngx_codeb_benc_cstr(&b, (char *) call->a.call_id);
     ngx_codeb_benc_cstr(&b, "from-tag");
-    ngx_codeb_benc_cstr(&b, (char *) call->a.remote_tag);
+    ngx_codeb_benc_cstr(&b, (char *) from_tag);
 
     offer = (ngx_strcmp(command, "offer") == 0);
 
-    if (ngx_strcmp(command, "answer") == 0) {
+    if ((offer && call->answered) || ngx_strcmp(command, "answer") == 0) {
         ngx_codeb_benc_cstr(&b, "to-tag");
-        ngx_codeb_benc_cstr(&b, (char *) call->a.local_tag);
+        ngx_codeb_benc_cstr(&b, (char *) to_tag);
     }
 
     if (sdp) {
         ngx_codeb_benc_cstr(&b, "sdp");
         ngx_codeb_benc_str(&b, sdp->data, sdp->len);
 
-        /* the receiving side: the callees of an offer, else the caller */
+        /* the receiving side: the answerer of an offer, else the offerer */
+        caller_plain = (call->a.flow->transport < NGX_CODEB_SIP_WS);
+        to_caller = (offer == reverse);
+
         ngx_codeb_sip_media_flags(&b, offer,
-                                  offer ? call->b_plain
-                                        : (call->a.flow->transport
-                                           < NGX_CODEB_SIP_WS));
+                                  to_caller ? caller_plain : call->b_plain);
     }
 
     ngx_codeb_benc_close(&b);

@@ -14,7 +14,8 @@ use Exporter 'import';
 use POSIX ();
 
 our @EXPORT = qw(start_mediad authz sdp sdp_plain sip register invite
-                 reg_cmds inv_cmds esc answer in_dialog);
+                 reg_cmds inv_cmds esc answer in_dialog caller_in_dialog
+                 answer_to);
 
 my ($mediad_pid, $owner);
 
@@ -160,14 +161,38 @@ sub answer {
 }
 
 sub in_dialog {
-    my ($inv, $method, $cseq) = @_;
+    my ($inv, $method, $cseq, $ctype, $body) = @_;
     my ($from) = $inv =~ /^From: ([^\r]*)\r\n/m;
     my ($to) = $inv =~ /^To: ([^\r]*)\r\n/m;
     my ($cid) = $inv =~ /^Call-ID: ([^\r]*)\r\n/m;
+    my $ct = $ctype ? "\nContact: <sip:bob\@bob.invalid;transport=ws>"
+                      . "\nContent-Type: $ctype" : '';
     return sip("$method sip:codeb\@codeb.invalid;transport=ws SIP/2.0\n"
-                     . "Via: SIP/2.0/WS bob.invalid;branch=z9hG4bKbye$cseq\n"
+                     . "Via: SIP/2.0/WS bob.invalid;branch=z9hG4bK$method$cseq\n"
                      . "From: $to;tag=bobtag\nTo: $from\nCall-ID: $cid\n"
-                     . "CSeq: $cseq $method\nMax-Forwards: 70");
+                     . "CSeq: $cseq $method\nMax-Forwards: 70$ct", $body);
+}
+
+# a request of the caller alice in the dialog of call $cid (our tag $tag)
+sub caller_in_dialog {
+    my ($cid, $tag, $method, $cseq, $ctype, $body) = @_;
+    my $ct = $ctype ? "\nContact: <sip:alice\@alice.invalid;transport=ws>"
+                      . "\nContent-Type: $ctype" : '';
+    return sip("$method sip:codeb\@codeb.invalid;transport=ws SIP/2.0\n"
+               . "Via: SIP/2.0/WS alice.invalid;branch=z9hG4bKa$method$cseq\n"
+               . "From: <sip:alice\@localhost>;tag=ft1\n"
+               . "To: <sip:bob\@localhost>;tag=$tag\nCall-ID: $cid\n"
+               . "CSeq: $cseq $method\nMax-Forwards: 70$ct", $body);
+}
+
+# a 2xx (or other final answer) to the request $req, with our To tag kept
+sub answer_to {
+    my ($req, $status, $phrase, $ctype, $body) = @_;
+    my @h = map { $req =~ /^($_: [^\r]*)\r\n/m ? $1 : () }
+            qw(Via From To Call-ID CSeq);
+    my $ct = $ctype ? "\nContact: <sip:x\@x.invalid;transport=ws>"
+                      . "\nContent-Type: $ctype" : '';
+    return sip(join("\n", "SIP/2.0 $status $phrase", @h) . $ct, $body);
 }
 
 
@@ -181,5 +206,161 @@ sub sdp_plain {
          . "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
          . "a=ptime:20\r\na=sendrecv\r\n";
 }
+
+# Debian's rtpengine (package rtpengine-daemon) in place of codeb-mediad,
+# for the whole test file: userspace only (--table=-1, no kernel module;
+# not --no-fallback, which would refuse to start without it), no config
+# file, NG on 127.0.0.1:TEST_NGINX_PORT+90 (TEST_NGINX_NG_PORT, as
+# start_mediad's), its CLI on +91 (TEST_NGINX_RTPENGINE_CLI_PORT), 20
+# media ports of its own in 61000-65399 (above the kernel's ephemeral
+# ports and start_mediad's 40000-59999), calls deleted at once on delete
+# (--delete-delay=0: a deleted call is no longer in list nor query).  Its
+# log and pidfile in SERVROOT/rtpengine/.  Dies (the file fails, nothing
+# is skipped) when the binary is missing or does not answer ping in 10 s;
+# stopped when the file ends.
+my ($rtpengine_pid, $rtpengine_owner, $rtpengine_log);
+
+sub start_rtpengine {
+    my $bin = $ENV{RTPENGINE_BIN} || '/usr/bin/rtpengine';
+    die "start_rtpengine: $bin is not an executable: Debian's rtpengine "
+      . "(package rtpengine-daemon, ./build.sh deps) is needed\n" unless -x $bin;
+
+    my $root = $ENV{TEST_NGINX_ROOT} || '.';
+    my $port = $ENV{TEST_NGINX_PORT} || 1984;
+    my $sr = $ENV{TEST_NGINX_SERVROOT} || "$root/t/servroot";
+    my $dir = "$sr/rtpengine";
+    my $base = 61000 + $port % 220 * 20;
+
+    $ENV{TEST_NGINX_NG_PORT} = $port + 90;
+    $ENV{TEST_NGINX_RTPENGINE_CLI_PORT} = $port + 91;
+
+    require File::Path;
+    File::Path::make_path($dir);
+
+    # one left by a killed run holds the ports
+    if (open my $f, '<', "$dir/rtpengine.pid") {
+        my $old = <$f> // '';
+        close $f;
+        if ($old =~ /^(\d+)/ && kill 0, $1) {
+            my $pid = $1;
+            my $cmd = '';
+            if (open my $c, '<', "/proc/$pid/cmdline") { local $/; $cmd = <$c> // ''; }
+            if ($cmd =~ /rtpengine/) {
+                kill 'TERM', $pid;
+                for (1 .. 50) { last unless kill 0, $pid; select undef, undef, undef, 0.1 }
+                kill 'KILL', $pid if kill 0, $pid;
+            }
+        }
+    }
+
+    $rtpengine_log = "$dir/rtpengine.log";
+    my @argv = ($bin, '--config-file=none', '--foreground', '--log-stderr',
+                '--log-level=' . ($ENV{RTPENGINE_LOG_LEVEL} || 7),
+                '--table=-1', '--interface=127.0.0.1',
+                "--listen-ng=127.0.0.1:$ENV{TEST_NGINX_NG_PORT}",
+                "--listen-cli=127.0.0.1:$ENV{TEST_NGINX_RTPENGINE_CLI_PORT}",
+                "--port-min=$base", '--port-max=' . ($base + 19),
+                "--pidfile=$dir/rtpengine.pid", '--num-threads=2',
+                '--delete-delay=0');
+
+    $rtpengine_owner = $$;
+    $rtpengine_pid = fork // die "fork: $!";
+    if (!$rtpengine_pid) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', $rtpengine_log;
+        open STDERR, '>&', \*STDOUT;
+        { exec @argv }
+        print STDERR "exec $bin: $!\n";
+        POSIX::_exit(127);
+    }
+
+    my $until = time + 10;
+    while (time < $until) {
+        my $r = eval { ng({ command => 'ping' }, 0.2) };
+        return $rtpengine_pid if $r && ($r->{result} // '') eq 'pong';
+        last if waitpid($rtpengine_pid, POSIX::WNOHANG()) == $rtpengine_pid;
+        select undef, undef, undef, 0.1;
+    }
+    my $log = '';
+    if (open my $l, '<', $rtpengine_log) { local $/; $log = <$l> // ''; }
+    die "start_rtpengine: rtpengine did not answer ping on 127.0.0.1:"
+      . "$ENV{TEST_NGINX_NG_PORT}: @argv\n" . substr($log, -3000) . "\n";
+}
+
+END {
+    if ($rtpengine_pid && $$ == $rtpengine_owner) {
+        kill 'TERM', $rtpengine_pid;
+        for (1 .. 50) {
+            last if waitpid($rtpengine_pid, POSIX::WNOHANG()) == $rtpengine_pid;
+            select undef, undef, undef, 0.1;
+        }
+        if (kill 0, $rtpengine_pid) {
+            kill 'KILL', $rtpengine_pid;
+            waitpid $rtpengine_pid, 0;
+        }
+    }
+}
+
+# bencode (BEP 3): hashes as dictionaries (keys sorted), array refs as
+# lists, a reference to a number (\32) as an integer, anything else as a
+# string
+sub benc {
+    my ($v) = @_;
+    return 'd' . join('', map { benc("$_") . benc($v->{$_}) } sort keys %$v) . 'e'
+        if ref $v eq 'HASH';
+    return 'l' . join('', map { benc($_) } @$v) . 'e' if ref $v eq 'ARRAY';
+    return 'i' . (0 + $$v) . 'e' if ref $v eq 'SCALAR';
+    return length($v) . ":$v";
+}
+
+sub bdec {
+    my ($s, $pos) = @_;
+    my $p = \($_[1]);
+    my $c = substr $s, $$p, 1;
+    if ($c eq 'i') {
+        substr($s, $$p) =~ /^i(-?\d+)e/ or die "bdec: bad integer at $$p\n";
+        $$p += length($1) + 2;
+        return $1 + 0;
+    }
+    if ($c eq 'l' || $c eq 'd') {
+        $$p++;
+        my @v;
+        while (substr($s, $$p, 1) ne 'e') {
+            die "bdec: truncated\n" if $$p >= length $s;
+            push @v, bdec($s, $$p);
+        }
+        $$p++;
+        return $c eq 'l' ? \@v : {@v};
+    }
+    substr($s, $$p) =~ /^(\d+):/ or die "bdec: bad string at $$p\n";
+    my $v = substr $s, $$p + length($1) + 1, $1;
+    $$p += length($1) + 1 + $1;
+    return $v;
+}
+
+# one NG request to TEST_NGINX_NG_PORT: the decoded reply (a hash); dies
+# after 3 tries of $wait seconds without one
+my $ng_n = 0;
+sub ng {
+    my ($req, $wait) = @_;
+    require IO::Socket::INET;
+    require IO::Select;
+    my $s = IO::Socket::INET->new(Proto => 'udp', PeerAddr => '127.0.0.1',
+                                  PeerPort => $ENV{TEST_NGINX_NG_PORT})
+        or die "ng: socket: $!\n";
+    my $cookie = sprintf 't%x_%d', $$, ++$ng_n;
+    for (1 .. 3) {
+        $s->send("$cookie " . benc($req)) or die "ng: send: $!\n";
+        next unless IO::Select->new($s)->can_read($wait || 1);
+        my $buf;
+        defined $s->recv($buf, 65536) or die "ng: recv: $!\n";
+        next unless $buf =~ s/^\Q$cookie\E //;
+        my $pos = 0;
+        return bdec($buf, $pos);
+    }
+    die "ng: no reply to '$req->{command}' from 127.0.0.1:$ENV{TEST_NGINX_NG_PORT}\n";
+}
+
+push @EXPORT, qw(start_rtpengine ng benc bdec);
 
 1;
