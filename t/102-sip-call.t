@@ -14,6 +14,7 @@ $ENV{TEST_NGINX_SIP_CONF} = <<'EOF';
 codeb_tenant localhost;
 codeb_sip_user alice password=alice-demo-pass;
 codeb_sip_user bob password=bob-demo-pass;
+codeb_sip_user carol password=carol-demo-pass;
 location = /sip { codeb_sip_ws; }
 EOF
 
@@ -158,6 +159,103 @@ our @RELAY = (
     'close A', 'close B',
 );
 
+# bob's REFER (in the dialog of the INVITE he got) to user $to
+sub main::refer {
+    my ($inv, $to) = @_;
+    my $r = in_dialog($inv, 'REFER', 2);
+    my $h = "Refer-To: <sip:$to\@localhost>\r\n"
+          . "Contact: <sip:bob\@bob.invalid;transport=ws>\r\n";
+    $r =~ s/\r\nContent-Length/\r\n${h}Content-Length/;
+    return $r;
+}
+
+# bob transfers alice to carol (REFER, RFC 3515): 202 and NOTIFY 100 to
+# bob; carol gets an INVITE without an offer and offers; alice gets a
+# re-INVITE with that offer through the daemon, her answer goes to carol
+# in the ACK; bob gets NOTIFY 200 and BYE; carol and alice talk on
+our @TRANSFER = (
+    'open A /sip proto=sip', 'open B /sip proto=sip other A',
+    'open C /sip proto=sip',
+    main::reg_cmds('A', 'alice'), main::reg_cmds('B', 'bob'),
+    main::reg_cmds('C', 'carol'),
+    main::inv_cmds('call-7', 'bob'),
+    'recv A ^SIP/2\.0 180 Ringing\r\n',
+    'capture A TAG ^SIP/2\.0 180 Ringing\r\n(?s:.*?)To: <sip:bob@localhost>;tag=(cb[0-9a-f]+-[0-9a-f]+)\r\n',
+    'recv B ^INVITE ',
+    'capture B INV (?s)^(.*)$',
+    'set_eval R200 main::answer(q{${INV}}, 200, main::sdp(q{bbbb}))',
+    'send_esc B ${R200}',
+    'recv B ^ACK ',
+    'recv A ^SIP/2\.0 200 OK\r\n',
+    "set_eval ACK main::caller_in_dialog('call-7', '\${TAG}', 'ACK', 2)",
+    'send_esc A ${ACK}',
+    # bob: REFER to carol
+    "set_eval REF main::refer(q{\${INV}}, 'carol')",
+    'send_esc B ${REF}',
+    'recv B ^SIP/2\.0 202 Accepted\r\n(?s:.*)CSeq: 2 REFER\r\n',
+    'recv B (?s)^NOTIFY sip:bob@bob\.invalid;transport=ws SIP/2\.0\r\n.*CSeq: 2 NOTIFY\r\n.*Event: refer\r\n.*Subscription-State: active;expires=60\r\n.*Content-Type: message/sipfrag;version=2\.0\r\n.*\r\n\r\nSIP/2\.0 100 Trying\r\n$',
+    'capture B N1 (?s)^(.*)$',
+    "set_eval N1OK main::answer_to(q{\${N1}}, 200, 'OK')",
+    'send_esc B ${N1OK}',
+    # carol: an INVITE without an offer, from alice
+    'recv C (?s)^INVITE sip:carol@carol\.invalid;transport=ws SIP/2\.0\r\n(?!.*application/sdp).*From: <sip:alice@localhost>;tag=cb.*Content-Length: 0\r\n\r\n$',
+    'capture C CINV (?s)^(.*)$',
+    'set_eval C200 main::answer(q{${CINV}}, 200, main::sdp(q{cccc}))',
+    'send_esc C ${C200}',
+    # alice: re-INVITE with carol's offer through the daemon
+    'recv A (?s)^INVITE sip:alice@alice\.invalid;transport=ws SIP/2\.0\r\n(?=.*a=ice-lite\r\n).*Call-ID: call-7\r\n.*CSeq: 1 INVITE\r\n',
+    'capture A RE (?s)^(.*)$',
+    "set_eval RE200 main::answer_to(q{\${RE}}, 200, 'OK', 'application/sdp', main::sdp(q{aaaa}))",
+    'send_esc A ${RE200}',
+    'recv A ^ACK ',
+    # carol's ACK carries alice's answer
+    'recv C (?s)^ACK sip:bob@bob\.invalid;transport=ws SIP/2\.0\r\n.*Content-Type: application/sdp\r\n.*a=ice-lite\r\n',
+    # bob: NOTIFY 200 (terminated), then BYE
+    'recv B (?s)^NOTIFY .*CSeq: 3 NOTIFY\r\n.*Subscription-State: terminated;reason=noresource\r\n.*\r\n\r\nSIP/2\.0 200 OK\r\n$',
+    'capture B N2 (?s)^(.*)$',
+    "set_eval N2OK main::answer_to(q{\${N2}}, 200, 'OK')",
+    'send_esc B ${N2OK}',
+    'recv B ^BYE (?s:.*)CSeq: 4 BYE\r\n',
+    # carol hangs up: alice gets BYE
+    "set_eval CBYE main::in_dialog(q{\${CINV}}, 'BYE', 2)",
+    'send_esc C ${CBYE}',
+    'recv C ^SIP/2\.0 200 OK\r\n(?s:.*)CSeq: 2 BYE\r\n',
+    'recv A ^BYE sip:alice@alice\.invalid;transport=ws SIP/2\.0\r\n',
+    'close A', 'close B', 'close C',
+);
+
+# a transfer to a user with no binding fails: NOTIFY 480, the call goes on
+our @TRANSFER_FAIL = (
+    'open A /sip proto=sip', 'open B /sip proto=sip',
+    main::reg_cmds('A', 'alice'), main::reg_cmds('B', 'bob'),
+    main::inv_cmds('call-8', 'bob'),
+    'recv A ^SIP/2\.0 180 Ringing\r\n',
+    'recv B ^INVITE ',
+    'capture B INV (?s)^(.*)$',
+    'set_eval R200 main::answer(q{${INV}}, 200, main::sdp(q{bbbb}))',
+    'send_esc B ${R200}',
+    'recv B ^ACK ',
+    'recv A ^SIP/2\.0 200 OK\r\n',
+    "set_eval REF main::refer(q{\${INV}}, 'carol')",
+    'send_esc B ${REF}',
+    'recv B ^SIP/2\.0 202 Accepted\r\n',
+    'recv B (?s)^NOTIFY .*\r\n\r\nSIP/2\.0 100 Trying\r\n$',
+    'capture B N1 (?s)^(.*)$',
+    "set_eval N1OK main::answer_to(q{\${N1}}, 200, 'OK')",
+    'send_esc B ${N1OK}',
+    'recv B (?s)^NOTIFY .*Subscription-State: terminated;reason=noresource\r\n.*\r\n\r\nSIP/2\.0 480 Temporarily Unavailable\r\n$',
+    'capture B N2 (?s)^(.*)$',
+    "set_eval N2OK main::answer_to(q{\${N2}}, 200, 'OK')",
+    'send_esc B ${N2OK}',
+    'no_recv B 500',
+    'no_recv A 100',
+    "set_eval BYE main::in_dialog(q{\${INV}}, 'BYE', 3)",
+    'send_esc B ${BYE}',
+    'recv B ^SIP/2\.0 200 OK\r\n(?s:.*)CSeq: 3 BYE\r\n',
+    'recv A ^BYE ',
+    'close A', 'close B',
+);
+
 run_tests();
 done_testing();
 
@@ -220,3 +318,23 @@ $ENV{TEST_NGINX_SIP_CONF}
 codeb_sip_media 127.0.0.1:$TEST_NGINX_NG_PORT;
 --- ws eval
 \@main::RELAY
+
+
+
+=== TEST 7: blind transfer: bob REFERs alice to carol, NOTIFY 100 then 200, carol and alice connected through the daemon
+--- config eval
+$ENV{TEST_NGINX_SIP_CONF}
+--- http_config
+codeb_sip_media 127.0.0.1:$TEST_NGINX_NG_PORT;
+--- ws eval
+\@main::TRANSFER
+
+
+
+=== TEST 8: a transfer to a user without binding: NOTIFY 480, the call goes on
+--- config eval
+$ENV{TEST_NGINX_SIP_CONF}
+--- http_config
+codeb_sip_media 127.0.0.1:$TEST_NGINX_NG_PORT;
+--- ws eval
+\@main::TRANSFER_FAIL

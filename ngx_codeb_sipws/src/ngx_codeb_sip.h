@@ -198,6 +198,7 @@ typedef enum {
 
 typedef struct ngx_codeb_sip_call_s  ngx_codeb_sip_call_t;
 typedef struct ngx_codeb_sip_relay_s  ngx_codeb_sip_relay_t;
+typedef struct ngx_codeb_sip_transfer_s  ngx_codeb_sip_transfer_t;
 
 /* _lines.c: rc NGX_OK, NGX_DECLINED (a sibling), NGX_BUSY, NGX_ERROR */
 typedef void (*ngx_codeb_sip_admit_pt)(ngx_codeb_sip_call_t *call,
@@ -229,6 +230,8 @@ typedef struct {
     ngx_codeb_sip_retrans_t     rt_request;  /* our BYE or CANCEL */
     unsigned                    linked:1;
     unsigned                    authorized:1;    /* b: a challenge answered */
+    unsigned                    transfer:1;  /* b: to a transfer target */
+    unsigned                    bye_pending:1;   /* BYE after the NOTIFY */
     unsigned                    own_flow:1;  /* a remote flow of the leg */
 } ngx_codeb_sip_leg_t;
 
@@ -238,7 +241,11 @@ struct ngx_codeb_sip_call_s {
     ngx_log_t                  *log;
     ngx_codeb_sip_leg_t         a;
     ngx_queue_t                 b;
-    ngx_codeb_sip_leg_t        *answered;
+    ngx_codeb_sip_leg_t        *answered;    /* the callee that answered */
+    ngx_codeb_sip_leg_t        *party[2];    /* the two sides: the caller's
+                                                (a) and the answered, until
+                                                a transfer replaces one */
+    ngx_codeb_sip_transfer_t   *transfer;    /* a REFER under way */
     ngx_codeb_sip_ng_t         *ng;          /* NG request under way */
     ngx_event_t                 timer;       /* no answer in time */
     int                         best;        /* best final status of b */
@@ -437,6 +444,16 @@ ngx_int_t ngx_codeb_sip_leg_send(ngx_codeb_sip_leg_t *leg, msg_t *msg,
 void ngx_codeb_sip_leg_retrans_init(ngx_codeb_sip_leg_t *leg);
 /* rt->timeout of the legs' retransmissions (timers B, F, H) */
 void ngx_codeb_sip_leg_timeout(ngx_codeb_sip_retrans_t *rt);
+/* ACK of leg's 2xx rsp (a new branch) */
+void ngx_codeb_sip_leg_ack(ngx_codeb_sip_leg_t *leg, msg_t *rsp);
+/* BYE on a confirmed leg */
+void ngx_codeb_sip_leg_bye(ngx_codeb_sip_leg_t *leg);
+/* our INVITE on leg, with sdp (NULL: none) and credentials (challenge) */
+ngx_int_t ngx_codeb_sip_leg_invite(ngx_codeb_sip_leg_t *leg, ngx_str_t *sdp,
+    msg_t *challenge);
+/* a callee leg of user for one binding; any_kind: whatever it speaks */
+ngx_codeb_sip_leg_t *ngx_codeb_sip_leg_create(ngx_codeb_sip_call_t *call,
+    ngx_str_t *binding, char const *user, ngx_uint_t any_kind);
 /* a callee leg failed with status; the last one ends the call */
 void ngx_codeb_sip_leg_over(ngx_codeb_sip_leg_t *leg, int status,
     char const *phrase);
@@ -490,6 +507,23 @@ ngx_int_t ngx_codeb_sip_relay_response(ngx_codeb_sip_leg_t *leg, msg_t *rsp);
 ngx_int_t ngx_codeb_sip_relay_timeout(ngx_codeb_sip_leg_t *leg);
 void ngx_codeb_sip_relay_free(ngx_codeb_sip_call_t *call,
     ngx_codeb_sip_relay_t *relay);
+
+/* _transfer.c: blind transfer (REFER) */
+void ngx_codeb_sip_transfer_request(ngx_codeb_sip_call_t *call,
+    ngx_codeb_sip_leg_t *leg, msg_t *req);
+/* a target's 2xx (with its offer), not yet ACKed */
+void ngx_codeb_sip_transfer_answered(ngx_codeb_sip_leg_t *leg, msg_t *rsp);
+/* a target's 2xx again: our ACK again once sent */
+void ngx_codeb_sip_transfer_ack_again(ngx_codeb_sip_leg_t *leg);
+/* a target leg failed with status */
+void ngx_codeb_sip_transfer_failed(ngx_codeb_sip_leg_t *leg, int status,
+    char const *phrase);
+/* NGX_OK: rsp answered our re-INVITE of a transfer on leg (taken) */
+ngx_int_t ngx_codeb_sip_transfer_response(ngx_codeb_sip_leg_t *leg,
+    msg_t *rsp);
+/* leg answered our final NOTIFY: BYE when due */
+void ngx_codeb_sip_transfer_notified(ngx_codeb_sip_leg_t *leg);
+void ngx_codeb_sip_transfer_free(ngx_codeb_sip_call_t *call);
 
 /* _media.c: NG, the media of the call (offer, answer, delete) */
 ngx_int_t ngx_codeb_sip_media(ngx_codeb_sip_call_t *call, char *command,

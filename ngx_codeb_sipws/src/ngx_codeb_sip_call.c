@@ -621,6 +621,7 @@ ngx_codeb_sip_call_create(ngx_codeb_sip_flow_t *flow, msg_t *req,
 
     ngx_codeb_sip_leg_link(&call->a);
     ngx_codeb_sip_leg_retrans_init(&call->a);
+    call->party[0] = &call->a;
 
     call->timer.handler = ngx_codeb_sip_call_timer;
     call->timer.data = call;

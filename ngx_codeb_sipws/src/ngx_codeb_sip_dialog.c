@@ -49,8 +49,23 @@ ngx_codeb_sip_call_request(ngx_codeb_sip_flow_t *flow, msg_t *req)
 
     case sip_method_bye:
         (void) ngx_codeb_sip_reply(flow, req, 200, "OK");
+
+        if (leg != call->party[0] && leg != call->party[1]
+            && call->a.state == NGX_CODEB_SIP_LEG_CONFIRMED)
+        {
+            /* a transferor leaves: the call goes on without it */
+            leg->state = NGX_CODEB_SIP_LEG_DONE;
+            leg->bye_pending = 0;
+            ngx_codeb_sip_call_idle(call);
+            break;
+        }
+
         ngx_codeb_sip_hangup(call, leg);
         break;
+
+    case sip_method_refer:
+        ngx_codeb_sip_transfer_request(call, leg, req);
+        return NGX_OK;
 
     case sip_method_update:
         if (rq->sip_payload == NULL || rq->sip_payload->pl_len == 0) {
@@ -66,7 +81,7 @@ ngx_codeb_sip_call_request(ngx_codeb_sip_flow_t *flow, msg_t *req)
             return NGX_OK;
         }
 
-        /* REFER, a request before the answer */
+        /* a request before the answer */
         (void) ngx_codeb_sip_reply(flow, req, 501, "Not Implemented");
         break;
     }
@@ -81,11 +96,11 @@ ngx_codeb_sip_call_request(ngx_codeb_sip_flow_t *flow, msg_t *req)
 void
 ngx_codeb_sip_hangup(ngx_codeb_sip_call_t *call, ngx_codeb_sip_leg_t *from)
 {
-    ngx_codeb_sip_leg_t  *to[2];
     ngx_uint_t            i;
+    ngx_codeb_sip_leg_t  *to[2];
 
-    to[0] = (from == &call->a) ? NULL : &call->a;
-    to[1] = (from == call->answered) ? NULL : call->answered;
+    to[0] = (from == call->party[0]) ? NULL : call->party[0];
+    to[1] = (from == call->party[1]) ? NULL : call->party[1];
 
     if (from) {
         from->state = NGX_CODEB_SIP_LEG_DONE;
@@ -93,26 +108,11 @@ ngx_codeb_sip_hangup(ngx_codeb_sip_call_t *call, ngx_codeb_sip_leg_t *from)
 
     if (!call->done && call->hangup == NULL) {
         call->hangup = (from == NULL) ? "system"
-                       : (from == &call->a) ? "caller" : "callee";
+                       : (from == call->party[0]) ? "caller" : "callee";
     }
 
     for (i = 0; i < 2; i++) {
-        if (to[i] == NULL || to[i]->state != NGX_CODEB_SIP_LEG_CONFIRMED) {
-            continue;
-        }
-
-        to[i]->cseq++;
-        (void) ngx_codeb_sip_leg_send(to[i],
-                   ngx_codeb_sip_leg_request(to[i], sip_method_bye, "BYE",
-                                             to[i]->cseq,
-                                             ngx_codeb_sip_make_id(call->home,
-                                                          "z9hG4bK", 8)),
-                   &to[i]->rt_request);
-
-        /* the caller's answer to our BYE is not awaited */
-        if (to[i] == &call->a) {
-            to[i]->state = NGX_CODEB_SIP_LEG_DONE;
-        }
+        ngx_codeb_sip_leg_bye(to[i]);
     }
 
     if (!call->done) {
@@ -129,8 +129,17 @@ ngx_codeb_sip_hangup(ngx_codeb_sip_call_t *call, ngx_codeb_sip_leg_t *from)
 void
 ngx_codeb_sip_call_lost(ngx_codeb_sip_call_t *call, ngx_codeb_sip_leg_t *leg)
 {
-    if (call->a.state == NGX_CODEB_SIP_LEG_CONFIRMED) {
+    if (call->a.state == NGX_CODEB_SIP_LEG_CONFIRMED
+        && (leg == call->party[0] || leg == call->party[1]))
+    {
         ngx_codeb_sip_hangup(call, leg);
+        return;
+    }
+
+    if (call->a.state == NGX_CODEB_SIP_LEG_CONFIRMED && !leg->transfer) {
+        /* a transferor, or a callee that lost the race, is gone */
+        leg->state = NGX_CODEB_SIP_LEG_DONE;
+        ngx_codeb_sip_call_idle(call);
         return;
     }
 
@@ -273,6 +282,8 @@ ngx_codeb_sip_call_free(ngx_codeb_sip_call_t *call)
     if (call->relay) {
         ngx_codeb_sip_relay_free(call, call->relay);
     }
+
+    ngx_codeb_sip_transfer_free(call);
 
     ngx_codeb_sip_trunk_release(call);
 

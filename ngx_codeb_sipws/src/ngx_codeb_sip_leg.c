@@ -8,17 +8,12 @@
 #include "ngx_codeb_sip.h"
 
 
-static ngx_codeb_sip_leg_t *ngx_codeb_sip_leg_create(ngx_codeb_sip_call_t *call,
-    ngx_str_t *binding);
-static ngx_int_t ngx_codeb_sip_leg_invite(ngx_codeb_sip_leg_t *leg,
-    ngx_str_t *sdp, msg_t *challenge);
 static ngx_int_t ngx_codeb_sip_leg_challenged(ngx_codeb_sip_leg_t *leg,
     msg_t *rsp);
 static void ngx_codeb_sip_answer_reply(void *data,
     ngx_codeb_sip_ng_reply_t *reply);
 static void ngx_codeb_sip_leg_answered(ngx_codeb_sip_leg_t *leg, msg_t *rsp);
 static void ngx_codeb_sip_leg_failed(ngx_codeb_sip_leg_t *leg, msg_t *rsp);
-static void ngx_codeb_sip_leg_ack(ngx_codeb_sip_leg_t *leg, msg_t *rsp);
 static ngx_int_t ngx_codeb_sip_rank(int status);
 
 
@@ -239,7 +234,8 @@ ngx_codeb_sip_fork(ngx_codeb_sip_call_t *call, ngx_str_t *sdp)
     n = 0;
 
     for (i = 0; i < call->nbindings; i++) {
-        leg = ngx_codeb_sip_leg_create(call, &call->bindings[i]);
+        leg = ngx_codeb_sip_leg_create(call, &call->bindings[i],
+                                       call->callee, 0);
 
         if (leg && ngx_codeb_sip_leg_invite(leg, sdp, NULL) == NGX_OK) {
             n++;
@@ -251,10 +247,11 @@ ngx_codeb_sip_fork(ngx_codeb_sip_call_t *call, ngx_str_t *sdp)
 
 
 /*
- * our INVITE with the offer sdp on leg; challenge: the trunk's 401 / 407
- * to answer with its credentials.  NGX_ERROR: the leg is done
+ * our INVITE with the offer sdp (NULL: none, the callee offers) on leg;
+ * challenge: the trunk's 401 / 407 to answer with its credentials.
+ * NGX_ERROR: the leg is done
  */
-static ngx_int_t
+ngx_int_t
 ngx_codeb_sip_leg_invite(ngx_codeb_sip_leg_t *leg, ngx_str_t *sdp,
     msg_t *challenge)
 {
@@ -272,10 +269,13 @@ ngx_codeb_sip_leg_invite(ngx_codeb_sip_leg_t *leg, ngx_str_t *sdp,
     sip = sip_object(msg);
     trunk = leg->call->trunk;
 
-    if (sip_add_make(msg, sip, sip_content_type_class, "application/sdp") < 0
-        || msg_header_insert(msg, (msg_pub_t *) sip, (msg_header_t *)
-                             sip_payload_create(msg_home(msg), sdp->data,
-                                                sdp->len)) < 0
+    if ((sdp
+         && (sip_add_make(msg, sip, sip_content_type_class,
+                          "application/sdp") < 0
+             || msg_header_insert(msg, (msg_pub_t *) sip, (msg_header_t *)
+                                  sip_payload_create(msg_home(msg),
+                                                     sdp->data, sdp->len))
+                < 0))
         || (challenge
             && ngx_codeb_sip_digest_authorize(msg, challenge,
                                               &trunk->username,
@@ -335,9 +335,13 @@ ngx_codeb_sip_leg_challenged(ngx_codeb_sip_leg_t *leg, msg_t *rsp)
 }
 
 
-/* a callee leg for one binding (JSON); NULL when it cannot be reached */
-static ngx_codeb_sip_leg_t *
-ngx_codeb_sip_leg_create(ngx_codeb_sip_call_t *call, ngx_str_t *binding)
+/*
+ * a callee leg of user for one binding (JSON); any_kind: whatever it
+ * speaks, else only the kind of the call's offer.  NULL: not reachable
+ */
+ngx_codeb_sip_leg_t *
+ngx_codeb_sip_leg_create(ngx_codeb_sip_call_t *call, ngx_str_t *binding,
+    char const *user, ngx_uint_t any_kind)
 {
     char                     *uri;
     int64_t                   expires;
@@ -358,7 +362,7 @@ ngx_codeb_sip_leg_create(ngx_codeb_sip_call_t *call, ngx_str_t *binding)
         return NULL;
     }
 
-    if (ngx_codeb_sip_binding_plain(m) != call->b_plain) {
+    if (!any_kind && ngx_codeb_sip_binding_plain(m) != call->b_plain) {
         /* the media offer was made for the other kind of phone */
         ngx_log_error(NGX_LOG_INFO, call->log, 0,
                       "codeb sip: a %s binding of \"%s\" not rung in this "
@@ -372,7 +376,7 @@ ngx_codeb_sip_leg_create(ngx_codeb_sip_call_t *call, ngx_str_t *binding)
         return NULL;
     }
 
-    uri = su_sprintf(call->home, "sip:%s@%.*s", call->callee,
+    uri = su_sprintf(call->home, "sip:%s@%.*s", user,
                      (int) call->sip->realm.len, call->sip->realm.data);
 
     leg = ngx_codeb_sip_leg_new(call, flow,
@@ -557,17 +561,23 @@ ngx_codeb_sip_call_response(ngx_codeb_sip_flow_t *flow, msg_t *rsp)
         return;
     }
 
-    if (ngx_codeb_sip_relay_response(leg, rsp) == NGX_OK) {
+    if (ngx_codeb_sip_relay_response(leg, rsp) == NGX_OK
+        || ngx_codeb_sip_transfer_response(leg, rsp) == NGX_OK)
+    {
         return;
     }
 
     if (rs->sip_cseq->cs_method != sip_method_invite) {
-        /* the answer to our BYE or CANCEL */
+        /* the answer to our BYE, CANCEL or NOTIFY */
         if (status < 200) {
             ngx_codeb_sip_retrans_slow(&leg->rt_request);
 
         } else {
             ngx_codeb_sip_retrans_stop(&leg->rt_request);
+
+            if (rs->sip_cseq->cs_method == sip_method_notify) {
+                ngx_codeb_sip_transfer_notified(leg);
+            }
         }
 
         if (status >= 200 && rs->sip_cseq->cs_method == sip_method_bye) {
@@ -620,7 +630,13 @@ ngx_codeb_sip_leg_answered(ngx_codeb_sip_leg_t *leg, msg_t *rsp)
 
     if (leg->state == NGX_CODEB_SIP_LEG_CONFIRMED) {
         /* a retransmitted 2xx: ACK again (§13.2.2.4) */
-        ngx_codeb_sip_leg_ack(leg, rsp);
+        if (leg->transfer) {
+            ngx_codeb_sip_transfer_ack_again(leg);
+
+        } else {
+            ngx_codeb_sip_leg_ack(leg, rsp);
+        }
+
         return;
     }
 
@@ -631,21 +647,22 @@ ngx_codeb_sip_leg_answered(ngx_codeb_sip_leg_t *leg, msg_t *rsp)
         leg->target = url_hdup(call->home, rs->sip_contact->m_url);
     }
 
+    if (leg->transfer) {
+        /* its ACK carries our answer to its offer (RFC 3725) */
+        ngx_codeb_sip_transfer_answered(leg, rsp);
+        return;
+    }
+
     ngx_codeb_sip_leg_ack(leg, rsp);
 
     if (call->answered || call->done || rs->sip_payload == NULL) {
         /* too late, or no answer to the offer: this leg ends */
-        leg->cseq++;
-        (void) ngx_codeb_sip_leg_send(leg,
-                   ngx_codeb_sip_leg_request(leg, sip_method_bye, "BYE",
-                                             leg->cseq,
-                                             ngx_codeb_sip_make_id(call->home,
-                                                          "z9hG4bK", 8)),
-                   &leg->rt_request);
+        ngx_codeb_sip_leg_bye(leg);
         return;
     }
 
     call->answered = leg;
+    call->party[1] = leg;
     ngx_codeb_sip_cancel_others(call, leg);
 
     sdp.data = (u_char *) rs->sip_payload->pl_data;
@@ -702,6 +719,11 @@ ngx_codeb_sip_leg_over(ngx_codeb_sip_leg_t *leg, int status,
     call = leg->call;
     leg->state = NGX_CODEB_SIP_LEG_DONE;
 
+    if (leg->transfer) {
+        ngx_codeb_sip_transfer_failed(leg, status, phrase);
+        return;
+    }
+
     if (ngx_codeb_sip_rank(status) > ngx_codeb_sip_rank(call->best)) {
         call->best = status;
         call->best_phrase = su_strdup(call->home, phrase);
@@ -755,7 +777,7 @@ ngx_codeb_sip_rank(int status)
 
 
 /* ACK of a 2xx: a transaction of its own, with a new branch (§13.2.2.4) */
-static void
+void
 ngx_codeb_sip_leg_ack(ngx_codeb_sip_leg_t *leg, msg_t *rsp)
 {
     (void) ngx_codeb_sip_leg_send(leg,
@@ -764,4 +786,29 @@ ngx_codeb_sip_leg_ack(ngx_codeb_sip_leg_t *leg, msg_t *rsp)
                                          ngx_codeb_sip_make_id(
                                              msg_home(rsp), "z9hG4bK", 8)),
                NULL);
+}
+
+
+/*
+ * BYE on a confirmed leg, sent again over UDP until answered; a caller's
+ * answer to it is not awaited (its leg is done at once)
+ */
+void
+ngx_codeb_sip_leg_bye(ngx_codeb_sip_leg_t *leg)
+{
+    if (leg == NULL || leg->state != NGX_CODEB_SIP_LEG_CONFIRMED) {
+        return;
+    }
+
+    leg->cseq++;
+    (void) ngx_codeb_sip_leg_send(leg,
+               ngx_codeb_sip_leg_request(leg, sip_method_bye, "BYE",
+                                         leg->cseq,
+                                         ngx_codeb_sip_make_id(leg->call->home,
+                                                               "z9hG4bK", 8)),
+               &leg->rt_request);
+
+    if (leg == &leg->call->a) {
+        leg->state = NGX_CODEB_SIP_LEG_DONE;
+    }
 }

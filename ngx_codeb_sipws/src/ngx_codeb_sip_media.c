@@ -16,19 +16,22 @@ static void ngx_codeb_sip_media_flags(ngx_codeb_benc_t *b,
 
 /*
  * an NG request of call: command "offer", "answer" or "delete"; reverse:
- * the callee offers (a re-INVITE or UPDATE from it), else the caller.
- * The from-tag is the offerer's, the to-tag the answerer's (in an offer
- * once the call is answered); the flags are for the side that receives
- * the SDP.  handler NULL: the reply is not awaited
+ * side 1 (the callee, or who took its place) offers, else side 0 (the
+ * caller, or who took its place).  The NG tags name the sides, not the
+ * parties: side 0 is the caller's From tag, side 1 our To tag towards
+ * the caller.  The from-tag is the offerer's, the to-tag the answerer's
+ * (in an offer once the call is answered); the flags are for the side
+ * that receives the SDP.  handler NULL: the reply is not awaited
  */
 ngx_int_t
 ngx_codeb_sip_media(ngx_codeb_sip_call_t *call, char *command, ngx_str_t *sdp,
     ngx_codeb_sip_ng_pt handler, ngx_uint_t reverse)
 {
     u_char            buf[NGX_CODEB_SIP_MAX_MESSAGE + 1024];
-    ngx_uint_t        offer, caller_plain, to_caller;
-    char const       *from_tag, *to_tag;
-    ngx_codeb_benc_t  b;
+    ngx_uint_t            offer, to_caller;
+    char const           *from_tag, *to_tag;
+    ngx_codeb_benc_t      b;
+    ngx_codeb_sip_leg_t  *party;
 
     /* the NG tags: the caller's own, and ours towards it for the callee */
     from_tag = reverse ? call->a.local_tag : call->a.remote_tag;
@@ -55,12 +58,17 @@ ngx_codeb_sip_media(ngx_codeb_sip_call_t *call, char *command, ngx_str_t *sdp,
         ngx_codeb_benc_cstr(&b, "sdp");
         ngx_codeb_benc_str(&b, sdp->data, sdp->len);
 
-        /* the receiving side: the answerer of an offer, else the offerer */
-        caller_plain = (call->a.flow->transport < NGX_CODEB_SIP_WS);
+        /*
+         * the receiving side: the answerer of an offer, else the offerer;
+         * the callees before one answered: what the call's offer is for
+         */
         to_caller = (offer == reverse);
+        party = call->party[to_caller ? 0 : 1];
 
         ngx_codeb_sip_media_flags(&b, offer,
-                                  to_caller ? caller_plain : call->b_plain);
+                                  party ? party->flow->transport
+                                          < NGX_CODEB_SIP_WS
+                                        : call->b_plain);
     }
 
     ngx_codeb_benc_close(&b);

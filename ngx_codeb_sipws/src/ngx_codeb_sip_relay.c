@@ -57,12 +57,12 @@ ngx_codeb_sip_relay_request(ngx_codeb_sip_call_t *call,
          && method != sip_method_info)
         || call->done || call->answered == NULL
         || call->a.state != NGX_CODEB_SIP_LEG_CONFIRMED
-        || (leg != &call->a && leg != call->answered))
+        || (leg != call->party[0] && leg != call->party[1]))
     {
         return NGX_DECLINED;
     }
 
-    if (call->relay) {
+    if (call->relay || call->transfer) {
         rsp = ngx_codeb_sip_response(req, method == sip_method_info ? 500 : 491,
                                      "Request Pending", leg->local_tag);
         if (rsp && method == sip_method_info
@@ -96,9 +96,9 @@ ngx_codeb_sip_relay_request(ngx_codeb_sip_call_t *call,
     }
 
     relay->from = leg;
-    relay->to = (leg == &call->a) ? call->answered : &call->a;
+    relay->to = (leg == call->party[0]) ? call->party[1] : call->party[0];
     relay->req = req;
-    relay->reverse = (leg != &call->a);
+    relay->reverse = (leg == call->party[1]);
     call->relay = relay;
 
     if (method == sip_method_invite) {
