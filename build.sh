@@ -222,6 +222,11 @@ run() {
   SIP over WebSocket: wss://127.0.0.1:5443 (ws://127.0.0.1:5066), SIP UDP/TCP
   127.0.0.1:5060; users alice / alice-demo-pass, bob / bob-demo-pass,
   carol / carol-demo-pass
+    http://127.0.0.1:8080/phone-jssip.html       JsSIP softphone (alice)
+    http://127.0.0.1:8080/phone-sipjs.html       SIP.js softphone (bob)
+  SIP trunk "demo": 127.0.0.1:5070 over UDP (run sipp there); its calls to
+  any number ring alice, and a softphone dialling +<digits> goes out
+  through it
   Redis: $RUN/redis.sock   logs: $RUN/logs/
   codeb-mediad: NG on 127.0.0.1:2223/udp, RTP 30000-30999 (log: $RUN/logs/mediad.log)
 
