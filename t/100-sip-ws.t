@@ -32,6 +32,18 @@ sub main::authz {
          . qq(nc=$nc, cnonce="c0ffee");
 }
 
+# a user the platform API keeps in Redis: its HA1s, no password
+$ENV{TEST_NGINX_DAVE_MD5} = md5_hex('dave:localhost:dave-pass');
+$ENV{TEST_NGINX_DAVE_SHA256} = sha256_hex('dave:localhost:dave-pass');
+
+# $req with CSeq $cseq and the header $name: $value added
+sub main::sip_with {
+    my ($req, $cseq, $name, $value) = @_;
+    $req =~ s/^CSeq: \d+ /CSeq: $cseq /m;
+    $req =~ s/\r\n\r\n/\r\n$name: $value\r\n\r\n/;
+    return $req;
+}
+
 $ENV{TEST_NGINX_SIP_CONF} = <<'EOF';
 codeb_tenant localhost;
 codeb_sip_user alice password=alice-demo-pass;
@@ -214,3 +226,43 @@ open B /sip proto=sip
 send_esc B OPTIONS sip:localhost SIP/2.0\r\nVia: SIP/2.0/WS x.invalid;branch=z9hG4bKo7b\r\nFrom: <sip:x@localhost>;tag=1\r\nTo: <sip:localhost>\r\nCall-ID: o7b\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n
 recv B ^SIP/2\.0 200 OK\r\n
 close B
+
+
+
+=== TEST 8: a user from Redis (P sipuser:<name>, HA1s only): SHA-256 and MD5 register, a wrong password and an unknown user are challenged again
+--- config eval
+$ENV{TEST_NGINX_SIP_CONF}
+--- ws
+redis ^2$ HSET codeb:{localhost}:sipuser:dave ha1 $TEST_NGINX_DAVE_MD5 ha1sha256 $TEST_NGINX_DAVE_SHA256
+open A /sip proto=sip
+set_sip REG <<END
+REGISTER sip:localhost SIP/2.0
+Via: SIP/2.0/WS d.invalid;branch=z9hG4bKd1
+From: <sip:dave@localhost>;tag=d1
+To: <sip:dave@localhost>
+Call-ID: reg-d
+CSeq: 1 REGISTER
+Max-Forwards: 70
+Contact: <sip:dave@d.invalid;transport=ws>
+
+END
+send_esc A ${REG}
+recv A ^SIP/2\.0 401 Unauthorized\r\n
+capture A NONCE nonce="([0-9a-f]{32})"
+set_eval AUTH main::authz('SHA-256', 'dave', 'dave-pass', '${NONCE}', '00000001')
+set_eval REG2 main::sip_with(q{${REG}}, 2, 'Authorization', q{${AUTH}})
+send_esc A ${REG2}
+recv A ^SIP/2\.0 200 OK\r\n
+set_eval AUTH3 main::authz('MD5', 'dave', 'dave-pass', '${NONCE}', '00000002')
+set_eval REG3 main::sip_with(q{${REG}}, 3, 'Authorization', q{${AUTH3}})
+send_esc A ${REG3}
+recv A ^SIP/2\.0 200 OK\r\n
+set_eval AUTH4 main::authz('MD5', 'dave', 'wrong-pass', '${NONCE}', '00000003')
+set_eval REG4 main::sip_with(q{${REG}}, 4, 'Authorization', q{${AUTH4}})
+send_esc A ${REG4}
+recv A ^SIP/2\.0 401 Unauthorized\r\n
+set_eval AUTH5 main::authz('MD5', 'erin', 'x', '${NONCE}', '00000004')
+set_eval REG5 main::sip_with(q{${REG}}, 5, 'Authorization', q{${AUTH5}}) =~ s/sip:dave/sip:erin/gr
+send_esc A ${REG5}
+recv A ^SIP/2\.0 401 Unauthorized\r\n
+close A

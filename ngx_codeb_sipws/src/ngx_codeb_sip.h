@@ -46,8 +46,10 @@ typedef enum {
 /* a user of a tenant: codeb_sip_user, or a line of codeb_sip_users_file */
 typedef struct {
     ngx_str_t                   name;
-    ngx_str_t                   password;    /* empty: only ha1_md5 */
+    ngx_str_t                   password;    /* empty: only the HA1s */
     u_char                      ha1_md5[32]; /* hex MD5(user:realm:pw) */
+    u_char                      ha1_sha256[64];  /* hex SHA-256 of it */
+    unsigned                    sha256:1;    /* ha1_sha256 is known */
 } ngx_codeb_sip_user_t;
 
 

@@ -9,7 +9,10 @@
  * everywhere, an expired one is answered with stale=true, and a nonce
  * count that does not grow is a replay.  Parameters are parsed by
  * sofia-sip, hashes computed with OpenSSL, responses compared in constant
- * time.
+ * time.  Users come from nginx.conf (codeb_sip_user, codeb_sip_users_file)
+ * and else from Redis (P sipuser:<name>: hash with ha1 = hex
+ * MD5(name:realm:password) and ha1sha256 = hex SHA-256 of the same; no
+ * password is stored), as the platform API writes them.
  *
  * The client side (ngx_codeb_sip_digest_authorize()) answers the
  * challenges of a 401 or 407 to a request of ours: a trunk's REGISTER, an
@@ -27,6 +30,8 @@ typedef struct {
     msg_t                      *req;
     ngx_codeb_sip_user_t       *user;
     ngx_codeb_sip_auth_pt       done;
+    auth_response_t             ar;          /* in req's memory */
+    ngx_codeb_sip_user_t        stored;      /* a user from Redis */
 } ngx_codeb_sip_auth_ctx_t;
 
 
@@ -38,6 +43,9 @@ static void ngx_codeb_sip_digest_hash(const EVP_MD *md, u_char *out,
     ngx_str_t *parts, ngx_uint_t n);
 static void ngx_codeb_sip_nonce_reply(redisAsyncContext *ac, void *reply,
     void *data);
+static void ngx_codeb_sip_stored_reply(redisAsyncContext *ac, void *reply,
+    void *data);
+static ngx_int_t ngx_codeb_sip_digest_nonce(ngx_codeb_sip_auth_ctx_t *ctx);
 static ngx_int_t ngx_codeb_sip_digest_pick(auth_challenge_t *ac,
     const EVP_MD **md);
 static char *ngx_codeb_sip_digest_answer(su_home_t *home,
@@ -50,13 +58,10 @@ ngx_int_t
 ngx_codeb_sip_digest_check(ngx_codeb_sip_flow_t *flow, msg_t *req,
     ngx_codeb_sip_auth_pt done)
 {
-    u_char                     nc[NGX_INT64_LEN];
-    size_t                     nclen;
-    int64_t                    count;
     sip_t                     *rq;
+    ngx_int_t                  rc;
     ngx_str_t                  key;
     auth_response_t            ar;
-    ngx_codeb_sip_user_t      *user;
     ngx_codeb_redis_args_t     a;
     ngx_codeb_sip_auth_ctx_t  *ctx;
     sip_authorization_t       *au;
@@ -94,58 +99,160 @@ ngx_codeb_sip_digest_check(ngx_codeb_sip_flow_t *flow, msg_t *req,
         return NGX_DECLINED;
     }
 
-    user = ngx_codeb_sip_digest_user(flow->sip, ar.ar_username);
-
-    if (user == NULL
-        || ngx_codeb_sip_digest_verify(flow->sip, rq, &ar, user) != NGX_OK)
-    {
-        ngx_log_error(NGX_LOG_INFO, flow->log, 0,
-                      "codeb sip: digest of %V refused",
-                      &flow->addr_text);
-        return NGX_DECLINED;
-    }
-
-    /* the response is right: the nonce must be ours and nc must grow */
-
-    nclen = ngx_strlen(ar.ar_nc);
-    count = (nclen == 8) ? ngx_hextoi((u_char *) ar.ar_nc, 8) : NGX_ERROR;
-
-    if (count == NGX_ERROR || count == 0 || ngx_strlen(ar.ar_nonce) != 32) {
-        return NGX_DECLINED;
-    }
-
-    ctx = ngx_alloc(sizeof(ngx_codeb_sip_auth_ctx_t), flow->log);
-    if (ctx == NULL
-        || ngx_codeb_key(ngx_codeb_scratch(), &flow->sip->tenant->name,
-                         "nonce:", (u_char *) ar.ar_nonce, 32, &key)
-           != NGX_OK)
-    {
-        if (ctx) {
-            ngx_free(ctx);
-        }
+    ctx = ngx_calloc(sizeof(ngx_codeb_sip_auth_ctx_t), flow->log);
+    if (ctx == NULL) {
         return NGX_ERROR;
     }
 
     ctx->flow = flow;
     ctx->req = req;
-    ctx->user = user;
     ctx->done = done;
+    ctx->ar = ar;
+    ctx->user = ngx_codeb_sip_digest_user(flow->sip, ar.ar_username);
+
+    if (ctx->user) {
+        rc = ngx_codeb_sip_digest_nonce(ctx);
+
+    } else {
+        /* not in nginx.conf: the user may be in Redis */
+
+        a.argc = 0;
+        ngx_codeb_redis_arg_lit(&a, "HMGET");
+
+        if (ngx_codeb_key(ngx_codeb_scratch(), &flow->sip->tenant->name,
+                          "sipuser:", (u_char *) ar.ar_username,
+                          ngx_strlen(ar.ar_username), &key)
+            != NGX_OK)
+        {
+            ngx_free(ctx);
+            return NGX_ERROR;
+        }
+
+        ngx_codeb_redis_arg_str(&a, &key);
+        ngx_codeb_redis_arg_lit(&a, "ha1");
+        ngx_codeb_redis_arg_lit(&a, "ha1sha256");
+
+        rc = ngx_codeb_redis_command(ngx_codeb_sip_stored_reply, ctx, &a)
+             == NGX_OK ? NGX_AGAIN : NGX_ERROR;
+    }
+
+    if (rc == NGX_AGAIN) {
+        ngx_codeb_sip_flow_hold(flow);
+
+    } else {
+        ngx_free(ctx);
+    }
+
+    return rc;
+}
+
+
+/*
+ * ctx->user known: the response must be right, then the nonce must be ours
+ * and its count must grow (a Redis script).  NGX_AGAIN: the script runs;
+ * NGX_DECLINED: a challenge is due; NGX_ERROR
+ */
+static ngx_int_t
+ngx_codeb_sip_digest_nonce(ngx_codeb_sip_auth_ctx_t *ctx)
+{
+    u_char                   nc[NGX_INT64_LEN];
+    size_t                   nclen;
+    int64_t                  count;
+    sip_t                   *rq;
+    ngx_str_t                key;
+    auth_response_t         *ar;
+    ngx_codeb_sip_flow_t    *flow;
+    ngx_codeb_redis_args_t   a;
+
+    flow = ctx->flow;
+    ar = &ctx->ar;
+    rq = sip_object(ctx->req);
+
+    if (ngx_codeb_sip_digest_verify(flow->sip, rq, ar, ctx->user) != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_INFO, flow->log, 0,
+                      "codeb sip: digest of %V refused", &flow->addr_text);
+        return NGX_DECLINED;
+    }
+
+    nclen = ngx_strlen(ar->ar_nc);
+    count = (nclen == 8) ? ngx_hextoi((u_char *) ar->ar_nc, 8) : NGX_ERROR;
+
+    if (count == NGX_ERROR || count == 0 || ngx_strlen(ar->ar_nonce) != 32) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_codeb_key(ngx_codeb_scratch(), &flow->sip->tenant->name,
+                      "nonce:", (u_char *) ar->ar_nonce, 32, &key)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     a.argc = 0;
     ngx_codeb_redis_arg_str(&a, &key);
     ngx_codeb_redis_arg(&a, nc, ngx_sprintf(nc, "%L", count) - nc);
 
-    if (ngx_codeb_redis_eval(&ngx_codeb_sip_nonce_script,
-                             ngx_codeb_sip_nonce_reply, ctx, 1, &a)
-        != NGX_OK)
-    {
+    return ngx_codeb_redis_eval(&ngx_codeb_sip_nonce_script,
+                                ngx_codeb_sip_nonce_reply, ctx, 1, &a)
+           == NGX_OK ? NGX_AGAIN : NGX_ERROR;
+}
+
+
+/* [ha1, ha1sha256] of P sipuser:<name> (nil, nil: no such user) */
+static void
+ngx_codeb_sip_stored_reply(redisAsyncContext *ac, void *reply, void *data)
+{
+    ngx_int_t                  rc;
+    redisReply                *rep = reply, *md5, *sha;
+    ngx_codeb_sip_flow_t      *flow;
+    ngx_codeb_sip_auth_ctx_t  *ctx = data;
+
+    flow = ngx_codeb_sip_flow_release(ctx->flow);
+
+    if (flow == NULL) {
+        msg_destroy(ctx->req);
         ngx_free(ctx);
-        return NGX_ERROR;
+        return;
     }
 
-    ngx_codeb_sip_flow_hold(flow);
+    rc = NGX_ERROR;
 
-    return NGX_AGAIN;
+    if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2) {
+        md5 = rep->element[0];
+        sha = rep->element[1];
+        rc = NGX_DECLINED;
+
+        if (md5->type == REDIS_REPLY_STRING && md5->len == 32) {
+            ctx->stored.name.data = (u_char *) ctx->ar.ar_username;
+            ctx->stored.name.len = ngx_strlen(ctx->ar.ar_username);
+            ngx_memcpy(ctx->stored.ha1_md5, md5->str, 32);
+
+            if (sha->type == REDIS_REPLY_STRING && sha->len == 64) {
+                ngx_memcpy(ctx->stored.ha1_sha256, sha->str, 64);
+                ctx->stored.sha256 = 1;
+            }
+
+            ctx->user = &ctx->stored;
+            rc = ngx_codeb_sip_digest_nonce(ctx);
+        }
+    }
+
+    if (rc == NGX_AGAIN) {
+        ngx_codeb_sip_flow_hold(flow);
+        return;
+    }
+
+    if (rc == NGX_DECLINED) {
+        (void) ngx_codeb_sip_digest_challenge(flow, ctx->req, 0);
+
+    } else {
+        (void) ngx_codeb_sip_reply(flow, ctx->req, 500,
+                                   "State Store Unavailable");
+    }
+
+    msg_destroy(ctx->req);
+    ngx_free(ctx);
 }
 
 
@@ -242,7 +349,7 @@ ngx_codeb_sip_digest_verify(ngx_codeb_sip_srv_conf_t *sip, sip_t *rq,
 
     } else if (ngx_strcasecmp((u_char *) ar->ar_algorithm,
                               (u_char *) "SHA-256") == 0
-               && user->password.len)
+               && (user->password.len || user->sha256))
     {
         md = EVP_sha256();
 
@@ -267,8 +374,11 @@ ngx_codeb_sip_digest_verify(ngx_codeb_sip_srv_conf_t *sip, sip_t *rq,
         p[2] = user->password;
         ngx_codeb_sip_digest_hash(md, ha1, p, 3);
 
-    } else {
+    } else if (md == EVP_md5()) {
         ngx_memcpy(ha1, user->ha1_md5, 32);
+
+    } else {
+        ngx_memcpy(ha1, user->ha1_sha256, 64);
     }
 
     p[0].data = (u_char *) rq->sip_request->rq_method_name;
