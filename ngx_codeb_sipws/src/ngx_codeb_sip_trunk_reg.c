@@ -337,26 +337,31 @@ ngx_codeb_sip_reg_locked(redisAsyncContext *ac, void *reply, void *data)
 static void
 ngx_codeb_sip_reg_start(ngx_codeb_sip_trunk_reg_t *st)
 {
-    su_home_t  home[1] = { SU_HOME_INIT(home) };
+    char       *call_id, *tag;
+    ngx_int_t   rc;
+    su_home_t   home[1] = { SU_HOME_INIT(home) };
+
+    call_id = ngx_codeb_sip_make_id(home, "", 8);
+    tag = ngx_codeb_sip_make_id(home, "", 4);
+
+    rc = (call_id && tag
+          && ngx_codeb_sip_reg_dup(&st->call_id, call_id) == NGX_OK
+          && ngx_codeb_sip_reg_dup(&st->tag, tag) == NGX_OK)
+         ? NGX_OK : NGX_ERROR;
+
+    su_home_deinit(home);
+
+    if (rc != NGX_OK) {
+        /* no memory: the next tick tries again */
+        ngx_codeb_sip_reg_stop(st);
+        return;
+    }
 
     st->holder = 1;
     st->cseq = 0;
     st->auths = 0;
     st->expires = st->trunk->expires;
     st->retry = NGX_CODEB_SIP_REG_RETRY;
-
-    if (ngx_codeb_sip_reg_dup(&st->call_id,
-                              ngx_codeb_sip_make_id(home, "", 8)) != NGX_OK
-        || ngx_codeb_sip_reg_dup(&st->tag,
-                                 ngx_codeb_sip_make_id(home, "", 4))
-           != NGX_OK)
-    {
-        su_home_deinit(home);
-        ngx_codeb_sip_reg_failed(st, 500);
-        return;
-    }
-
-    su_home_deinit(home);
 
     if (ngx_codeb_sip_reg_send(st, NULL) != NGX_OK) {
         ngx_codeb_sip_reg_failed(st, 500);
@@ -501,7 +506,10 @@ ngx_codeb_sip_reg_request(ngx_codeb_sip_trunk_reg_t *st)
     trunk = st->trunk;
 
     host = ngx_codeb_sip_flow_host(trunk->flow);
-    if (host == NULL || st->call_id == NULL) {
+    if (host == NULL) {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "codeb sip: trunk \"%V\": no codeb_sip UDP listener "
+                      "to register from", &trunk->name);
         return NULL;
     }
 
