@@ -4,18 +4,18 @@
 # (bench/kamailio-sipws.cfg), same machine, same run, same load generator.
 #
 #   bench/sipws.sh                    defaults: about 3 minutes on 2 cores
-#   DURATION=5 MEM_CONNS=1000 bench/sipws.sh
+#   ROUNDS=1 MEM_CONNS=1000 bench/sipws.sh
 #
 # Measured, for each server:
 #   mem   MEM_CONNS WebSockets connect and register (digest), stay idle;
 #         memory of the server's processes then minus before the first
 #         connection, per registered WebSocket
 #   reg   REGISTER/s with digest over WebSocket and over UDP: REG_PHONES
-#         phones re-register in a closed loop for DURATION s, each
+#         phones re-register in a closed loop, each
 #         REGISTER -> 401 -> REGISTER with Authorization (MD5, qop=auth)
 #         -> 200 counted as one registration
 #   call  calls/s over WebSocket and over UDP: CALL_PAIRS callers each call
-#         their own callee in a closed loop for DURATION s: INVITE -> 407
+#         their own callee in a closed loop: INVITE -> 407
 #         -> ACK, INVITE with Proxy-Authorization -> 100/180 -> 200 (the
 #         callee answers at once, with SDP) -> ACK -> BYE -> 200
 #   ours is a back-to-back user agent that puts every call through
@@ -23,8 +23,16 @@
 #   proxy without media, and is measured a second time with its rtpengine
 #   module driving the same codeb-mediad (the same NG work per call).
 #
+# The memory stage runs on each server alone, freshly started.  For the
+# rest the three (ours, Kamailio, Kamailio with media) run side by side on
+# their own ports and every figure is measured in ROUNDS rounds of DURATION
+# s, the servers taking turns (ours, kamailio, kamailio+media, ours, ...),
+# so that what else runs on the machine weighs on all of them alike.
+#
 # Environment (defaults):
-#   DURATION=10        s of every timed stage (reg and call; at most 30)
+#   DURATION=5         s of one round of a figure (1..30)
+#   ROUNDS=2           rounds per figure (1..5): each figure is ROUNDS x
+#                      DURATION s of load per server
 #   MEM_CONNS=2000     WebSockets of the memory stage (also the user count)
 #   MEM_CONC=100       of them registering at once
 #   REG_PHONES=200     phones of the REGISTER stages
@@ -33,12 +41,14 @@
 #                      and tcp_children=WORKERS
 #   JOBS=1             load generator processes (bench/sipload.c, -j)
 #   PORT=15060         ours: UDP PORT, WebSocket PORT+6; Kamailio: UDP
-#                      PORT+100, WebSocket PORT+106; codeb-mediad NG
+#                      PORT+100, WebSocket PORT+106; Kamailio with media:
+#                      UDP PORT+200, WebSocket PORT+206; codeb-mediad NG
 #                      PORT+163, media ports MEDIA_MIN..MEDIA_MIN+1999
 #   MEDIA_MIN=42000
-#   UDP_RCVBUF=        nginx's "listen ... udp rcvbuf=" for ours (e.g. 512k);
-#                      empty: the kernel's default, as conf/nginx.conf has it
-#                      (Kamailio raises its own UDP buffer to 256 KB x 2)
+#   UDP_RCVBUF=256k    nginx's "listen ... udp rcvbuf=" for ours: what
+#                      Kamailio sets on its own UDP socket (maxbuffer 256 KB);
+#                      UDP_RCVBUF= (empty): the kernel's default, as
+#                      conf/nginx.conf has it
 #   KEEP=1             keep the temporary directory (logs, raw results)
 #   BUILD=0            skip ./build.sh build and measure build/ as it is
 #
@@ -48,7 +58,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
-DURATION=${DURATION:-10}
+DURATION=${DURATION:-5}
+ROUNDS=${ROUNDS:-2}
 MEM_CONNS=${MEM_CONNS:-2000}
 MEM_CONC=${MEM_CONC:-100}
 REG_PHONES=${REG_PHONES:-200}
@@ -57,9 +68,9 @@ WORKERS=${WORKERS:-2}
 JOBS=${JOBS:-1}
 PORT=${PORT:-15060}
 MEDIA_MIN=${MEDIA_MIN:-42000}
-UDP_RCVBUF=${UDP_RCVBUF:-}
+UDP_RCVBUF=${UDP_RCVBUF-256k}
 
-for v in MEM_CONNS MEM_CONC REG_PHONES CALL_PAIRS WORKERS JOBS PORT MEDIA_MIN; do
+for v in MEM_CONNS MEM_CONC REG_PHONES CALL_PAIRS WORKERS JOBS PORT MEDIA_MIN ROUNDS; do
     [[ ${!v} =~ ^[0-9]+$ ]] || { echo "$v must be an integer" >&2; exit 2; }
 done
 [[ -z $UDP_RCVBUF || $UDP_RCVBUF =~ ^[0-9]+[km]?$ ]] \
@@ -67,6 +78,13 @@ done
 [[ $DURATION =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "DURATION must be a number" >&2; exit 2; }
 if awk -v d="$DURATION" 'BEGIN { exit !(d > 30 || d < 1) }'; then
     echo "DURATION is 1..30 s" >&2; exit 2
+fi
+if [ "$ROUNDS" -lt 1 ] || [ "$ROUNDS" -gt 5 ]; then
+    echo "ROUNDS must be 1..5" >&2; exit 2
+fi
+if [ "$REG_PHONES" -lt 1 ] || [ "$REG_PHONES" -gt 5000 ] || [ "$CALL_PAIRS" -lt 1 ] \
+    || [ "$CALL_PAIRS" -gt 2500 ]; then
+    echo "REG_PHONES must be 1..5000, CALL_PAIRS 1..2500" >&2; exit 2
 fi
 if [ "$MEM_CONNS" -lt 10 ] || [ "$MEM_CONNS" -gt 20000 ]; then
     echo "MEM_CONNS must be 10..20000" >&2; exit 2
@@ -83,18 +101,20 @@ OURS_UDP=$PORT
 OURS_WS=$((PORT + 6))
 KAM_UDP=$((PORT + 100))
 KAM_WS=$((PORT + 106))
+KAMM_UDP=$((PORT + 200))
+KAMM_WS=$((PORT + 206))
 NG_PORT=$((PORT + 163))
 MEDIA_MAX=$((MEDIA_MIN + 1999))
 DOMAIN=localhost
 KAM_MODULES=/usr/lib/x86_64-linux-gnu/kamailio/modules
 
 # users u0..u<USERS-1>, password pw-u<i>, listed in both servers; the reg and
-# call stages spread their phones over the list (stride), each stage on its
-# own users (offsets 0..3 within the stride), so no stage meets another's
-# bindings
+# call stages spread their phones over the list (stride), each stage of each
+# round on its own users (offsets 0..4*ROUNDS-1 within the stride), so no
+# stage meets another's bindings
 biggest=$((REG_PHONES > 2 * CALL_PAIRS ? REG_PHONES : 2 * CALL_PAIRS))
 USERS=$MEM_CONNS
-[ $((USERS / biggest)) -ge 4 ] || USERS=$((4 * biggest))
+[ $((USERS / biggest)) -ge $((4 * ROUNDS)) ] || USERS=$((4 * ROUNDS * biggest))
 STRIDE=$((USERS / biggest))
 
 # shellcheck source=bench/lib.sh
@@ -130,16 +150,32 @@ if [ "$want" -gt "$NOFILE" ]; then
 fi
 WORKER_CONNS=$((2 * (MEM_CONNS + 2 * biggest) + 1024))
 
-for p in "$OURS_UDP" "$KAM_UDP" "$NG_PORT"; do
+for p in "$OURS_UDP" "$KAM_UDP" "$KAMM_UDP" "$NG_PORT"; do
     if ss -Hlun "sport = :$p" 2>/dev/null | grep -q .; then
         echo "UDP port $p is in use on this machine; choose another PORT=" >&2; exit 1
     fi
 done
-for p in "$OURS_WS" "$KAM_WS"; do
+for p in "$OURS_WS" "$KAM_WS" "$KAMM_WS"; do
     if ss -Hltn "sport = :$p" 2>/dev/null | grep -q .; then
         echo "TCP port $p is in use on this machine; choose another PORT=" >&2; exit 1
     fi
 done
+
+# ---- is the machine quiet? ----------------------------------------------------------
+
+# busy time of all cores over 2 s, in % of one core
+machine_busy() {
+    local a b
+    a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
+    sleep 2
+    b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
+    awk -v a="$a" -v b="$b" -v n="$(nproc)" 'BEGIN { split(a, x, " "); split(b, y, " ");
+        printf "%.0f", (y[2] - x[2]) ? 100 * n * (y[1] - x[1]) / (y[2] - x[2]) : 0 }'
+}
+BUSY_BEFORE=$(machine_busy)
+if [ "$BUSY_BEFORE" -gt 25 ]; then
+    warn "other processes use ${BUSY_BEFORE}% of a core before the run: the figures will be disturbed"
+fi
 
 # ---- temporary directory and cleanup -------------------------------------------
 
@@ -148,7 +184,6 @@ chmod 755 "$TMP"        # nginx workers (nobody) reach the Redis socket
 mkdir -p "$TMP/logs" "$TMP/modules" "$TMP/results" "$TMP/kamdb"
 
 NGINX_MASTER=
-KAM_PID=
 MEDIAD_PID=
 REDIS_PID=
 LG_PID=
@@ -171,12 +206,12 @@ stop_nginx() {
     done
 }
 
-# kamailio runs in a process group of its own (setsid): TERM to the group,
-# KILL to the group after 5 s
+# stop_kamailio NAME: TERM to its process group, KILL to the group after 5 s
+declare -A KPID=() KPIDS=()
 stop_kamailio() {
-    local pid=$KAM_PID i
+    local pid=${KPID[$1]:-} i
     [ -n "$pid" ] || return 0
-    KAM_PID=
+    KPID[$1]=
     kill -TERM -- "-$pid" 2>/dev/null || true
     for i in $(seq 50); do
         pgrep -g "$pid" >/dev/null 2>&1 || break
@@ -194,7 +229,9 @@ cleanup() {
         wait "$LG_PID" 2>/dev/null || true
     fi
     stop_nginx
-    stop_kamailio
+    for k in "${!KPID[@]}"; do
+        stop_kamailio "$k"
+    done
     stop_pid "$MEDIAD_PID" INT      # TERM would drain calls for up to 10 s
     stop_pid "$REDIS_PID"
     bench_remove_tmp
@@ -320,24 +357,31 @@ EOF
         || warn "expected $WORKERS nginx workers, found: $NGINX_WORKERS"
 }
 
-start_kamailio() {      # [-A WITH_MEDIA]
+# start_kamailio NAME UDP-PORT WS-PORT [-A WITH_MEDIA]: in a process group of
+# its own (setsid); KPID[NAME] its main process, KPIDS[NAME] all of them
+start_kamailio() {
+    local name=$1 udp=$2 ws=$3
+    shift 3
     sed -e "s/@CHILDREN@/$WORKERS/g; s/@DOMAIN@/$DOMAIN/g" \
-        -e "s/@UDP_PORT@/$KAM_UDP/g; s/@WS_PORT@/$KAM_WS/g" \
+        -e "s/@UDP_PORT@/$udp/g; s/@WS_PORT@/$ws/g" \
         -e "s/@MAX_CONNS@/$WORKER_CONNS/g; s/@NOFILE@/$NOFILE/g" \
         -e "s#@MODULES@#$KAM_MODULES#g; s#@DBDIR@#$TMP/kamdb#g" \
         -e "s/@SECRET@/$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')/g" \
         -e "s/@NG_PORT@/$NG_PORT/g" \
-        "$ROOT/bench/kamailio-sipws.cfg" >"$TMP/kamailio.cfg"
-    kamailio -c "$@" -f "$TMP/kamailio.cfg" -Y "$TMP" -w "$TMP" \
-        >"$TMP/logs/kamailio-check.log" 2>&1 \
-        || { tail -20 "$TMP/logs/kamailio-check.log" >&2; exit 1; }
-    setsid kamailio -DD -E "$@" -f "$TMP/kamailio.cfg" -Y "$TMP" -w "$TMP" \
-        -P "$TMP/kamailio.pid" -m 256 -M 16 -a no \
-        >>"$TMP/logs/kamailio.log" 2>&1 </dev/null &
-    KAM_PID=$!
-    wait_ready kamailio "$KAM_UDP" "$KAM_WS"
-    KAM_PIDS=$(pgrep -g "$KAM_PID" | paste -sd, -)
-    KAM_NPROC=$(echo "$KAM_PIDS" | tr ',' '\n' | grep -c .)
+        "$ROOT/bench/kamailio-sipws.cfg" >"$TMP/$name.cfg"
+    mkdir -p "$TMP/run-$name"
+    kamailio -c "$@" -f "$TMP/$name.cfg" -Y "$TMP/run-$name" -w "$TMP" \
+        >"$TMP/logs/$name-check.log" 2>&1 \
+        || { tail -20 "$TMP/logs/$name-check.log" >&2; exit 1; }
+    # -m: shared memory; at ~1000 calls/s the transactions kept for their
+    # wait timer and 2000 WebSockets need more than 256 MB
+    setsid kamailio -DD -E "$@" -f "$TMP/$name.cfg" -Y "$TMP/run-$name" -w "$TMP" \
+        -P "$TMP/run-$name/kamailio.pid" -m 1024 -M 16 -a no \
+        >>"$TMP/logs/$name.log" 2>&1 </dev/null &
+    KPID[$name]=$!
+    wait_ready "$name" "$udp" "$ws"
+    KPIDS[$name]=$(pgrep -g "${KPID[$name]}" | paste -sd, -)
+    KAM_NPROC=$(echo "${KPIDS[$name]}" | tr ',' '\n' | grep -c .)
 }
 
 wait_ready() {          # name udp-port ws-port
@@ -363,7 +407,7 @@ run_lg() {
     local name=$1 rc=0 d0
     shift
     d0=$(udp_drops)
-    timeout -k 5 $(awk -v d="$DURATION" 'BEGIN { printf "%d", d + 90 }') \
+    timeout -k 5 "$(awk -v d="$DURATION" 'BEGIN { printf "%d", d + 90 }')" \
         "$TMP/sipload" -D "$DOMAIN" -j "$JOBS" "$@" \
         >"$TMP/results/$name" 2>"$TMP/results/$name.err" &
     LG_PID=$!
@@ -376,28 +420,67 @@ run_lg() {
     fi
 }
 
-# the stages against one server: name ws-port udp-port groups...
-stages() {
-    local s=$1 ws=$2 udp=$3
-    shift 3
-    log "$s: REGISTER over WebSocket, $REG_PHONES phones, ${DURATION}s"
-    run_lg "$s.reg-ws" -s reg -t ws -p "$ws" -n "$REG_PHONES" -c 100 -d "$DURATION" \
-        -u 0 -S "$STRIDE" "$@"
-    log "$s: REGISTER over UDP, $REG_PHONES phones, ${DURATION}s"
-    run_lg "$s.reg-udp" -s reg -t udp -p "$udp" -n "$REG_PHONES" -c 100 -d "$DURATION" \
-        -u 1 -S "$STRIDE" "$@"
-    calls "$s" "$ws" "$udp" "$@"
+# one figure, one round: stage server round ws-port udp-port groups...
+# (each round and stage has users of its own: offset (round-1)*4 + stage
+# within the stride, so no stage meets another's bindings)
+measure() {
+    local st=$1 s=$2 r=$3 ws=$4 udp=$5 off t kind
+    shift 5
+    case $st in
+        reg-ws) off=0 ;; reg-udp) off=1 ;; call-ws) off=2 ;; call-udp) off=3 ;;
+    esac
+    off=$(((r - 1) * 4 + off))
+    kind=${st%-*}
+    t=${st#*-}
+    if [ "$kind" = reg ]; then
+        run_lg "$s.$st.r$r" -s reg -t "$t" -p "$( [ "$t" = ws ] && echo "$ws" || echo "$udp")" \
+            -n "$REG_PHONES" -c 100 -d "$DURATION" -u "$off" -S "$STRIDE" "$@"
+    else
+        run_lg "$s.$st.r$r" -s call -t "$t" -p "$( [ "$t" = ws ] && echo "$ws" || echo "$udp")" \
+            -n "$CALL_PAIRS" -c 100 -d "$DURATION" -u "$off" -S "$STRIDE" "$@"
+    fi
 }
 
-calls() {
-    local s=$1 ws=$2 udp=$3
-    shift 3
-    log "$s: calls over WebSocket, $CALL_PAIRS pairs, ${DURATION}s"
-    run_lg "$s.call-ws" -s call -t ws -p "$ws" -n "$CALL_PAIRS" -c 100 -d "$DURATION" \
-        -u 2 -S "$STRIDE" "$@"
-    log "$s: calls over UDP, $CALL_PAIRS pairs, ${DURATION}s"
-    run_lg "$s.call-udp" -s call -t udp -p "$udp" -n "$CALL_PAIRS" -c 100 -d "$DURATION" \
-        -u 3 -S "$STRIDE" "$@"
+# the rounds' results of a figure added up into one result file: counts and
+# CPU seconds summed, rates and CPU % over the summed time, latency
+# percentiles the mean of the rounds' (and the rounds' rates listed)
+aggregate() {   # server.stage
+    local f=$1 files
+    files=$(ls "$TMP/results/$f".r[0-9]* 2>/dev/null | grep -v '\.err$' || true)
+    [ -n "$files" ] || return 0
+    # shellcheck disable=SC2086
+    awk '
+        { v[$1] += $2; n[$1]++ }
+        $1 ~ /_per_s$/ { rounds[$1] = rounds[$1] sprintf(" %.0f", $2) }
+        $1 ~ /^setup_(registered|phones)$/ { if (!($1 in mn) || $2 < mn[$1]) mn[$1] = $2 }
+        END {
+            st = ("reg_wall_s" in v) ? "reg" : "call"
+            wall = v[st "_wall_s"]
+            for (k in v) {
+                if (k ~ /_per_s$/ || k ~ /_pct$/) continue
+                if (k ~ /_ms$/) printf "%s %.3f\n", k, v[k] / n[k]
+                else if (k in mn) printf "%s %d\n", k, mn[k]
+                else printf "%s %s\n", k, v[k]
+            }
+            if (wall > 0) {
+                if ((st "_done") in v) printf "%s_per_s %.1f\n", st, v[st "_done"] / wall
+                for (k in v) if (k ~ /_cpu_.*_s$/ && k != st "_wall_s") {
+                    p = k; sub(/_s$/, "_pct", p)
+                    printf "%s %.1f\n", p, 100 * v[k] / wall
+                }
+            }
+            for (k in rounds) printf "%s_rounds%s\n", k, rounds[k]
+        }' $files >"$TMP/results/$f"
+    # all (the whole machine) and other are percentages in each round
+    # shellcheck disable=SC2086
+    awk -v st="$(basename "$f" | sed 's/.*\.\(reg\|call\).*/\1/')" '
+        $1 == st "_wall_s" { w = $2 }
+        $1 == st "_cpu_all_pct" { a += $2 * w; wa += w }
+        $1 == st "_cpu_other_pct" { o += $2 * w; wo += w }
+        END {
+            if (wa) printf "%s_cpu_all_pct %.1f\n", st, a / wa
+            if (wo) printf "%s_cpu_other_pct %.1f\n", st, o / wo
+        }' $files >>"$TMP/results/$f"
 }
 
 mem_stage() {   # name ws-port groups...
@@ -422,35 +505,53 @@ check_nginx_log() {
     fi
 }
 
-# ---- ours -------------------------------------------------------------------------------
+# ---- memory per registered WebSocket: each server fresh, alone ----------------------
 
 log "ours: nginx $WORKERS workers + ngx_codeb_sipws, Redis (unix socket), codeb-mediad"
 start_nginx
-BUILD_STAMP=$(cat "$ROOT/build/codeb_build.h" 2>/dev/null | sed -n 's/.*"\(.*\)".*/\1/p' | head -1)
+BUILD_STAMP=$(sed -n 's/.*"\(.*\)".*/\1/p' "$ROOT/build/codeb_build.h" 2>/dev/null | head -1)
 mem_stage ours "$OURS_WS" -m "nginx=$NGINX_WORKERS" -m "redis=$REDIS_PID"
 stop_nginx
 redis-cli -s "$TMP/redis.sock" flushall >/dev/null
+
+log "kamailio: $(kamailio -v 2>/dev/null | head -1 | awk '{print $3}'), children=$WORKERS tcp_children=$WORKERS"
+start_kamailio kam "$KAM_UDP" "$KAM_WS"
+mem_stage kam "$KAM_WS" -m "kamailio=${KPIDS[kam]}"
+stop_kamailio kam
+
+# ---- throughput: the three servers up together, the figures interleaved ----------------
+
 start_nginx
-stages ours "$OURS_WS" "$OURS_UDP" -m "nginx=$NGINX_WORKERS" -m "redis=$REDIS_PID" \
-    -m "mediad=$MEDIAD_PID"
+start_kamailio kam "$KAM_UDP" "$KAM_WS"
+start_kamailio kamm "$KAMM_UDP" "$KAMM_WS" -A WITH_MEDIA
+OURS_G=(-m "nginx=$NGINX_WORKERS" -m "redis=$REDIS_PID" -m "mediad=$MEDIAD_PID")
+KAM_G=(-m "kamailio=${KPIDS[kam]}")
+KAMM_G=(-m "kamailio=${KPIDS[kamm]}" -m "mediad=$MEDIAD_PID")
+for ((r = 1; r <= ROUNDS; r++)); do
+    for st in reg-ws reg-udp call-ws call-udp; do
+        log "round $r/$ROUNDS, $st: ours, kamailio$([ "${st%-*}" = call ] && echo ", kamailio+media") (${DURATION}s each)"
+        measure "$st" ours "$r" "$OURS_WS" "$OURS_UDP" "${OURS_G[@]}"
+        measure "$st" kam "$r" "$KAM_WS" "$KAM_UDP" "${KAM_G[@]}"
+        if [ "${st%-*}" = call ]; then
+            measure "$st" kamm "$r" "$KAMM_WS" "$KAMM_UDP" "${KAMM_G[@]}"
+        fi
+    done
+done
 stop_nginx
+stop_kamailio kam
+stop_kamailio kamm
 check_nginx_log
-
-# ---- Kamailio ------------------------------------------------------------------------------
-
-log "kamailio: $(kamailio -v 2>/dev/null | head -1 | awk '{print $1, $2, $3}'), children=$WORKERS tcp_children=$WORKERS"
-start_kamailio
-mem_stage kam "$KAM_WS" -m "kamailio=$KAM_PIDS"
-stop_kamailio
-start_kamailio
-stages kam "$KAM_WS" "$KAM_UDP" -m "kamailio=$KAM_PIDS"
-stop_kamailio
-log "kamailio with rtpengine_offer/answer/delete to codeb-mediad (-A WITH_MEDIA)"
-start_kamailio -A WITH_MEDIA
-calls kamm "$KAM_WS" "$KAM_UDP" -m "kamailio=$KAM_PIDS" -m "mediad=$MEDIAD_PID"
-stop_kamailio
-grep -qiE 'segfault|core dumped|signal 11' "$TMP/logs/kamailio.log" 2>/dev/null \
-    && warn "kamailio: a crash in its log"
+for f in kam kamm; do
+    grep -qiE 'segfault|core dumped|signal 11' "$TMP/logs/$f.log" 2>/dev/null \
+        && warn "$f: a crash in kamailio's log"
+    n=$(grep -ciE 'out of mem|could not allocate shared|no more (pkg|shm) memory' "$TMP/logs/$f.log" 2>/dev/null || true)
+    [ "${n:-0}" -gt 0 ] && warn "$f: $n out-of-memory lines in kamailio's log (its -m shared memory)"
+done
+for s in ours kam kamm; do
+    for st in reg-ws reg-udp call-ws call-udp; do
+        aggregate "$s.$st"
+    done
+done
 
 # ---- report ----------------------------------------------------------------------------------
 set +e      # a missing number prints "-", it does not end the report
@@ -459,6 +560,11 @@ val() { awk -v k="$2" '$1 == k { print $2; exit }' "$TMP/results/$1" 2>/dev/null
 num() { local v; v=$(val "$@"); echo "${v:--}"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
 sum() { awk 'BEGIN { s = 0; for (i = 1; i < ARGC; i++) { if (ARGV[i] == "" || ARGV[i] == "-") { print "-"; exit } s += ARGV[i] } printf "%.1f", s }' "$@"; }
+
+rounds_of() {   # result reg|call: the rates of the rounds
+    awk -v k="${2}_per_s_rounds" '$1 == k { $1 = ""; print; f = 1; exit } END { if (!f) print " -" }' \
+        "$TMP/results/$1" 2>/dev/null
+}
 
 errs() {        # result: the non-zero err_* counts
     awk '/^err_/ && $2 != 0 { printf "%s%s=%s", sep, substr($1, 5), $2; sep = " " } END { if (sep == "") printf "none" }' \
@@ -474,12 +580,13 @@ echo "  db_text file, auth module pv_www/pv_proxy_authenticate (qop=auth, nonce_
 echo "  websocket + xhttp modules; calls through tm as a stateful proxy with Record-Route, NO media; kamailio+media:"
 echo "  the same with rtpengine_offer/answer/delete to the same codeb-mediad (the NG work ours does per call)."
 if [ -n "$UDP_RCVBUF" ]; then
-    echo "ours' UDP socket: listen ... rcvbuf=$UDP_RCVBUF; kamailio raises its own receive buffer (256 KB)."
+    echo "ours' UDP socket: listen ... rcvbuf=$UDP_RCVBUF (conf/nginx.conf sets none); kamailio sets 256 KB on its own."
 else
     echo "ours' UDP socket: the kernel's default receive buffer ($(sysctl -n net.core.rmem_default 2>/dev/null) bytes),"
     echo "  as conf/nginx.conf has it (UDP_RCVBUF= sets rcvbuf=); kamailio raises its own (256 KB)."
 fi
 echo "users: $USERS (u0..u$((USERS - 1)), listed in both servers); phones spread over the list (stride $STRIDE)."
+echo "machine before the run: ${BUSY_BEFORE}% of a core busy with other processes."
 echo "load generator: bench/sipload.c, $JOBS process(es), one epoll loop each, one WebSocket or UDP socket per phone."
 echo
 printf '%-30s %12s %12s %12s %8s\n' "" "ours" "kamailio" "kam+media" "ours/kam"
@@ -503,14 +610,22 @@ printf '%-30s %12s %12s %12s %8s\n' "  + Redis (ours), RSS" "$rr" "" "" \
 echo
 echo "REGISTER/s: REGISTER -> 401 -> REGISTER with digest -> 200 per registration (2 requests), $REG_PHONES phones in a"
 echo "  closed loop.  calls/s: INVITE -> 407 -> ACK, INVITE with digest -> 200 -> ACK -> BYE -> 200 (and the callee"
-echo "  had its BYE), $CALL_PAIRS caller/callee pairs in a closed loop.  ${DURATION}s per figure."
+echo "  had its BYE), $CALL_PAIRS caller/callee pairs in a closed loop.  Each figure: $ROUNDS rounds of ${DURATION}s per"
+echo "  server, the servers taking turns; per round, /s:"
+for f in reg-ws:reg reg-udp:reg call-ws:call call-udp:call; do
+    IFS=: read -r st k <<<"$f"
+    printf '    %-9s ours%s   kamailio%s' "$st" "$(rounds_of "ours.$st" "$k")" "$(rounds_of "kam.$st" "$k")"
+    [ "$k" = call ] && printf '   kam+media%s' "$(rounds_of "kamm.$st" "$k")"
+    echo
+done
 echo "KB/registered WS: $MEM_CONNS WebSockets registered and idle 2 s; memory then minus memory before the first,"
 echo "  / WebSockets.  ours: the nginx workers (+ Redis on the last line, whose ratio is (nginx PSS + Redis) / kamailio"
 echo "  PSS); kamailio: all its processes.  RSS sums count a shared page once per process that touched it, which"
 echo "  inflates Kamailio (its connections live in shared memory); PSS splits shared pages between the processes."
 echo "ratios are ours / kamailio: above 1 is better for /s, below 1 is better for memory."
 echo
-echo "latency p50 / p99 ms (registration: both round trips; call setup: first INVITE -> 200, 407 round included):"
+echo "latency p50 / p99 ms, the mean of the rounds' (registration: both round trips; call setup: first INVITE -> 200,"
+echo "  the 407 round included):"
 for s in ours kam; do
     printf '  %-9s reg ws %s / %s   reg udp %s / %s   setup ws %s / %s   setup udp %s / %s\n' "$s" \
         "$(num $s.reg-ws reg_p50_ms)" "$(num $s.reg-ws reg_p99_ms)" \
