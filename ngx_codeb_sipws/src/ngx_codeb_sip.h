@@ -270,6 +270,7 @@ struct ngx_codeb_sip_call_s {
     unsigned                    redis:1;     /* a Redis reply is due */
     unsigned                    counted:1;   /* holds a line of the trunk */
     unsigned                    recorded:1;  /* its CDR is written */
+    unsigned                    alive:1;     /* counted as not over */
     unsigned                    b_plain:1;   /* callees speak plain RTP */
     unsigned                    cancelled:1;
     unsigned                    done:1;
@@ -408,6 +409,8 @@ ngx_int_t ngx_codeb_sip_call_request(ngx_codeb_sip_flow_t *flow,
 /* a response to a request of ours */
 void ngx_codeb_sip_call_response(ngx_codeb_sip_flow_t *flow, msg_t *rsp);
 void ngx_codeb_sip_call_init_process(void);
+/* a call starts (1) or ends (-1); a worker that shuts down waits for its */
+void ngx_codeb_sip_calls_count(ngx_int_t delta);
 /* a flow closed: the calls with a leg on it end as if that party hung up */
 void ngx_codeb_sip_calls_flow_closed(ngx_codeb_sip_flow_t *flow);
 /* the leg of Call-ID id in this worker, or NULL */
@@ -582,6 +585,7 @@ ngx_int_t ngx_codeb_sip_route(ngx_codeb_sip_flow_t *flow, msg_t *msg,
 char *ngx_codeb_sip_trunk_conf(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 ngx_int_t ngx_codeb_sip_trunks_init_process(ngx_codeb_sip_main_conf_t *smcf);
+void ngx_codeb_sip_trunks_exit_process(ngx_codeb_sip_main_conf_t *smcf);
 /* the trunk whose address and port are sockaddr; NULL: none */
 ngx_codeb_sip_trunk_t *ngx_codeb_sip_trunk_by_addr(struct sockaddr *sockaddr,
     socklen_t socklen);

@@ -30,6 +30,7 @@ static void ngx_codeb_sip_bindings_reply(redisAsyncContext *ac,
 static void ngx_codeb_sip_offer_reply(void *data,
     ngx_codeb_sip_ng_reply_t *reply);
 static void ngx_codeb_sip_call_timer(ngx_event_t *ev);
+static void ngx_codeb_sip_keep(ngx_event_t *ev);
 static ngx_codeb_sip_call_t *ngx_codeb_sip_call_create(
     ngx_codeb_sip_flow_t *flow, msg_t *req, ngx_codeb_sip_srv_conf_t *sip,
     char const *callee, ngx_uint_t sibling);
@@ -39,12 +40,76 @@ static char *ngx_codeb_sip_sibling_key(msg_t *req, ngx_pool_t *pool);
 static ngx_rbtree_t       ngx_codeb_sip_legs;
 static ngx_rbtree_node_t  ngx_codeb_sip_legs_sentinel;
 
+/*
+ * the calls of this worker not over; while there are some, a timer that is not
+ * cancelable keeps a worker that shuts down (nginx -s reload, quit) alive
+ * until they end, as open connections do, at most worker_shutdown_timeout
+ * (else 4 h)
+ */
+static ngx_uint_t         ngx_codeb_sip_ncalls;
+static ngx_event_t        ngx_codeb_sip_keeper;
+static ngx_msec_t         ngx_codeb_sip_exiting_since;
+
+#define NGX_CODEB_SIP_KEEPER      10000       /* ms */
+#define NGX_CODEB_SIP_KEEP_MAX    14400000    /* ms */
+
 
 void
 ngx_codeb_sip_call_init_process(void)
 {
     ngx_rbtree_init(&ngx_codeb_sip_legs, &ngx_codeb_sip_legs_sentinel,
                     ngx_str_rbtree_insert_value);
+
+    ngx_codeb_sip_keeper.handler = ngx_codeb_sip_keep;
+    ngx_codeb_sip_keeper.log = ngx_cycle->log;
+    ngx_codeb_sip_keeper.data = &ngx_codeb_sip_ncalls;
+}
+
+
+/* a call starts or ends (delta 1 or -1) */
+void
+ngx_codeb_sip_calls_count(ngx_int_t delta)
+{
+    ngx_codeb_sip_ncalls += delta;
+
+    if (ngx_codeb_sip_ncalls && !ngx_codeb_sip_keeper.timer_set) {
+        ngx_add_timer(&ngx_codeb_sip_keeper, NGX_CODEB_SIP_KEEPER);
+
+    } else if (ngx_codeb_sip_ncalls == 0 && ngx_codeb_sip_keeper.timer_set) {
+        ngx_del_timer(&ngx_codeb_sip_keeper);
+    }
+}
+
+
+static void
+ngx_codeb_sip_keep(ngx_event_t *ev)
+{
+    ngx_msec_t        max;
+    ngx_core_conf_t  *ccf;
+
+    if (ngx_codeb_sip_ncalls == 0) {
+        return;
+    }
+
+    if (ngx_exiting) {
+        if (ngx_codeb_sip_exiting_since == 0) {
+            ngx_codeb_sip_exiting_since = ngx_current_msec;
+            ngx_log_error(NGX_LOG_NOTICE, ev->log, 0,
+                          "codeb sip: %ui call(s) go on in this worker "
+                          "until they end", ngx_codeb_sip_ncalls);
+        }
+
+        ccf = (ngx_core_conf_t *) ngx_get_conf(ngx_cycle->conf_ctx,
+                                               ngx_core_module);
+        max = ccf->shutdown_timeout ? ccf->shutdown_timeout
+                                    : NGX_CODEB_SIP_KEEP_MAX;
+
+        if (ngx_current_msec - ngx_codeb_sip_exiting_since >= max) {
+            return;
+        }
+    }
+
+    ngx_add_timer(ev, NGX_CODEB_SIP_KEEPER);
 }
 
 
@@ -632,6 +697,8 @@ ngx_codeb_sip_call_create(ngx_codeb_sip_flow_t *flow, msg_t *req,
     call->best = 480;
     call->best_phrase = "Temporarily Unavailable";
     call->start_ms = ngx_codeb_sip_now_ms();
+    call->alive = 1;
+    ngx_codeb_sip_calls_count(1);
 
     return call;
 }

@@ -228,6 +228,12 @@ ngx_codeb_sip_call_idle(ngx_codeb_sip_call_t *call)
     ngx_codeb_sip_trunk_release(call);
     ngx_codeb_sip_cdr(call);
 
+    if (call->alive) {
+        /* what lingers does not keep a worker that shuts down */
+        call->alive = 0;
+        ngx_codeb_sip_calls_count(-1);
+    }
+
     busy = call->a.rt_invite.timer.timer_set
            || call->a.rt_request.timer.timer_set;
 
@@ -304,6 +310,10 @@ ngx_codeb_sip_call_free(ngx_codeb_sip_call_t *call)
     ngx_codeb_sip_retrans_free(&call->a.rt_invite);
     ngx_codeb_sip_retrans_free(&call->a.rt_request);
     ngx_codeb_sip_leg_unlink(&call->a);
+
+    if (call->alive) {
+        ngx_codeb_sip_calls_count(-1);
+    }
 
     msg_destroy(call->a.invite);
     su_home_unref(call->home);

@@ -68,8 +68,10 @@ ngx_codeb_sip_leg_request(ngx_codeb_sip_leg_t *leg, sip_method_t method,
     via = su_sprintf(home, "SIP/2.0/%s %s;branch=%s%s",
                      ngx_codeb_sip_transport_name(leg->flow->transport),
                      host, branch,
-                     leg->flow->transport == NGX_CODEB_SIP_UDP ? ";rport"
-                                                              : "");
+                     /* a worker that shuts down sends from a port of
+                        its own: the answer comes to the listener */
+                     leg->flow->transport == NGX_CODEB_SIP_UDP && !ngx_exiting
+                     ? ";rport" : "");
     contact = (method == sip_method_invite || method == sip_method_update)
               ? ngx_codeb_sip_contact(leg->flow, home) : NULL;
 

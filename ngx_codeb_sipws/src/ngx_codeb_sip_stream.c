@@ -27,7 +27,8 @@ typedef struct {
     socklen_t                   socklen;
     in_port_t                   port;
     ngx_uint_t                  wildcard;
-    ngx_socket_t                fd;          /* this worker's socket */
+    ngx_listening_t            *ls;          /* this worker's socket; its
+                                                fd is -1 once closed */
 } ngx_codeb_sip_udp_listen_t;
 
 
@@ -44,6 +45,7 @@ static ngx_int_t ngx_codeb_sip_stream_length(u_char *p, u_char *end);
 static void ngx_codeb_sip_stream_done(ngx_codeb_sip_flow_t *flow);
 static ngx_codeb_sip_udp_listen_t *ngx_codeb_sip_stream_udp(
     struct sockaddr *to);
+static ngx_socket_t ngx_codeb_sip_stream_fd(struct sockaddr *to);
 static ngx_int_t ngx_codeb_sip_stream_init(ngx_conf_t *cf);
 static ngx_int_t ngx_codeb_sip_stream_init_process(ngx_cycle_t *cycle);
 static void *ngx_codeb_sip_stream_create_main_conf(ngx_conf_t *cf);
@@ -485,25 +487,25 @@ ngx_codeb_sip_stream_done(ngx_codeb_sip_flow_t *flow)
 /*
  * Sends a datagram to "to" from this worker's UDP listener of a codeb_sip
  * server (so that answers come back to it): the one of the same address
- * family, the first configured.  NGX_ERROR: no such listener, or sendto()
- * failed (logged)
+ * family, the first configured; while the worker shuts down, from a port
+ * of its own.  NGX_ERROR: no such listener, or sendto() failed (logged)
  */
 ngx_int_t
 ngx_codeb_sip_stream_sendto(struct sockaddr *to, socklen_t tolen,
     u_char *data, size_t len)
 {
-    ssize_t                      n;
-    ngx_codeb_sip_udp_listen_t  *u;
+    ssize_t       n;
+    ngx_socket_t  fd;
 
-    u = ngx_codeb_sip_stream_udp(to);
-    if (u == NULL) {
+    fd = ngx_codeb_sip_stream_fd(to);
+    if (fd == (ngx_socket_t) -1) {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                       "codeb sip: no UDP listener with codeb_sip to send "
                       "from");
         return NGX_ERROR;
     }
 
-    n = sendto(u->fd, data, len, 0, to, tolen);
+    n = sendto(fd, data, len, 0, to, tolen);
 
     if (n != (ssize_t) len) {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, ngx_socket_errno,
@@ -581,14 +583,43 @@ ngx_codeb_sip_stream_udp(struct sockaddr *to)
     u = smcf->udp.elts;
 
     for (i = 0; i < smcf->udp.nelts; i++) {
-        if (u[i].fd != (ngx_socket_t) -1
-            && u[i].sockaddr->sa_family == to->sa_family)
-        {
+        if (u[i].ls && u[i].sockaddr->sa_family == to->sa_family) {
             return &u[i];
         }
     }
 
     return NULL;
+}
+
+
+/*
+ * the socket to send to "to" from: the listener's; once the worker shuts
+ * down (its listeners are closed) a socket of its own on an ephemeral
+ * port, so that the calls it still has can end.  -1: none
+ */
+static ngx_socket_t
+ngx_codeb_sip_stream_fd(struct sockaddr *to)
+{
+    ngx_codeb_sip_udp_listen_t  *u;
+    static ngx_socket_t          own[2] = { -1, -1 };
+    ngx_uint_t                   v6;
+
+    u = ngx_codeb_sip_stream_udp(to);
+    if (u == NULL) {
+        return (ngx_socket_t) -1;
+    }
+
+    if (u->ls->fd != (ngx_socket_t) -1) {
+        return u->ls->fd;
+    }
+
+    v6 = (to->sa_family != AF_INET);
+
+    if (own[v6] == (ngx_socket_t) -1) {
+        own[v6] = ngx_socket(to->sa_family, SOCK_DGRAM, 0);
+    }
+
+    return own[v6];
 }
 
 
@@ -636,7 +667,7 @@ ngx_codeb_sip_stream_init(ngx_conf_t *cf)
         u->socklen = ls[i].socklen;
         u->port = ngx_inet_get_port(ls[i].sockaddr);
         u->wildcard = ls[i].wildcard;
-        u->fd = (ngx_socket_t) -1;
+        u->ls = NULL;
     }
 
     return NGX_OK;
@@ -669,7 +700,7 @@ ngx_codeb_sip_stream_init_process(ngx_cycle_t *cycle)
                                     u[i].sockaddr, u[i].socklen, 1)
                    == NGX_OK)
             {
-                u[i].fd = ls[j].fd;
+                u[i].ls = &ls[j];
                 break;
             }
         }

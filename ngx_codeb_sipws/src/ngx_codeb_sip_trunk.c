@@ -302,6 +302,30 @@ ngx_codeb_sip_trunks_init_process(ngx_codeb_sip_main_conf_t *smcf)
 }
 
 
+/* the trunks' flows of this worker freed (at its exit) */
+void
+ngx_codeb_sip_trunks_exit_process(ngx_codeb_sip_main_conf_t *smcf)
+{
+    ngx_uint_t                  i, j;
+    ngx_codeb_sip_trunk_t      *trunk;
+    ngx_codeb_sip_srv_conf_t  **t;
+
+    t = smcf->tenants.elts;
+
+    for (i = 0; i < smcf->tenants.nelts; i++) {
+        trunk = t[i]->trunks ? t[i]->trunks->elts : NULL;
+
+        for (j = 0; trunk && j < t[i]->trunks->nelts; j++) {
+            if (trunk[j].flow) {
+                (void) ngx_codeb_sip_flow_release(trunk[j].flow);
+                ngx_codeb_sip_flow_close(trunk[j].flow);
+                trunk[j].flow = NULL;
+            }
+        }
+    }
+}
+
+
 /*
  * The trunk a datagram from sockaddr comes from: the one with this address
  * and port (a phone on the trunk's host is not the trunk); NULL: none

@@ -724,6 +724,17 @@ ngx_codeb_sipws_init_process(ngx_cycle_t *cycle)
 static void
 ngx_codeb_sipws_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_codeb_sip_main_conf_t  *smcf;
+
+    smcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_codeb_sipws_module);
+
+    if (smcf && smcf->tenants.nelts
+        && (ngx_process == NGX_PROCESS_WORKER
+            || ngx_process == NGX_PROCESS_SINGLE))
+    {
+        ngx_codeb_sip_trunks_exit_process(smcf);
+    }
+
     ngx_codeb_sip_trunk_reg_exit_process(cycle);
     ngx_codeb_sip_ng_exit_process();
 }
