@@ -210,15 +210,20 @@ sub sdp_plain {
 # Debian's rtpengine (package rtpengine-daemon) in place of codeb-mediad,
 # for the whole test file: userspace only (--table=-1, no kernel module;
 # not --no-fallback, which would refuse to start without it), no config
-# file, NG on 127.0.0.1:TEST_NGINX_PORT+90 (TEST_NGINX_NG_PORT, as
-# start_mediad's), its CLI on +91 (TEST_NGINX_RTPENGINE_CLI_PORT), 20
-# media ports of its own in 61000-65399 (above the kernel's ephemeral
-# ports and start_mediad's 40000-59999), calls deleted at once on delete
-# (--delete-delay=0: a deleted call is no longer in list nor query).  Its
-# log and pidfile in SERVROOT/rtpengine/.  Dies (the file fails, nothing
-# is skipped) when the binary is missing or does not answer ping in 10 s;
-# stopped when the file ends.
-my ($rtpengine_pid, $rtpengine_owner, $rtpengine_log);
+# file, NG on 127.0.0.1:TEST_NGINX_PORT+90 (in TEST_NGINX_NG_PORT, as
+# start_mediad's), its CLI on +91 (TEST_NGINX_RTPENGINE_CLI_PORT), 40
+# media ports of its own in 61000-65399 (rtpengine_ports(): above the
+# kernel's ephemeral ports and start_mediad's 40000-59999), a call gone at
+# once on delete (--delete-delay=0: no longer in list nor query).  Its log
+# (level 7: every NG request and reply) and pidfile in SERVROOT/rtpengine/;
+# one left by a killed run is stopped first.  Dies (the file fails,
+# nothing is skipped) when the binary is missing or does not answer ping
+# within 10 s; stopped when the file ends.
+my ($rtpengine_pid, $rtpengine_owner, $rtpengine_log, @rtpengine_ports);
+
+# the media ports of start_rtpengine's daemon (min, max) and its log
+sub rtpengine_ports { @rtpengine_ports }
+sub rtpengine_log { $rtpengine_log }
 
 sub start_rtpengine {
     my $bin = $ENV{RTPENGINE_BIN} || '/usr/bin/rtpengine';
@@ -229,7 +234,7 @@ sub start_rtpengine {
     my $port = $ENV{TEST_NGINX_PORT} || 1984;
     my $sr = $ENV{TEST_NGINX_SERVROOT} || "$root/t/servroot";
     my $dir = "$sr/rtpengine";
-    my $base = 61000 + $port % 220 * 20;
+    my $base = 61000 + $port % 110 * 40;
 
     $ENV{TEST_NGINX_NG_PORT} = $port + 90;
     $ENV{TEST_NGINX_RTPENGINE_CLI_PORT} = $port + 91;
@@ -245,7 +250,9 @@ sub start_rtpengine {
             my $pid = $1;
             my $cmd = '';
             if (open my $c, '<', "/proc/$pid/cmdline") { local $/; $cmd = <$c> // ''; }
-            if ($cmd =~ /rtpengine/) {
+            if ($cmd =~ /rtpengine/
+                && $cmd =~ /\0--listen-ng=127\.0\.0\.1:$ENV{TEST_NGINX_NG_PORT}\0/)
+            {
                 kill 'TERM', $pid;
                 for (1 .. 50) { last unless kill 0, $pid; select undef, undef, undef, 0.1 }
                 kill 'KILL', $pid if kill 0, $pid;
@@ -254,12 +261,13 @@ sub start_rtpengine {
     }
 
     $rtpengine_log = "$dir/rtpengine.log";
+    @rtpengine_ports = ($base, $base + 39);
     my @argv = ($bin, '--config-file=none', '--foreground', '--log-stderr',
                 '--log-level=' . ($ENV{RTPENGINE_LOG_LEVEL} || 7),
                 '--table=-1', '--interface=127.0.0.1',
                 "--listen-ng=127.0.0.1:$ENV{TEST_NGINX_NG_PORT}",
                 "--listen-cli=127.0.0.1:$ENV{TEST_NGINX_RTPENGINE_CLI_PORT}",
-                "--port-min=$base", '--port-max=' . ($base + 19),
+                "--port-min=$base", '--port-max=' . ($base + 39),
                 "--pidfile=$dir/rtpengine.pid", '--num-threads=2',
                 '--delete-delay=0');
 
@@ -361,6 +369,6 @@ sub ng {
     die "ng: no reply to '$req->{command}' from 127.0.0.1:$ENV{TEST_NGINX_NG_PORT}\n";
 }
 
-push @EXPORT, qw(start_rtpengine ng benc bdec);
+push @EXPORT, qw(start_rtpengine rtpengine_ports rtpengine_log ng benc bdec);
 
 1;
