@@ -18,17 +18,11 @@ start_rtpengine();
 
 my ($PMIN, $PMAX) = rtpengine_ports();
 
-# Known defect, kept as TODO assertions until the flags we send change
-# (set to undef then): a browser's SDP with "c=IN IP4 0.0.0.0" (the test
-# browsers', and a real browser's whose default candidate is an mDNS
-# name) is an old-style hold to rtpengine: without replace "zero-address"
-# it passes c=IN IP4 0.0.0.0 on to the other side, and without flags
-# "original-sendrecv" it writes a=sendonly to both sides (docs of
-# rtpengine 10.5, README: replace "zero address", flags "original
-# sendrecv").  codeb-mediad ignores both.
-my $TODO_ZERO = 'rtpengine: c=0.0.0.0 of a browser becomes a=sendonly '
-              . 'and c=0.0.0.0 passed on (replace zero-address and flags '
-              . 'original-sendrecv not sent)';
+# A browser's SDP with "c=IN IP4 0.0.0.0" (the test browsers', and a real
+# browser's whose default candidate is an mDNS name) is an old-style hold
+# to rtpengine unless we send replace "zero-address" and flags
+# "original-sendrecv" (rtpengine 10.5 README); media_ok() checks both
+# outcomes on every SDP rtpengine writes.
 
 $ENV{TEST_NGINX_TRUNK_PORT} = ($ENV{TEST_NGINX_PORT} || 1984) + 71;
 my $tp = $ENV{TEST_NGINX_TRUNK_PORT};
@@ -119,23 +113,17 @@ sub main::plain_sdp {
 }
 
 # the direction (sendrecv) and c= (not 0.0.0.0) of an SDP, each its own
-# assertion; those the known defect fails ($todo_dir, $todo_addr: the SDP
-# comes from a browser's c=0.0.0.0) are TODO while $TODO_ZERO is set.
-# The ws line itself passes.
+# assertion (the ws line itself passes)
 sub main::media_ok {
-    my ($msg, $label, $todo_dir, $todo_addr) = @_;
+    my ($msg, $label) = @_;
     my $b = main::sdp_body($msg);
     my $tb = Test::Builder->new;
     my ($dir) = $b =~ /^a=(sendrecv|sendonly|recvonly|inactive)\r$/m;
-    $tb->todo_start($TODO_ZERO) if $TODO_ZERO && $todo_dir;
     $tb->ok(!defined $dir || $dir eq 'sendrecv',
             "SDP to $label: sendrecv (a=" . ($dir // 'none') . ')');
-    $tb->todo_end if $TODO_ZERO && $todo_dir;
     my @c = $b =~ /^c=IN IP4 (\S+)\r$/mg;
-    $tb->todo_start($TODO_ZERO) if $TODO_ZERO && $todo_addr;
     $tb->ok(@c && !grep({ $_ ne '127.0.0.1' } @c),
             "SDP to $label: c= is rtpengine's address (c=IN IP4 @c)");
-    $tb->todo_end if $TODO_ZERO && $todo_addr;
     return 1;
 }
 
@@ -204,7 +192,7 @@ our @CALL = (
     'recv B (?s)^INVITE sip:bob@bob\.invalid;transport=ws SIP/2\.0\r\nVia: SIP/2\.0/WS codeb\.invalid;branch=z9hG4bKcb[0-9a-f]+-.*From: <sip:alice@localhost>;tag=cb.*Call-ID: cb[0-9a-f]+-.*\r\n\r\nv=0\r\n',
     'capture B INV (?s)^(.*)$',
     'set_eval S1 main::webrtc_sdp(q{${INV}}, q{offer}, q{bob})',
-    'set_eval T1 main::media_ok(q{${INV}}, q{bob}, 1, 0)',
+    'set_eval T1 main::media_ok(q{${INV}}, q{bob})',
     'set_eval L1 main::rtpengine_has(q{call-1})',
     'set_eval R180 main::answer(q{${INV}}, 180)',
     'send_esc B ${R180}',
@@ -215,7 +203,7 @@ our @CALL = (
     'recv A (?s)^SIP/2\.0 200 OK\r\n.*To: <sip:bob@localhost>;tag=${TAG180}\r\n.*Contact: <sip:codeb@codeb\.invalid;transport=ws>\r\n.*\r\n\r\nv=0\r\n',
     'capture A OK (?s)^(.*)$',
     'set_eval S2 main::webrtc_sdp(q{${OK}}, q{answer}, q{alice})',
-    'set_eval T2 main::media_ok(q{${OK}}, q{alice}, 1, 0)',
+    'set_eval T2 main::media_ok(q{${OK}}, q{alice})',
     'send_esc A ACK sip:codeb@codeb.invalid;transport=ws SIP/2.0\r\nVia: SIP/2.0/WS alice.invalid;branch=z9hG4bKack\r\nFrom: <sip:alice@localhost>;tag=ft1\r\nTo: <sip:bob@localhost>;tag=${TAG180}\r\nCall-ID: call-1\r\nCSeq: 2 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n',
     'no_recv B 200',
     'set_eval Q main::rtpengine_call(q{call-1}, q{ft1}, q{UDP/TLS/RTP/SAVPF}, q{UDP/TLS/RTP/SAVPF})',
@@ -294,7 +282,7 @@ our @INBOUND = (
     'recv A (?s)^INVITE sip:alice@alice\.invalid;transport=ws SIP/2\.0\r\n.*From: "Caller \+4917012345" <sip:\+4917012345@carrier\.test>;tag=cb.*\r\n\r\nv=0\r\n',
     'capture A AINV (?s)^(.*)$',
     'set_eval S1 main::webrtc_sdp(q{${AINV}}, q{offer}, q{alice})',
-    'set_eval T1 main::media_ok(q{${AINV}}, q{alice}, 0, 0)',
+    'set_eval T1 main::media_ok(q{${AINV}}, q{alice})',
     'capture A CIDA ^INVITE (?s:.*?)\r\nCall-ID: ([^\r]+)\r\n',
     'set_eval R200 main::answer(q{${AINV}}, 200, main::sdp(q{bbbb}))',
     'send_esc A ${R200}',
@@ -302,7 +290,7 @@ our @INBOUND = (
     "udp_recv T (?s)^SIP/2\\.0 200 OK\\r\\n.*CSeq: 1 INVITE\\r\\n.*Contact: <sip:codeb\@127\\.0\\.0\\.1:\$TEST_NGINX_STREAM_PORT;transport=udp>\\r\\n.*\\r\\n\\r\\nv=0\\r\\n",
     'capture T OK (?s)^(.*)$',
     'set_eval S2 main::plain_sdp(q{${OK}}, q{the carrier})',
-    'set_eval T2 main::media_ok(q{${OK}}, q{the carrier}, 1, 1)',
+    'set_eval T2 main::media_ok(q{${OK}}, q{the carrier})',
     'capture T TAG ^SIP/2\.0 200 OK\r\n(?s:.*?)To: <sip:\+4930222@127\.0\.0\.1>;tag=(cb[0-9a-f]+-[0-9a-f]+)\r\n',
     "set_eval ACK main::carrier('ACK', '+4930222', 'tr-1', 'z9hG4bKt1a', 1, '\${TAG}')",
     'udp_send T ${ACK}',
@@ -328,7 +316,7 @@ our @OUTBOUND = (
     "udp_recv T (?s)^INVITE sip:\\+4930999\@127\\.0\\.0\\.1 SIP/2\\.0\\r\\nVia: SIP/2\\.0/UDP 127\\.0\\.0\\.1:\$TEST_NGINX_STREAM_PORT;branch=z9hG4bKcb[0-9a-f]+-[0-9a-f]+;rport\\r\\n.*From: <sip:alice\@127\\.0\\.0\\.1>;tag=cb.*To: <sip:\\+4930999\@127\\.0\\.0\\.1>\\r\\n.*Contact: <sip:codeb\@127\\.0\\.0\\.1:\$TEST_NGINX_STREAM_PORT;transport=udp>\\r\\n.*\\r\\n\\r\\nv=0\\r\\n",
     'capture T TINV (?s)^(.*)$',
     'set_eval S1 main::plain_sdp(q{${TINV}}, q{the carrier})',
-    'set_eval T1 main::media_ok(q{${TINV}}, q{the carrier}, 1, 1)',
+    'set_eval T1 main::media_ok(q{${TINV}}, q{the carrier})',
     'set_eval T180 main::carrier_answer(q{${TINV}}, 180)',
     'udp_reply T ${T180}',
     'no_recv A 200',
@@ -339,7 +327,7 @@ our @OUTBOUND = (
     'recv A (?s)^SIP/2\.0 200 OK\r\n.*CSeq: 2 INVITE\r\n.*\r\n\r\nv=0\r\n',
     'capture A OK (?s)^(.*)$',
     'set_eval S2 main::webrtc_sdp(q{${OK}}, q{answer}, q{alice})',
-    'set_eval T2 main::media_ok(q{${OK}}, q{alice}, 0, 0)',
+    'set_eval T2 main::media_ok(q{${OK}}, q{alice})',
     "set_eval ACK main::browser('ACK', 'out-1', '\${TAGA}', 2)",
     'send_esc A ${ACK}',
     'set_eval Q main::rtpengine_call(q{out-1}, q{ft1}, q{UDP/TLS/RTP/SAVPF}, q{RTP/AVP})',

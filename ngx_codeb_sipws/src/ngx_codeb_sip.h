@@ -351,6 +351,9 @@ ngx_int_t ngx_codeb_sip_parse(ngx_codeb_sip_flow_t *flow, u_char *data,
 /* a response to req: Via, From, To (with to_tag), Call-ID, CSeq copied */
 msg_t *ngx_codeb_sip_response(msg_t *req, int status, char const *phrase,
     char const *to_tag);
+/* Content-Type type and the body data in msg; NGX_ERROR: msg is freed */
+ngx_int_t ngx_codeb_sip_set_body(msg_t *msg, char const *type, u_char *data,
+    size_t len);
 /*
  * Content-Length set to the body, serialized into text (valid while msg
  * lives); NGX_ERROR: msg freed

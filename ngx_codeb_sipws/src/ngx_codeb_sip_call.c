@@ -20,6 +20,7 @@ static void ngx_codeb_sip_invite_auth(ngx_codeb_sip_flow_t *flow,
     msg_t *req, ngx_codeb_sip_user_t *user);
 static void ngx_codeb_sip_invite_trunk(ngx_codeb_sip_flow_t *flow,
     msg_t *req, ngx_codeb_sip_trunk_t *trunk, ngx_uint_t sibling);
+static void ngx_codeb_sip_admit(ngx_codeb_sip_call_t *call);
 static void ngx_codeb_sip_admitted(ngx_codeb_sip_call_t *call, ngx_int_t rc);
 static void ngx_codeb_sip_ringback(ngx_codeb_sip_call_t *call);
 static void ngx_codeb_sip_call_ring(ngx_codeb_sip_call_t *call);
@@ -466,6 +467,14 @@ ngx_codeb_sip_invite_trunk(ngx_codeb_sip_flow_t *flow, msg_t *req,
         return;
     }
 
+    ngx_codeb_sip_admit(call);
+}
+
+
+/* the trunk is asked for a line (and, inbound, whether it is a sibling) */
+static void
+ngx_codeb_sip_admit(ngx_codeb_sip_call_t *call)
+{
     switch (ngx_codeb_sip_trunk_admit(call, ngx_codeb_sip_admitted)) {
 
     case NGX_OK:
@@ -476,7 +485,7 @@ ngx_codeb_sip_invite_trunk(ngx_codeb_sip_flow_t *flow, msg_t *req,
         return;
 
     default:
-        ngx_codeb_sip_call_end(call, 503, "Service Unavailable");
+        ngx_codeb_sip_admitted(call, NGX_ERROR);
         return;
     }
 }
@@ -565,19 +574,7 @@ ngx_codeb_sip_call_out(ngx_codeb_sip_call_t *call)
                   "codeb sip: call out through trunk \"%V\"",
                   &call->trunk->name);
 
-    switch (ngx_codeb_sip_trunk_admit(call, ngx_codeb_sip_admitted)) {
-
-    case NGX_OK:
-        ngx_codeb_sip_call_offer(call);
-        return;
-
-    case NGX_AGAIN:
-        return;
-
-    default:
-        ngx_codeb_sip_call_end(call, 503, "Service Unavailable");
-        return;
-    }
+    ngx_codeb_sip_admit(call);
 }
 
 

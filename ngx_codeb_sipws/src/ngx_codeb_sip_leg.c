@@ -258,7 +258,6 @@ ngx_codeb_sip_leg_invite(ngx_codeb_sip_leg_t *leg, ngx_str_t *sdp,
     msg_t *challenge)
 {
     msg_t                  *msg;
-    sip_t                  *sip;
     ngx_codeb_sip_trunk_t  *trunk;
 
     msg = ngx_codeb_sip_leg_request(leg, sip_method_invite, "INVITE",
@@ -268,20 +267,19 @@ ngx_codeb_sip_leg_invite(ngx_codeb_sip_leg_t *leg, ngx_str_t *sdp,
         return NGX_ERROR;
     }
 
-    sip = sip_object(msg);
     trunk = leg->call->trunk;
 
-    if ((sdp
-         && (sip_add_make(msg, sip, sip_content_type_class,
-                          "application/sdp") < 0
-             || msg_header_insert(msg, (msg_pub_t *) sip, (msg_header_t *)
-                                  sip_payload_create(msg_home(msg),
-                                                     sdp->data, sdp->len))
-                < 0))
-        || (challenge
-            && ngx_codeb_sip_digest_authorize(msg, challenge,
-                                              &trunk->username,
-                                              &trunk->password) != NGX_OK))
+    if (sdp
+        && ngx_codeb_sip_set_body(msg, "application/sdp", sdp->data,
+                                  sdp->len) != NGX_OK)
+    {
+        leg->state = NGX_CODEB_SIP_LEG_DONE;
+        return NGX_ERROR;
+    }
+
+    if (challenge
+        && ngx_codeb_sip_digest_authorize(msg, challenge, &trunk->username,
+                                          &trunk->password) != NGX_OK)
     {
         msg_destroy(msg);
         leg->state = NGX_CODEB_SIP_LEG_DONE;
@@ -494,7 +492,6 @@ static void
 ngx_codeb_sip_answer_reply(void *data, ngx_codeb_sip_ng_reply_t *reply)
 {
     msg_t                 *rsp;
-    sip_t                 *rs;
     ngx_codeb_sip_call_t  *call = data;
 
     call->ng = NULL;
@@ -518,18 +515,16 @@ ngx_codeb_sip_answer_reply(void *data, ngx_codeb_sip_ng_reply_t *reply)
         return;
     }
 
-    rs = sip_object(rsp);
-
-    if (sip_add_make(rsp, rs, sip_contact_class,
-                     ngx_codeb_sip_contact(call->a.flow, msg_home(rsp))) < 0
-        || sip_add_make(rsp, rs, sip_content_type_class, "application/sdp")
-           < 0
-        || msg_header_insert(rsp, (msg_pub_t *) rs, (msg_header_t *)
-                             sip_payload_create(msg_home(rsp),
-                                                reply->sdp.data,
-                                                reply->sdp.len)) < 0)
+    if (sip_add_make(rsp, sip_object(rsp), sip_contact_class,
+                     ngx_codeb_sip_contact(call->a.flow, msg_home(rsp))) < 0)
     {
         msg_destroy(rsp);
+        return;
+    }
+
+    if (ngx_codeb_sip_set_body(rsp, "application/sdp", reply->sdp.data,
+                               reply->sdp.len) != NGX_OK)
+    {
         return;
     }
 

@@ -83,10 +83,29 @@ static void
 ngx_codeb_sip_media_flags(ngx_codeb_benc_t *b, ngx_uint_t offer,
     ngx_uint_t plain)
 {
+    /*
+     * a browser's c=0.0.0.0 (its default candidate an mDNS name) is not
+     * a hold: rtpengine would pass the zero address on and write
+     * sendonly without zero-address and original-sendrecv (codeb-mediad
+     * does neither, and ignores these flags)
+     */
     ngx_codeb_benc_cstr(b, "replace");
     ngx_codeb_benc_open(b, 'l');
     ngx_codeb_benc_cstr(b, "origin");
+    ngx_codeb_benc_cstr(b, "zero-address");
     ngx_codeb_benc_close(b);
+    ngx_codeb_benc_cstr(b, "flags");
+    ngx_codeb_benc_open(b, 'l');
+    ngx_codeb_benc_cstr(b, "original-sendrecv");
+    ngx_codeb_benc_close(b);
+
+    if (!plain) {
+        /* DTLS-SRTP only: no SDES keys for browsers (rtpengine's default) */
+        ngx_codeb_benc_cstr(b, "SDES");
+        ngx_codeb_benc_open(b, 'l');
+        ngx_codeb_benc_cstr(b, "off");
+        ngx_codeb_benc_close(b);
+    }
 
     ngx_codeb_benc_cstr(b, "transport-protocol");
     ngx_codeb_benc_cstr(b, plain ? "RTP/AVP" : "UDP/TLS/RTP/SAVPF");

@@ -249,6 +249,32 @@ ngx_codeb_sip_response(msg_t *req, int status, char const *phrase,
 }
 
 
+/* Content-Type type and the body data in msg; NGX_ERROR: msg is freed */
+ngx_int_t
+ngx_codeb_sip_set_body(msg_t *msg, char const *type, u_char *data,
+    size_t len)
+{
+    sip_t  *sip;
+
+    if (msg == NULL) {
+        return NGX_ERROR;
+    }
+
+    sip = sip_object(msg);
+
+    if (sip_add_make(msg, sip, sip_content_type_class, type) < 0
+        || msg_header_insert(msg, (msg_pub_t *) sip, (msg_header_t *)
+                             sip_payload_create(msg_home(msg), data, len))
+           < 0)
+    {
+        msg_destroy(msg);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
 ngx_int_t
 ngx_codeb_sip_serialize(msg_t *msg, ngx_str_t *text)
 {

@@ -32,8 +32,6 @@ static void ngx_codeb_sip_relay_answer_reply(void *data,
     ngx_codeb_sip_ng_reply_t *reply);
 static void ngx_codeb_sip_relay_answer(ngx_codeb_sip_call_t *call,
     int status, char const *phrase, msg_t *body, ngx_str_t *sdp);
-static ngx_int_t ngx_codeb_sip_relay_body(msg_t *msg, char const *type,
-    u_char *data, size_t len);
 
 
 /*
@@ -178,10 +176,10 @@ ngx_codeb_sip_relay_send(ngx_codeb_sip_call_t *call, ngx_str_t *sdp)
           : NULL;
 
     if (msg == NULL
-        || (sdp && ngx_codeb_sip_relay_body(msg, "application/sdp",
+        || (sdp && ngx_codeb_sip_set_body(msg, "application/sdp",
                                             sdp->data, sdp->len) != NGX_OK)
         || (sdp == NULL && rq->sip_payload
-            && ngx_codeb_sip_relay_body(msg,
+            && ngx_codeb_sip_set_body(msg,
                    rq->sip_content_type ? rq->sip_content_type->c_type
                                         : "application/octet-stream",
                    (u_char *) rq->sip_payload->pl_data,
@@ -191,31 +189,6 @@ ngx_codeb_sip_relay_send(ngx_codeb_sip_call_t *call, ngx_str_t *sdp)
         ngx_codeb_sip_relay_answer(call, 500, "Server Internal Error", NULL,
                                    NULL);
     }
-}
-
-
-static ngx_int_t
-ngx_codeb_sip_relay_body(msg_t *msg, char const *type, u_char *data,
-    size_t len)
-{
-    sip_t  *sip;
-
-    if (msg == NULL) {
-        return NGX_ERROR;
-    }
-
-    sip = sip_object(msg);
-
-    if (sip_add_make(msg, sip, sip_content_type_class, type) < 0
-        || msg_header_insert(msg, (msg_pub_t *) sip, (msg_header_t *)
-                             sip_payload_create(msg_home(msg), data, len))
-           < 0)
-    {
-        msg_destroy(msg);
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
 }
 
 
@@ -369,14 +342,14 @@ ngx_codeb_sip_relay_answer(ngx_codeb_sip_call_t *call, int status,
     }
 
     if (rsp && sdp
-        && ngx_codeb_sip_relay_body(rsp, "application/sdp", sdp->data,
+        && ngx_codeb_sip_set_body(rsp, "application/sdp", sdp->data,
                                     sdp->len) != NGX_OK)
     {
         rsp = NULL;
     }
 
     if (rsp && bs && bs->sip_payload && bs->sip_content_type
-        && ngx_codeb_sip_relay_body(rsp, bs->sip_content_type->c_type,
+        && ngx_codeb_sip_set_body(rsp, bs->sip_content_type->c_type,
                                     (u_char *) bs->sip_payload->pl_data,
                                     bs->sip_payload->pl_len) != NGX_OK)
     {

@@ -260,7 +260,6 @@ ngx_codeb_sip_transfer_offer_reply(void *data,
     ngx_codeb_sip_ng_reply_t *reply)
 {
     msg_t                     *msg;
-    sip_t                     *sip;
     ngx_codeb_sip_leg_t       *other;
     ngx_codeb_sip_call_t      *call = data;
     ngx_codeb_sip_transfer_t  *tr;
@@ -284,22 +283,9 @@ ngx_codeb_sip_transfer_offer_reply(void *data,
                                       tr->cseq, tr->branch)
           : NULL;
 
-    if (msg) {
-        sip = sip_object(msg);
-
-        if (sip_add_make(msg, sip, sip_content_type_class, "application/sdp")
-            < 0
-            || msg_header_insert(msg, (msg_pub_t *) sip, (msg_header_t *)
-                                 sip_payload_create(msg_home(msg),
-                                                    reply->sdp.data,
-                                                    reply->sdp.len)) < 0)
-        {
-            msg_destroy(msg);
-            msg = NULL;
-        }
-    }
-
     if (msg == NULL
+        || ngx_codeb_sip_set_body(msg, "application/sdp", reply->sdp.data,
+                                  reply->sdp.len) != NGX_OK
         || ngx_codeb_sip_leg_send(other, msg, &other->rt_request) != NGX_OK)
     {
         ngx_codeb_sip_leg_bye(tr->target);
@@ -384,7 +370,6 @@ ngx_codeb_sip_transfer_answer_reply(void *data,
     ngx_codeb_sip_ng_reply_t *reply)
 {
     msg_t                     *ack;
-    sip_t                     *sip;
     ngx_codeb_sip_leg_t       *target;
     ngx_codeb_sip_call_t      *call = data;
     ngx_codeb_sip_transfer_t  *tr;
@@ -409,19 +394,11 @@ ngx_codeb_sip_transfer_answer_reply(void *data,
                                                               "z9hG4bK", 8));
     }
 
-    if (ack) {
-        sip = sip_object(ack);
-
-        if (sip_add_make(ack, sip, sip_content_type_class, "application/sdp")
-            < 0
-            || msg_header_insert(ack, (msg_pub_t *) sip, (msg_header_t *)
-                                 sip_payload_create(msg_home(ack),
-                                                    reply->sdp.data,
-                                                    reply->sdp.len)) < 0)
-        {
-            msg_destroy(ack);
-            ack = NULL;
-        }
+    if (ack
+        && ngx_codeb_sip_set_body(ack, "application/sdp", reply->sdp.data,
+                                  reply->sdp.len) != NGX_OK)
+    {
+        ack = NULL;
     }
 
     if (ack == NULL) {
@@ -556,14 +533,16 @@ ngx_codeb_sip_transfer_notify(ngx_codeb_sip_leg_t *leg, int status,
         || sip_add_make(msg, sip, sip_event_class, "refer") < 0
         || sip_add_make(msg, sip, sip_subscription_state_class,
                         final ? "terminated;reason=noresource"
-                              : "active;expires=60") < 0
-        || sip_add_make(msg, sip, sip_content_type_class,
-                        "message/sipfrag;version=2.0") < 0
-        || msg_header_insert(msg, (msg_pub_t *) sip, (msg_header_t *)
-                             sip_payload_create(home, frag,
-                                                ngx_strlen(frag))) < 0)
+                              : "active;expires=60") < 0)
     {
         msg_destroy(msg);
+        return;
+    }
+
+    if (ngx_codeb_sip_set_body(msg, "message/sipfrag;version=2.0",
+                               (u_char *) frag, ngx_strlen(frag))
+        != NGX_OK)
+    {
         return;
     }
 
