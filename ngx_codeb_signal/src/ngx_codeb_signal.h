@@ -237,7 +237,8 @@ typedef struct {
     ngx_codeb_tenant_t         *tenant;
     ngx_str_t                   body;        /* POST and PUT */
     ngx_uint_t                  signed_in;
-    ngx_int_t                   limit;       /* ?diallog: dials wanted */
+    ngx_int_t                   limit;       /* ?diallog: dials wanted;
+                                                ?cdrlog: 0 */
 } ngx_codeb_signal_req_t;
 
 ngx_int_t ngx_codeb_signal_http(ngx_http_request_t *r,

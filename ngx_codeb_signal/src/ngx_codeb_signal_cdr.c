@@ -17,10 +17,8 @@
 
 
 static ngx_int_t ngx_codeb_flag_records(ngx_http_request_t *r,
-    redisCallbackFn *cb);
-static void ngx_codeb_flag_cdrlog_reply(redisAsyncContext *ac, void *reply,
-    void *data);
-static void ngx_codeb_flag_diallog_reply(redisAsyncContext *ac, void *reply,
+    ngx_uint_t dials);
+static void ngx_codeb_flag_records_reply(redisAsyncContext *ac, void *reply,
     void *data);
 static void ngx_codeb_flag_dial(yajl_gen g, ngx_array_t *m);
 
@@ -29,7 +27,7 @@ static void ngx_codeb_flag_dial(yajl_gen g, ngx_array_t *m);
 ngx_int_t
 ngx_codeb_flag_cdrlog(ngx_http_request_t *r)
 {
-    return ngx_codeb_flag_records(r, ngx_codeb_flag_cdrlog_reply);
+    return ngx_codeb_flag_records(r, 0);
 }
 
 
@@ -37,13 +35,16 @@ ngx_codeb_flag_cdrlog(ngx_http_request_t *r)
 ngx_int_t
 ngx_codeb_flag_diallog(ngx_http_request_t *r)
 {
-    return ngx_codeb_flag_records(r, ngx_codeb_flag_diallog_reply);
+    return ngx_codeb_flag_records(r, 1);
 }
 
 
-/* the limit= of the query (400 when bad); LRANGE of that many records */
+/*
+ * the limit= of the query (400 when bad); LRANGE of that many records, of
+ * all there are for the dials (inbound calls are left out)
+ */
 static ngx_int_t
-ngx_codeb_flag_records(ngx_http_request_t *r, redisCallbackFn *cb)
+ngx_codeb_flag_records(ngx_http_request_t *r, ngx_uint_t dials)
 {
     u_char                   last[NGX_INT_T_LEN];
     ngx_int_t                limit;
@@ -68,11 +69,10 @@ ngx_codeb_flag_records(ngx_http_request_t *r, redisCallbackFn *cb)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    /* ?diallog leaves out inbound calls: it reads the most there are */
+    ctx = ngx_http_get_module_ctx(r, ngx_codeb_signal_module);
+    ctx->limit = dials ? limit : 0;
 
-    if (cb == ngx_codeb_flag_diallog_reply) {
-        ctx = ngx_http_get_module_ctx(r, ngx_codeb_signal_module);
-        ctx->limit = limit;
+    if (dials) {
         limit = NGX_CODEB_CDR_LIMIT_MAX;
     }
 
@@ -82,54 +82,17 @@ ngx_codeb_flag_records(ngx_http_request_t *r, redisCallbackFn *cb)
     ngx_codeb_redis_arg_lit(&a, "0");
     ngx_codeb_redis_arg(&a, last, ngx_sprintf(last, "%i", limit - 1) - last);
 
-    return ngx_codeb_signal_async(r, NULL, cb, 0, &a);
+    return ngx_codeb_signal_async(r, NULL, ngx_codeb_flag_records_reply, 0,
+                                  &a);
 }
 
 
+/*
+ * the records, newest first: every one whole (?cdrlog, ctx->limit 0), or
+ * the first ctx->limit calls placed by users (?diallog)
+ */
 static void
-ngx_codeb_flag_cdrlog_reply(redisAsyncContext *ac, void *reply, void *data)
-{
-    size_t               i;
-    yajl_gen             g;
-    redisReply          *rep = reply, *e;
-    ngx_array_t         *m;
-    ngx_http_request_t  *r = data;
-
-    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
-        ngx_http_finalize_request(r, ngx_codeb_signal_unavailable(r, rep));
-        return;
-    }
-
-    g = ngx_codeb_gen();
-    if (g == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    ngx_codeb_gen_key(g, "cdrs");
-    yajl_gen_array_open(g);
-
-    for (i = 0; i < rep->elements; i++) {
-        e = rep->element[i];
-
-        if (e->type == REDIS_REPLY_STRING
-            && ngx_codeb_json_object(r->pool, (u_char *) e->str, e->len, &m)
-               == NGX_OK)
-        {
-            yajl_gen_map_open(g);
-            ngx_codeb_gen_members(g, m);
-            yajl_gen_map_close(g);
-        }
-    }
-
-    yajl_gen_array_close(g);
-
-    ngx_http_finalize_request(r, ngx_codeb_http_json(r, NGX_HTTP_OK, g));
-}
-
-
-static void
-ngx_codeb_flag_diallog_reply(redisAsyncContext *ac, void *reply, void *data)
+ngx_codeb_flag_records_reply(redisAsyncContext *ac, void *reply, void *data)
 {
     size_t                    i;
     yajl_gen                  g;
@@ -153,10 +116,13 @@ ngx_codeb_flag_diallog_reply(redisAsyncContext *ac, void *reply, void *data)
         return;
     }
 
-    ngx_codeb_gen_key(g, "dials");
+    ngx_codeb_gen_key(g, ctx->limit ? "dials" : "cdrs");
     yajl_gen_array_open(g);
 
-    for (i = 0, n = 0; i < rep->elements && n < ctx->limit; i++) {
+    for (i = 0, n = 0;
+         i < rep->elements && (ctx->limit == 0 || n < ctx->limit);
+         i++)
+    {
         e = rep->element[i];
 
         if (e->type != REDIS_REPLY_STRING
@@ -166,14 +132,19 @@ ngx_codeb_flag_diallog_reply(redisAsyncContext *ac, void *reply, void *data)
             continue;
         }
 
-        dir = ngx_codeb_json_get_type(m, "direction", NGX_CODEB_JSON_STRING);
-
-        if (dir == NULL || ngx_codeb_signal_is(&dir->str, "inbound")) {
+        if (ctx->limit == 0) {
+            yajl_gen_map_open(g);
+            ngx_codeb_gen_members(g, m);
+            yajl_gen_map_close(g);
             continue;
         }
 
-        ngx_codeb_flag_dial(g, m);
-        n++;
+        dir = ngx_codeb_json_get_type(m, "direction", NGX_CODEB_JSON_STRING);
+
+        if (dir && !ngx_codeb_signal_is(&dir->str, "inbound")) {
+            ngx_codeb_flag_dial(g, m);
+            n++;
+        }
     }
 
     yajl_gen_array_close(g);

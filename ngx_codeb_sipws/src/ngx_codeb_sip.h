@@ -107,6 +107,8 @@ typedef struct {
 
 typedef struct {
     ngx_array_t                 tenants;     /* ngx_codeb_sip_srv_conf_t * */
+    ngx_array_t                 trunks;      /* ngx_codeb_sip_trunk_t *, of
+                                                every tenant */
     ngx_addr_t                 *media;       /* codeb_sip_media: NG */
 } ngx_codeb_sip_main_conf_t;
 

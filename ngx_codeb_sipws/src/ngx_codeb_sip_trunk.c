@@ -270,32 +270,23 @@ ngx_codeb_sip_trunk_name(ngx_str_t *name)
 ngx_int_t
 ngx_codeb_sip_trunks_init_process(ngx_codeb_sip_main_conf_t *smcf)
 {
-    ngx_uint_t                  i, j;
-    ngx_codeb_sip_trunk_t      *trunk;
-    ngx_codeb_sip_srv_conf_t  **t;
+    ngx_uint_t               i;
+    ngx_codeb_sip_trunk_t  **trunk;
 
-    t = smcf->tenants.elts;
+    trunk = smcf->trunks.elts;
 
-    for (i = 0; i < smcf->tenants.nelts; i++) {
-        if (t[i]->trunks == NULL) {
-            continue;
+    for (i = 0; i < smcf->trunks.nelts; i++) {
+        trunk[i]->flow = ngx_codeb_sip_flow_datagram(trunk[i]->addr.sockaddr,
+                                                     trunk[i]->addr.socklen,
+                                                     ngx_cycle->log);
+        if (trunk[i]->flow == NULL) {
+            return NGX_ERROR;
         }
 
-        trunk = t[i]->trunks->elts;
+        trunk[i]->flow->sip = trunk[i]->sip;
 
-        for (j = 0; j < t[i]->trunks->nelts; j++) {
-            trunk[j].flow = ngx_codeb_sip_flow_datagram(trunk[j].addr.sockaddr,
-                                                        trunk[j].addr.socklen,
-                                                        ngx_cycle->log);
-            if (trunk[j].flow == NULL) {
-                return NGX_ERROR;
-            }
-
-            trunk[j].flow->sip = t[i];
-
-            /* it lives as long as the worker: legs hold and release it */
-            ngx_codeb_sip_flow_hold(trunk[j].flow);
-        }
+        /* it lives as long as the worker: legs hold and release it */
+        ngx_codeb_sip_flow_hold(trunk[i]->flow);
     }
 
     return NGX_OK;
@@ -306,21 +297,16 @@ ngx_codeb_sip_trunks_init_process(ngx_codeb_sip_main_conf_t *smcf)
 void
 ngx_codeb_sip_trunks_exit_process(ngx_codeb_sip_main_conf_t *smcf)
 {
-    ngx_uint_t                  i, j;
-    ngx_codeb_sip_trunk_t      *trunk;
-    ngx_codeb_sip_srv_conf_t  **t;
+    ngx_uint_t               i;
+    ngx_codeb_sip_trunk_t  **trunk;
 
-    t = smcf->tenants.elts;
+    trunk = smcf->trunks.elts;
 
-    for (i = 0; i < smcf->tenants.nelts; i++) {
-        trunk = t[i]->trunks ? t[i]->trunks->elts : NULL;
-
-        for (j = 0; trunk && j < t[i]->trunks->nelts; j++) {
-            if (trunk[j].flow) {
-                (void) ngx_codeb_sip_flow_release(trunk[j].flow);
-                ngx_codeb_sip_flow_close(trunk[j].flow);
-                trunk[j].flow = NULL;
-            }
+    for (i = 0; i < smcf->trunks.nelts; i++) {
+        if (trunk[i]->flow) {
+            (void) ngx_codeb_sip_flow_release(trunk[i]->flow);
+            ngx_codeb_sip_flow_close(trunk[i]->flow);
+            trunk[i]->flow = NULL;
         }
     }
 }
@@ -333,9 +319,8 @@ ngx_codeb_sip_trunks_exit_process(ngx_codeb_sip_main_conf_t *smcf)
 ngx_codeb_sip_trunk_t *
 ngx_codeb_sip_trunk_by_addr(struct sockaddr *sockaddr, socklen_t socklen)
 {
-    ngx_uint_t                  i, j;
-    ngx_codeb_sip_trunk_t      *trunk;
-    ngx_codeb_sip_srv_conf_t  **t;
+    ngx_uint_t                  i;
+    ngx_codeb_sip_trunk_t     **trunk;
     ngx_codeb_sip_main_conf_t  *smcf;
 
     smcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
@@ -344,22 +329,14 @@ ngx_codeb_sip_trunk_by_addr(struct sockaddr *sockaddr, socklen_t socklen)
         return NULL;
     }
 
-    t = smcf->tenants.elts;
+    trunk = smcf->trunks.elts;
 
-    for (i = 0; i < smcf->tenants.nelts; i++) {
-        if (t[i]->trunks == NULL) {
-            continue;
-        }
-
-        trunk = t[i]->trunks->elts;
-
-        for (j = 0; j < t[i]->trunks->nelts; j++) {
-            if (ngx_cmp_sockaddr(sockaddr, socklen, trunk[j].addr.sockaddr,
-                                 trunk[j].addr.socklen, 1)
-                == NGX_OK)
-            {
-                return &trunk[j];
-            }
+    for (i = 0; i < smcf->trunks.nelts; i++) {
+        if (ngx_cmp_sockaddr(sockaddr, socklen, trunk[i]->addr.sockaddr,
+                             trunk[i]->addr.socklen, 1)
+            == NGX_OK)
+        {
+            return trunk[i];
         }
     }
 

@@ -145,9 +145,8 @@ ngx_int_t
 ngx_codeb_sip_trunk_reg_init_process(ngx_cycle_t *cycle,
     ngx_codeb_sip_main_conf_t *smcf)
 {
-    ngx_uint_t                  i, j;
-    ngx_codeb_sip_trunk_t      *trunk;
-    ngx_codeb_sip_srv_conf_t  **t;
+    ngx_uint_t               i;
+    ngx_codeb_sip_trunk_t  **trunk;
 
     if (ngx_array_init(&ngx_codeb_sip_regs, cycle->pool, 4, sizeof(void *))
         != NGX_OK)
@@ -155,19 +154,11 @@ ngx_codeb_sip_trunk_reg_init_process(ngx_cycle_t *cycle,
         return NGX_ERROR;
     }
 
-    t = smcf->tenants.elts;
+    trunk = smcf->trunks.elts;
 
-    for (i = 0; i < smcf->tenants.nelts; i++) {
-        if (t[i]->trunks == NULL) {
-            continue;
-        }
-
-        trunk = t[i]->trunks->elts;
-
-        for (j = 0; j < t[i]->trunks->nelts; j++) {
-            if (ngx_codeb_sip_reg_create(cycle, &trunk[j]) != NGX_OK) {
-                return NGX_ERROR;
-            }
+    for (i = 0; i < smcf->trunks.nelts; i++) {
+        if (ngx_codeb_sip_reg_create(cycle, trunk[i]) != NGX_OK) {
+            return NGX_ERROR;
         }
     }
 

@@ -276,7 +276,9 @@ ngx_codeb_sipws_create_main_conf(ngx_conf_t *cf)
     }
 
     if (ngx_array_init(&smcf->tenants, cf->pool, 4, sizeof(void *))
-        != NGX_OK)
+        != NGX_OK
+        || ngx_array_init(&smcf->trunks, cf->pool, 4, sizeof(void *))
+           != NGX_OK)
     {
         return NULL;
     }
@@ -310,7 +312,9 @@ ngx_codeb_sipws_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_codeb_sip_srv_conf_t  *prev = parent;
     ngx_codeb_sip_srv_conf_t  *conf = child;
 
+    ngx_uint_t                   i;
     ngx_codeb_tenant_t          *t;
+    ngx_codeb_sip_trunk_t       *trunk, **tr;
     ngx_codeb_sip_srv_conf_t   **tp;
     ngx_codeb_sip_main_conf_t   *smcf;
 
@@ -323,6 +327,13 @@ ngx_codeb_sipws_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     t = ngx_http_conf_get_module_srv_conf(cf, ngx_codeb_core_module);
 
     if (t->name.len == 0) {
+        if (conf->trunks) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "codeb_sip_trunk needs codeb_tenant in its "
+                               "server");
+            return NGX_CONF_ERROR;
+        }
+
         return NGX_CONF_OK;
     }
 
@@ -346,6 +357,19 @@ ngx_codeb_sipws_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     *tp = conf;
+
+    /* every trunk of every tenant, for the workers' loops */
+
+    trunk = conf->trunks ? conf->trunks->elts : NULL;
+
+    for (i = 0; trunk && i < conf->trunks->nelts; i++) {
+        tr = ngx_array_push(&smcf->trunks);
+        if (tr == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *tr = &trunk[i];
+    }
 
     return NGX_CONF_OK;
 }
