@@ -72,6 +72,7 @@ enum {
     P_BYE,              /* BYE sent, waiting for 200 */
     P_PEER,             /* waiting until the callee has had its BYE */
     P_PAUSE,            /* after an error: wait, then start again */
+    P_UNREGD,           /* unregistered at the end */
     P_DEAD
 };
 
@@ -90,6 +91,8 @@ struct cl_s {
     uint32_t   cseq;
     uint32_t   seq;                 /* per-client counter for identifiers */
     char       callid[64], ftag[24];
+    char       regcallid[64];       /* the registration's Call-ID */
+    uint32_t   reg_cseq;
     char       nonce[80], realm[64], opaque[80];
     uint32_t   nc;
     uint64_t   t_start;             /* registration / call started */
@@ -155,6 +158,8 @@ static uint64_t err_connect, err_handshake, err_closed, err_status,
                 err_timeout, err_parse, err_auth, err_unexpected;
 static int      shown;
 static int      probe, probe_ok;            /* -s probe */
+static int      unregistering;              /* after the window */
+static uint64_t n_unreg;
 
 
 static uint64_t
@@ -783,7 +788,7 @@ send_register(cl_t *c, int auth)
     if (auth) {
         digest_header(c, ah, sizeof(ah), "Authorization", "REGISTER", uri);
     }
-    c->cseq++;
+    c->reg_cseq++;
     c->seq++;
     n = snprintf(buf, sizeof(buf),
         "REGISTER %s SIP/2.0\r\n"
@@ -793,14 +798,22 @@ send_register(cl_t *c, int auth)
         "To: <sip:%s@%s>\r\n"
         "Call-ID: %s\r\n"
         "CSeq: %u REGISTER\r\n"
-        "Contact: <sip:%s@%s%s>;expires=600\r\n"
-        "Expires: 600\r\n"
+        "%s%s%s%s%s"
         "%s"
         "User-Agent: sipload\r\n"
         "Content-Length: 0\r\n\r\n",
         uri, via_proto(), c->host, runtag, c->idx, c->seq,
-        c->user, o_domain, c->ftag, c->user, o_domain, c->callid, c->cseq,
-        c->user, c->host, contact_params(), ah);
+        c->user, o_domain, c->ftag, c->user, o_domain, c->regcallid,
+        c->reg_cseq,
+        /* the end: every binding of the user goes (RFC 3261 10.2.2) */
+        unregistering ? "Contact: *\r\nExpires: 0\r\n" : "Contact: <sip:",
+        unregistering ? "" : c->user, unregistering ? "" : "@",
+        unregistering ? "" : c->host,
+        unregistering ? ""
+                      : (o_transport == T_WS
+                         ? ";transport=ws>;expires=600\r\nExpires: 600\r\n"
+                         : ">;expires=600\r\nExpires: 600\r\n"),
+        ah);
     c->phase = auth ? P_REG2 : P_REG1;
     c->deadline = now_ns() + (uint64_t) (o_timeout * 1e9);
     sip_send(c, buf, n);
@@ -1118,7 +1131,7 @@ on_response(cl_t *c, sip_t *s)
 
     case P_REG1:
         if (s->status != 401 || strcmp(s->cseq_m, "REGISTER") != 0
-            || s->cseq != c->cseq)
+            || s->cseq != c->reg_cseq)
         {
             fail(c, "REGISTER without digest: expected 401", s);
             return;
@@ -1133,12 +1146,17 @@ on_response(cl_t *c, sip_t *s)
 
     case P_REG2:
         if (s->status != 200 || strcmp(s->cseq_m, "REGISTER") != 0
-            || s->cseq != c->cseq)
+            || s->cseq != c->reg_cseq)
         {
             if (s->status == 401) {
                 err_auth++;
             }
             fail(c, "REGISTER with digest: expected 200", s);
+            return;
+        }
+        if (unregistering) {
+            c->phase = P_UNREGD;
+            n_unreg++;
             return;
         }
         if (!measuring && !stopping && c->role != R_REG) {
@@ -1730,6 +1748,7 @@ clients_init(int n, int calls, int base)
         snprintf(c->user, sizeof(c->user), "%s%d", o_prefix, u);
         snprintf(c->pass, sizeof(c->pass), "pw-%s%d", o_prefix, u);
         snprintf(c->callid, sizeof(c->callid), "r%x-%d@sipload", runtag, u);
+        memcpy(c->regcallid, c->callid, sizeof(c->callid));
         snprintf(c->ftag, sizeof(c->ftag), "r%x", u);
         if (calls) {
             c->role = (i & 1) ? R_CALLEE : R_CALLER;
@@ -1813,6 +1832,39 @@ drain(double max_s)
 }
 
 
+/* the end: every phone removes its bindings (bounded), so that the next
+ * stage on the same users finds none of ours */
+static void
+unregister_all(double max_s)
+{
+    uint64_t end = now_ns() + (uint64_t) (max_s * 1e9);
+    int      i, busy;
+
+    unregistering = 1;
+    for (i = 0; i < ncls; i++) {
+        int p = cls[i].phase;
+        if (cls[i].fd >= 0 && (p == P_REGD || p == P_READY || p == P_PAUSE
+                               || p == P_PEER))
+        {
+            reg_start(&cls[i]);
+        }
+    }
+    while (now_ns() < end) {
+        busy = 0;
+        for (i = 0; i < ncls; i++) {
+            if (cls[i].phase == P_REG1 || cls[i].phase == P_REG2) {
+                busy++;
+            }
+        }
+        if (busy == 0) {
+            break;
+        }
+        loop_once(5);
+        check_timers();
+    }
+}
+
+
 static void
 print_cpu(const char *stage, cpu_mark_t *a, cpu_mark_t *b, double lg_s)
 {
@@ -1839,7 +1891,7 @@ print_cpu(const char *stage, cpu_mark_t *a, cpu_mark_t *b, double lg_s)
 /* ---- -j: children run their share, the parent adds up ---- */
 
 typedef struct {
-    uint64_t reg_done, call_done, setup_ok, alive, msgs_in, msgs_out;
+    uint64_t reg_done, call_done, setup_ok, alive, msgs_in, msgs_out, unreg;
     uint64_t err[8];
     double   cpu_s;
     size_t   nlat[4];
@@ -1900,6 +1952,7 @@ share_fill(share_t *sh, int setup_ok, double cpu0)
     sh->alive = count_alive();
     sh->msgs_in = n_msgs_in;
     sh->msgs_out = n_msgs_out;
+    sh->unreg = n_unreg;
     sh->err[0] = err_connect; sh->err[1] = err_handshake;
     sh->err[2] = err_closed; sh->err[3] = err_status;
     sh->err[4] = err_timeout; sh->err[5] = err_parse;
@@ -1921,6 +1974,7 @@ share_add(share_t *sh, int fd)
     n_call_done += sh->call_done;
     n_msgs_in += sh->msgs_in;
     n_msgs_out += sh->msgs_out;
+    n_unreg += sh->unreg;
     err_connect += sh->err[0]; err_handshake += sh->err[1];
     err_closed += sh->err[2]; err_status += sh->err[3];
     err_timeout += sh->err[4]; err_parse += sh->err[5];
@@ -2164,6 +2218,7 @@ main(int argc, char **argv)
     }
     lg_s = self_cpu_s() - cpu0;
     drain(2.0);
+    unregister_all(3.0);
 
     if (job != 0) {
         share_fill(&sh, setup_ok, cpu0);
@@ -2206,8 +2261,9 @@ main(int argc, char **argv)
         lat_print("reg", &lat_reg);
     }
     print_cpu(o_stage, &a, &b, lg_s);
-    printf("msgs_in %llu\nmsgs_out %llu\n", (unsigned long long) n_msgs_in,
-           (unsigned long long) n_msgs_out);
+    printf("msgs_in %llu\nmsgs_out %llu\nunregistered %llu\n",
+           (unsigned long long) n_msgs_in, (unsigned long long) n_msgs_out,
+           (unsigned long long) n_unreg);
 
 errors:
     printf("err_connect %llu\nerr_handshake %llu\nerr_closed %llu\n"

@@ -30,8 +30,8 @@
 # so that what else runs on the machine weighs on all of them alike.
 #
 # Environment (defaults):
-#   DURATION=5         s of one round of a figure (1..30)
-#   ROUNDS=2           rounds per figure (1..5): each figure is ROUNDS x
+#   DURATION=2.5       s of one round of a figure (1..30)
+#   ROUNDS=4           rounds per figure (1..10): each figure is ROUNDS x
 #                      DURATION s of load per server
 #   MEM_CONNS=2000     WebSockets of the memory stage (also the user count)
 #   MEM_CONC=100       of them registering at once
@@ -58,8 +58,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
-DURATION=${DURATION:-5}
-ROUNDS=${ROUNDS:-2}
+DURATION=${DURATION:-2.5}
+ROUNDS=${ROUNDS:-4}
 MEM_CONNS=${MEM_CONNS:-2000}
 MEM_CONC=${MEM_CONC:-100}
 REG_PHONES=${REG_PHONES:-200}
@@ -79,8 +79,8 @@ done
 if awk -v d="$DURATION" 'BEGIN { exit !(d > 30 || d < 1) }'; then
     echo "DURATION is 1..30 s" >&2; exit 2
 fi
-if [ "$ROUNDS" -lt 1 ] || [ "$ROUNDS" -gt 5 ]; then
-    echo "ROUNDS must be 1..5" >&2; exit 2
+if [ "$ROUNDS" -lt 1 ] || [ "$ROUNDS" -gt 10 ]; then
+    echo "ROUNDS must be 1..10" >&2; exit 2
 fi
 if [ "$REG_PHONES" -lt 1 ] || [ "$REG_PHONES" -gt 5000 ] || [ "$CALL_PAIRS" -lt 1 ] \
     || [ "$CALL_PAIRS" -gt 2500 ]; then
@@ -109,12 +109,13 @@ DOMAIN=localhost
 KAM_MODULES=/usr/lib/x86_64-linux-gnu/kamailio/modules
 
 # users u0..u<USERS-1>, password pw-u<i>, listed in both servers; the reg and
-# call stages spread their phones over the list (stride), each stage of each
-# round on its own users (offsets 0..4*ROUNDS-1 within the stride), so no
-# stage meets another's bindings
+# call stages spread their phones over the list (stride), each stage on its
+# own users (offsets 0..3 within the stride), and the phones unregister at
+# the end of every round (Contact: *, Expires: 0), so no stage or round
+# meets another's bindings
 biggest=$((REG_PHONES > 2 * CALL_PAIRS ? REG_PHONES : 2 * CALL_PAIRS))
 USERS=$MEM_CONNS
-[ $((USERS / biggest)) -ge $((4 * ROUNDS)) ] || USERS=$((4 * ROUNDS * biggest))
+[ $((USERS / biggest)) -ge 4 ] || USERS=$((4 * biggest))
 STRIDE=$((USERS / biggest))
 
 # shellcheck source=bench/lib.sh
@@ -421,15 +422,13 @@ run_lg() {
 }
 
 # one figure, one round: stage server round ws-port udp-port groups...
-# (each round and stage has users of its own: offset (round-1)*4 + stage
-# within the stride, so no stage meets another's bindings)
+# (each stage has users of its own: offset 0..3 within the stride)
 measure() {
     local st=$1 s=$2 r=$3 ws=$4 udp=$5 off t kind
     shift 5
     case $st in
         reg-ws) off=0 ;; reg-udp) off=1 ;; call-ws) off=2 ;; call-udp) off=3 ;;
     esac
-    off=$(((r - 1) * 4 + off))
     kind=${st%-*}
     t=${st#*-}
     if [ "$kind" = reg ]; then
@@ -537,6 +536,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
         fi
     done
 done
+# every phone unregistered or closed its WebSocket: nothing should be left
+BINDINGS_LEFT=$(redis-cli -s "$TMP/redis.sock" scard "codeb:{$DOMAIN}:regs" 2>/dev/null)
 stop_nginx
 stop_kamailio kam
 stop_kamailio kamm
@@ -714,13 +715,16 @@ for r in ours.mem ours.reg-ws ours.reg-udp ours.call-ws ours.call-udp kam.mem ka
     printf '  %-14s %s' "$r" "$(errs "$r")"
     case $r in
         *.mem) printf '; registered %s/%s' "$(num "$r" mem_registered)" "$MEM_CONNS" ;;
-        *) printf '; phones registered %s/%s' "$(num "$r" setup_registered)" "$(num "$r" setup_phones)" ;;
+        *) printf '; phones registered %s/%s, unregistered at the end %s/%s' \
+               "$(num "$r" setup_registered)" "$(num "$r" setup_phones)" \
+               "$(num "$r" unregistered)" "$(awk -v p="$(val "$r" setup_phones)" -v n="$ROUNDS" 'BEGIN { print (p == "") ? "-" : p * n }')" ;;
     esac
     case $r in
         *udp) printf '; UDP datagrams dropped by full receive buffers: %s' "$(num "$r" udp_rcvbuf_drops)" ;;
     esac
     echo
 done
+echo "  ours: users with bindings left in Redis after the rounds: ${BINDINGS_LEFT:--}"
 check_nginx_log
 echo
 echo "total time: $(($(date +%s) - T_START)) s"
