@@ -268,6 +268,7 @@ memcheck() {
     log "t/ under AddressSanitizer"
     TEST_NGINX_MODULES=$ROOT/build/asan/modules TEST_NGINX_BINARY=$ROOT/build/asan/nginx \
         TEST_NGINX_SERVROOT=$ROOT/t/servroot-asan TEST_NGINX_PORT=2984 \
+        CODEB_MEDIAD=$ROOT/build/asan/mediad/codeb-mediad \
         prove $(ls t/*.t | grep -v 000-harness) || bad=1
     for r in "$ROOT"/build/asan/report.*; do
         [ -e "$r" ] || continue
