@@ -224,16 +224,18 @@ cmp_u64(const void *a, const void *b)
 static void
 lat_print(const char *name, lat_t *l)
 {
-    double p50 = 0, p99 = 0, max = 0;
+    double p50 = 0, p90 = 0, p99 = 0, max = 0;
 
     if (l->n) {
         qsort(l->v, l->n, sizeof(uint64_t), cmp_u64);
         p50 = l->v[(size_t) (l->n * 0.50)] / 1e6;
+        p90 = l->v[(size_t) (l->n * 0.90)] / 1e6;
         p99 = l->v[(size_t) (l->n * 0.99)] / 1e6;
         max = l->v[l->n - 1] / 1e6;
     }
-    printf("%s_samples %zu\n%s_p50_ms %.3f\n%s_p99_ms %.3f\n%s_max_ms %.3f\n",
-           name, l->n, name, p50, name, p99, name, max);
+    printf("%s_samples %zu\n%s_p50_ms %.3f\n%s_p90_ms %.3f\n%s_p99_ms %.3f\n"
+           "%s_max_ms %.3f\n", name, l->n, name, p50, name, p90, name, p99,
+           name, max);
 }
 
 
