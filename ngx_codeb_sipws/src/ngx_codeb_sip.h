@@ -336,6 +336,9 @@ ngx_codeb_sip_flow_t *ngx_codeb_sip_flow_by_token(ngx_str_t *token,
  * ("sip-watch" to the flow's worker, "sip-gone" back)
  */
 void ngx_codeb_sip_flow_watch(ngx_codeb_sip_flow_t *flow, char const *call_id);
+/* a remote flow's transport and our address on it, from its binding */
+ngx_int_t ngx_codeb_sip_flow_describe(ngx_codeb_sip_flow_t *flow,
+    ngx_str_t *transport, ngx_str_t *local);
 /* "WS", "WSS", "UDP", "TCP", "TLS" */
 char *ngx_codeb_sip_transport_name(ngx_codeb_sip_transport_e t);
 ngx_int_t ngx_codeb_sip_flow_init(ngx_conf_t *cf);

@@ -166,6 +166,7 @@ ngx_codeb_sip_flow_host(ngx_codeb_sip_flow_t *flow)
     if (flow->transport == NGX_CODEB_SIP_WS
         || flow->transport == NGX_CODEB_SIP_WSS || flow->remote.len)
     {
+        /* a remote TCP flow without its address from the binding too */
         return "codeb.invalid";
     }
 
@@ -201,6 +202,43 @@ ngx_codeb_sip_flow_host(ngx_codeb_sip_flow_t *flow)
     flow->local.len = host.len;
 
     return (char *) flow->local.data;
+}
+
+
+/*
+ * what a binding says of a remote flow: its transport ("TCP", "WSS", ...)
+ * and our "<host>:<port>" on it, for Via and Contact
+ */
+ngx_int_t
+ngx_codeb_sip_flow_describe(ngx_codeb_sip_flow_t *flow, ngx_str_t *transport,
+    ngx_str_t *local)
+{
+    ngx_uint_t  t;
+
+    for (t = NGX_CODEB_SIP_UDP; t <= NGX_CODEB_SIP_WSS; t++) {
+        if (transport->len == ngx_strlen(ngx_codeb_sip_transport_name(t))
+            && ngx_strncmp(transport->data, ngx_codeb_sip_transport_name(t),
+                           transport->len) == 0)
+        {
+            flow->transport = t;
+        }
+    }
+
+    if (local == NULL || local->len == 0 || flow->transport >= NGX_CODEB_SIP_WS
+        || flow->local.len)
+    {
+        return NGX_OK;
+    }
+
+    flow->local.data = ngx_alloc(local->len + 1, flow->log);
+    if (flow->local.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    *ngx_cpymem(flow->local.data, local->data, local->len) = '\0';
+    flow->local.len = local->len;
+
+    return NGX_OK;
 }
 
 

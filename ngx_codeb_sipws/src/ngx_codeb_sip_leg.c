@@ -348,7 +348,7 @@ ngx_codeb_sip_leg_create(ngx_codeb_sip_call_t *call, ngx_str_t *binding,
     ngx_array_t              *m;
     ngx_codeb_sip_flow_t     *flow;
     ngx_codeb_sip_leg_t      *leg;
-    ngx_codeb_json_member_t  *jc, *jf;
+    ngx_codeb_json_member_t  *jc, *jf, *jt, *jl;
 
     if (ngx_codeb_json_object(ngx_codeb_scratch(), binding->data,
                               binding->len, &m) != NGX_OK
@@ -373,6 +373,17 @@ ngx_codeb_sip_leg_create(ngx_codeb_sip_call_t *call, ngx_str_t *binding,
 
     flow = ngx_codeb_sip_flow_by_token(&jf->str, call->log);
     if (flow == NULL) {
+        return NULL;
+    }
+
+    jt = ngx_codeb_json_get_type(m, "transport", NGX_CODEB_JSON_STRING);
+    jl = ngx_codeb_json_get_type(m, "local", NGX_CODEB_JSON_STRING);
+
+    if (flow->remote.len && jt
+        && ngx_codeb_sip_flow_describe(flow, &jt->str, jl ? &jl->str : NULL)
+           != NGX_OK)
+    {
+        ngx_codeb_sip_flow_close(flow);
         return NULL;
     }
 

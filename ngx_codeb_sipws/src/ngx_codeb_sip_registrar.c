@@ -368,6 +368,11 @@ ngx_codeb_sip_binding_value(ngx_codeb_sip_flow_t *flow, msg_t *req,
                        ngx_codeb_sip_transport_name(flow->transport));
     ngx_codeb_gen_vstr(g, "source", &flow->addr_text);
     ngx_codeb_gen_int(g, "port", flow->port);
+
+    /* our address on its connection, for a worker that sends through it */
+    if (ngx_codeb_sip_flow_host(flow)) {
+        ngx_codeb_gen_cstr(g, "local", (char *) ngx_codeb_sip_flow_host(flow));
+    }
     ngx_codeb_gen_int(g, "expires", ngx_time() + expires);
     ngx_codeb_gen_cstr(g, "callId", (char *) rq->sip_call_id->i_id);
     ngx_codeb_gen_int(g, "cseq", rq->sip_cseq->cs_seq);
