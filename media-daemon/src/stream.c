@@ -11,7 +11,9 @@
 
 #include <arpa/inet.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -170,21 +172,54 @@ md_stream_free(md_stream_t *s)
 
 
 /*
+ * another ICE agent or DTLS endpoint behind s's side (a transfer, a new
+ * device, an ICE restart): new ICE credentials of ours (RFC 8445 §9), no
+ * pair selected, and a new DTLS association (RFC 8842 §5) with our role
+ * from its a=setup
+ */
+static void
+md_stream_renew(md_stream_t *s)
+{
+    md_log(MD_LOG_INFO, "[%s] stream %d of %s: new ICE credentials or "
+           "fingerprint: ICE and DTLS start again", s->call->id, s->index,
+           s->leg->tag);
+
+    md_ice_credentials(s->ice_ufrag, s->ice_pwd);
+    s->ice_selected = 0;
+    s->latched = 0;
+    s->has_remote = 0;
+
+    md_dtls_free(s->dtls);
+    s->dtls = NULL;
+    s->dtls_started = 0;
+    strcpy(s->setup, "actpass");
+}
+
+
+/*
  * the ICE and DTLS attributes of s's endpoint, media or session level;
  * 1 when it is an ICE agent (its address comes from its checks)
  */
 static int
 md_stream_learn_webrtc(md_stream_t *s, md_sdp_t *sdp, md_sdp_media_t *m)
 {
+    const char  *ufrag, *fp;
+
+    ufrag = m->ice_ufrag[0] ? m->ice_ufrag : sdp->ice_ufrag;
+    fp = m->fingerprint[0] ? m->fingerprint : sdp->fingerprint;
+
+    if ((s->remote_ufrag[0] && strcmp(s->remote_ufrag, ufrag) != 0)
+        || (s->remote_fp[0] && strcasecmp(s->remote_fp, fp) != 0))
+    {
+        md_stream_renew(s);
+    }
+
     s->webrtc = strncmp(m->proto, "UDP/TLS/", 8) == 0;
     s->leg->bundle = sdp->bundle;
     memcpy(s->mid, m->mid, sizeof(s->mid));
     memcpy(s->remote_setup, m->setup, sizeof(s->remote_setup));
-    memcpy(s->remote_ufrag, m->ice_ufrag[0] ? m->ice_ufrag : sdp->ice_ufrag,
-           sizeof(s->remote_ufrag));
-    memcpy(s->remote_fp, m->fingerprint[0] ? m->fingerprint
-                                            : sdp->fingerprint,
-           sizeof(s->remote_fp));
+    snprintf(s->remote_ufrag, sizeof(s->remote_ufrag), "%s", ufrag);
+    snprintf(s->remote_fp, sizeof(s->remote_fp), "%s", fp);
 
     if (s->remote_ufrag[0] == '\0') {
         return 0;
