@@ -145,7 +145,14 @@
       },
       answer() {
         if (!session) throw new Error('no call to answer');
-        session.answer({ mediaConstraints: { audio: true, video: false }, pcConfig: { iceServers: cfg.iceServers } });
+        // rtcOfferConstraints: an INVITE without an offer (a transfer's,
+        // RFC 3261 13.2.1) gets ours in the 200; JsSIP asks for no
+        // microphone without them
+        session.answer({
+          mediaConstraints: { audio: true, video: false },
+          pcConfig: { iceServers: cfg.iceServers },
+          rtcOfferConstraints: { offerToReceiveAudio: true, offerToReceiveVideo: false },
+        });
       },
       reject(code) {
         if (!session) throw new Error('no call to reject');
