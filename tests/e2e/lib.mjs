@@ -1,23 +1,30 @@
 // Shared setup of the browser end-to-end tests (room.test.mjs,
-// mediad.test.mjs, phones.test.mjs): the loopback-only network namespace,
-// bounded waits, free ports, child processes with a log file, small Redis
-// and NG clients, Debian chromium through
-// playwright-core, and a Harness that owns the temp dir, the browser and
-// the pages and cleans up on every way out (end of the run, SIGINT/SIGTERM/
-// SIGHUP, the outer process or test runner going away, process.exit, a
-// global watchdog).
+// mediad.test.mjs, phones.test.mjs, trunk.test.mjs): the loopback-only
+// network namespace, bounded waits, free ports, child processes with a log
+// file, a small HTTP GET, the servers the tests start (redis-server,
+// codeb-mediad, nginx with a generated nginx.conf) and the checks at their
+// end, small Redis and NG clients, Debian chromium through playwright-core,
+// and a Harness that owns the temp dir, the browser and the pages, runs
+// scenarios with diagnostics and cleans up on every way out (end of the
+// run, SIGINT/SIGTERM/SIGHUP, the outer process or test runner going away,
+// process.exit, a global watchdog).  What only the softphone tests share is
+// in sip-lib.mjs.
 //
 // Not a test file: `node --test tests/e2e/` runs only *.test.mjs here.
 // All durations and timeouts are in milliseconds.
 //
 // Environment: CODEB_E2E_CHROMIUM (default /usr/bin/chromium),
-// CODEB_E2E_KEEP=1 keeps the temp dir for inspection.  CODEB_NETNS and
-// CODEB_E2E_LIFELINE are set by enterLoopbackNamespace for the inner run.
+// TEST_NGINX_MODULES (default build/modules), CODEB_MEDIAD (default
+// build/mediad/codeb-mediad), CODEB_E2E_KEEP=1 keeps the temp dir for
+// inspection, CODEB_E2E_TRACE=1 prints each scenario's diagnostics also
+// when it passes.  CODEB_NETNS and CODEB_E2E_LIFELINE are set by
+// enterLoopbackNamespace for the inner run.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import dgram from 'node:dgram';
 import os from 'node:os';
@@ -29,6 +36,15 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 
 /** The chromium binary: CODEB_E2E_CHROMIUM, else Debian's /usr/bin/chromium. */
 export const CHROMIUM = process.env.CODEB_E2E_CHROMIUM || '/usr/bin/chromium';
+
+/** The built nginx modules: TEST_NGINX_MODULES, else build/modules. */
+export const MODULES = path.resolve(ROOT, process.env.TEST_NGINX_MODULES || path.join('build', 'modules'));
+
+/** The media daemon: CODEB_MEDIAD, else build/mediad/codeb-mediad. */
+export const MEDIAD = path.resolve(ROOT, process.env.CODEB_MEDIAD || path.join('build', 'mediad', 'codeb-mediad'));
+
+/** The pages (html/), the document root of the tests' nginx. */
+export const HTML = path.join(ROOT, 'html');
 
 // ---------------------------------------------------------------------------
 // The loopback-only namespace
@@ -175,17 +191,19 @@ export function tail(file, lines = 60) {
 }
 
 /**
- * Starts `cmd args` (child_process.spawn options `opts`) with stdout and
- * stderr appended to `logFile`.  Returns { name, child, logFile, exited,
- * code, signal, spawnError, exit, stop }: `exit` resolves when the process
- * has exited (or could not be started: spawnError); `stop(first = 'SIGTERM',
- * graceMs = 5000)` sends `first` and waits graceMs ms, then SIGTERM and
- * 2000 ms, then SIGKILL and 2000 ms, and resolves true if the first signal
- * sufficed (or it had already exited), false otherwise.
+ * Starts `cmd args` (child_process.spawn options `opts`, but for
+ * `stopSignal` and `stopGraceMs`) with stdout and stderr appended to
+ * `logFile`.  Returns { name, child, logFile, exited, code, signal,
+ * spawnError, exit, stop }: `exit` resolves when the process has exited (or
+ * could not be started: spawnError); `stop(first = stopSignal ('SIGTERM'),
+ * graceMs = stopGraceMs (5000))` sends `first` and waits graceMs ms, then
+ * SIGTERM and 2000 ms, then SIGKILL and 2000 ms, and resolves true if the
+ * first signal sufficed (or it had already exited), false otherwise.
  */
 export function startProc(name, cmd, args, logFile, opts = {}) {
+  const { stopSignal = 'SIGTERM', stopGraceMs = 5000, ...spawnOpts } = opts;
   const out = fs.openSync(logFile, 'a');
-  const child = spawn(cmd, args, { stdio: ['ignore', out, out], ...opts });
+  const child = spawn(cmd, args, { stdio: ['ignore', out, out], ...spawnOpts });
   fs.closeSync(out);
   const proc = { name, child, logFile, exited: false, code: null, signal: null, spawnError: null };
   proc.exit = new Promise((resolve) => {
@@ -193,7 +211,7 @@ export function startProc(name, cmd, args, logFile, opts = {}) {
     child.on('exit', (code, signal) => { proc.exited = true; proc.code = code; proc.signal = signal; resolve(); });
   });
   // Bounded stop: first signal, then TERM, then KILL. Returns true if the first signal sufficed.
-  proc.stop = async (first = 'SIGTERM', graceMs = 5000) => {
+  proc.stop = async (first = stopSignal, graceMs = stopGraceMs) => {
     if (proc.exited) return true;
     const steps = [[first, graceMs], ['SIGTERM', 2000], ['SIGKILL', 2000]];
     for (let i = 0; i < steps.length; i++) {
@@ -207,11 +225,222 @@ export function startProc(name, cmd, args, logFile, opts = {}) {
 }
 
 /**
- * Runs `fn` in the page (page.evaluate) for a diagnostic snapshot; bounded
- * to 5000 ms; a failure or timeout resolves to { error: message }.
+ * Waits (waitFor) until `ready()` is truthy, failing at once with the tail
+ * of its log if the process `proc` (startProc) has exited meanwhile.
+ * options: timeout (10000), interval (100), log (the file to show, default
+ * proc.logFile), lines (30).
  */
-export function snapshotPage(page, fn) {
-  return withTimeout(page.evaluate(fn), 5000, 'page snapshot').catch((e) => ({ error: e.message }));
+export function waitUp(proc, what, ready, { timeout = 10000, interval = 100, log = proc.logFile, lines = 30 } = {}) {
+  return waitFor(what, async () => {
+    if (proc.exited) {
+      throw new Error(proc.name + ' exited (code ' + proc.code + ', signal ' + proc.signal + '):\n' + tail(log, lines));
+    }
+    return ready();
+  }, { timeout, interval });
+}
+
+/**
+ * GET http://127.0.0.1:`port``p` with the request `headers`; resolves to
+ * { status, headers, body (text) }, rejects on an error or when no answer
+ * came within `timeout` ms (default 2000).
+ */
+export function httpGet(port, p, { headers = {}, timeout = 2000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path: p, timeout, headers }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}
+
+/**
+ * Runs `fn` in the page (page.evaluate, with `arg`) for a diagnostic
+ * snapshot; bounded to 5000 ms; a failure or timeout resolves to
+ * { error: message }.
+ */
+export function snapshotPage(page, fn, arg) {
+  return withTimeout(page.evaluate(fn, arg), 5000, 'page snapshot').catch((e) => ({ error: e.message }));
+}
+
+// ---------------------------------------------------------------------------
+// The servers a test file starts in its temp dir, and the checks at the end
+
+/**
+ * Asserts that `./build.sh build` made the CodeB modules `modules` (short
+ * names: 'core', 'signal', 'sipws') in MODULES and, with `mediad`, the
+ * media daemon MEDIAD.
+ */
+export function assertBuilt(modules, { mediad = false } = {}) {
+  for (const m of modules) {
+    const f = path.join(MODULES, 'ngx_codeb_' + m + '_module.so');
+    assert.ok(fs.existsSync(f), 'modules not built: run ./build.sh build (looked for ' + f + ')');
+  }
+  if (mediad) assert.ok(fs.existsSync(MEDIAD), 'codeb-mediad not built: run ./build.sh build (looked for ' + MEDIAD + ')');
+}
+
+/**
+ * Starts redis-server on the unix socket tmp/redis.sock (no TCP port, no
+ * persistence; log tmp/logs/redis.log).  Returns the process (startProc)
+ * with `sock` and `ready`, which resolves once it answers PING (10000 ms).
+ */
+export function startRedis(tmp) {
+  const sock = path.join(tmp, 'redis.sock');
+  const redis = startProc('redis-server', 'redis-server', ['--port', '0', '--unixsocket', sock,
+    '--unixsocketperm', '777', '--save', '', '--appendonly', 'no', '--dir', tmp],
+  path.join(tmp, 'logs', 'redis.log'));
+  redis.sock = sock;
+  redis.ready = waitUp(redis, 'redis-server on ' + sock, () => redisPing(sock), { lines: 20 });
+  redis.ready.catch(() => {}); // awaited by the caller; never an unhandled rejection
+  return redis;
+}
+
+/**
+ * Starts codeb-mediad (MEDIAD): NG on a free UDP port of 127.0.0.1
+ * (`ngPort`), media ports in a random range of 200 from 41000 (`rtp`:
+ * [min, max]), one media thread, calls dropped after 60 s without media;
+ * log tmp/logs/mediad.log; stopped with SIGINT.  Resolves to the process
+ * (startProc) with `ngPort`, `rtp` and `ready`, which resolves once it
+ * answers an NG ping (10000 ms).
+ */
+export async function startMediad(tmp) {
+  const ngPort = await freePort('udp');
+  const base = 41000 + 2 * Math.floor(Math.random() * 9000);
+  const mediad = startProc('codeb-mediad', MEDIAD, ['--listen-ng', '127.0.0.1:' + ngPort,
+    '--port-min', String(base), '--port-max', String(base + 199), '--interface', '127.0.0.1',
+    '--threads', '1', '--timeout', '60'], path.join(tmp, 'logs', 'mediad.log'), { stopSignal: 'SIGINT' });
+  mediad.ngPort = ngPort;
+  mediad.rtp = [base, base + 199];
+  mediad.ready = waitUp(mediad, 'codeb-mediad answering NG ping on 127.0.0.1:' + ngPort, async () => {
+    const r = await ngRequest(ngPort, { command: 'ping' }, { timeout: 200, retries: 0 }).catch(() => null);
+    return r && r.result === 'pong';
+  });
+  mediad.ready.catch(() => {}); // awaited by the caller
+  return mediad;
+}
+
+/** Debian's stream module, loaded before ngx_codeb_sipws for SIP over UDP and TCP. */
+export const STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
+
+/**
+ * The nginx.conf of a test run in `tmp`, written by the test file `by`:
+ * Debian's stream module with `stream`, the CodeB `modules` (short names,
+ * from MODULES), 2 workers under a master, not a daemon, `user root` when
+ * run as root, pid and logs in tmp (logs/error.log at info, logs/access.log
+ * as "<worker pid> <client port> "<request>" <status> <time>"), temp paths
+ * in tmp/tmp, `codeb_redis` on the unix socket `redis`.  `http` are the
+ * lines inside http{} after codeb_redis (the servers), `after` the lines
+ * after http{} (a stream{}).
+ */
+export function nginxConf(tmp, { by, stream = false, modules, redis, http: httpLines = [], after = [] }) {
+  return [
+    '# generated by ' + by,
+    ...(stream ? [`load_module ${STREAM_MODULE};`] : []),
+    ...modules.map((m) => `load_module ${MODULES}/ngx_codeb_${m}_module.so;`),
+    process.getuid && process.getuid() === 0 ? 'user root;' : '',
+    'worker_processes 2;',
+    'master_process on;',
+    'daemon off;',
+    `pid ${tmp}/nginx.pid;`,
+    `error_log ${tmp}/logs/error.log info;`,
+    'events { worker_connections 1024; }',
+    'http {',
+    '    include /etc/nginx/mime.types;',
+    '    default_type application/octet-stream;',
+    "    log_format e2e '$pid $remote_port \"$request\" $status $request_time';",
+    `    access_log ${tmp}/logs/access.log e2e;`,
+    `    client_body_temp_path ${tmp}/tmp/body;`,
+    `    proxy_temp_path ${tmp}/tmp/proxy;`,
+    `    fastcgi_temp_path ${tmp}/tmp/fastcgi;`,
+    `    uwsgi_temp_path ${tmp}/tmp/uwsgi;`,
+    `    scgi_temp_path ${tmp}/tmp/scgi;`,
+    `    codeb_redis unix:${redis};`,
+    ...httpLines,
+    '}',
+    ...after,
+    '',
+  ].join('\n');
+}
+
+/**
+ * Writes `conf` to tmp/nginx.conf, asserts that `nginx -t` accepts it and
+ * starts nginx (prefix tmp; its stderr in tmp/logs/nginx.stderr.log;
+ * stopped with SIGQUIT, a graceful shutdown).  Returns the process
+ * (startProc); wait for it with waitUp(nginx, ..., { log: errorLog }).
+ */
+export function startNginx(tmp, conf) {
+  fs.writeFileSync(path.join(tmp, 'nginx.conf'), conf);
+  const args = ['-p', tmp, '-c', path.join(tmp, 'nginx.conf'), '-e', path.join(tmp, 'logs', 'error.log')];
+  const t = spawnSync('nginx', [...args, '-t'], { encoding: 'utf8', timeout: 10000 });
+  assert.equal(t.status, 0, 'nginx -t failed:\n' + t.stderr + '\n' + conf);
+  return startProc('nginx', 'nginx', args, path.join(tmp, 'logs', 'nginx.stderr.log'), { stopSignal: 'SIGQUIT' });
+}
+
+/** Asserts that `proc` (startProc) is still running, showing the last `lines` of `log` if not. */
+export function assertRunning(proc, log, lines = 40) {
+  assert.ok(proc && !proc.exited, (proc ? proc.name : 'a server') + ' died during the run (code ' + (proc && proc.code)
+    + ', signal ' + (proc && proc.signal) + '):\n' + tail(log, lines));
+}
+
+/**
+ * The end of every run's nginx: SIGQUIT, then asserts that no worker
+ * exited on a signal (a crash) and that it quit within 5000 ms.  Returns
+ * the text of its error log `errorLog` (for assertNoAlerts).
+ */
+export async function quitNginx(nginx, errorLog) {
+  const graceful = await nginx.stop('SIGQUIT', 5000);
+  const log = fs.readFileSync(errorLog, 'utf8');
+  const crashes = log.split('\n').filter((l) => /exited on signal/.test(l));
+  assert.deepEqual(crashes, [], 'nginx worker crash (release blocker):\n' + tail(errorLog, 80));
+  assert.ok(graceful, 'nginx did not exit within 5 s of SIGQUIT:\n' + tail(errorLog, 40));
+  return log;
+}
+
+/** Asserts that the nginx error log text `log` has no [alert], [crit] or [emerg] line. */
+export function assertNoAlerts(log) {
+  const alerts = log.split('\n').filter((l) => /\[(alert|emerg|crit)\]/.test(l));
+  assert.deepEqual(alerts, [], 'alert/crit/emerg lines in error.log');
+}
+
+/**
+ * The WebSockets each nginx worker accepted on `location` (the access log
+ * of nginxConf names the worker pid of every request; an upgrade is a 101):
+ * { pid: count }.
+ */
+export function webSocketsPerWorker(tmp, location) {
+  const perWorker = {};
+  for (const l of fs.readFileSync(path.join(tmp, 'logs', 'access.log'), 'utf8').split('\n')) {
+    const [pid, , method, uri, , status] = l.split(' ');
+    if (method === '"GET' && uri === location && status === '101') perWorker[pid] = (perWorker[pid] || 0) + 1;
+  }
+  return perWorker;
+}
+
+/**
+ * Diagnostic lines about the servers: the tail of nginx's error.log and,
+ * with `mediad` (startMediad), the tail of its log and its calls (NG list).
+ */
+export async function serverReport(tmp, mediad) {
+  const out = ['--- nginx error.log (tail):', tail(path.join(tmp, 'logs', 'error.log'), 80)];
+  if (mediad) {
+    out.push('--- codeb-mediad log (tail):', tail(mediad.logFile, 40));
+    const list = await ngRequest(mediad.ngPort, { command: 'list' }, { timeout: 500, retries: 0 }).catch((e) => ({ error: e.message }));
+    out.push('--- codeb-mediad calls: ' + JSON.stringify(list));
+  }
+  return out;
+}
+
+/** Waits (5000 ms) until codeb-mediad on `ngPort` has no call left (each one is deleted on BYE, CANCEL, failure). */
+export async function assertNoMediaCalls(ngPort, what) {
+  await waitFor('codeb-mediad without calls ' + what, async () => {
+    const r = await ngRequest(ngPort, { command: 'list' });
+    if (r.result !== 'ok') throw new Error(JSON.stringify(r));
+    if (r.calls.length) throw new Error('calls: ' + JSON.stringify(r.calls));
+    return true;
+  }, { timeout: 5000, interval: 200 });
 }
 
 // ---------------------------------------------------------------------------
@@ -224,13 +453,15 @@ export function snapshotPage(page, fn) {
  * are defined, and call close() from after().
  *
  * options:
- *   stop()      async; stops the test's own servers, bounded.  cleanup()
- *               runs it after closing the browser and before removing tmp.
  *   procs()     the test's startProc processes (null entries allowed):
  *               SIGKILLed by the synchronous process 'exit' hook, the last
  *               resort when the process exits with them still running.
+ *   stop()      async; stops the test's own servers, bounded.  cleanup()
+ *               runs it after closing the browser and before removing tmp.
+ *               Default: stops procs() in their order, each with its own
+ *               stop signal and grace (startProc).
  *   diagnose(title)  async; prints what helps on a failure (pages, logs).
- *               The watchdog calls it before aborting.
+ *               The watchdog and scenario() call it.
  *   watchdogMs  the global watchdog: after this many ms the run prints
  *               diagnose() and aborts, whatever it is doing.
  *
@@ -242,7 +473,10 @@ export function snapshotPage(page, fn) {
  * exit by itself); and the watchdog timer.
  */
 export class Harness {
-  constructor({ stop = async () => {}, procs = () => [], diagnose = async () => {}, watchdogMs }) {
+  constructor({ procs = () => [], stop, diagnose = async () => {}, watchdogMs }) {
+    stop ??= async () => {
+      for (const p of procs()) if (p && !p.exited) await p.stop();
+    };
     this.tmp = null;
     this.context = null;
     this.pages = [];
@@ -308,10 +542,11 @@ export class Harness {
    * playwright-core as a persistent context with its profile in
    * tmp/chromium-profile and TMPDIR=tmp/tmp: fake camera and microphone,
    * media permission granted, autoplay, loopback ICE allowed.  Launch
-   * timeout 30000 ms, the whole bounded to 40000 ms.  Closes the blank page
-   * it opens and sets `context`.
+   * timeout 30000 ms, the whole bounded to 40000 ms.  `args` are more
+   * command line switches.  Closes the blank page it opens and sets
+   * `context`.
    */
-  async launchChromium() {
+  async launchChromium(args = []) {
     const { chromium } = await import('playwright-core');
     const T = this.tmp;
     this.context = await withTimeout(chromium.launchPersistentContext(path.join(T, 'chromium-profile'), {
@@ -323,6 +558,7 @@ export class Harness {
         '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
         '--autoplay-policy=no-user-gesture-required',
         '--allow-loopback-in-peer-connection',
+        ...args,
       ],
       env: { ...process.env, TMPDIR: path.join(T, 'tmp') },
       timeout: 30000,
@@ -384,6 +620,40 @@ export class Harness {
   }
 
   /**
+   * Prints (stderr) the diagnostics of a failure: a heading naming
+   * `title`, pageReport(snapshot, what) and, while tmp exists, the lines
+   * `more()` resolves to (server logs).
+   */
+  async printDiagnostics(title, snapshot, what, more = async () => []) {
+    const out = ['', '===== e2e diagnostics: ' + title + ' =====', ...await this.pageReport(snapshot, what)];
+    if (this.tmp) out.push(...await more());
+    console.error(out.join('\n'));
+  }
+
+  /**
+   * Runs one scenario, `body()`: on a failure prints diagnose(title) and
+   * rethrows; with CODEB_E2E_TRACE=1 prints it after a success too.  The
+   * pages are closed after it, or with `keepPages` only after a failure
+   * (then `failed()` runs: forget them).  `done()` runs last either way.
+   */
+  async scenario(title, body, { keepPages = false, failed = () => {}, done = async () => {} } = {}) {
+    try {
+      await body();
+      if (process.env.CODEB_E2E_TRACE === '1') await this.diagnose(title + ' (CODEB_E2E_TRACE)');
+    } catch (e) {
+      await this.diagnose(title);
+      if (keepPages) {
+        await this.closePages();
+        failed();
+      }
+      throw e;
+    } finally {
+      if (!keepPages) await this.closePages();
+      await done();
+    }
+  }
+
+  /**
    * Cleans up once (later calls get the same promise): closes the browser
    * (errors printed), runs stop(), removes tmp.
    */
@@ -416,7 +686,7 @@ export class Harness {
 }
 
 // ---------------------------------------------------------------------------
-// Small clients of the servers the tests start (added for phones.test.mjs)
+// Small clients of the servers the tests start
 
 /** Resolves true if the Redis on unix socket `sock` answers PING within 1000 ms. */
 export function redisPing(sock) {

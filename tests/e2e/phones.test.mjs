@@ -6,7 +6,8 @@
 //
 //   node --test tests/e2e/          (./build.sh test runs this after t/)
 //
-// Self-contained like room.test.mjs (the shared setup is in lib.mjs): the
+// Self-contained like room.test.mjs (the shared setup is in lib.mjs, the
+// softphone helpers shared with trunk.test.mjs in sip-lib.mjs): the
 // file re-executes itself inside fresh network and PID namespaces where
 // only `lo` exists, so every packet (HTTP, SIP over WebSocket, NG, ICE,
 // SRTP) stays on 127.0.0.1 and nothing started here outlives the run.
@@ -21,9 +22,12 @@
 //      both pages, the remote candidate is 127.0.0.1 on a daemon port, Opus);
 //      mute disables the local track; DTMF keys are played by alice's
 //      RTCDTMFSender as RFC 4733 events (telephone-event negotiated with the
-//      daemon); the transfer button's REFER gets the server's answer shown
-//      as it is (501 today: a failure, and the call goes on); bob hangs up,
-//      both pages are idle again
+//      daemon); a transfer to carol, who is not registered, fails (480
+//      in the NOTIFY's sipfrag or to the REFER) and the call goes on with
+//      media; bob hangs up, both pages are idle again
+//   T  blind transfer to carol, by the caller and by the callee: carol's
+//      page rings (an INVITE without an offer), answers, the transferee
+//      (re-INVITEd) and carol hear each other, the transferor leaves
 //   A2 the other way: SIP.js page (bob) calls JsSIP page (alice), audio
 //      both ways, alice hangs up
 //   B  cancel while ringing: the caller hangs up before the answer, the
@@ -59,12 +63,16 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  ROOT, Harness, enterLoopbackNamespace, sleep, waitFor, freePort, tail, startProc, snapshotPage, redisPing, ngRequest,
+  Harness, enterLoopbackNamespace, sleep, freePort, waitUp, httpGet, nginxConf, startNginx, assertRunning, quitNginx,
+  assertNoAlerts, webSocketsPerWorker, serverReport, assertNoMediaCalls,
 } from './lib.mjs';
+import {
+  CONNECT_MS, PHONE_PAGES as PAGES, phoneHttpConf, startPhoneServers, phoneSnapshot, phoneState as state, waitPage,
+  waitCall, press, openPhone as openPhonePage, assertInboundAudio,
+} from './sip-lib.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
 
@@ -72,148 +80,50 @@ const SELF = fileURLToPath(import.meta.url);
 // 1. Re-exec inside a loopback-only network namespace (lib.mjs).
 if (await enterLoopbackNamespace(SELF, 'chromium, nginx and codeb-mediad')) defineTests();
 
-function httpGet(port, p, headers = {}) {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: p, timeout: 2000, headers }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => { body += d; });
-      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-  });
-}
-
 // ---------------------------------------------------------------------------
 
 function defineTests() {
-  const MODULES = path.resolve(ROOT, process.env.TEST_NGINX_MODULES || path.join('build', 'modules'));
-  const MEDIAD = path.resolve(ROOT, process.env.CODEB_MEDIAD || path.join('build', 'mediad', 'codeb-mediad'));
-  const HTML = path.join(ROOT, 'html');
   const USERS = { alice: 'alice-demo-pass', bob: 'bob-demo-pass', carol: 'carol-demo-pass' };
-  const RING_MS = 10000;     // INVITE -> the callee's page rings
-  const CONNECT_MS = 15000;  // answer -> both pages established with media
 
   const env = {
     redis: null,
-    mediad: null,
+    mediad: null,   // startMediad: ngPort, rtp (its media ports)
     nginx: null,
     httpPort: 0,
     sipPort: 0,
-    ngPort: 0,
-    rtp: [0, 0],
     spread: { same: 0, different: 0 }, // calls by where their two WebSockets were
   };
-  // temp dir, browser, pages; cleanup on every way out, watchdog (lib.mjs)
+  // temp dir, browser, pages; cleanup (stops these, in this order) on
+  // every way out, watchdog (lib.mjs)
   const h = new Harness({
-    async stop() {
-      if (env.nginx && !env.nginx.exited) await env.nginx.stop('SIGQUIT');
-      if (env.mediad && !env.mediad.exited) await env.mediad.stop('SIGINT');
-      if (env.redis && !env.redis.exited) await env.redis.stop();
-    },
     procs: () => [env.nginx, env.mediad, env.redis],
-    diagnose: (title) => dumpDiagnostics(title),
+    diagnose: (title) => h.printDiagnostics(title, (page) => phoneSnapshot(page), ' codebPhone',
+      () => serverReport(h.tmp, env.mediad)),
     watchdogMs: 420000,
   });
   const errorLog = () => path.join(h.tmp, 'logs', 'error.log');
-  const mediadLog = () => path.join(h.tmp, 'logs', 'mediad.log');
 
   before(async () => {
-    for (const m of ['ngx_codeb_core_module.so', 'ngx_codeb_sipws_module.so']) {
-      assert.ok(fs.existsSync(path.join(MODULES, m)), 'modules not built: run ./build.sh build (looked for '
-        + path.join(MODULES, m) + ')');
-    }
-    assert.ok(fs.existsSync(MEDIAD), 'codeb-mediad not built: run ./build.sh build (looked for ' + MEDIAD + ')');
-    for (const f of ['jssip.min.js', 'sip.min.js']) {
-      assert.ok(fs.existsSync(path.join(HTML, 'vendor', f)), 'html/vendor/' + f
-        + ' missing: ./build.sh build bundles it (esbuild from ./build.sh deps)');
-    }
-    h.makeTmp('codeb-e2e-phones-');
-    const T = h.tmp;
-
-    // Redis on a unix socket
-    const sock = path.join(T, 'redis.sock');
-    env.redis = startProc('redis', 'redis-server', ['--port', '0', '--unixsocket', sock,
-      '--unixsocketperm', '777', '--save', '', '--appendonly', 'no', '--dir', T],
-    path.join(T, 'logs', 'redis.log'));
-    await waitFor('redis-server on ' + sock, async () => {
-      if (env.redis.exited) throw new Error('redis-server exited: ' + tail(env.redis.logFile, 20));
-      return redisPing(sock);
-    }, { timeout: 10000 });
-
-    // codeb-mediad: NG on a free port, media ports in a 200-port range
-    env.ngPort = await freePort('udp');
-    const base = 41000 + 2 * Math.floor(Math.random() * 9000);
-    env.rtp = [base, base + 199];
-    env.mediad = startProc('codeb-mediad', MEDIAD, ['--listen-ng', '127.0.0.1:' + env.ngPort,
-      '--port-min', String(base), '--port-max', String(base + 199), '--interface', '127.0.0.1',
-      '--threads', '1', '--timeout', '60'], mediadLog());
-    await waitFor('codeb-mediad answering NG ping on 127.0.0.1:' + env.ngPort, async () => {
-      if (env.mediad.exited) {
-        throw new Error('codeb-mediad exited (code ' + env.mediad.code + ', signal ' + env.mediad.signal + '):\n'
-          + tail(mediadLog(), 30));
-      }
-      const r = await ngRequest(env.ngPort, { command: 'ping' }, { timeout: 200, retries: 0 }).catch(() => null);
-      return r && r.result === 'pong';
-    }, { timeout: 10000 });
+    const T = await startPhoneServers(h, env, 'codeb-e2e-phones-', ['core', 'sipws']);
 
     // nginx: 2 workers; `reuseport` spreads the WebSockets over both by
     // the client's port, so caller and callee are on different workers in
     // some runs and on the same one in others (the last test prints it)
     env.httpPort = await freePort();
     do { env.sipPort = await freePort(); } while (env.sipPort === env.httpPort);
-    const conf = [
-      '# generated by tests/e2e/phones.test.mjs',
-      'load_module /usr/lib/nginx/modules/ngx_stream_module.so;',
-      `load_module ${MODULES}/ngx_codeb_core_module.so;`,
-      `load_module ${MODULES}/ngx_codeb_sipws_module.so;`,
-      process.getuid && process.getuid() === 0 ? 'user root;' : '',
-      'worker_processes 2;',
-      'master_process on;',
-      'daemon off;',
-      `pid ${T}/nginx.pid;`,
-      `error_log ${T}/logs/error.log info;`,
-      'events { worker_connections 1024; }',
-      'http {',
-      '    include /etc/nginx/mime.types;',
-      '    default_type application/octet-stream;',
-      "    log_format e2e '$pid $remote_port \"$request\" $status $request_time';",
-      `    access_log ${T}/logs/access.log e2e;`,
-      `    client_body_temp_path ${T}/tmp/body;`,
-      `    proxy_temp_path ${T}/tmp/proxy;`,
-      `    fastcgi_temp_path ${T}/tmp/fastcgi;`,
-      `    uwsgi_temp_path ${T}/tmp/uwsgi;`,
-      `    scgi_temp_path ${T}/tmp/scgi;`,
-      `    codeb_redis unix:${sock};`,
-      `    codeb_sip_media 127.0.0.1:${env.ngPort};`,
-      '    server {',
-      `        listen 127.0.0.1:${env.httpPort} reuseport;`,
-      `        root ${HTML};`,
-      '        location / { try_files $uri $uri/ =404; }',
-      '    }',
-      '    server {',
-      `        listen 127.0.0.1:${env.sipPort} reuseport;`,
-      '        server_name localhost 127.0.0.1;',
-      '        codeb_tenant localhost;',
-      ...Object.entries(USERS).map(([u, p]) => `        codeb_sip_user ${u} password=${p};`),
-      '        location = / { codeb_sip_ws; }',
-      '    }',
-      '}',
-      '',
-    ].join('\n');
-    fs.writeFileSync(path.join(T, 'nginx.conf'), conf);
-    const ngArgs = ['-p', T, '-c', path.join(T, 'nginx.conf'), '-e', path.join(T, 'logs', 'error.log')];
-    const t = spawnSync('nginx', [...ngArgs, '-t'], { encoding: 'utf8', timeout: 10000 });
-    assert.equal(t.status, 0, 'nginx -t failed:\n' + t.stderr + '\n' + conf);
-    env.nginx = startProc('nginx', 'nginx', ngArgs, path.join(T, 'logs', 'nginx.stderr.log'));
-    await waitFor('nginx serving the pages and SIP over WebSocket', async () => {
-      if (env.nginx.exited) throw new Error('nginx exited:\n' + tail(errorLog(), 30));
+    env.nginx = startNginx(T, nginxConf(T, {
+      by: 'tests/e2e/phones.test.mjs',
+      stream: true,
+      modules: ['core', 'sipws'],
+      redis: env.redis.sock,
+      http: phoneHttpConf({ ngPort: env.mediad.ngPort, httpPort: env.httpPort, sipPort: env.sipPort, users: USERS }),
+    }));
+    await waitUp(env.nginx, 'nginx serving the pages and SIP over WebSocket', async () => {
       const page = await httpGet(env.httpPort, '/phone-jssip.html');
       // a plain GET of the SIP location asks for an upgrade
       const sip = await httpGet(env.sipPort, '/');
       return page.status === 200 && sip.status === 426;
-    }, { timeout: 10000 });
+    }, { log: errorLog() });
 
     // chromium (Debian's; never a downloaded one)
     await h.launchChromium();
@@ -222,105 +132,22 @@ function defineTests() {
   after(() => h.close());
 
   // ------------------------------------------------------------- page helpers
-
-  const PAGES = { jssip: 'phone-jssip.html', sipjs: 'phone-sipjs.html' };
-
-  function snapshot(page) {
-    return snapshotPage(page, () => {
-      const p = window.codebPhone;
-      if (!p) return { codebPhone: null, url: location.href, body: document.body && document.body.innerText.slice(0, 300) };
-      return {
-        lib: p.lib,
-        transport: p.transport,
-        reg: p.reg,
-        regInfo: p.regInfo,
-        call: p.call,
-        peer: p.peer,
-        lastCall: p.lastCall,
-        transfer: p.transfer,
-        dtmf: [p.dtmfSent, p.dtmfPlayed],
-        pc: p.pc && { connectionState: p.pc.connectionState, iceConnectionState: p.pc.iceConnectionState, signalingState: p.pc.signalingState },
-        status: [document.getElementById('reg-status').textContent, document.getElementById('call-status').textContent],
-        // the page's log with the full SIP messages, for the report
-        log: [...p.log, '--- SIP messages:', ...p.sip.map((m) => (m.dir === 'out' ? '>>> ' : '<<< ') + new Date(m.t).toISOString().slice(11, 23) + '\n' + m.text)],
-      };
-    });
-  }
-
-  async function dumpDiagnostics(title) {
-    const out = ['', '===== e2e diagnostics: ' + title + ' =====', ...await h.pageReport(snapshot, ' codebPhone')];
-    if (h.tmp) {
-      out.push('--- nginx error.log (tail):', tail(errorLog(), 80));
-      out.push('--- codeb-mediad log (tail):', tail(mediadLog(), 40));
-      const list = await ngRequest(env.ngPort, { command: 'list' }, { timeout: 500, retries: 0 }).catch((e) => ({ error: e.message }));
-      out.push('--- codeb-mediad calls: ' + JSON.stringify(list));
-    }
-    console.error(out.join('\n'));
-  }
+  // (sip-lib.mjs: the page's state, waits, clicks, opening and registering)
 
   // Runs body with fresh pages; on failure prints the pages' logs (with
   // their SIP messages) and the server logs; always closes the pages.
-  async function scenario(title, body) {
-    try {
-      await body();
-      // CODEB_E2E_TRACE=1: the same report after a success (the SIP messages)
-      if (process.env.CODEB_E2E_TRACE === '1') await dumpDiagnostics(title + ' (CODEB_E2E_TRACE)');
-    } catch (e) {
-      await dumpDiagnostics(title);
-      throw e;
-    } finally {
-      await h.closePages();
-    }
-  }
+  const scenario = (title, body) => h.scenario(title, body);
 
-  const state = (page) => page.evaluate(() => ({ reg: window.codebPhone.reg, call: window.codebPhone.call }));
-
-  async function waitPage(page, label, what, fn, arg, timeout) {
-    try {
-      await page.waitForFunction(fn, arg, { timeout, polling: 50 });
-    } catch (e) {
-      throw new Error(label + ': ' + what + ' not within ' + timeout + ' ms (now '
-        + JSON.stringify(await state(page).catch((x) => x.message)) + ')');
-    }
-  }
-
-  const waitCall = (page, label, call, timeout = RING_MS) => waitPage(page, label, 'call state ' + call,
-    (c) => window.codebPhone.call === c, call, timeout);
-
-  // Opens a phone page registered as `user`.  The first time a page is
-  // opened for a user, the settings are entered in its form (and saved in
-  // localStorage); later, the page registers by itself with what it saved.
+  // Opens a phone page registered as `user` (sip-lib.mjs openPhone: the
+  // first time a page is opened for a user, the settings are entered in
+  // its form, later it registers by itself with what it saved), and notes
+  // which nginx worker holds its WebSocket.
   async function openPhone(lib, user, label = user + ' (' + lib + ')') {
     const before = new Set(sipWorkers().keys());
-    const page = await h.openPage(label, `http://127.0.0.1:${env.httpPort}/${PAGES[lib]}`);
-    await page.waitForFunction(() => !!window.codebPhone, null, { timeout: 5000 });
-    assert.match(await page.evaluate(() => window.codebPhone.lib), lib === 'jssip' ? /^JsSIP 3\.13\./ : /^SIP\.js 0\.21\./);
-    const server = `ws://127.0.0.1:${env.sipPort}`;
-    const stored = await page.evaluate((k) => JSON.parse(localStorage.getItem('codeb.phone.' + k) || 'null'), lib);
-    if (stored && stored.server === server && stored.user === user && stored.autoRegister) {
-      await waitPage(page, label, 'registered with its stored settings', () => window.codebPhone.reg === 'registered', null, 10000);
-    } else {
-      const settings = page.locator('#settings');
-      if (!await settings.evaluate((d) => d.open)) await page.click('#settings summary');
-      await page.fill('#set-server', server);
-      await page.fill('#set-user', user);
-      await page.fill('#set-password', USERS[user]);
-      await page.fill('#set-name', user[0].toUpperCase() + user.slice(1));
-      await page.fill('#set-domain', 'localhost');
-      await page.check('#set-auto');
-      // the page may be registering with other stored settings: wait for
-      // the registration these settings make
-      const mark = await page.evaluate(() => Date.now());
-      await page.click('#btn-register');
-      await waitPage(page, label, 'registered with the new settings', (t0) => window.codebPhone.reg === 'registered'
-        && window.codebPhone.events.some((e) => e.type === 'registration' && e.state === 'registered' && e.t >= t0),
-      mark, 10000);
-      const saved = await page.evaluate((k) => JSON.parse(localStorage.getItem('codeb.phone.' + k)), lib);
-      assert.deepEqual([saved.server, saved.user, saved.password, saved.domain], [server, user, USERS[user], 'localhost']);
-    }
-    assert.match(await page.textContent('#reg-status'), new RegExp('Registered as ' + user));
+    const page = await openPhonePage(h, {
+      url: `http://127.0.0.1:${env.httpPort}/`, server: `ws://127.0.0.1:${env.sipPort}`, lib, user, password: USERS[user], label,
+    });
     page.worker = sipWorkers().get(await wsPort(page, label, before));
-    page.lib = lib === 'jssip' ? 'JsSIP' : 'SIP.js';
     return page;
   }
 
@@ -376,64 +203,19 @@ function defineTests() {
     }, [dir, re]);
   }
 
-  // clicks `selector` on `page`, brought to the front first: a background
-  // page's animation frames are throttled, and a click waits for them
-  async function press(page, selector) {
-    await page.bringToFront();
-    await page.click(selector);
-  }
-
   // dials `target` on `page` with the call field and the Call button
   async function dial(page, target) {
     await page.fill('#dial-target', target);
     await press(page, '#btn-call');
   }
 
-  // inbound-rtp audio and the selected candidate pair of the page's call
-  function mediaStats(page) {
-    return page.evaluate(async () => {
-      const pc = window.codebPhone.pc;
-      if (!pc) return null;
-      const st = await pc.getStats();
-      const out = { connectionState: pc.connectionState, inbound: null, outbound: null, pair: null, codec: null };
-      st.forEach((s) => {
-        if (s.type === 'inbound-rtp' && s.kind === 'audio') {
-          out.inbound = { packetsReceived: s.packetsReceived, bytesReceived: s.bytesReceived, packetsLost: s.packetsLost };
-          const c = s.codecId && st.get(s.codecId);
-          out.codec = c && c.mimeType;
-        }
-        if (s.type === 'outbound-rtp' && s.kind === 'audio') out.outbound = { packetsSent: s.packetsSent };
-        if (s.type === 'transport' && s.selectedCandidatePairId) {
-          const p = st.get(s.selectedCandidatePairId);
-          const c = (id) => { const x = st.get(id); return x && { type: x.candidateType, address: x.address, port: x.port, protocol: x.protocol }; };
-          if (p) out.pair = { state: p.state, local: c(p.localCandidateId), remote: c(p.remoteCandidateId) };
-        }
-      });
-      return out;
-    });
-  }
-
-  // audio flows into `page` through codeb-mediad: connected, the remote
-  // candidate is the daemon (127.0.0.1, a port of its range), inbound-rtp
-  // packets and bytes grow
+  // audio flows into `page` through codeb-mediad (sip-lib.mjs): connected,
+  // the remote candidate is the daemon (127.0.0.1, a port of its range),
+  // inbound-rtp packets and bytes grow; the local candidate is 127.0.0.1
+  // too and the codec Opus
   async function assertAudioFlows(page, label) {
-    await waitPage(page, label, 'RTCPeerConnection connected',
-      () => window.codebPhone.pc && window.codebPhone.pc.connectionState === 'connected', null, CONNECT_MS);
-    const first = await waitFor(label + ': inbound-rtp audio with packets', async () => {
-      const s = await mediaStats(page);
-      return s && s.inbound && s.inbound.packetsReceived > 0 && s.pair ? s : null;
-    }, { timeout: 10000, interval: 200 });
-    await sleep(1500);
-    const second = await mediaStats(page);
-    const r = { first, second };
-    assert.equal(second.pair.remote.address, '127.0.0.1', label + ': remote candidate ' + JSON.stringify(r));
-    assert.ok(second.pair.remote.port >= env.rtp[0] && second.pair.remote.port <= env.rtp[1],
-      label + ': remote candidate port outside codeb-mediad\'s range ' + env.rtp.join('-') + ': ' + JSON.stringify(r));
+    const { second, r } = await assertInboundAudio(page, label, env.mediad.rtp);
     assert.equal(second.pair.local.address, '127.0.0.1', label + ': local candidate ' + JSON.stringify(r));
-    assert.ok(second.inbound.packetsReceived > first.inbound.packetsReceived + 25,
-      label + ': inbound-rtp packetsReceived not growing (~50/s expected) ' + JSON.stringify(r));
-    assert.ok(second.inbound.bytesReceived > first.inbound.bytesReceived,
-      label + ': inbound-rtp bytesReceived not growing ' + JSON.stringify(r));
     assert.equal(second.codec, 'audio/opus', label + ': codec ' + JSON.stringify(r));
     return r;
   }
@@ -463,25 +245,28 @@ function defineTests() {
     });
   }
 
+  // opens the caller's page and the callee's, and has the callee's ring
+  // (ring) with a call from the caller; each labelled with its user
+  async function ringing(t, callerLib, callerUser, calleeLib, calleeUser) {
+    const caller = await openPhone(callerLib, callerUser);
+    const callee = await openPhone(calleeLib, calleeUser);
+    spread(t, caller, callee);
+    await ring(t, caller, callerUser, callee, calleeUser, calleeUser);
+    return { caller, callee };
+  }
+
   async function answer(caller, callerLabel, callee, calleeLabel) {
     await press(callee, '#btn-answer');
     await waitCall(callee, calleeLabel, 'established', CONNECT_MS);
     await waitCall(caller, callerLabel, 'established', CONNECT_MS);
   }
 
-  // the daemon has no call left (each one is deleted on BYE, CANCEL, failure)
-  async function assertNoMediaCalls(what) {
-    await waitFor('codeb-mediad without calls ' + what, async () => {
-      const r = await ngRequest(env.ngPort, { command: 'list' });
-      if (r.result !== 'ok') throw new Error(JSON.stringify(r));
-      if (r.calls.length) throw new Error('calls: ' + JSON.stringify(r.calls));
-      return true;
-    }, { timeout: 5000, interval: 200 });
-  }
+  // the daemon has no call left (lib.mjs)
+  const noMediaCalls = (what) => assertNoMediaCalls(env.mediad.ngPort, what);
 
   // ------------------------------------------------------------------- tests
 
-  test('A: JsSIP alice calls SIP.js bob: ringing, answer, audio both ways, mute, DTMF, transfer 501, bob hangs up',
+  test('A: JsSIP alice calls SIP.js bob: ringing, answer, audio both ways, mute, DTMF, transfer to an absent user fails, bob hangs up',
     { timeout: 120000 }, async (t) => {
       await scenario('A jssip -> sipjs', async () => {
         const alice = await openPhone('jssip', 'alice');
@@ -531,31 +316,28 @@ function defineTests() {
         assert.equal(await alice.evaluate(() => window.codebPhone.dtmfPlayed), '15#');
         assert.equal(await alice.evaluate(() => window.codebPhone.dtmfSent), '15#');
 
-        // transfer: REFER goes out and whatever the server answers is shown;
-        // today it is 501 Not Implemented, a failure, and the call goes on
+        // transfer to carol, who has no page open (not registered): the
+        // REFER is accepted and its NOTIFY says 480, or the REFER itself
+        // is refused; either way the call goes on, with media
         await alice.fill('#transfer-target', 'carol');
         await press(alice, '#btn-transfer');
-        await waitPage(alice, 'alice', 'the answer to REFER', () => {
+        await waitPage(alice, 'alice', 'the transfer\'s outcome', () => {
           const tr = window.codebPhone.transfer;
-          return tr && tr.state !== 'sent';
-        }, null, 5000);
+          return tr && tr.state !== 'sent' && tr.state !== 'accepted';
+        }, null, 10000);
         const tr = await alice.evaluate(() => window.codebPhone.transfer);
         const referSent = await alice.evaluate(() => window.codebPhone.sip.some((m) => m.dir === 'out' && /^REFER sip:/.test(m.text)
           && /\r\nRefer-To: *<sip:carol@localhost>/i.test(m.text)));
         assert.ok(referSent, 'alice sent REFER with Refer-To: <sip:carol@localhost>');
         t.diagnostic('transfer: ' + JSON.stringify(tr));
-        if (tr.state === 'failed') {
-          assert.equal(tr.code, 501, 'REFER answered ' + JSON.stringify(tr));
-          assert.match(await alice.textContent('#transfer-status'), /^Transfer failed: 501/);
-          // the failed transfer leaves the call up, with media
-          await sleep(500);
-          assert.equal((await state(alice)).call, 'established');
-          assert.equal((await state(bob)).call, 'established');
-          await assertAudioFlows(bob, 'bob hears alice after the failed transfer');
-        } else {
-          // the server implements REFER now: this test must learn what it does
-          assert.fail('REFER was not refused (the server answered ' + JSON.stringify(tr) + '): extend test A');
-        }
+        assert.equal(tr.state, 'failed', 'transfer to an absent user ' + JSON.stringify(tr));
+        assert.equal(tr.code, 480, 'transfer to an absent user ' + JSON.stringify(tr));
+        assert.match(await alice.textContent('#transfer-status'), /^Transfer failed: 480/);
+        await sleep(500);
+        assert.equal((await state(alice)).call, 'established');
+        assert.equal((await state(bob)).call, 'established');
+        await assertAudioFlows(bob, 'bob hears alice after the failed transfer');
+        await assertAudioFlows(alice, 'alice hears bob after the failed transfer');
 
         // bob hangs up: both pages return to idle
         await press(bob, '#btn-hangup');
@@ -569,7 +351,7 @@ function defineTests() {
         assert.match(await alice.textContent('#call-status'), /^Call ended by the other side/);
         assert.equal(await alice.isDisabled('#btn-call'), false, 'alice can call again');
         assert.equal(await alice.evaluate(() => window.codebPhone.reg), 'registered');
-        await assertNoMediaCalls('after A');
+        await noMediaCalls('after A');
       });
     });
 
@@ -588,9 +370,60 @@ function defineTests() {
       await waitCall(bob, 'bob', 'idle', 5000);
       const lb = await bob.evaluate(() => window.codebPhone.lastCall);
       assert.deepEqual([lb.outcome, lb.by], ['ended', 'remote'], JSON.stringify(lb));
-      await assertNoMediaCalls('after A2');
+      await noMediaCalls('after A2');
     });
   });
+
+  // blind transfer (RFC 3515): a party of an answered call REFERs the other
+  // (the transferee) to carol; carol's page rings (an INVITE without an
+  // offer: carol's page offers in its 200), carol answers, the transferee
+  // gets a re-INVITE and talks with carol through codeb-mediad, the
+  // transferor gets NOTIFY 200 and leaves; carol hangs up
+  for (const [name, transferor, transferee, carolLib] of [
+    ['the caller, JsSIP alice, transfers SIP.js bob to carol (JsSIP)', 'caller', 'callee', 'jssip'],
+    ['the callee, SIP.js bob, transfers JsSIP alice to carol (SIP.js)', 'callee', 'caller', 'sipjs'],
+  ]) {
+    test('T: blind transfer, ' + name, { timeout: 120000 }, async (t) => {
+      await scenario('T ' + transferor, async () => {
+        const p = await ringing(t, 'jssip', 'alice', 'sipjs', 'bob');
+        p.callerLabel = 'alice';
+        p.calleeLabel = 'bob';
+        await answer(p.caller, 'alice', p.callee, 'bob');
+        const carol = await openPhone(carolLib, 'carol');
+        const [from, fromLabel] = [p[transferor], p[transferor + 'Label']];
+        const [other, otherLabel] = [p[transferee], p[transferee + 'Label']];
+        await assertAudioFlows(other, otherLabel + ' hears ' + fromLabel);
+        const invites = () => other.evaluate(() => window.codebPhone.sip.filter((m) => m.dir === 'in'
+          && /^INVITE sip:/.test(m.text)).length);
+        const invitesBefore = await invites();
+
+        await from.fill('#transfer-target', 'carol');
+        await press(from, '#btn-transfer');
+        await waitCall(carol, 'carol', 'incoming');
+        // the target's INVITE has no offer (RFC 3725 flow I)
+        const inv = await carol.evaluate(() => window.codebPhone.sip.filter((m) => m.dir === 'in'
+          && /^INVITE sip:/.test(m.text)).pop().text);
+        assert.doesNotMatch(inv, /\r\n\r\nv=0/, 'carol\'s INVITE carries no SDP');
+        await waitPage(from, fromLabel, 'its REFER accepted (202)',
+          () => window.codebPhone.transfer && window.codebPhone.transfer.state === 'accepted', null, 3000);
+        await press(carol, '#btn-answer');
+        await waitCall(carol, 'carol', 'established', CONNECT_MS);
+        await waitPage(from, fromLabel, 'the transfer completed (NOTIFY 200)',
+          () => window.codebPhone.transfer && window.codebPhone.transfer.state === 'completed', null, CONNECT_MS);
+        await waitCall(from, fromLabel, 'idle', 5000);
+        assert.equal((await state(other)).call, 'established', otherLabel + ' is still in the call');
+        assert.ok(await invites() > invitesBefore, otherLabel + ' got a re-INVITE');
+        const c = await assertAudioFlows(carol, 'carol hears ' + otherLabel);
+        await assertAudioFlows(other, otherLabel + ' hears carol');
+        t.diagnostic('carol: ' + JSON.stringify(c.second.pair) + ' ' + JSON.stringify(c.second.inbound));
+
+        await press(carol, '#btn-hangup');
+        await waitCall(carol, 'carol', 'idle', 5000);
+        await waitCall(other, otherLabel, 'idle', 5000);
+        await noMediaCalls('after T');
+      });
+    });
+  }
 
   for (const [name, callerLib, callerUser, calleeLib, calleeUser] of [
     ['JsSIP alice -> SIP.js bob', 'jssip', 'alice', 'sipjs', 'bob'],
@@ -598,10 +431,7 @@ function defineTests() {
   ]) {
     test('B: cancel while ringing, ' + name + ': the callee stops ringing within 2 s', { timeout: 60000 }, async (t) => {
       await scenario('B cancel ' + name, async () => {
-        const caller = await openPhone(callerLib, callerUser);
-        const callee = await openPhone(calleeLib, calleeUser);
-        spread(t, caller, callee);
-        await ring(t, caller, callerUser, callee, calleeUser, calleeUser);
+        const { caller, callee } = await ringing(t, callerLib, callerUser, calleeLib, calleeUser);
         await sleep(300);
         await press(caller, '#btn-hangup');
         // timed in the browser (one clock for both pages): from the hang-up
@@ -625,16 +455,13 @@ function defineTests() {
         // the callee's INVITE was answered 487 after the CANCEL
         const c487 = await callee.evaluate(() => window.codebPhone.sip.some((m) => m.dir === 'out' && /^SIP\/2\.0 487 /.test(m.text)));
         assert.ok(c487, 'the callee answered its INVITE 487 Request Terminated');
-        await assertNoMediaCalls('after the cancel');
+        await noMediaCalls('after the cancel');
       });
     });
 
     test('C: reject, ' + name + ': the caller sees 486 Busy Here', { timeout: 60000 }, async (t) => {
       await scenario('C reject ' + name, async () => {
-        const caller = await openPhone(callerLib, callerUser);
-        const callee = await openPhone(calleeLib, calleeUser);
-        spread(t, caller, callee);
-        await ring(t, caller, callerUser, callee, calleeUser, calleeUser);
+        const { caller, callee } = await ringing(t, callerLib, callerUser, calleeLib, calleeUser);
         await press(callee, '#btn-reject');
         await waitCall(callee, calleeUser, 'idle', 5000);
         await waitCall(caller, callerUser, 'idle', 5000);
@@ -644,7 +471,7 @@ function defineTests() {
         assert.match(await caller.textContent('#call-status'), /^Call failed: 486 Busy Here/);
         const lc = await callee.evaluate(() => window.codebPhone.lastCall);
         assert.deepEqual([lc.outcome, lc.by], ['rejected', 'local'], 'callee: ' + JSON.stringify(lc));
-        await assertNoMediaCalls('after the reject');
+        await noMediaCalls('after the reject');
       });
     });
   }
@@ -712,25 +539,13 @@ function defineTests() {
     // close the browser first: open WebSockets would hold a graceful shutdown
     await h.closeBrowser();
     await sleep(500);
-    assert.ok(env.mediad && !env.mediad.exited, 'codeb-mediad died during the run:\n' + tail(mediadLog(), 40));
-    await assertNoMediaCalls('at the end');
-    assert.ok(env.nginx && !env.nginx.exited, 'nginx died during the run (code ' + (env.nginx && env.nginx.code)
-      + ', signal ' + (env.nginx && env.nginx.signal) + '):\n' + tail(errorLog(), 40));
-    const graceful = await env.nginx.stop('SIGQUIT', 5000);
-    const log = fs.readFileSync(errorLog(), 'utf8');
-    const crashes = log.split('\n').filter((l) => /exited on signal/.test(l));
-    assert.deepEqual(crashes, [], 'nginx worker crash (release blocker):\n' + tail(errorLog(), 80));
-    assert.ok(graceful, 'nginx did not exit within 5 s of SIGQUIT:\n' + tail(errorLog(), 40));
-    // the WebSockets per worker (the access log names the worker pid of
-    // each upgraded request), and the calls by their workers
-    const perWorker = {};
-    for (const l of fs.readFileSync(path.join(h.tmp, 'logs', 'access.log'), 'utf8').split('\n')) {
-      const m = /^(\d+) \d+ "GET \/ HTTP\/1\.1" 101 /.exec(l);
-      if (m) perWorker[m[1]] = (perWorker[m[1]] || 0) + 1;
-    }
-    t.diagnostic('SIP WebSockets per nginx worker: ' + JSON.stringify(perWorker)
+    assertRunning(env.mediad, env.mediad.logFile);
+    await noMediaCalls('at the end');
+    assertRunning(env.nginx, errorLog());
+    const log = await quitNginx(env.nginx, errorLog());
+    // the WebSockets per worker, and the calls by their workers
+    t.diagnostic('SIP WebSockets per nginx worker: ' + JSON.stringify(webSocketsPerWorker(h.tmp, '/'))
       + '; calls with caller and callee on the same worker: ' + env.spread.same + ', on different workers: ' + env.spread.different);
-    const alerts = log.split('\n').filter((l) => /\[(alert|emerg|crit)\]/.test(l));
-    assert.deepEqual(alerts, [], 'alert/crit/emerg lines in error.log');
+    assertNoAlerts(log);
   });
 }

@@ -23,20 +23,21 @@
 //   and at the end: nginx quits gracefully and no worker died on a signal.
 //
 // Environment: CODEB_E2E_CHROMIUM (default /usr/bin/chromium),
-// CODEB_E2E_KEEP=1 keeps the temp dir for inspection.
+// TEST_NGINX_MODULES (default build/modules), CODEB_E2E_KEEP=1 keeps the
+// temp dir for inspection, CODEB_E2E_TRACE=1 prints each scenario's
+// diagnostics also when it passes.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
-import fs from 'node:fs';
-import net from 'node:net';
 import dgram from 'node:dgram';
-import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  ROOT, Harness, enterLoopbackNamespace, sleep, waitFor, withTimeout, freePort, tail, startProc, snapshotPage,
+  HTML, Harness, enterLoopbackNamespace, sleep, waitFor, withTimeout, freePort, tail, startProc, snapshotPage, waitUp,
+  httpGet, assertBuilt, startRedis, nginxConf, startNginx, assertRunning, quitNginx, assertNoAlerts, webSocketsPerWorker,
+  serverReport,
 } from './lib.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -47,18 +48,6 @@ if (await enterLoopbackNamespace(SELF, 'chromium, nginx and coturn')) defineTest
 
 // ---------------------------------------------------------------------------
 // helpers
-
-function redisPing(sock) {
-  return new Promise((resolve) => {
-    const c = net.createConnection(sock);
-    let buf = '';
-    const done = (v) => { c.destroy(); resolve(v); };
-    c.setTimeout(1000, () => done(false));
-    c.on('error', () => done(false));
-    c.on('connect', () => c.write('PING\r\n'));
-    c.on('data', (d) => { buf += d; if (buf.includes('\r\n')) done(buf.startsWith('+PONG')); });
-  });
-}
 
 // STUN Binding request (RFC 5389) to see coturn answering on its UDP port.
 function stunPing(port) {
@@ -74,24 +63,9 @@ function stunPing(port) {
   });
 }
 
-function httpGet(port, p) {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: p, timeout: 2000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => { body += d; });
-      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-  });
-}
-
 // ---------------------------------------------------------------------------
 
 function defineTests() {
-  const MODULES = path.join(ROOT, 'build', 'modules');
-  const HTML = path.join(ROOT, 'html');
   const CONNECT_MS = 20000;
 
   const env = {
@@ -103,13 +77,9 @@ function defineTests() {
     turnPort: 0,
     turnSecret: randomBytes(24).toString('hex'),
   };
-  // temp dir, browser, pages; cleanup on every way out, watchdog (lib.mjs)
+  // temp dir, browser, pages; cleanup (stops these, in this order) on
+  // every way out, watchdog (lib.mjs)
   const h = new Harness({
-    async stop() {
-      for (const p of [env.nginx, env.turn, env.redis]) {
-        if (p && !p.exited) await p.stop(p === env.nginx ? 'SIGQUIT' : 'SIGTERM');
-      }
-    },
     procs: () => [env.nginx, env.turn, env.redis],
     diagnose: (title) => dumpDiagnostics(title),
     watchdogMs: 300000,
@@ -117,20 +87,11 @@ function defineTests() {
   const errorLog = () => path.join(h.tmp, 'logs', 'error.log');
 
   before(async () => {
-    assert.ok(fs.existsSync(path.join(MODULES, 'ngx_codeb_core_module.so'))
-      && fs.existsSync(path.join(MODULES, 'ngx_codeb_signal_module.so')),
-    'modules not built: run ./build.sh build (looked in ' + MODULES + ')');
+    assertBuilt(['core', 'signal']);
     h.makeTmp('codeb-e2e-', ['turn']);
 
-    // Redis on a unix socket
-    const sock = path.join(h.tmp, 'redis.sock');
-    env.redis = startProc('redis', 'redis-server', ['--port', '0', '--unixsocket', sock,
-      '--unixsocketperm', '777', '--save', '', '--appendonly', 'no', '--dir', h.tmp],
-    path.join(h.tmp, 'logs', 'redis.log'));
-    await waitFor('redis-server on ' + sock, async () => {
-      if (env.redis.exited) throw new Error('redis-server exited: ' + tail(env.redis.logFile, 20));
-      return redisPing(sock);
-    }, { timeout: 10000 });
+    env.redis = startRedis(h.tmp);
+    await env.redis.ready;
 
     // coturn, loopback only
     env.turnPort = await freePort('udp');
@@ -149,10 +110,8 @@ function defineTests() {
     ];
     env.turnArgs = turnArgs;
     env.turn = startProc('turnserver', 'turnserver', turnArgs, path.join(h.tmp, 'logs', 'turnserver.log'));
-    await waitFor('turnserver answering STUN on 127.0.0.1:' + env.turnPort, async () => {
-      if (env.turn.exited) throw new Error('turnserver exited: ' + tail(env.turn.logFile, 30));
-      return stunPing(env.turnPort);
-    }, { timeout: 10000, interval: 200 });
+    await waitUp(env.turn, 'turnserver answering STUN on 127.0.0.1:' + env.turnPort, () => stunPing(env.turnPort),
+      { interval: 200 });
 
     // nginx: 2 workers, two tenants (with and without TURN).  `reuseport`
     // spreads connections over both workers by the client's port, so peers
@@ -165,59 +124,35 @@ function defineTests() {
     // one page by killing the sockets to it
     do { env.port2 = await freePort(); } while (env.port2 === env.port || env.port2 === env.relayPort);
     const T = h.tmp;
-    const conf = [
-      '# generated by tests/e2e/room.test.mjs',
-      `load_module ${MODULES}/ngx_codeb_core_module.so;`,
-      `load_module ${MODULES}/ngx_codeb_signal_module.so;`,
-      process.getuid && process.getuid() === 0 ? 'user root;' : '',
-      'worker_processes 2;',
-      'master_process on;',
-      'daemon off;',
-      `pid ${T}/nginx.pid;`,
-      `error_log ${T}/logs/error.log info;`,
-      'events { worker_connections 1024; }',
-      'http {',
-      '    include /etc/nginx/mime.types;',
-      '    default_type application/octet-stream;',
-      "    log_format e2e '$pid $remote_port \"$request\" $status $request_time';",
-      `    access_log ${T}/logs/access.log e2e;`,
-      `    client_body_temp_path ${T}/tmp/body;`,
-      `    proxy_temp_path ${T}/tmp/proxy;`,
-      `    fastcgi_temp_path ${T}/tmp/fastcgi;`,
-      `    uwsgi_temp_path ${T}/tmp/uwsgi;`,
-      `    scgi_temp_path ${T}/tmp/scgi;`,
-      `    codeb_redis unix:${sock};`,
-      '    server {',
-      `        listen 127.0.0.1:${env.port} reuseport;`,
-      `        listen 127.0.0.1:${env.port2} reuseport;`,
-      '        codeb_tenant e2e;',
-      `        root ${HTML};`,
-      '        location = /signal.ashx { codeb_signal; }',
-      '        location / { try_files $uri $uri/ =404; }',
-      '    }',
-      '    server {',
-      `        listen 127.0.0.1:${env.relayPort} reuseport;`,
-      '        codeb_tenant e2e-relay;',
-      `        codeb_turn_uri turn:127.0.0.1:${env.turnPort}?transport=udp;`,
-      `        codeb_turn_secret ${env.turnSecret};`,
-      `        root ${HTML};`,
-      '        location = /signal.ashx { codeb_signal; }',
-      '        location / { try_files $uri $uri/ =404; }',
-      '    }',
-      '}',
-      '',
-    ].join('\n');
-    fs.writeFileSync(path.join(T, 'nginx.conf'), conf);
-    const ngArgs = ['-p', T, '-c', path.join(T, 'nginx.conf'), '-e', path.join(T, 'logs', 'error.log')];
-    const t = spawnSync('nginx', [...ngArgs, '-t'], { encoding: 'utf8', timeout: 10000 });
-    assert.equal(t.status, 0, 'nginx -t failed:\n' + t.stderr + '\n' + conf);
-    env.nginx = startProc('nginx', 'nginx', ngArgs, path.join(T, 'logs', 'nginx.stderr.log'));
+    env.nginx = startNginx(T, nginxConf(T, {
+      by: 'tests/e2e/room.test.mjs',
+      modules: ['core', 'signal'],
+      redis: env.redis.sock,
+      http: [
+        '    server {',
+        `        listen 127.0.0.1:${env.port} reuseport;`,
+        `        listen 127.0.0.1:${env.port2} reuseport;`,
+        '        codeb_tenant e2e;',
+        `        root ${HTML};`,
+        '        location = /signal.ashx { codeb_signal; }',
+        '        location / { try_files $uri $uri/ =404; }',
+        '    }',
+        '    server {',
+        `        listen 127.0.0.1:${env.relayPort} reuseport;`,
+        '        codeb_tenant e2e-relay;',
+        `        codeb_turn_uri turn:127.0.0.1:${env.turnPort}?transport=udp;`,
+        `        codeb_turn_secret ${env.turnSecret};`,
+        `        root ${HTML};`,
+        '        location = /signal.ashx { codeb_signal; }',
+        '        location / { try_files $uri $uri/ =404; }',
+        '    }',
+      ],
+    }));
     for (const port of [env.port, env.port2, env.relayPort]) {
-      await waitFor('nginx on 127.0.0.1:' + port, async () => {
-        if (env.nginx.exited) throw new Error('nginx exited:\n' + tail(errorLog(), 30));
+      await waitUp(env.nginx, 'nginx on 127.0.0.1:' + port, async () => {
         const r = await httpGet(port, '/signal.ashx');
         return r.status === 200 && (await httpGet(port, '/room.html')).status === 200;
-      }, { timeout: 10000 });
+      }, { log: errorLog() });
     }
 
     // chromium (Debian's; never a downloaded one)
@@ -257,27 +192,17 @@ function defineTests() {
     });
   }
 
-  async function dumpDiagnostics(title) {
-    const out = ['', '===== e2e diagnostics: ' + title + ' =====', ...await h.pageReport(snapshot, ' codebRoom')];
-    if (h.tmp) {
-      out.push('--- nginx error.log (tail):', tail(errorLog(), 80));
-      out.push('--- turnserver log (tail):', tail(path.join(h.tmp, 'logs', 'turnserver.log'), 30));
-    }
-    console.error(out.join('\n'));
+  // the pages, nginx's and coturn's logs
+  function dumpDiagnostics(title) {
+    return h.printDiagnostics(title, snapshot, ' codebRoom', async () => [
+      ...await serverReport(h.tmp),
+      '--- turnserver log (tail):', tail(path.join(h.tmp, 'logs', 'turnserver.log'), 30),
+    ]);
   }
 
   // Runs body with fresh pages; on failure prints the pages' logs and the
   // server logs, and always closes the pages.
-  async function scenario(title, body) {
-    try {
-      await body();
-    } catch (e) {
-      await dumpDiagnostics(title);
-      throw e;
-    } finally {
-      await h.closePages();
-    }
-  }
+  const scenario = (title, body) => h.scenario(title, body);
 
   function roomUrl(port, room, name, extra = '') {
     return `http://127.0.0.1:${port}/room.html?room=${room}&name=${encodeURIComponent(name)}${extra}`;
@@ -546,18 +471,10 @@ function defineTests() {
     // close the browser first: open WebSockets would hold a graceful shutdown
     await h.closeBrowser();
     await sleep(500);
-    assert.ok(env.nginx && !env.nginx.exited, 'nginx died during the run (code ' + (env.nginx && env.nginx.code)
-      + ', signal ' + (env.nginx && env.nginx.signal) + '):\n' + tail(errorLog(), 40));
-    const graceful = await env.nginx.stop('SIGQUIT', 5000);
-    const log = fs.readFileSync(errorLog(), 'utf8');
-    const crashes = log.split('\n').filter((l) => /exited on signal/.test(l));
-    assert.deepEqual(crashes, [], 'nginx worker crash (release blocker):\n' + tail(errorLog(), 80));
-    assert.ok(graceful, 'nginx did not exit within 5 s of SIGQUIT:\n' + tail(errorLog(), 40));
+    assertRunning(env.nginx, errorLog());
+    const log = await quitNginx(env.nginx, errorLog());
     // which workers carried the WebSockets (both should over a few runs)
-    const ws = fs.readFileSync(path.join(h.tmp, 'logs', 'access.log'), 'utf8').split('\n')
-      .filter((l) => / "GET \/signal\.ashx HTTP\/1\.1" 101 /.test(l)).map((l) => l.split(' ')[0]);
-    t.diagnostic('WebSockets per nginx worker pid: ' + JSON.stringify(ws.reduce((m, p) => { m[p] = (m[p] || 0) + 1; return m; }, {})));
-    const alerts = log.split('\n').filter((l) => /\[(alert|emerg|crit)\]/.test(l));
-    assert.deepEqual(alerts, [], 'alert/crit/emerg lines in error.log');
+    t.diagnostic('WebSockets per nginx worker pid: ' + JSON.stringify(webSocketsPerWorker(h.tmp, '/signal.ashx')));
+    assertNoAlerts(log);
   });
 }

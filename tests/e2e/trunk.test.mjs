@@ -10,7 +10,8 @@
 //   node --test tests/e2e/          (./build.sh test runs this after t/)
 //
 // Like the other files here, it re-executes itself inside fresh network
-// and PID namespaces where only `lo` exists (lib.mjs), and starts its own
+// and PID namespaces where only `lo` exists (lib.mjs; the softphone
+// helpers shared with phones.test.mjs are in sip-lib.mjs), and starts its own
 // redis-server, codeb-mediad, nginx (2 workers; pages, SIP over ws:// and
 // /signal.ashx on http; a codeb_sip UDP listener in stream{}; the tenant
 // with three trunks and two inbound routes), sipp processes and chromium.
@@ -77,28 +78,24 @@ import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  ROOT, Harness, enterLoopbackNamespace, sleep, waitFor, freePort, tail, startProc, snapshotPage, redisPing, ngRequest,
+  ROOT, Harness, enterLoopbackNamespace, sleep, waitFor, freePort, tail, startProc, waitUp, httpGet as get,
+  nginxConf, startNginx, assertRunning, quitNginx, assertNoAlerts, serverReport, assertNoMediaCalls,
 } from './lib.mjs';
+import {
+  CONNECT_MS, phoneHttpConf, startPhoneServers, phoneSnapshot, phoneState as state, waitPage, waitCall, press, openPhone,
+  assertInboundAudio,
+} from './sip-lib.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
 
 if (await enterLoopbackNamespace(SELF, 'chromium, nginx, sipp and codeb-mediad')) defineTests();
 
+// lib.mjs httpGet with the request headers `headers`, 3000 ms
 function httpGet(port, p, headers = {}) {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: p, timeout: 3000, headers }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => { body += d; });
-      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-  });
+  return get(port, p, { headers, timeout: 3000 });
 }
 
 // A JWT signed HS256 (what codeb_oidc_hs256_secret verifies)
@@ -259,18 +256,13 @@ class RtpPeer {
 // ---------------------------------------------------------------------------
 
 function defineTests() {
-  const MODULES = path.resolve(ROOT, process.env.TEST_NGINX_MODULES || path.join('build', 'modules'));
-  const MEDIAD = path.resolve(ROOT, process.env.CODEB_MEDIAD || path.join('build', 'mediad', 'codeb-mediad'));
   const SIPP = process.env.CODEB_SIPP || '/usr/bin/sipp';
   const SCEN = path.join(ROOT, 'tests', 'e2e', 'sipp');
   const REGISTRAR = path.join(ROOT, 't', 'tools', 'sipp-registrar.xml');
-  const HTML = path.join(ROOT, 'html');
   const USERS = { alice: 'alice-demo-pass', bob: 'bob-demo-pass' };
   const DID = { alice: '+4930222', bob: '+4930111' };
   const OUT_NUMBER = '+4930999';
   const REG_GRANT = 6;       // s the registrar grants (the refresh comes after 3 s)
-  const RING_MS = 10000;     // INVITE -> the page rings
-  const CONNECT_MS = 15000;  // answer -> established with media
   const CANCEL_MS = 500;     // go-ahead to cancel -> the page stops ringing
   const RUN = crypto.randomBytes(4).toString('hex');
   const SECRET = crypto.randomBytes(16).toString('hex');
@@ -278,7 +270,7 @@ function defineTests() {
 
   const env = {
     redis: null,
-    mediad: null,
+    mediad: null,     // startMediad: ngPort, rtp (its media ports)
     nginx: null,
     registrar: null,
     sipps: [],        // every sipp started (cleanup)
@@ -289,22 +281,15 @@ function defineTests() {
     sipPort: 0,
     udpPort: 0,
     trunk: { carrier: 0, carrier2: 0, upstream: 0 },
-    ngPort: 0,
-    rtp: [0, 0],
   };
+  // temp dir, browser, pages; cleanup (stops these, in this order) on
+  // every way out, watchdog (lib.mjs)
   const h = new Harness({
-    async stop() {
-      for (const p of env.sipps) if (!p.exited) await p.stop('SIGTERM', 2000);
-      if (env.nginx && !env.nginx.exited) await env.nginx.stop('SIGQUIT');
-      if (env.mediad && !env.mediad.exited) await env.mediad.stop('SIGINT');
-      if (env.redis && !env.redis.exited) await env.redis.stop();
-    },
     procs: () => [...env.sipps, env.nginx, env.mediad, env.redis],
     diagnose: (title) => dumpDiagnostics(title),
     watchdogMs: 300000,
   });
   const errorLog = () => path.join(h.tmp, 'logs', 'error.log');
-  const mediadLog = () => path.join(h.tmp, 'logs', 'mediad.log');
 
   // ------------------------------------------------------------------ sipp
 
@@ -316,7 +301,7 @@ function defineTests() {
     const p = startProc('sipp ' + name, SIPP, [...args, '-i', '127.0.0.1', '-bind_local', '-nostdin',
       '-timeout', timeoutS + 's', '-timeout_error', '-recv_timeout', String(timeoutS * 1000),
       '-trace_msg', '-message_file', base + '-messages.log', '-trace_err', '-error_file', base + '-errors.log'],
-    base + '.log', { cwd: path.join(h.tmp, 'logs') });
+    base + '.log', { cwd: path.join(h.tmp, 'logs'), stopGraceMs: 2000 });
     p.messages = base + '-messages.log';
     p.errors = base + '-errors.log';
     p.label = name;
@@ -379,51 +364,17 @@ function defineTests() {
   // ----------------------------------------------------------------- setup
 
   before(async () => {
-    for (const m of ['ngx_codeb_core_module.so', 'ngx_codeb_signal_module.so', 'ngx_codeb_sipws_module.so']) {
-      assert.ok(fs.existsSync(path.join(MODULES, m)), 'modules not built: run ./build.sh build (looked for '
-        + path.join(MODULES, m) + ')');
-    }
-    assert.ok(fs.existsSync(MEDIAD), 'codeb-mediad not built: run ./build.sh build (looked for ' + MEDIAD + ')');
     assert.ok(fs.existsSync(SIPP), SIPP + ' not found: Debian package sip-tester (./build.sh deps installs it)');
-    for (const f of ['jssip.min.js', 'sip.min.js']) {
-      assert.ok(fs.existsSync(path.join(HTML, 'vendor', f)), 'html/vendor/' + f
-        + ' missing: ./build.sh build bundles it (esbuild from ./build.sh deps)');
-    }
-    h.makeTmp('codeb-e2e-trunk-');
-    const T = h.tmp;
-
-    const sock = path.join(T, 'redis.sock');
-    env.redis = startProc('redis', 'redis-server', ['--port', '0', '--unixsocket', sock,
-      '--unixsocketperm', '777', '--save', '', '--appendonly', 'no', '--dir', T],
-    path.join(T, 'logs', 'redis.log'));
-    env.redisSock = sock;
-    await waitFor('redis-server on ' + sock, async () => {
-      if (env.redis.exited) throw new Error('redis-server exited: ' + tail(env.redis.logFile, 20));
-      return redisPing(sock);
-    }, { timeout: 10000 });
-
-    env.ngPort = await freePort('udp');
-    const base = 41000 + 2 * Math.floor(Math.random() * 9000);
-    env.rtp = [base, base + 199];
-    env.mediad = startProc('codeb-mediad', MEDIAD, ['--listen-ng', '127.0.0.1:' + env.ngPort,
-      '--port-min', String(base), '--port-max', String(base + 199), '--interface', '127.0.0.1',
-      '--threads', '1', '--timeout', '60'], mediadLog());
-    await waitFor('codeb-mediad answering NG ping on 127.0.0.1:' + env.ngPort, async () => {
-      if (env.mediad.exited) {
-        throw new Error('codeb-mediad exited (code ' + env.mediad.code + ', signal ' + env.mediad.signal + '):\n'
-          + tail(mediadLog(), 30));
-      }
-      const r = await ngRequest(env.ngPort, { command: 'ping' }, { timeout: 200, retries: 0 }).catch(() => null);
-      return r && r.result === 'pong';
-    }, { timeout: 10000 });
+    const T = await startPhoneServers(h, env, 'codeb-e2e-trunk-', ['core', 'signal', 'sipws']);
+    const [base, top] = env.mediad.rtp;
 
     // distinct ports: http pages, SIP over ws (+ /signal.ashx), the
     // codeb_sip UDP listener, and the three trunks' sipp ports
-    const used = new Set([env.ngPort]);
+    const used = new Set([env.mediad.ngPort]);
     const pick = async (type) => {
       for (;;) {
         const p = await freePort(type);
-        if (!used.has(p) && (p < base || p > base + 199)) { used.add(p); return p; }
+        if (!used.has(p) && (p < base || p > top)) { used.add(p); return p; }
       }
     };
     env.httpPort = await pick('tcp');
@@ -436,73 +387,37 @@ function defineTests() {
     env.registrar = sipp('registrar', ['-sf', REGISTRAR, '-p', String(env.trunk.upstream), '-m', '1',
       '-key', 'realm', 'reg.test', '-key', 'user', 'acme', '-key', 'password', 'acme-secret',
       '-key', 'expires', String(REG_GRANT)], { timeoutS: 40 });
-    await waitFor('the sipp registrar listening on ' + env.trunk.upstream, () => {
-      if (env.registrar.exited) throw new Error('sipp exited: ' + tail(env.registrar.logFile, 20));
-      return udpBound(env.trunk.upstream);
-    }, { timeout: 5000, interval: 50 });
+    await waitUp(env.registrar, 'the sipp registrar listening on ' + env.trunk.upstream,
+      () => udpBound(env.trunk.upstream), { timeout: 5000, interval: 50, lines: 20 });
 
-    const conf = [
-      '# generated by tests/e2e/trunk.test.mjs',
-      'load_module /usr/lib/nginx/modules/ngx_stream_module.so;',
-      `load_module ${MODULES}/ngx_codeb_core_module.so;`,
-      `load_module ${MODULES}/ngx_codeb_signal_module.so;`,
-      `load_module ${MODULES}/ngx_codeb_sipws_module.so;`,
-      process.getuid && process.getuid() === 0 ? 'user root;' : '',
-      'worker_processes 2;',
-      'master_process on;',
-      'daemon off;',
-      `pid ${T}/nginx.pid;`,
-      `error_log ${T}/logs/error.log info;`,
-      'events { worker_connections 1024; }',
-      'http {',
-      '    include /etc/nginx/mime.types;',
-      '    default_type application/octet-stream;',
-      "    log_format e2e '$pid $remote_port \"$request\" $status $request_time';",
-      `    access_log ${T}/logs/access.log e2e;`,
-      `    client_body_temp_path ${T}/tmp/body;`,
-      `    proxy_temp_path ${T}/tmp/proxy;`,
-      `    fastcgi_temp_path ${T}/tmp/fastcgi;`,
-      `    uwsgi_temp_path ${T}/tmp/uwsgi;`,
-      `    scgi_temp_path ${T}/tmp/scgi;`,
-      `    codeb_redis unix:${sock};`,
-      `    codeb_sip_media 127.0.0.1:${env.ngPort};`,
-      '    server {',
-      `        listen 127.0.0.1:${env.httpPort} reuseport;`,
-      `        root ${HTML};`,
-      '        location / { try_files $uri $uri/ =404; }',
-      '    }',
-      '    server {',
-      `        listen 127.0.0.1:${env.sipPort} reuseport;`,
-      '        server_name localhost 127.0.0.1;',
-      '        codeb_tenant localhost;',
-      ...Object.entries(USERS).map(([u, p]) => `        codeb_sip_user ${u} password=${p};`),
-      `        codeb_sip_trunk carrier host=127.0.0.1:${env.trunk.carrier} prefix=+;`,
-      `        codeb_sip_trunk carrier2 host=127.0.0.1:${env.trunk.carrier2} prefix=+99;`,
-      `        codeb_sip_trunk upstream host=127.0.0.1:${env.trunk.upstream} domain=reg.test username=acme`
-        + ' password=acme-secret register=on expires=600 prefix=+98;',
-      `        codeb_inbound_route did=${DID.alice} from=* user=alice;`,
-      `        codeb_inbound_route did=${DID.bob} from=* user=bob;`,
-      `        codeb_oidc_hs256_secret ${SECRET};`,
-      '        location = / { codeb_sip_ws; }',
-      '        location = /signal.ashx { codeb_signal; }',
-      '    }',
-      '}',
-      'stream {',
-      `    server { listen 127.0.0.1:${env.udpPort} udp reuseport; codeb_sip; }`,
-      '}',
-      '',
-    ].join('\n');
-    fs.writeFileSync(path.join(T, 'nginx.conf'), conf);
-    const ngArgs = ['-p', T, '-c', path.join(T, 'nginx.conf'), '-e', path.join(T, 'logs', 'error.log')];
-    const t = spawnSync('nginx', [...ngArgs, '-t'], { encoding: 'utf8', timeout: 10000 });
-    assert.equal(t.status, 0, 'nginx -t failed:\n' + t.stderr + '\n' + conf);
-    env.nginx = startProc('nginx', 'nginx', ngArgs, path.join(T, 'logs', 'nginx.stderr.log'));
-    await waitFor('nginx serving the pages, SIP over WebSocket and SIP over UDP', async () => {
-      if (env.nginx.exited) throw new Error('nginx exited:\n' + tail(errorLog(), 30));
+    env.nginx = startNginx(T, nginxConf(T, {
+      by: 'tests/e2e/trunk.test.mjs',
+      stream: true,
+      modules: ['core', 'signal', 'sipws'],
+      redis: env.redis.sock,
+      http: phoneHttpConf({
+        ngPort: env.mediad.ngPort, httpPort: env.httpPort, sipPort: env.sipPort, users: USERS, tenant: [
+          `        codeb_sip_trunk carrier host=127.0.0.1:${env.trunk.carrier} prefix=+;`,
+          `        codeb_sip_trunk carrier2 host=127.0.0.1:${env.trunk.carrier2} prefix=+99;`,
+          `        codeb_sip_trunk upstream host=127.0.0.1:${env.trunk.upstream} domain=reg.test username=acme`
+            + ' password=acme-secret register=on expires=600 prefix=+98;',
+          `        codeb_inbound_route did=${DID.alice} from=* user=alice;`,
+          `        codeb_inbound_route did=${DID.bob} from=* user=bob;`,
+          `        codeb_oidc_hs256_secret ${SECRET};`,
+          '        location = /signal.ashx { codeb_signal; }',
+        ],
+      }),
+      after: [
+        'stream {',
+        `    server { listen 127.0.0.1:${env.udpPort} udp reuseport; codeb_sip; }`,
+        '}',
+      ],
+    }));
+    await waitUp(env.nginx, 'nginx serving the pages, SIP over WebSocket and SIP over UDP', async () => {
       const page = await httpGet(env.httpPort, '/phone-jssip.html');
       const sip = await httpGet(env.sipPort, '/');
       return page.status === 200 && sip.status === 426 && udpBound(env.udpPort);
-    }, { timeout: 10000 });
+    }, { log: errorLog() });
     // chromium comes with the first page (R needs none and runs first)
   });
 
@@ -513,23 +428,11 @@ function defineTests() {
 
   // ----------------------------------------------------------- diagnostics
 
-  function snapshot(page) {
-    return snapshotPage(page, () => {
-      const p = window.codebPhone;
-      if (!p) return { codebPhone: null, url: location.href };
-      return {
-        lib: p.lib, transport: p.transport, reg: p.reg, call: p.call, peer: p.peer, lastCall: p.lastCall,
-        pc: p.pc && { connectionState: p.pc.connectionState, iceConnectionState: p.pc.iceConnectionState },
-        status: [document.getElementById('reg-status').textContent, document.getElementById('call-status').textContent],
-        log: [...p.log.slice(-60), '--- SIP messages (last 30):', ...p.sip.slice(-30).map((m) => (m.dir === 'out' ? '>>> ' : '<<< ')
-          + new Date(m.t).toISOString().slice(11, 23) + '\n' + m.text)],
-      };
-    });
-  }
-
+  // the pages (the last 60 lines of their log, their last 30 SIP
+  // messages), the scenario's sipps and RTP sockets, the server logs
   async function dumpDiagnostics(title) {
-    const out = ['', '===== e2e trunk diagnostics: ' + title + ' =====', ...await h.pageReport(snapshot, ' codebPhone')];
-    if (h.tmp) {
+    await h.printDiagnostics(title, (page) => phoneSnapshot(page, { logLines: 60, sipMessages: 30 }), ' codebPhone', async () => {
+      const out = [];
       for (const p of env.caseSipps) {
         out.push('--- sipp ' + p.label + ' (' + (p.exited ? 'exit code ' + p.code + ', signal ' + p.signal : 'running') + '): screen (tail):',
           tail(p.logFile, 30));
@@ -537,33 +440,25 @@ function defineTests() {
         out.push('--- sipp ' + p.label + ' messages (-trace_msg, tail):', tail(p.messages, 150));
       }
       for (const r of env.rtps) out.push('--- carrier RTP socket ' + r.port + ': ' + JSON.stringify(r.summary()));
-      out.push('--- nginx error.log (tail):', tail(errorLog(), 80));
-      out.push('--- codeb-mediad log (tail):', tail(mediadLog(), 40));
-      const list = await ngRequest(env.ngPort, { command: 'list' }, { timeout: 500, retries: 0 }).catch((e) => ({ error: e.message }));
-      out.push('--- codeb-mediad calls: ' + JSON.stringify(list));
-    }
-    console.error(out.join('\n'));
+      return [...out, ...await serverReport(h.tmp, env.mediad)];
+    });
   }
 
   // Runs body; on failure prints pages, sipp traces, server logs, and
   // closes the pages (the next scenario opens fresh ones); the scenario's
   // sipps are stopped (bounded) and its RTP sockets closed either way
-  async function scenario(title, body) {
+  function scenario(title, body) {
     env.caseSipps = [];
     env.rtps = [];
-    try {
-      await body();
-      if (process.env.CODEB_E2E_TRACE === '1') await dumpDiagnostics(title + ' (CODEB_E2E_TRACE)');
-    } catch (e) {
-      await dumpDiagnostics(title);
-      await h.closePages();
-      env.phones = {};
-      throw e;
-    } finally {
-      for (const p of env.caseSipps) if (!p.exited) await p.stop('SIGTERM', 2000);
-      for (const r of env.rtps) r.close();
-      env.rtps = [];
-    }
+    return h.scenario(title, body, {
+      keepPages: true,
+      failed: () => { env.phones = {}; },
+      done: async () => {
+        for (const p of env.caseSipps) if (!p.exited) await p.stop();
+        for (const r of env.rtps) r.close();
+        env.rtps = [];
+      },
+    });
   }
 
   async function rtpPeer() {
@@ -573,26 +468,7 @@ function defineTests() {
   }
 
   // ---------------------------------------------------------- page helpers
-
-  const PAGES = { jssip: 'phone-jssip.html', sipjs: 'phone-sipjs.html' };
-  const state = (page) => page.evaluate(() => ({ reg: window.codebPhone.reg, call: window.codebPhone.call }));
-
-  async function waitPage(page, label, what, fn, arg, timeout) {
-    try {
-      await page.waitForFunction(fn, arg, { timeout, polling: 50 });
-    } catch (e) {
-      throw new Error(label + ': ' + what + ' not within ' + timeout + ' ms (now '
-        + JSON.stringify(await state(page).catch((x) => x.message)) + ')');
-    }
-  }
-
-  const waitCall = (page, label, call, timeout = RING_MS) => waitPage(page, label, 'call state ' + call,
-    (c) => window.codebPhone.call === c, call, timeout);
-
-  async function press(page, selector) {
-    await page.bringToFront();
-    await page.click(selector);
-  }
+  // (sip-lib.mjs: the page's state, waits, clicks, opening and registering)
 
   // The page of `user` (alice: JsSIP, bob: SIP.js), registered over ws://
   // with the test's settings; kept open for the next scenarios
@@ -605,59 +481,16 @@ function defineTests() {
     }
     if (!h.context) await h.launchChromium();
     const lib = user === 'alice' ? 'jssip' : 'sipjs';
-    const label = user + ' (' + lib + ')';
-    const page = await h.openPage(label, `http://127.0.0.1:${env.httpPort}/${PAGES[lib]}`);
-    await page.waitForFunction(() => !!window.codebPhone, null, { timeout: 5000 });
-    const server = `ws://127.0.0.1:${env.sipPort}`;
-    const stored = await page.evaluate((k) => JSON.parse(localStorage.getItem('codeb.phone.' + k) || 'null'), lib);
-    if (stored && stored.server === server && stored.user === user && stored.autoRegister) {
-      await waitPage(page, label, 'registered with its stored settings', () => window.codebPhone.reg === 'registered', null, 10000);
-    } else {
-      if (!await page.locator('#settings').evaluate((d) => d.open)) await page.click('#settings summary');
-      await page.fill('#set-server', server);
-      await page.fill('#set-user', user);
-      await page.fill('#set-password', USERS[user]);
-      await page.fill('#set-name', user[0].toUpperCase() + user.slice(1));
-      await page.fill('#set-domain', 'localhost');
-      await page.check('#set-auto');
-      const mark = await page.evaluate(() => Date.now());
-      await page.click('#btn-register');
-      await waitPage(page, label, 'registered with the test\'s settings', (t0) => window.codebPhone.reg === 'registered'
-        && window.codebPhone.events.some((e) => e.type === 'registration' && e.state === 'registered' && e.t >= t0),
-      mark, 10000);
-    }
-    page.lib = lib === 'jssip' ? 'JsSIP' : 'SIP.js';
-    page.label = label;
-    env.phones[user] = page;
-    return page;
+    env.phones[user] = await openPhone(h, {
+      url: `http://127.0.0.1:${env.httpPort}/`, server: `ws://127.0.0.1:${env.sipPort}`, lib, user, password: USERS[user],
+      label: user + ' (' + lib + ')',
+    });
+    return env.phones[user];
   }
 
   // what the page logged since `t0` (its clock is ours: one machine)
   const pageSip = (page, t0) => page.evaluate((t) => window.codebPhone.sip.filter((m) => m.t >= t), t0);
   const pageEvents = (page, t0) => page.evaluate((t) => window.codebPhone.events.filter((e) => e.t >= t), t0);
-
-  function mediaStats(page) {
-    return page.evaluate(async () => {
-      const pc = window.codebPhone.pc;
-      if (!pc) return null;
-      const st = await pc.getStats();
-      const out = { connectionState: pc.connectionState, inbound: null, outbound: null, pair: null, codec: null };
-      st.forEach((s) => {
-        if (s.type === 'inbound-rtp' && s.kind === 'audio') {
-          out.inbound = { packetsReceived: s.packetsReceived, bytesReceived: s.bytesReceived, packetsLost: s.packetsLost };
-          const c = s.codecId && st.get(s.codecId);
-          out.codec = c && c.mimeType;
-        }
-        if (s.type === 'outbound-rtp' && s.kind === 'audio') out.outbound = { packetsSent: s.packetsSent };
-        if (s.type === 'transport' && s.selectedCandidatePairId) {
-          const p = st.get(s.selectedCandidatePairId);
-          const c = (id) => { const x = st.get(id); return x && { type: x.candidateType, address: x.address, port: x.port }; };
-          if (p) out.pair = { state: p.state, local: c(p.localCandidateId), remote: c(p.remoteCandidateId) };
-        }
-      });
-      return out;
-    });
-  }
 
   // Audio both ways between the page and the carrier's RTP socket, through
   // codeb-mediad: the page's inbound-rtp grows (the remote candidate a
@@ -666,24 +499,16 @@ function defineTests() {
   // port in its SDP (sdpAddr:sdpPort: symmetric RTP).  Returns the
   // numbers measured over 1.5 s.
   async function assertAudioBothWays(page, label, rtp, pt, sdpAddr, sdpPort) {
-    await waitPage(page, label, 'RTCPeerConnection connected',
-      () => window.codebPhone.pc && window.codebPhone.pc.connectionState === 'connected', null, CONNECT_MS);
-    const first = await waitFor(label + ': inbound-rtp audio with packets (the carrier\'s tone)', async () => {
-      const s = await mediaStats(page);
-      return s && s.inbound && s.inbound.packetsReceived > 0 && s.pair ? s : null;
-    }, { timeout: 10000, interval: 200 });
-    await waitFor('RTP from codeb-mediad at the carrier\'s socket ' + rtp.port, () => rtp.received > 0, { timeout: 10000, interval: 100 });
-    const r0 = rtp.received;
-    await sleep(1500);
-    const second = await mediaStats(page);
+    let r0;
+    const { first, second, r } = await assertInboundAudio(page, label, env.mediad.rtp, {
+      what: 'inbound-rtp audio with packets (the carrier\'s tone)',
+      meanwhile: async () => {
+        await waitFor('RTP from codeb-mediad at the carrier\'s socket ' + rtp.port, () => rtp.received > 0, { timeout: 10000, interval: 100 });
+        r0 = rtp.received;
+      },
+      report: (f, s) => ({ page: { first: f.inbound, second: s.inbound, pair: s.pair, codec: s.codec }, carrier: rtp.summary() }),
+    });
     const r1 = rtp.received;
-    const r = { page: { first: first.inbound, second: second.inbound, pair: second.pair, codec: second.codec }, carrier: rtp.summary() };
-    assert.equal(second.pair.remote.address, '127.0.0.1', label + ': remote candidate ' + JSON.stringify(r));
-    assert.ok(second.pair.remote.port >= env.rtp[0] && second.pair.remote.port <= env.rtp[1],
-      label + ': remote candidate port outside codeb-mediad\'s range ' + env.rtp.join('-') + ': ' + JSON.stringify(r));
-    assert.ok(second.inbound.packetsReceived > first.inbound.packetsReceived + 25,
-      label + ': inbound-rtp packetsReceived not growing (~50/s expected) ' + JSON.stringify(r));
-    assert.ok(second.inbound.bytesReceived > first.inbound.bytesReceived, label + ': bytesReceived not growing ' + JSON.stringify(r));
     // the daemon passes G.711 through when the browser takes it, else
     // transcodes to Opus (docs/ng.md): either is right
     assert.ok(['audio/opus', 'audio/PCMA', 'audio/PCMU'].includes(second.codec), label + ': codec ' + JSON.stringify(r));
@@ -694,15 +519,8 @@ function defineTests() {
     return { ...r, pageGrowth: second.inbound.packetsReceived - first.inbound.packetsReceived, carrierGrowth: r1 - r0 };
   }
 
-  // the daemon has no call left (each one is deleted on BYE, CANCEL, failure)
-  async function assertNoMediaCalls(what) {
-    await waitFor('codeb-mediad without calls ' + what, async () => {
-      const r = await ngRequest(env.ngPort, { command: 'list' });
-      if (r.result !== 'ok') throw new Error(JSON.stringify(r));
-      if (r.calls.length) throw new Error('calls: ' + JSON.stringify(r.calls));
-      return true;
-    }, { timeout: 5000, interval: 200 });
-  }
+  // the daemon has no call left (lib.mjs)
+  const noMediaCalls = (what) => assertNoMediaCalls(env.mediad.ngPort, what);
 
   // the call records (?cdrlog, admin Bearer) whose callId is `callId`,
   // waited for until `n` are there
@@ -824,7 +642,7 @@ function defineTests() {
         const sdp = parseSdp(ok.text);
         assert.equal(sdp.addr, '127.0.0.1', sdp.text);
         assert.equal(sdp.proto, 'RTP/AVP', sdp.text);
-        assert.ok(sdp.port >= env.rtp[0] && sdp.port <= env.rtp[1], 'the 200\'s m= port is the daemon\'s: ' + sdp.text);
+        assert.ok(sdp.port >= env.mediad.rtp[0] && sdp.port <= env.mediad.rtp[1], 'the 200\'s m= port is the daemon\'s: ' + sdp.text);
         assert.doesNotMatch(sdp.text, /a=(ice-|fingerprint|crypto|candidate)|opus/i, 'no WebRTC towards the trunk:\n' + sdp.text);
         assert.ok([8, 0].includes(sdp.pts[0]), 'G.711 of the offer first: ' + sdp.text);
         assert.equal(header(ok.text, 'Contact|m'), `<sip:codeb@127.0.0.1:${env.udpPort};transport=udp>`);
@@ -843,7 +661,7 @@ function defineTests() {
         await waitCall(alice, 'alice', 'idle', 5000);
         const lc = await alice.evaluate(() => window.codebPhone.lastCall);
         assert.deepEqual([lc.outcome, lc.by], ['ended', 'remote'], JSON.stringify(lc));
-        await assertNoMediaCalls('after the inbound call');
+        await noMediaCalls('after the inbound call');
         const [c] = await cdrs(callId);
         t.diagnostic('call record: ' + JSON.stringify(c));
         assert.deepEqual([c.direction, c.trunk, c.from, c.to, c.did, c.status, c.cause, c.hangup],
@@ -859,10 +677,8 @@ function defineTests() {
         const rtp = await rtpPeer();
         const s = sipp('outbound', ['-sf', path.join(SCEN, 'trunk-answer.xml'), '-p', String(env.trunk.carrier), '-m', '1',
           '-key', 'rtpport', String(rtp.port)]);
-        await waitFor('sipp listening on the trunk port ' + env.trunk.carrier, () => {
-          if (s.exited) throw new Error('sipp exited: ' + tail(s.logFile, 20));
-          return udpBound(env.trunk.carrier);
-        }, { timeout: 5000, interval: 50 });
+        await waitUp(s, 'sipp listening on the trunk port ' + env.trunk.carrier, () => udpBound(env.trunk.carrier),
+          { timeout: 5000, interval: 50, lines: 20 });
         const t0 = await bob.evaluate(() => Date.now());
         await bob.fill('#dial-target', OUT_NUMBER);
         await press(bob, '#btn-call');
@@ -874,7 +690,7 @@ function defineTests() {
         assert.equal(offer.proto, 'RTP/AVP', offer.text);
         assert.doesNotMatch(offer.text, /a=(ice-|fingerprint|crypto|candidate)|opus/i, 'no WebRTC, no Opus towards the trunk:\n' + offer.text);
         assert.ok(offer.pts.includes(8) && offer.pts.includes(0), 'PCMA and PCMU offered: ' + offer.text);
-        assert.ok(offer.port >= env.rtp[0] && offer.port <= env.rtp[1], 'the offer\'s m= port is the daemon\'s: ' + offer.text);
+        assert.ok(offer.port >= env.mediad.rtp[0] && offer.port <= env.mediad.rtp[1], 'the offer\'s m= port is the daemon\'s: ' + offer.text);
         // the page shows the callee ringing (180), then the answer
         await waitCall(bob, 'bob', 'ringing', 5000);
         rtp.start(offer.addr, offer.port, 8);
@@ -897,7 +713,7 @@ function defineTests() {
         await waitCall(bob, 'bob', 'idle', 5000);
         const lc = await bob.evaluate(() => window.codebPhone.lastCall);
         assert.deepEqual([lc.outcome, lc.by], ['ended', 'local'], JSON.stringify(lc));
-        await assertNoMediaCalls('after the outbound call');
+        await noMediaCalls('after the outbound call');
         const bobInvite = (await pageSip(bob, t0)).find((m) => m.dir === 'out' && /^INVITE /.test(m.text));
         const callId = header(bobInvite.text, 'Call-ID|i');
         const [c] = await cdrs(callId);
@@ -972,7 +788,7 @@ function defineTests() {
         await goAhead(env.trunk.carrier, cid(1));
         await sippDone(a);
         await waitCall(bob, 'bob', 'idle', 5000);
-        await assertNoMediaCalls('after the forked call');
+        await noMediaCalls('after the forked call');
         const recs = await cdrs(cid(1), 2);
         const rec2 = await cdrs(cid(2));
         t.diagnostic('call records: ' + JSON.stringify([...recs, ...rec2].map((c) => ({ callId: c.callId, trunk: c.trunk, status: c.status, cause: c.cause }))));
@@ -1023,7 +839,7 @@ function defineTests() {
         assert.ok(sip.some((m) => m.dir === 'out' && /^SIP\/2\.0 487 /.test(m.text)), 'the page answered its INVITE 487');
         assert.ok(tr.some((m) => m.dir === 'received' && /^SIP\/2\.0 200 /.test(m.first) && /CANCEL/.test(m.cseq)), 'sipp: 200 to the CANCEL');
         assert.ok(tr.some((m) => m.dir === 'received' && /^SIP\/2\.0 487 /.test(m.first)), 'sipp: 487');
-        await assertNoMediaCalls('after the cancel');
+        await noMediaCalls('after the cancel');
         const [c] = await cdrs(callId);
         assert.deepEqual([c.direction, c.trunk, c.to, c.status, c.cause, c.answer],
           ['inbound', 'carrier', user, 487, 'cancelled', null], JSON.stringify(c));
@@ -1036,10 +852,9 @@ function defineTests() {
       await h.closeBrowser();
       env.phones = {};
       await sleep(300);
-      assert.ok(env.mediad && !env.mediad.exited, 'codeb-mediad died during the run:\n' + tail(mediadLog(), 40));
-      await assertNoMediaCalls('at the end');
-      assert.ok(env.nginx && !env.nginx.exited, 'nginx died during the run (code ' + (env.nginx && env.nginx.code)
-        + ', signal ' + (env.nginx && env.nginx.signal) + '):\n' + tail(errorLog(), 40));
+      assertRunning(env.mediad, env.mediad.logFile);
+      await noMediaCalls('at the end');
+      assertRunning(env.nginx, errorLog());
       // the registrar is gone: once the 6 s granted have passed without a
       // new 200, the trunk is not registered (docs/sip.md)
       const lapsed = await waitFor('trunk upstream registered:false', async () => {
@@ -1049,12 +864,6 @@ function defineTests() {
       const carrier = await trunkState('carrier');
       t.diagnostic('?healthsummary trunks at the end: upstream ' + JSON.stringify(lapsed) + ', carrier ' + JSON.stringify(carrier));
       assert.ok(typeof carrier.lastSeenSec === 'number', 'the trunk carrier was seen (its calls): ' + JSON.stringify(carrier));
-      const graceful = await env.nginx.stop('SIGQUIT', 5000);
-      const log = fs.readFileSync(errorLog(), 'utf8');
-      const crashes = log.split('\n').filter((l) => /exited on signal/.test(l));
-      assert.deepEqual(crashes, [], 'nginx worker crash (release blocker):\n' + tail(errorLog(), 80));
-      assert.ok(graceful, 'nginx did not exit within 5 s of SIGQUIT:\n' + tail(errorLog(), 40));
-      const alerts = log.split('\n').filter((l) => /\[(alert|emerg|crit)\]/.test(l));
-      assert.deepEqual(alerts, [], 'alert/crit/emerg lines in error.log');
+      assertNoAlerts(await quitNginx(env.nginx, errorLog()));
     });
 }
