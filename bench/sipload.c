@@ -28,7 +28,9 @@
  * printed; the load generator's own CPU time (all its processes) is group
  * "loadgen".  Every exchange is checked (status codes, the method of the
  * CSeq, the nonce, To tags); anything unexpected is counted in err_* keys
- * and the first few are shown on stderr.
+ * and the first few are shown on stderr; over UDP, a request whose top
+ * Via does not name the server's address (where the response must go) is
+ * counted in err_via.
  */
 
 #define _GNU_SOURCE
@@ -155,7 +157,7 @@ static lat_t lat_reg, lat_setup, lat_call, lat_hs;
 static uint64_t n_reg_done, n_call_done, n_setup_regs, n_in_window;
 static uint64_t n_msgs_in, n_msgs_out;
 static uint64_t err_connect, err_handshake, err_closed, err_status,
-                err_timeout, err_parse, err_auth, err_unexpected;
+                err_timeout, err_parse, err_auth, err_unexpected, err_via;
 static int      shown;
 static int      probe, probe_ok;            /* -s probe */
 static int      unregistering;              /* after the window */
@@ -1247,11 +1249,46 @@ on_response(cl_t *c, sip_t *s)
 }
 
 
+/*
+ * Over UDP a response goes to the top Via's sent-by (RFC 3261 18.2.2; with
+ * rport, to the source): a server's request must name an address where it
+ * listens, here the one we sent to.  We answer the source either way and
+ * count a sent-by that would not reach the server.
+ */
+static void
+check_via(cl_t *c, sip_t *s)
+{
+    const char *v, *p, *e;
+    size_t      vl;
+    char        want[64];
+    int         n;
+
+    if (o_transport != T_UDP || !sip_hdr(s, "Via", "v", 0, &v, &vl)) {
+        return;
+    }
+    e = v + vl;
+    p = memchr(v, ' ', vl);                 /* after SIP/2.0/UDP */
+    while (p && p < e && *p == ' ') {
+        p++;
+    }
+    n = snprintf(want, sizeof(want), "%s:%d", o_host, o_port);
+    if (p == NULL || e - p < n || memcmp(p, want, n) != 0
+        || (p + n < e && p[n] != ';' && p[n] != ' ' && p[n] != ','))
+    {
+        if (err_via++ == 0) {
+            show("client %d: %s with Via \"%.*s\": a response there would "
+                 "not reach %s", c->idx, s->method, (int) vl, v, want);
+        }
+    }
+}
+
+
 static void
 on_request(cl_t *c, sip_t *s)
 {
     static int shown_invite;
 
+    check_via(c, s);
     if (c->role == R_CALLEE && strcmp(s->method, "INVITE") == 0) {
         if (!shown_invite++ && getenv("SIPLOAD_SHOW_INVITE")) {
             fprintf(stderr, "sipload: the first INVITE a callee got:\n%.*s\n",
@@ -1894,7 +1931,7 @@ print_cpu(const char *stage, cpu_mark_t *a, cpu_mark_t *b, double lg_s)
 
 typedef struct {
     uint64_t reg_done, call_done, setup_ok, alive, msgs_in, msgs_out, unreg;
-    uint64_t err[8];
+    uint64_t err[9];
     double   cpu_s;
     size_t   nlat[4];
 } share_t;
@@ -1958,7 +1995,7 @@ share_fill(share_t *sh, int setup_ok, double cpu0)
     sh->err[0] = err_connect; sh->err[1] = err_handshake;
     sh->err[2] = err_closed; sh->err[3] = err_status;
     sh->err[4] = err_timeout; sh->err[5] = err_parse;
-    sh->err[6] = err_auth; sh->err[7] = err_unexpected;
+    sh->err[6] = err_auth; sh->err[7] = err_unexpected; sh->err[8] = err_via;
     sh->cpu_s = self_cpu_s() - cpu0;
     for (k = 0; k < 4; k++) {
         sh->nlat[k] = lats[k]->n;
@@ -1980,7 +2017,7 @@ share_add(share_t *sh, int fd)
     err_connect += sh->err[0]; err_handshake += sh->err[1];
     err_closed += sh->err[2]; err_status += sh->err[3];
     err_timeout += sh->err[4]; err_parse += sh->err[5];
-    err_auth += sh->err[6]; err_unexpected += sh->err[7];
+    err_auth += sh->err[6]; err_unexpected += sh->err[7]; err_via += sh->err[8];
     for (k = 0; k < 4; k++) {
         for (i = 0; i < sh->nlat[k]; i++) {
             uint64_t v;
@@ -2270,11 +2307,12 @@ main(int argc, char **argv)
 errors:
     printf("err_connect %llu\nerr_handshake %llu\nerr_closed %llu\n"
            "err_status %llu\nerr_timeout %llu\nerr_parse %llu\nerr_auth %llu\n"
-           "err_unexpected %llu\n",
+           "err_unexpected %llu\nerr_via %llu\n",
            (unsigned long long) err_connect, (unsigned long long) err_handshake,
            (unsigned long long) err_closed, (unsigned long long) err_status,
            (unsigned long long) err_timeout, (unsigned long long) err_parse,
-           (unsigned long long) err_auth, (unsigned long long) err_unexpected);
+           (unsigned long long) err_auth, (unsigned long long) err_unexpected,
+           (unsigned long long) err_via);
     (void) n_in_window;
     (void) n_setup_regs;
     return 0;
