@@ -3,7 +3,8 @@
 # Content-Length (several messages in one segment, one split over
 # several), answers CRLF keepalives, REGISTERs with digest (SHA-256),
 # refuses a replayed nonce count and a stale nonce, applies the ACL to
-# REGISTER, and survives malformed input.
+# REGISTER and INVITE on UDP, TCP and WebSocket, and survives malformed
+# input.
 use lib 't/lib';
 use Test::CodeB;
 use Digest::MD5 qw(md5_hex);
@@ -137,12 +138,13 @@ udp_recv U (?s)^SIP/2\.0 401 Unauthorized\r\n.*stale=true
 
 
 
-=== TEST 5: codeb_sip_acl: REGISTER refused, OPTIONS answered
+=== TEST 5: codeb_sip_acl: REGISTER and INVITE refused on UDP, TCP and WebSocket; OPTIONS answered
 --- config
 codeb_tenant localhost;
 codeb_sip_user bob password=bob-demo-pass;
 codeb_sip_acl allow 10.0.0.0/8;
 codeb_sip_acl deny all;
+location = /sip { codeb_sip_ws; }
 --- stream_config eval
 $ENV{TEST_NGINX_SIP_STREAM}
 --- ws
@@ -152,5 +154,18 @@ udp_send U ${R1}
 udp_recv U ^SIP/2\.0 403 Forbidden\r\n
 udp_send U OPTIONS sip:localhost SIP/2.0\r\nVia: SIP/2.0/UDP 10.9.9.9:5060;branch=z9hG4bKo1\r\nFrom: <sip:x@localhost>;tag=1\r\nTo: <sip:localhost>\r\nCall-ID: u-opt-1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n
 udp_recv U ^SIP/2\.0 200 OK\r\n
+udp_send U INVITE sip:bob@localhost SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKacl1;rport\r\nFrom: <sip:x@localhost>;tag=1\r\nTo: <sip:bob@localhost>\r\nCall-ID: u-acl-inv\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContact: <sip:x@127.0.0.1:5999>\r\nContent-Length: 0\r\n\r\n
+udp_recv U (?s)^SIP/2\.0 403 Forbidden\r\n.*Call-ID: u-acl-inv\r\n
+tcp T $TEST_NGINX_STREAM_PORT
+tcp_send T REGISTER sip:localhost SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bKacl2\r\nFrom: <sip:bob@localhost>;tag=t1\r\nTo: <sip:bob@localhost>\r\nCall-ID: t-acl-reg\r\nCSeq: 1 REGISTER\r\nMax-Forwards: 70\r\nContact: <sip:bob@127.0.0.1:5999;transport=tcp>\r\nContent-Length: 0\r\n\r\n
+tcp_recv_sip T (?s)^SIP/2\.0 403 Forbidden\r\n.*Call-ID: t-acl-reg\r\n
+tcp_send T INVITE sip:bob@localhost SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bKacl3\r\nFrom: <sip:x@localhost>;tag=1\r\nTo: <sip:bob@localhost>\r\nCall-ID: t-acl-inv\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContact: <sip:x@127.0.0.1:5999;transport=tcp>\r\nContent-Length: 0\r\n\r\n
+tcp_recv_sip T (?s)^SIP/2\.0 403 Forbidden\r\n.*Call-ID: t-acl-inv\r\n
+open W /sip proto=sip
+send_esc W REGISTER sip:localhost SIP/2.0\r\nVia: SIP/2.0/WS x.invalid;branch=z9hG4bKacl4\r\nFrom: <sip:bob@localhost>;tag=w1\r\nTo: <sip:bob@localhost>\r\nCall-ID: w-acl-reg\r\nCSeq: 1 REGISTER\r\nMax-Forwards: 70\r\nContact: <sip:b@x.invalid;transport=ws>\r\nContent-Length: 0\r\n\r\n
+recv W (?s)^SIP/2\.0 403 Forbidden\r\n.*Call-ID: w-acl-reg\r\n
+send_esc W INVITE sip:bob@localhost SIP/2.0\r\nVia: SIP/2.0/WS x.invalid;branch=z9hG4bKacl5\r\nFrom: <sip:x@localhost>;tag=1\r\nTo: <sip:bob@localhost>\r\nCall-ID: w-acl-inv\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContact: <sip:x@x.invalid;transport=ws>\r\nContent-Length: 0\r\n\r\n
+recv W (?s)^SIP/2\.0 403 Forbidden\r\n.*Call-ID: w-acl-inv\r\n
+close W
 --- error_log
 refused by codeb_sip_acl

@@ -93,8 +93,9 @@ ngx_codeb_require_redis(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
-    ccf->required_by.len = ngx_sprintf(ccf->required_by.data, "\"%V\" in %V:%ui",
-                                       &value[0], &cf->conf_file->file.name,
+    ccf->required_by.len = ngx_sprintf(ccf->required_by.data,
+                                       "\"%V\" in %V:%ui", &value[0],
+                                       &cf->conf_file->file.name,
                                        cf->conf_file->line)
                            - ccf->required_by.data;
 

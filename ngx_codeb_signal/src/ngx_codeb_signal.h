@@ -289,9 +289,9 @@ ngx_int_t ngx_codeb_flag_ring(ngx_http_request_t *r);
  * user the ring of call went to) for call: stores the ring state and
  * publishes frame (an open server frame) to the workers holding the
  * user's tabs, in one script; keys come from pool.  With not_vnum,
- * nothing happens when that number is a virtual number stored in Redis.  cb gets an integer: the
- * tabs reached, or -1 for a virtual number.  NGX_ERROR: Redis
- * unavailable.
+ * nothing happens when that number is a virtual number stored in Redis.
+ * cb gets an integer: the tabs reached, or -1 for a virtual number.
+ * NGX_ERROR: Redis unavailable.
  */
 ngx_int_t ngx_codeb_signal_ring(ngx_pool_t *pool, ngx_codeb_tenant_t *t,
     ngx_str_t *call, ngx_str_t *user, ngx_str_t *frame, ngx_str_t *not_vnum,

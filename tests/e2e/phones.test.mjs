@@ -12,8 +12,10 @@
 // only `lo` exists, so every packet (HTTP, SIP over WebSocket, NG, ICE,
 // SRTP) stays on 127.0.0.1 and nothing started here outlives the run.
 // Inside, it starts its own redis-server, codeb-mediad and nginx (2 workers,
-// reuseport; pages from html/, SIP over plain ws:// on another port with
-// the users alice, bob, carol), then chromium with a fake microphone.
+// reuseport; pages from html/, SIP over wss:// on another port with
+// the users alice, bob, carol and a certificate for localhost made for the
+// run, which chromium trusts by its key hash), then chromium with a fake
+// microphone.
 // Needs root, the modules and daemon built by `./build.sh build` and the
 // bundles it writes to html/vendor/.
 //
@@ -70,7 +72,7 @@ import {
   assertNoAlerts, webSocketsPerWorker, serverReport, assertNoMediaCalls,
 } from './lib.mjs';
 import {
-  CONNECT_MS, PHONE_PAGES as PAGES, phoneHttpConf, startPhoneServers, phoneSnapshot, phoneState as state, waitPage,
+  CONNECT_MS, PHONE_PAGES as PAGES, phoneHttpConf, makeCertificate, tlsUp, startPhoneServers, phoneSnapshot, phoneState as state, waitPage,
   waitCall, press, openPhone as openPhonePage, assertInboundAudio,
 } from './sip-lib.mjs';
 
@@ -105,6 +107,7 @@ function defineTests() {
 
   before(async () => {
     const T = await startPhoneServers(h, env, 'codeb-e2e-phones-', ['core', 'sipws']);
+    const tls = makeCertificate(T);
 
     // nginx: 2 workers; `reuseport` spreads the WebSockets over both by
     // the client's port, so caller and callee are on different workers in
@@ -116,17 +119,13 @@ function defineTests() {
       stream: true,
       modules: ['core', 'sipws'],
       redis: env.redis.sock,
-      http: phoneHttpConf({ ngPort: env.mediad.ngPort, httpPort: env.httpPort, sipPort: env.sipPort, users: USERS }),
+      http: phoneHttpConf({ ngPort: env.mediad.ngPort, httpPort: env.httpPort, sipPort: env.sipPort, users: USERS, tls }),
     }));
-    await waitUp(env.nginx, 'nginx serving the pages and SIP over WebSocket', async () => {
-      const page = await httpGet(env.httpPort, '/phone-jssip.html');
-      // a plain GET of the SIP location asks for an upgrade
-      const sip = await httpGet(env.sipPort, '/');
-      return page.status === 200 && sip.status === 426;
-    }, { log: errorLog() });
+    await waitUp(env.nginx, 'nginx serving the pages and SIP over WebSocket with TLS', async () =>
+      (await httpGet(env.httpPort, '/phone-jssip.html')).status === 200 && tlsUp(env.sipPort), { log: errorLog() });
 
     // chromium (Debian's; never a downloaded one)
-    await h.launchChromium();
+    await h.launchChromium(['--ignore-certificate-errors-spki-list=' + tls.spki]);
   });
 
   after(() => h.close());
@@ -145,7 +144,7 @@ function defineTests() {
   async function openPhone(lib, user, label = user + ' (' + lib + ')') {
     const before = new Set(sipWorkers().keys());
     const page = await openPhonePage(h, {
-      url: `http://127.0.0.1:${env.httpPort}/`, server: `ws://127.0.0.1:${env.sipPort}`, lib, user, password: USERS[user], label,
+      url: `http://127.0.0.1:${env.httpPort}/`, server: `wss://localhost:${env.sipPort}`, lib, user, password: USERS[user], label,
     });
     page.worker = sipWorkers().get(await wsPort(page, label, before));
     return page;
@@ -177,10 +176,17 @@ function defineTests() {
 
   // The client port of the page's WebSocket: the one established client
   // port to the SIP port that was not there before the page opened
-  // (`before`) and that no other open page has
+  // (`before`) and that no other open page has.  A page that registered
+  // with other stored settings first closes that WebSocket: waits (3 s)
+  // until it is gone.
   async function wsPort(page, label, before) {
     const others = new Set(h.pages.map((r) => r.page.wsPort).filter(Boolean));
-    const mine = [...sipWorkers().keys()].filter((p) => !others.has(p) && !before.has(p));
+    const fresh = () => [...sipWorkers().keys()].filter((p) => !others.has(p) && !before.has(p));
+    let mine = fresh();
+    for (let i = 0; i < 30 && mine.length > 1; i++) {
+      await sleep(100);
+      mine = fresh();
+    }
     assert.equal(mine.length, 1, label + ': WebSocket client ports not known to other pages: ' + JSON.stringify(mine));
     page.wsPort = mine[0];
     return mine[0];

@@ -8,6 +8,8 @@
 // Not a test file.  All durations and timeouts are in milliseconds.
 
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { HTML, sleep, waitFor, snapshotPage, assertBuilt, startRedis, startMediad } from './lib.mjs';
@@ -49,6 +51,30 @@ export function phoneHttpConf({ ngPort, httpPort, sipPort, users, tenant = [], t
     '        location = / { codeb_sip_ws; }',
     '    }',
   ];
+}
+
+/**
+ * A key and a self-signed certificate for localhost (P-256, 2 days) in
+ * `dir`: { key, cert } (PEM files, for phoneHttpConf `tls`) and `spki`,
+ * the base64 SHA-256 of its SubjectPublicKeyInfo, for chromium's
+ * --ignore-certificate-errors-spki-list (trusts that key only).
+ */
+export function makeCertificate(dir) {
+  const key = path.join(dir, 'localhost.key');
+  const cert = path.join(dir, 'localhost.crt');
+  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+    '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost',
+    '-addext', 'subjectAltName=DNS:localhost'], { encoding: 'utf8', timeout: 10000 });
+  assert.equal(r.status, 0, 'openssl req: ' + r.stderr);
+  const spki = new crypto.X509Certificate(fs.readFileSync(cert)).publicKey.export({ type: 'spki', format: 'der' });
+  return { key, cert, spki: crypto.createHash('sha256').update(spki).digest('base64') };
+}
+
+/** Whether 127.0.0.1:`port` completes a TLS handshake for SNI localhost (openssl s_client, 3000 ms). */
+export function tlsUp(port) {
+  const r = spawnSync('openssl', ['s_client', '-connect', '127.0.0.1:' + port, '-servername', 'localhost'],
+    { input: '', encoding: 'utf8', timeout: 3000 });
+  return /BEGIN CERTIFICATE/.test(r.stdout);
 }
 
 /**
@@ -148,7 +174,8 @@ export async function press(page, selector) {
  * capitalised) at the SIP WebSocket `server`.  A page that stored exactly
  * these settings (localStorage) registers by itself; otherwise they are
  * entered in its form, which saves them, and the page registers with them.
- * Asserts the library's version, the saved settings and the status line.
+ * Asserts the library's version, the saved settings, the status line and
+ * the transport in the REGISTER's Via (WS or WSS, from `server`).
  * Sets page.lib ('JsSIP' or 'SIP.js') and page.label; returns the page.
  */
 export async function openPhone(h, { url, server, lib, user, password, label }) {
@@ -177,6 +204,10 @@ export async function openPhone(h, { url, server, lib, user, password, label }) 
     assert.deepEqual([saved.server, saved.user, saved.password, saved.domain], [server, user, password, 'localhost']);
   }
   assert.match(await page.textContent('#reg-status'), new RegExp('Registered as ' + user));
+  const reg = await page.evaluate(() => window.codebPhone.sip.filter((m) => m.dir === 'out'
+    && /^REGISTER /.test(m.text)).pop().text);
+  assert.match(reg, new RegExp('\\r\\nVia: SIP/2\\.0/' + (server.startsWith('wss:') ? 'WSS' : 'WS') + ' ', 'i'),
+    label + ' registers over ' + server.split(':')[0]);
   page.lib = lib === 'jssip' ? 'JsSIP' : 'SIP.js';
   page.label = label;
   return page;

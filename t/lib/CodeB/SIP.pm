@@ -153,7 +153,9 @@ sub answer {
     my ($cid) = $inv =~ /^(Call-ID: [^\r]*)\r\n/m;
     my ($cseq) = $inv =~ /^(CSeq: [^\r]*)\r\n/m;
     my $phrase = { 100 => 'Trying', 180 => 'Ringing', 200 => 'OK', 487 => 'Request Terminated',
-                   486 => 'Busy Here' }->{$status};
+                   486 => 'Busy Here', 488 => 'Not Acceptable Here',
+                   401 => 'Unauthorized', 407 => 'Proxy Authentication Required',
+                   603 => 'Decline' }->{$status} // 'Status';
     my $ct = $body ? "\nContent-Type: application/sdp" : '';
     return sip("SIP/2.0 $status $phrase\n$via\n$from\nTo: $to;tag=bobtag\n"
                      . "$cid\n$cseq\nContact: <sip:bob\@bob.invalid;transport=ws>$ct",
