@@ -14,7 +14,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")" && pwd)
 BUILD=$ROOT/build
 RUN=${CODEB_RUN_DIR:-$ROOT/run}
-MODULES="ngx_codeb_core ngx_codeb_signal ngx_codeb_sipws"
+MODULES="ngx_codeb_core ngx_codeb_signal ngx_codeb_sipws ngx_codeb_api"
 
 DEBS="nginx nginx-dev libnginx-mod-stream redis-server redis-tools
       libyajl-dev libhiredis-dev libssl-dev libjwt-dev libsofia-sip-ua-dev
@@ -219,6 +219,7 @@ run() {
     http://127.0.0.1:8080/status.html            health summary
     http://127.0.0.1:8080/virtual-numbers-overview.html
     http://127.0.0.1:8080/signal.ashx            build stamp
+    http://127.0.0.1:8080/api.ashx/v1            the REST API's routes
   SIP over WebSocket: wss://127.0.0.1:5443 (ws://127.0.0.1:5066), SIP UDP/TCP
   127.0.0.1:5060; users alice / alice-demo-pass, bob / bob-demo-pass,
   carol / carol-demo-pass

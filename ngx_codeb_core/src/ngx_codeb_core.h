@@ -137,6 +137,8 @@ ngx_int_t ngx_codeb_random_hex(u_char *out, size_t n);
 ngx_int_t ngx_codeb_random_alnum(u_char *out, size_t n);
 /* SHA-1 of data as hex (41 bytes with NUL) */
 void ngx_codeb_sha1_hex(u_char *data, size_t len, u_char *hex);
+/* SHA-256 of data as hex (65 bytes with NUL) */
+void ngx_codeb_sha256_hex(u_char *data, size_t len, u_char *hex);
 
 
 /* ---- OIDC tokens (ngx_codeb_jwt.c) ---- */
@@ -189,6 +191,21 @@ typedef ngx_int_t (*ngx_codeb_http_body_pt)(ngx_http_request_t *r,
  */
 ngx_int_t ngx_codeb_http_read_body(ngx_http_request_t *r, size_t max,
     ngx_codeb_http_body_pt handler);
+
+/*
+ * Runs a Redis command (script NULL) or a registered script for r with
+ * cb(ac, reply, r) as its reply handler, r kept alive meanwhile (cb
+ * finalizes it).  Returns NGX_DONE, or the 503 answer when Redis is not
+ * connected.
+ */
+ngx_int_t ngx_codeb_http_redis(ngx_http_request_t *r,
+    ngx_codeb_redis_script_t *script, redisCallbackFn *cb, int nkeys,
+    ngx_codeb_redis_args_t *a);
+/*
+ * 503 {"error": "unavailable"}: the state store could not answer (reply
+ * NULL, or a Redis error, which is logged)
+ */
+ngx_int_t ngx_codeb_http_unavailable(ngx_http_request_t *r, void *reply);
 
 /*
  * Runs handler(r) once the worker's Redis links are up: at once when they

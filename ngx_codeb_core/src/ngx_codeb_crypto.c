@@ -14,6 +14,9 @@
 static u_char  ngx_codeb_hex[] = "0123456789abcdef";
 
 
+static void ngx_codeb_hex_encode(u_char *md, size_t n, u_char *hex);
+
+
 ngx_uint_t
 ngx_codeb_equal_secret(u_char *a, size_t alen, u_char *b, size_t blen)
 {
@@ -100,15 +103,33 @@ ngx_codeb_random_alnum(u_char *out, size_t n)
 void
 ngx_codeb_sha1_hex(u_char *data, size_t len, u_char *hex)
 {
-    size_t  i;
     u_char  md[SHA_DIGEST_LENGTH];
 
     SHA1(data, len, md);
+    ngx_codeb_hex_encode(md, SHA_DIGEST_LENGTH, hex);
+}
 
-    for (i = 0; i < SHA_DIGEST_LENGTH; i++) {
+
+void
+ngx_codeb_sha256_hex(u_char *data, size_t len, u_char *hex)
+{
+    u_char  md[SHA256_DIGEST_LENGTH];
+
+    SHA256(data, len, md);
+    ngx_codeb_hex_encode(md, SHA256_DIGEST_LENGTH, hex);
+}
+
+
+/* n bytes as 2n lowercase hex chars and a NUL */
+static void
+ngx_codeb_hex_encode(u_char *md, size_t n, u_char *hex)
+{
+    size_t  i;
+
+    for (i = 0; i < n; i++) {
         hex[2 * i] = ngx_codeb_hex[md[i] >> 4];
         hex[2 * i + 1] = ngx_codeb_hex[md[i] & 0xf];
     }
 
-    hex[2 * SHA_DIGEST_LENGTH] = '\0';
+    hex[2 * n] = '\0';
 }

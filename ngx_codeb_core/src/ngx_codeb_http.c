@@ -316,3 +316,43 @@ ngx_codeb_http_redis_cleanup(void *data)
 
     ngx_codeb_redis_cancel(&ctx->wait);
 }
+
+
+ngx_int_t
+ngx_codeb_http_redis(ngx_http_request_t *r, ngx_codeb_redis_script_t *script,
+    redisCallbackFn *cb, int nkeys, ngx_codeb_redis_args_t *a)
+{
+    ngx_int_t  rc;
+
+    r->main->count++;
+
+    if (script) {
+        rc = ngx_codeb_redis_eval(script, cb, r, nkeys, a);
+
+    } else {
+        rc = ngx_codeb_redis_command(cb, r, a);
+    }
+
+    if (rc != NGX_OK) {
+        r->main->count--;
+        return ngx_codeb_http_unavailable(r, NULL);
+    }
+
+    return NGX_DONE;
+}
+
+
+ngx_int_t
+ngx_codeb_http_unavailable(ngx_http_request_t *r, void *reply)
+{
+    redisReply  *rep = reply;
+
+    if (rep && rep->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "redis: %s", rep->str);
+    }
+
+    return ngx_codeb_http_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                "unavailable",
+                                "the state store is unavailable");
+}

@@ -61,6 +61,8 @@ void ngx_codeb_gen_cstr(yajl_gen g, char *key, char *s);
 void ngx_codeb_gen_int(yajl_gen g, char *key, int64_t n);
 void ngx_codeb_gen_bool(yajl_gen g, char *key, ngx_uint_t b);
 void ngx_codeb_gen_null(yajl_gen g, char *key);
+/* ms since the epoch as "2026-01-01T12:00:00.000Z" (ISO 8601 UTC); 0: null */
+void ngx_codeb_gen_time(yajl_gen g, char *key, uint64_t ms);
 /* the flat members of a parsed object (nested ones left out) */
 void ngx_codeb_gen_members(yajl_gen g, ngx_array_t *members);
 /* the key of a member whose value the caller writes */

@@ -87,6 +87,28 @@ ngx_codeb_gen_null(yajl_gen g, char *key)
 }
 
 
+void
+ngx_codeb_gen_time(yajl_gen g, char *key, uint64_t ms)
+{
+    u_char     buf[sizeof("2026-01-01T12:00:00.000Z")], *p;
+    ngx_tm_t   tm;
+
+    if (ms == 0) {
+        ngx_codeb_gen_null(g, key);
+        return;
+    }
+
+    ngx_gmtime((time_t) (ms / 1000), &tm);
+
+    p = ngx_sprintf(buf, "%4d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                    tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
+                    tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec,
+                    (int) (ms % 1000));
+
+    ngx_codeb_gen_str(g, key, buf, p - buf);
+}
+
+
 /*
  * the members of a parsed object (ngx_codeb_json_object()) as members of
  * the open object; nested objects and arrays are left out

@@ -244,15 +244,6 @@ typedef struct {
 ngx_int_t ngx_codeb_signal_http(ngx_http_request_t *r,
     ngx_codeb_tenant_t *t);
 /*
- * runs a script (a command when script is NULL) for r; the request waits
- * for cb, which finalizes it.  Returns what a handler returns.
- */
-ngx_int_t ngx_codeb_signal_async(ngx_http_request_t *r,
-    ngx_codeb_redis_script_t *script, redisCallbackFn *cb, int nkeys,
-    ngx_codeb_redis_args_t *a);
-/* 503 for a failed Redis reply (NULL or error) */
-ngx_int_t ngx_codeb_signal_unavailable(ngx_http_request_t *r, void *reply);
-/*
  * NGX_OK when X-Sig is the hex HMAC-SHA256 (key) of
  * "<flag>|<Host>|[<stamp>|]<body>" (docs/signal.md "Bridge webhooks");
  * NGX_DECLINED when not; NGX_ERROR: no memory

@@ -82,7 +82,7 @@ ngx_codeb_flag_records(ngx_http_request_t *r, ngx_uint_t dials)
     ngx_codeb_redis_arg_lit(&a, "0");
     ngx_codeb_redis_arg(&a, last, ngx_sprintf(last, "%i", limit - 1) - last);
 
-    return ngx_codeb_signal_async(r, NULL, ngx_codeb_flag_records_reply, 0,
+    return ngx_codeb_http_redis(r, NULL, ngx_codeb_flag_records_reply, 0,
                                   &a);
 }
 
@@ -106,7 +106,7 @@ ngx_codeb_flag_records_reply(redisAsyncContext *ac, void *reply, void *data)
     ctx = ngx_http_get_module_ctx(r, ngx_codeb_signal_module);
 
     if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
-        ngx_http_finalize_request(r, ngx_codeb_signal_unavailable(r, rep));
+        ngx_http_finalize_request(r, ngx_codeb_http_unavailable(r, rep));
         return;
     }
 

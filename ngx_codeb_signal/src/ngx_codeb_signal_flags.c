@@ -65,7 +65,7 @@ ngx_codeb_signal_health_query(ngx_http_request_t *r, redisCallbackFn *cb)
     ngx_codeb_redis_arg_str(&a, px);
     ngx_codeb_redis_arg(&a, now, ngx_sprintf(now, "%T", ngx_time()) - now);
 
-    return ngx_codeb_signal_async(r, &ngx_codeb_signal_health_script, cb, 3,
+    return ngx_codeb_http_redis(r, &ngx_codeb_signal_health_script, cb, 3,
                                   &a);
 }
 
@@ -205,7 +205,7 @@ ngx_codeb_flag_health_reply(redisAsyncContext *ac, void *reply, void *data)
         || rep->element[0]->type != REDIS_REPLY_ARRAY
         || rep->element[1]->type != REDIS_REPLY_ARRAY)
     {
-        ngx_http_finalize_request(r, ngx_codeb_signal_unavailable(r, rep));
+        ngx_http_finalize_request(r, ngx_codeb_http_unavailable(r, rep));
         return;
     }
 
@@ -365,7 +365,7 @@ ngx_codeb_flag_registrar_reply(redisAsyncContext *ac, void *reply,
     ngx_http_request_t  *r = data;
 
     if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
-        ngx_http_finalize_request(r, ngx_codeb_signal_unavailable(r, rep));
+        ngx_http_finalize_request(r, ngx_codeb_http_unavailable(r, rep));
         return;
     }
 
@@ -427,6 +427,6 @@ ngx_codeb_flag_registrar(ngx_http_request_t *r)
     ngx_codeb_redis_arg_str(&a, px);
     ngx_codeb_redis_arg(&a, now, ngx_sprintf(now, "%T", ngx_time()) - now);
 
-    return ngx_codeb_signal_async(r, &ngx_codeb_signal_registrar_script,
+    return ngx_codeb_http_redis(r, &ngx_codeb_signal_registrar_script,
                                   ngx_codeb_flag_registrar_reply, 1, &a);
 }

@@ -156,7 +156,7 @@ ngx_codeb_flag_ring(ngx_http_request_t *r)
                               ngx_codeb_flag_ring_reply, r)
         != NGX_OK)
     {
-        return ngx_codeb_signal_unavailable(r, NULL);
+        return ngx_codeb_http_unavailable(r, NULL);
     }
 
     r->main->count++;
@@ -243,7 +243,7 @@ ngx_codeb_flag_ring_reply(redisAsyncContext *ac, void *reply, void *data)
     ngx_codeb_signal_req_t  *ctx;
 
     if (rep == NULL || rep->type != REDIS_REPLY_INTEGER) {
-        ngx_http_finalize_request(r, ngx_codeb_signal_unavailable(r, rep));
+        ngx_http_finalize_request(r, ngx_codeb_http_unavailable(r, rep));
         return;
     }
 

@@ -314,7 +314,7 @@ ngx_codeb_flag_vnum_admin(ngx_http_request_t *r)
     ngx_codeb_redis_arg_str(&a, vk);
     ngx_codeb_redis_arg_str(&a, &number);
 
-    return ngx_codeb_signal_async(r, NULL, ngx_codeb_flag_vnum_write_reply,
+    return ngx_codeb_http_redis(r, NULL, ngx_codeb_flag_vnum_write_reply,
                                   0, &a);
 }
 
@@ -388,7 +388,7 @@ ngx_codeb_signal_vnum_write(ngx_http_request_t *r, ngx_codeb_vnum_t *vn)
         ngx_codeb_redis_arg_str(&a, &vn->number);
         ngx_codeb_redis_arg_str(&a, &value);
 
-        return ngx_codeb_signal_async(r, NULL,
+        return ngx_codeb_http_redis(r, NULL,
                                       ngx_codeb_flag_vnum_write_reply, 0, &a);
     }
 
@@ -396,7 +396,7 @@ ngx_codeb_signal_vnum_write(ngx_http_request_t *r, ngx_codeb_vnum_t *vn)
     ngx_codeb_redis_arg_str(&a, &vn->number);
     ngx_codeb_redis_arg_str(&a, &value);
 
-    return ngx_codeb_signal_async(r, &ngx_codeb_signal_vnum_put_script,
+    return ngx_codeb_http_redis(r, &ngx_codeb_signal_vnum_put_script,
                                   ngx_codeb_flag_vnum_write_reply, 1, &a);
 }
 
@@ -412,7 +412,7 @@ ngx_codeb_flag_vnum_write_reply(redisAsyncContext *ac, void *reply,
     ngx_http_request_t  *r = data;
 
     if (rep == NULL || rep->type != REDIS_REPLY_INTEGER) {
-        ngx_http_finalize_request(r, ngx_codeb_signal_unavailable(r, rep));
+        ngx_http_finalize_request(r, ngx_codeb_http_unavailable(r, rep));
         return;
     }
 

@@ -1,0 +1,111 @@
+/*
+ * ngx_codeb_api: the platform REST API under /api.ashx/v1 (docs/api.md).
+ *
+ * One location handler (codeb_api) routes by method and path through one
+ * table (ngx_codeb_api_routes), which is also what GET /api.ashx/v1 and
+ * the OpenAPI document describe, so the description cannot drift from
+ * what exists.  Every answer comes from core's JSON generator with
+ * Cache-Control: no-store; every request body is read (bounded) or
+ * discarded.
+ */
+
+#ifndef _NGX_CODEB_API_H_INCLUDED_
+#define _NGX_CODEB_API_H_INCLUDED_
+
+
+#include "ngx_codeb_core.h"
+
+
+/* a request body larger than this is 413 (bytes) */
+#define NGX_CODEB_API_MAX_BODY      65536
+/* a path parameter longer than this is 400 (bytes, decoded) */
+#define NGX_CODEB_API_MAX_PARAM     128
+
+/* route flags */
+#define NGX_CODEB_API_PUBLIC        0x01     /* no bearer needed */
+#define NGX_CODEB_API_BODY          0x02     /* a JSON object body */
+#define NGX_CODEB_API_OIDC          0x04     /* an OIDC bearer, not ak_ */
+
+
+typedef struct ngx_codeb_api_ctx_s  ngx_codeb_api_ctx_t;
+
+typedef ngx_int_t (*ngx_codeb_api_handler_pt)(ngx_http_request_t *r,
+    ngx_codeb_api_ctx_t *ctx);
+
+typedef struct {
+    ngx_uint_t                  method;      /* NGX_HTTP_GET, ... */
+    char                       *path;        /* "/v1/api-keys/{id}" */
+    char                       *area;
+    char                       *description;
+    ngx_uint_t                  flags;
+    ngx_codeb_api_handler_pt    handler;
+} ngx_codeb_api_route_t;
+
+struct ngx_codeb_api_ctx_s {
+    ngx_codeb_tenant_t         *tenant;
+    ngx_codeb_api_route_t      *route;
+    ngx_str_t                   param;       /* the {..} segment, decoded */
+    ngx_array_t                *body;        /* ngx_codeb_json_member_t */
+    ngx_str_t                   identity;    /* the token's user, or the
+                                                API key's name */
+    unsigned                    by_key:1;    /* authorized by an ak_ key */
+    void                       *data;        /* the handler's, while it
+                                                waits for Redis */
+};
+
+
+extern ngx_module_t            ngx_codeb_api_module;
+extern ngx_codeb_api_route_t   ngx_codeb_api_routes[];
+
+
+/* "GET", "POST", ... of an NGX_HTTP_* method */
+char *ngx_codeb_api_method_name(ngx_uint_t method);
+
+/*
+ * ?limit= (1..500, default 50) and ?offset= (>= 0, default 0) of r;
+ * NGX_DECLINED after answering 400 naming the bad one (*rc holds the
+ * answer).
+ */
+ngx_int_t ngx_codeb_api_page(ngx_http_request_t *r, ngx_int_t *limit,
+    ngx_int_t *offset, ngx_int_t *rc);
+/*
+ * closes the "data" array open in g and writes total, limit, offset and
+ * next (the relative URL of the next page, or null), then sends it 200
+ */
+ngx_int_t ngx_codeb_api_page_send(ngx_http_request_t *r, yajl_gen g,
+    ngx_int_t total, ngx_int_t limit, ngx_int_t offset);
+/*
+ * the string member key of the body, matched in either case of its first
+ * letter ("name" or "Name"); NULL when absent or not a string
+ */
+ngx_codeb_json_member_t *ngx_codeb_api_field(ngx_codeb_api_ctx_t *ctx,
+    char *key);
+/* the tenant's Redis key "codeb:{tenant}:<kind>" from r's pool, or NULL */
+ngx_str_t *ngx_codeb_api_key(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx,
+    char *kind);
+
+/* GET /api.ashx/v1 and GET /api.ashx/v1/openapi.json */
+ngx_int_t ngx_codeb_api_describe(ngx_http_request_t *r,
+    ngx_codeb_api_ctx_t *ctx);
+ngx_int_t ngx_codeb_api_openapi(ngx_http_request_t *r,
+    ngx_codeb_api_ctx_t *ctx);
+
+/* API keys: docs/api.md "API keys" */
+ngx_int_t ngx_codeb_api_keys_create(ngx_http_request_t *r,
+    ngx_codeb_api_ctx_t *ctx);
+ngx_int_t ngx_codeb_api_keys_list(ngx_http_request_t *r,
+    ngx_codeb_api_ctx_t *ctx);
+ngx_int_t ngx_codeb_api_keys_delete(ngx_http_request_t *r,
+    ngx_codeb_api_ctx_t *ctx);
+/*
+ * looks the ak_ key token up by its SHA-256: known, the route's handler
+ * runs with ctx->identity the key's name and ctx->by_key set; else 401
+ * (503 when Redis cannot answer).  Returns NGX_DONE or an answer.
+ */
+ngx_int_t ngx_codeb_api_keys_check(ngx_http_request_t *r,
+    ngx_codeb_api_ctx_t *ctx, ngx_str_t *token);
+/* registers the API keys' scripts (from the codeb_api directive) */
+ngx_int_t ngx_codeb_api_keys_init(ngx_conf_t *cf);
+
+
+#endif /* _NGX_CODEB_API_H_INCLUDED_ */

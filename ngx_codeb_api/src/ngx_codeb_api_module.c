@@ -1,0 +1,541 @@
+/*
+ * The codeb_api location: routing, the request body, the bearer
+ * (docs/api.md "Conventions", "Authentication").
+ */
+
+#include "ngx_codeb_api.h"
+
+
+typedef struct {
+    ngx_flag_t                  scripts;     /* registered for this cycle */
+} ngx_codeb_api_main_conf_t;
+
+
+static ngx_int_t ngx_codeb_api_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_codeb_api_route(ngx_http_request_t *r,
+    ngx_codeb_api_ctx_t *ctx);
+static ngx_int_t ngx_codeb_api_match(char *tmpl, u_char *path, size_t len,
+    ngx_str_t *param);
+static ngx_int_t ngx_codeb_api_allow(ngx_http_request_t *r, u_char *path,
+    size_t len);
+static ngx_int_t ngx_codeb_api_body(ngx_http_request_t *r, ngx_str_t *body);
+static ngx_int_t ngx_codeb_api_authorize(ngx_http_request_t *r);
+static void *ngx_codeb_api_create_main_conf(ngx_conf_t *cf);
+static char *ngx_codeb_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+
+
+/*
+ * Every route.  GET /api.ashx/v1 lists exactly these; a new route is a
+ * new row here and nowhere else.
+ */
+ngx_codeb_api_route_t  ngx_codeb_api_routes[] = {
+
+    { NGX_HTTP_GET, "/v1", "meta",
+      "Describe the API: every route", NGX_CODEB_API_PUBLIC,
+      ngx_codeb_api_describe },
+
+    { NGX_HTTP_GET, "/v1/openapi.json", "meta",
+      "The API as an OpenAPI 3.1 document", NGX_CODEB_API_PUBLIC,
+      ngx_codeb_api_openapi },
+
+    { NGX_HTTP_GET, "/v1/api-keys", "api-keys",
+      "List API keys (never the keys)", 0,
+      ngx_codeb_api_keys_list },
+
+    { NGX_HTTP_POST, "/v1/api-keys", "api-keys",
+      "Create an API key (shown once; admin OIDC bearer only)",
+      NGX_CODEB_API_BODY | NGX_CODEB_API_OIDC,
+      ngx_codeb_api_keys_create },
+
+    { NGX_HTTP_DELETE, "/v1/api-keys/{id}", "api-keys",
+      "Revoke an API key", 0,
+      ngx_codeb_api_keys_delete },
+
+    { 0, NULL, NULL, NULL, 0, NULL }
+};
+
+
+static ngx_command_t  ngx_codeb_api_commands[] = {
+
+    /* codeb_api; the REST API in this location (/api.ashx) */
+    { ngx_string("codeb_api"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_codeb_api,
+      0,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_codeb_api_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    NULL,                                  /* postconfiguration */
+    ngx_codeb_api_create_main_conf,        /* create main configuration */
+    NULL,                                  /* init main configuration */
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+    NULL,                                  /* create location configuration */
+    NULL                                   /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_codeb_api_module = {
+    NGX_MODULE_V1,
+    &ngx_codeb_api_module_ctx,             /* module context */
+    ngx_codeb_api_commands,                /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_int_t
+ngx_codeb_api_handler(ngx_http_request_t *r)
+{
+    ngx_int_t             rc;
+    ngx_codeb_api_ctx_t  *ctx;
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_codeb_api_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_set_ctx(r, ctx, ngx_codeb_api_module);
+
+    rc = ngx_codeb_api_route(r, ctx);
+    if (rc != NGX_OK) {
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        switch (rc) {
+        case NGX_HTTP_BAD_REQUEST:
+            return ngx_codeb_http_error(r, rc, "invalid_request",
+                                        "the path parameter is too long");
+        case NGX_HTTP_NOT_ALLOWED:
+            return ngx_codeb_http_error(r, rc, "method_not_allowed",
+                                        "the route does not take this "
+                                        "method");
+        case NGX_HTTP_NOT_FOUND:
+            return ngx_codeb_http_error(r, rc, "not_found", ctx->tenant
+                                        ? "no such route"
+                                        : "no codeb_tenant for this host");
+        default:
+            return rc;
+        }
+    }
+
+    if (ctx->route->flags & NGX_CODEB_API_BODY) {
+        return ngx_codeb_http_read_body(r, NGX_CODEB_API_MAX_BODY,
+                                        ngx_codeb_api_body);
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (ctx->route->flags & NGX_CODEB_API_PUBLIC) {
+        return ctx->route->handler(r, ctx);
+    }
+
+    return ngx_codeb_http_with_redis(r, ngx_codeb_api_authorize);
+}
+
+
+/*
+ * ctx->route and ctx->param for r's method and path below "/api.ashx";
+ * NGX_OK, or the status to answer: 404 no tenant or no such path, 405
+ * another method (Allow set), 400 a parameter too long
+ */
+static ngx_int_t
+ngx_codeb_api_route(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx)
+{
+    size_t                  len;
+    u_char                 *path;
+    ngx_uint_t              method;
+    ngx_codeb_api_route_t  *rt;
+
+    ctx->tenant = ngx_codeb_tenant(r);
+
+    path = r->uri.data;
+    len = r->uri.len;
+
+    if (ctx->tenant == NULL || len < sizeof("/api.ashx") - 1
+        || ngx_strncasecmp(path, (u_char *) "/api.ashx", 9) != 0)
+    {
+        return NGX_HTTP_NOT_FOUND;
+    }
+
+    path += 9;
+    len -= 9;
+
+    if (len > 1 && path[len - 1] == '/') {
+        len--;
+    }
+
+    method = r->method == NGX_HTTP_HEAD ? NGX_HTTP_GET : r->method;
+
+    for (rt = ngx_codeb_api_routes; rt->path; rt++) {
+        if (rt->method == method
+            && ngx_codeb_api_match(rt->path, path, len, &ctx->param)
+               == NGX_OK)
+        {
+            ctx->route = rt;
+
+            return ctx->param.len > NGX_CODEB_API_MAX_PARAM
+                   ? NGX_HTTP_BAD_REQUEST : NGX_OK;
+        }
+    }
+
+    return ngx_codeb_api_allow(r, path, len);
+}
+
+
+/*
+ * NGX_OK when path matches the template tmpl ("/v1/keys/{id}": a {..}
+ * segment matches one non-empty segment, set in param)
+ */
+static ngx_int_t
+ngx_codeb_api_match(char *tmpl, u_char *path, size_t len, ngx_str_t *param)
+{
+    u_char  *p, *end, *t;
+
+    p = path;
+    end = path + len;
+    t = (u_char *) tmpl;
+
+    while (*t && p < end) {
+
+        if (*t == '{') {
+            param->data = p;
+
+            while (p < end && *p != '/') {
+                p++;
+            }
+
+            param->len = p - param->data;
+
+            while (*t && *t != '}') {
+                t++;
+            }
+
+            if (*t == '\0' || param->len == 0) {
+                return NGX_DECLINED;
+            }
+
+            t++;
+            continue;
+        }
+
+        if (*t != *p) {
+            return NGX_DECLINED;
+        }
+
+        t++;
+        p++;
+    }
+
+    return *t == '\0' && p == end ? NGX_OK : NGX_DECLINED;
+}
+
+
+/*
+ * 405 with the Allow header set when the path exists for other methods,
+ * else 404; NGX_HTTP_INTERNAL_SERVER_ERROR: no memory
+ */
+static ngx_int_t
+ngx_codeb_api_allow(ngx_http_request_t *r, u_char *path, size_t len)
+{
+    u_char                 *p;
+    ngx_str_t               param;
+    ngx_table_elt_t        *h;
+    ngx_codeb_api_route_t  *rt;
+
+    p = ngx_pnalloc(r->pool, sizeof("GET, POST, PUT, DELETE, HEAD"));
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h = NULL;
+
+    for (rt = ngx_codeb_api_routes; rt->path; rt++) {
+        if (ngx_codeb_api_match(rt->path, path, len, &param) != NGX_OK) {
+            continue;
+        }
+
+        if (h == NULL) {
+            h = ngx_list_push(&r->headers_out.headers);
+            if (h == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            h->hash = 1;
+            ngx_str_set(&h->key, "Allow");
+            h->value.data = p;
+            h->value.len = 0;
+        }
+
+        p = ngx_sprintf(p, "%s%s", h->value.len ? ", " : "",
+                        ngx_codeb_api_method_name(rt->method));
+        h->value.len = p - h->value.data;
+    }
+
+    return h ? NGX_HTTP_NOT_ALLOWED : NGX_HTTP_NOT_FOUND;
+}
+
+
+char *
+ngx_codeb_api_method_name(ngx_uint_t method)
+{
+    switch (method) {
+    case NGX_HTTP_GET:
+        return "GET";
+    case NGX_HTTP_POST:
+        return "POST";
+    case NGX_HTTP_PUT:
+        return "PUT";
+    case NGX_HTTP_DELETE:
+        return "DELETE";
+    default:
+        return "HEAD";
+    }
+}
+
+
+/* a route's body: one JSON object, else 400 invalid_json */
+static ngx_int_t
+ngx_codeb_api_body(ngx_http_request_t *r, ngx_str_t *body)
+{
+    ngx_int_t             rc;
+    ngx_codeb_api_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_codeb_api_module);
+
+    rc = ngx_codeb_json_object(r->pool, body->data, body->len, &ctx->body);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        return ngx_codeb_http_error(r, NGX_HTTP_BAD_REQUEST, "invalid_json",
+                                    "the body is not a JSON object");
+    }
+
+    return ngx_codeb_http_with_redis(r, ngx_codeb_api_authorize);
+}
+
+
+/*
+ * the bearer of a route that is not public: an admin OIDC access token
+ * (ngx_codeb_jwt_verify) or an ak_ key (looked up in Redis) on the
+ * others; 401 missing or invalid, 403 without role=admin or an ak_ key
+ * where only OIDC will do
+ */
+static ngx_int_t
+ngx_codeb_api_authorize(ngx_http_request_t *r)
+{
+    ngx_int_t             rc;
+    ngx_str_t             token;
+    ngx_flag_t            admin;
+    ngx_table_elt_t      *h;
+    ngx_codeb_api_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_codeb_api_module);
+
+    ngx_codeb_http_bearer(r, &token);
+
+    if (token.len == 0) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "WWW-Authenticate");
+        ngx_str_set(&h->value, "Bearer");
+
+        return ngx_codeb_http_error(r, NGX_HTTP_UNAUTHORIZED, "unauthorized",
+                                    "a Bearer token is required");
+    }
+
+    if (token.len > 3 && ngx_strncmp(token.data, "ak_", 3) == 0) {
+        if (ctx->route->flags & NGX_CODEB_API_OIDC) {
+            return ngx_codeb_http_error(r, NGX_HTTP_FORBIDDEN, "forbidden",
+                                        "this needs an admin OIDC token, "
+                                        "not an API key");
+        }
+
+        return ngx_codeb_api_keys_check(r, ctx, &token);
+    }
+
+    admin = 0;
+    rc = ngx_codeb_jwt_verify(ctx->tenant, &token, r->pool,
+                              r->connection->log, &ctx->identity, &admin);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc != NGX_OK) {
+        return ngx_codeb_http_error(r, NGX_HTTP_UNAUTHORIZED, "invalid_token",
+                                    "the Bearer token is not valid");
+    }
+
+    if (!admin) {
+        return ngx_codeb_http_error(r, NGX_HTTP_FORBIDDEN, "forbidden",
+                                    "the token has no admin role");
+    }
+
+    return ctx->route->handler(r, ctx);
+}
+
+
+ngx_int_t
+ngx_codeb_api_page(ngx_http_request_t *r, ngx_int_t *limit,
+    ngx_int_t *offset, ngx_int_t *rc)
+{
+    ngx_str_t  v;
+
+    *limit = 50;
+    *offset = 0;
+
+    if (ngx_http_arg(r, (u_char *) "limit", 5, &v) == NGX_OK) {
+        *limit = ngx_atoi(v.data, v.len);
+
+        if (*limit == NGX_ERROR || *limit < 1) {
+            *rc = ngx_codeb_http_error(r, NGX_HTTP_BAD_REQUEST,
+                                       "invalid_request",
+                                       "limit must be an integer 1..500");
+            return NGX_DECLINED;
+        }
+
+        *limit = ngx_min(*limit, 500);
+    }
+
+    if (ngx_http_arg(r, (u_char *) "offset", 6, &v) == NGX_OK) {
+        *offset = ngx_atoi(v.data, v.len);
+
+        if (*offset == NGX_ERROR) {
+            *rc = ngx_codeb_http_error(r, NGX_HTTP_BAD_REQUEST,
+                                       "invalid_request",
+                                       "offset must be an integer >= 0");
+            return NGX_DECLINED;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_codeb_api_page_send(ngx_http_request_t *r, yajl_gen g, ngx_int_t total,
+    ngx_int_t limit, ngx_int_t offset)
+{
+    u_char  *next, *p;
+
+    yajl_gen_array_close(g);
+
+    ngx_codeb_gen_int(g, "total", total);
+    ngx_codeb_gen_int(g, "limit", limit);
+    ngx_codeb_gen_int(g, "offset", offset);
+
+    if (offset + limit >= total) {
+        ngx_codeb_gen_null(g, "next");
+        return ngx_codeb_http_json(r, NGX_HTTP_OK, g);
+    }
+
+    next = ngx_pnalloc(r->pool, r->uri.len + 2 * NGX_INT_T_LEN + 16);
+    if (next == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_sprintf(next, "%V?limit=%i&offset=%i", &r->uri, limit,
+                    offset + limit);
+    ngx_codeb_gen_str(g, "next", next, p - next);
+
+    return ngx_codeb_http_json(r, NGX_HTTP_OK, g);
+}
+
+
+ngx_codeb_json_member_t *
+ngx_codeb_api_field(ngx_codeb_api_ctx_t *ctx, char *key)
+{
+    u_char                    other[32];
+    size_t                    n;
+    ngx_codeb_json_member_t  *m;
+
+    m = ngx_codeb_json_get_type(ctx->body, key, NGX_CODEB_JSON_STRING);
+    if (m) {
+        return m;
+    }
+
+    n = ngx_strlen(key);
+    if (n == 0 || n >= sizeof(other)) {
+        return NULL;
+    }
+
+    ngx_memcpy(other, key, n + 1);
+    other[0] = ngx_toupper(other[0]);
+
+    return ngx_codeb_json_get_type(ctx->body, (char *) other,
+                                   NGX_CODEB_JSON_STRING);
+}
+
+
+ngx_str_t *
+ngx_codeb_api_key(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx,
+    char *kind)
+{
+    ngx_str_t  *key;
+
+    key = ngx_palloc(r->pool, sizeof(ngx_str_t));
+
+    if (key == NULL
+        || ngx_codeb_key(r->pool, &ctx->tenant->name, kind, NULL, 0, key)
+           != NGX_OK)
+    {
+        return NULL;
+    }
+
+    return key;
+}
+
+
+static void *
+ngx_codeb_api_create_main_conf(ngx_conf_t *cf)
+{
+    return ngx_pcalloc(cf->pool, sizeof(ngx_codeb_api_main_conf_t));
+}
+
+
+static char *
+ngx_codeb_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_core_loc_conf_t   *clcf;
+    ngx_codeb_api_main_conf_t  *amcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_codeb_api_handler;
+
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_codeb_api_module);
+
+    if (!amcf->scripts) {
+        if (ngx_codeb_api_keys_init(cf) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+        amcf->scripts = 1;
+    }
+
+    return NGX_CONF_OK;
+}
