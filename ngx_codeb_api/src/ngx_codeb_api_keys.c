@@ -68,6 +68,8 @@ static void ngx_codeb_api_keys_deleted(redisAsyncContext *ac, void *reply,
     void *data);
 static void ngx_codeb_api_keys_found(redisAsyncContext *ac, void *reply,
     void *data);
+static ngx_int_t ngx_codeb_api_keys_record(ngx_http_request_t *r,
+    redisReply *rep, ngx_codeb_api_keyrec_t *rec);
 static ngx_int_t ngx_codeb_api_keys_parse(ngx_pool_t *pool, u_char *text,
     size_t len, ngx_codeb_api_keyrec_t *rec);
 static int ngx_codeb_api_keys_cmp(const void *a, const void *b);
@@ -344,22 +346,18 @@ static void
 ngx_codeb_api_keys_deleted(redisAsyncContext *ac, void *reply, void *data)
 {
     yajl_gen                 g;
+    ngx_int_t                rc;
     redisReply              *rep = reply;
     ngx_http_request_t      *r = data;
     ngx_codeb_api_keyrec_t   rec;
 
-    if (rep == NULL
-        || (rep->type != REDIS_REPLY_STRING && rep->type != REDIS_REPLY_NIL))
-    {
-        ngx_http_finalize_request(r, ngx_codeb_http_unavailable(r, rep));
+    rc = ngx_codeb_api_keys_record(r, rep, &rec);
+
+    if (rc == NGX_ERROR) {
         return;
     }
 
-    if (rep->type == REDIS_REPLY_NIL
-        || ngx_codeb_api_keys_parse(r->pool, (u_char *) rep->str, rep->len,
-                                    &rec)
-           != NGX_OK)
-    {
+    if (rc == NGX_DECLINED) {
         ngx_http_finalize_request(r,
             ngx_codeb_http_error(r, NGX_HTTP_NOT_FOUND, "not_found",
                                  "no API key with that id"));
@@ -405,6 +403,7 @@ ngx_codeb_api_keys_check(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx,
 static void
 ngx_codeb_api_keys_found(redisAsyncContext *ac, void *reply, void *data)
 {
+    ngx_int_t                rc;
     redisReply              *rep = reply;
     ngx_http_request_t      *r = data;
     ngx_codeb_api_ctx_t     *ctx;
@@ -412,18 +411,13 @@ ngx_codeb_api_keys_found(redisAsyncContext *ac, void *reply, void *data)
 
     ctx = ngx_http_get_module_ctx(r, ngx_codeb_api_module);
 
-    if (rep == NULL
-        || (rep->type != REDIS_REPLY_STRING && rep->type != REDIS_REPLY_NIL))
-    {
-        ngx_http_finalize_request(r, ngx_codeb_http_unavailable(r, rep));
+    rc = ngx_codeb_api_keys_record(r, rep, &rec);
+
+    if (rc == NGX_ERROR) {
         return;
     }
 
-    if (rep->type == REDIS_REPLY_NIL
-        || ngx_codeb_api_keys_parse(r->pool, (u_char *) rep->str, rep->len,
-                                    &rec)
-           != NGX_OK)
-    {
+    if (rc == NGX_DECLINED) {
         ngx_http_finalize_request(r,
             ngx_codeb_http_error(r, NGX_HTTP_UNAUTHORIZED, "invalid_token",
                                  "the API key is not valid"));
@@ -434,6 +428,33 @@ ngx_codeb_api_keys_found(redisAsyncContext *ac, void *reply, void *data)
     ctx->by_key = 1;
 
     ngx_http_finalize_request(r, ctx->route->handler(r, ctx));
+}
+
+
+/*
+ * a script's answer of one record (or nil): NGX_OK with rec, NGX_DECLINED
+ * none, NGX_ERROR when Redis did not answer (r is finalized with 503)
+ */
+static ngx_int_t
+ngx_codeb_api_keys_record(ngx_http_request_t *r, redisReply *rep,
+    ngx_codeb_api_keyrec_t *rec)
+{
+    if (rep == NULL
+        || (rep->type != REDIS_REPLY_STRING && rep->type != REDIS_REPLY_NIL))
+    {
+        ngx_http_finalize_request(r, ngx_codeb_http_unavailable(r, rep));
+        return NGX_ERROR;
+    }
+
+    if (rep->type == REDIS_REPLY_NIL
+        || ngx_codeb_api_keys_parse(r->pool, (u_char *) rep->str, rep->len,
+                                    rec)
+           != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
 }
 
 
