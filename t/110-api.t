@@ -81,6 +81,20 @@ sub main::check_listed {
     1
 }
 
+# the numbers of nginx.conf, then those of Redis, without their secrets
+sub main::check_numbers {
+    my $l = main::api('GET', '/api.ashx/v1/numbers', $ENV{TEST_NGINX_JWT_ADMIN}, undef, 200);
+    main::ok_that($l->{tenant} eq 'localhost' && $l->{total} == 2 && !defined $l->{next}, 'envelope: ' . encode_json($l));
+    my ($c, $r) = @{$l->{data}};
+    main::ok_that($c->{number} eq '1234' && $c->{name} eq 'CodeBDemo' && $c->{mode} eq 'gemini-live'
+                  && $c->{visibility} eq 'anonymous' && $c->{source} eq 'conf', 'conf row: ' . encode_json($c));
+    main::ok_that($r->{number} eq '555' && $r->{name} eq 'R' && $r->{user} eq 'bob' && $r->{source} eq 'redis',
+                  'redis row: ' . encode_json($r));
+    $l = main::api('GET', '/api.ashx/v1/numbers?limit=1&offset=1', $ENV{TEST_NGINX_JWT_ADMIN}, undef, 200);
+    main::ok_that(@{$l->{data}} == 1 && $l->{data}[0]{number} eq '555', 'second page');
+    1
+}
+
 # three keys k1, k2, k3 paged through
 sub main::check_pages {
     my $a = $ENV{TEST_NGINX_JWT_ADMIN};
@@ -114,7 +128,7 @@ __DATA__
 $ENV{TEST_NGINX_API_CONF}
 --- ws
 set_eval D main::api('GET', '/api.ashx/v1', '', undef, 200)
-set_eval N main::ok_that(scalar(@{main::api('GET', '/api.ashx/v1', '', undef, 200)->{endpoints}}) == 5, 'five routes')
+set_eval N main::ok_that(scalar(@{main::api('GET', '/api.ashx/v1', '', undef, 200)->{endpoints}}) == 6, 'six routes')
 set_eval B main::ok_that(main::api('GET', '/api.ashx/v1', '', undef, 200)->{build} =~ /\S/, 'build')
 set_eval O main::api('GET', '/api.ashx/v1/openapi.json', '', undef, 200)->{openapi}
 set_eval OV main::ok_that('${O}' eq '3.1.0', 'openapi 3.1.0')
@@ -200,7 +214,17 @@ set_eval P main::check_pages()
 
 
 
-=== TEST 6: Redis away: a request waits for it (codeb_redis_timeout), the public routes answer meanwhile
+=== TEST 6: numbers: those of nginx.conf and those of Redis, as /signal.ashx serves them
+--- config eval
+$ENV{TEST_NGINX_API_CONF} . "codeb_vnum 1234 name=CodeBDemo mode=gemini-live visibility=anonymous;\n"
+--- ws
+redis ^1$ HSET codeb:{localhost}:vnums 555 {"number":"555","name":"R","mode":"tts","visibility":"signed-in","user":"bob"}
+set_eval N main::check_numbers()
+set_eval U main::api('GET', '/api.ashx/v1/numbers', $ENV{TEST_NGINX_JWT_USER}, undef, 403)
+
+
+
+=== TEST 7: Redis away: a request waits for it (codeb_redis_timeout), the public routes answer meanwhile
 --- config eval
 $ENV{TEST_NGINX_API_CONF}
 --- http_config
@@ -218,7 +242,7 @@ tcp_recv T (?s)\AHTTP/1\.1 200 OK\r\n.*Cache-Control: no-store\r\n.*"data":\[\],
 
 
 
-=== TEST 7: Redis still away after codeb_redis_timeout: 503 with a JSON error
+=== TEST 8: Redis still away after codeb_redis_timeout: 503 with a JSON error
 --- config eval
 $ENV{TEST_NGINX_API_CONF}
 --- http_config

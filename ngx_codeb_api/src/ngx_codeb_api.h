@@ -90,6 +90,10 @@ ngx_int_t ngx_codeb_api_describe(ngx_http_request_t *r,
 ngx_int_t ngx_codeb_api_openapi(ngx_http_request_t *r,
     ngx_codeb_api_ctx_t *ctx);
 
+/* GET /v1/numbers: docs/api.md "Numbers" */
+ngx_int_t ngx_codeb_api_numbers(ngx_http_request_t *r,
+    ngx_codeb_api_ctx_t *ctx);
+
 /* API keys: docs/api.md "API keys" */
 ngx_int_t ngx_codeb_api_keys_create(ngx_http_request_t *r,
     ngx_codeb_api_ctx_t *ctx);

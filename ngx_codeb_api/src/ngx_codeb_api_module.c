@@ -51,6 +51,10 @@ ngx_codeb_api_route_t  ngx_codeb_api_routes[] = {
       "Revoke an API key", 0,
       ngx_codeb_api_keys_delete },
 
+    { NGX_HTTP_GET, "/v1/numbers", "numbers",
+      "List virtual numbers", 0,
+      ngx_codeb_api_numbers },
+
     { 0, NULL, NULL, NULL, 0, NULL }
 };
 

@@ -109,6 +109,16 @@ ngx_codeb_tenant_t *ngx_codeb_tenant(ngx_http_request_t *r);
 ngx_str_t *ngx_codeb_tenant_route(ngx_codeb_tenant_t *t, ngx_str_t *did,
     ngx_str_t *from);
 
+/*
+ * a virtual number row as stored in Redis (P vnums: number -> JSON
+ * {number, name, mode, visibility, user}; docs/signal.md "Plain HTTP"):
+ * name defaults to the number, mode to "tts", visibility to "signed-in";
+ * strings point into text's copy in pool.  NGX_DECLINED: not an object
+ * with a string number.
+ */
+ngx_int_t ngx_codeb_vnum_parse(ngx_pool_t *pool, u_char *text, size_t len,
+    ngx_codeb_vnum_t *vn);
+
 /* the build stamp: "<git describe> <UTC date>" */
 char *ngx_codeb_build(void);
 

@@ -564,3 +564,47 @@ ngx_codeb_core_key_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     return NGX_CONF_OK;
 }
+
+
+ngx_int_t
+ngx_codeb_vnum_parse(ngx_pool_t *pool, u_char *text, size_t len,
+    ngx_codeb_vnum_t *vn)
+{
+    ngx_array_t              *m;
+    ngx_codeb_json_member_t  *j;
+
+    ngx_memzero(vn, sizeof(ngx_codeb_vnum_t));
+
+    if (ngx_codeb_json_object(pool, text, len, &m) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    j = ngx_codeb_json_get_type(m, "number", NGX_CODEB_JSON_STRING);
+    if (j == NULL) {
+        return NGX_DECLINED;
+    }
+
+    vn->number = j->str;
+
+    j = ngx_codeb_json_get_type(m, "name", NGX_CODEB_JSON_STRING);
+    vn->name = j ? j->str : vn->number;
+
+    ngx_str_set(&vn->mode, "tts");
+    ngx_str_set(&vn->visibility, "signed-in");
+
+    if ((j = ngx_codeb_json_get_type(m, "mode", NGX_CODEB_JSON_STRING))) {
+        vn->mode = j->str;
+    }
+
+    if ((j = ngx_codeb_json_get_type(m, "visibility",
+                                     NGX_CODEB_JSON_STRING)))
+    {
+        vn->visibility = j->str;
+    }
+
+    if ((j = ngx_codeb_json_get_type(m, "user", NGX_CODEB_JSON_STRING))) {
+        vn->user = j->str;
+    }
+
+    return NGX_OK;
+}

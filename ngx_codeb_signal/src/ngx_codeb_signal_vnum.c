@@ -67,50 +67,6 @@ ngx_codeb_signal_gen_vnum(ngx_http_request_t *r, yajl_gen g,
 
 
 /* a stored vnum (JSON object) into vn; NGX_DECLINED when malformed */
-static ngx_int_t
-ngx_codeb_signal_parse_vnum(ngx_pool_t *pool, u_char *text, size_t len,
-    ngx_codeb_vnum_t *vn)
-{
-    ngx_array_t              *m;
-    ngx_codeb_json_member_t  *j;
-
-    ngx_memzero(vn, sizeof(ngx_codeb_vnum_t));
-
-    if (ngx_codeb_json_object(pool, text, len, &m) != NGX_OK) {
-        return NGX_DECLINED;
-    }
-
-    j = ngx_codeb_json_get_type(m, "number", NGX_CODEB_JSON_STRING);
-    if (j == NULL) {
-        return NGX_DECLINED;
-    }
-
-    vn->number = j->str;
-
-    j = ngx_codeb_json_get_type(m, "name", NGX_CODEB_JSON_STRING);
-    vn->name = j ? j->str : vn->number;
-
-    ngx_str_set(&vn->mode, "tts");
-    ngx_str_set(&vn->visibility, "signed-in");
-
-    if ((j = ngx_codeb_json_get_type(m, "mode", NGX_CODEB_JSON_STRING))) {
-        vn->mode = j->str;
-    }
-
-    if ((j = ngx_codeb_json_get_type(m, "visibility",
-                                     NGX_CODEB_JSON_STRING)))
-    {
-        vn->visibility = j->str;
-    }
-
-    if ((j = ngx_codeb_json_get_type(m, "user", NGX_CODEB_JSON_STRING))) {
-        vn->user = j->str;
-    }
-
-    return NGX_OK;
-}
-
-
 static ngx_uint_t
 ngx_codeb_signal_vnum_visible(ngx_codeb_vnum_t *vn, ngx_uint_t signed_in)
 {
@@ -156,7 +112,7 @@ ngx_codeb_signal_vnums_send(ngx_http_request_t *r, redisReply *rep)
         e = rep->element[i + 1];
 
         if (e->type != REDIS_REPLY_STRING
-            || ngx_codeb_signal_parse_vnum(r->pool, (u_char *) e->str,
+            || ngx_codeb_vnum_parse(r->pool, (u_char *) e->str,
                                            e->len, &stored)
                != NGX_OK)
         {
@@ -266,7 +222,7 @@ ngx_codeb_flag_vnum_admin(ngx_http_request_t *r)
         }
 
     } else {
-        if (ngx_codeb_signal_parse_vnum(r->pool, ctx->body.data,
+        if (ngx_codeb_vnum_parse(r->pool, ctx->body.data,
                                         ctx->body.len, &vn)
             != NGX_OK)
         {
