@@ -95,6 +95,26 @@ sub main::check_numbers {
     1
 }
 
+# the routes of nginx.conf in their order; one by did (and fromNumber)
+sub main::check_inbound {
+    my $a = $ENV{TEST_NGINX_JWT_ADMIN};
+    my $l = main::api('GET', '/api.ashx/v1/inbound-routes', $a, undef, 200);
+    my $c = JSON::PP->new->canonical;
+    main::ok_that($c->encode($l->{data}) eq $c->encode([{ did => '+15551234567', user => 'alex' },
+                  { did => '*', fromNumber => 'anonymous', user => 'callcentre' }, { did => '*', user => 'codeb' }])
+                  && $l->{total} == 3, 'list: ' . $c->encode($l->{data}));
+    my $r = main::api('GET', '/api.ashx/v1/inbound-routes/%2A', $a, undef, 200);
+    main::ok_that($r->{did} eq '*' && $r->{fromNumber} eq 'anonymous', 'first row of did *');
+    $r = main::api('GET', '/api.ashx/v1/inbound-routes/%2A?fromNumber=%2A', $a, undef, 200);
+    main::ok_that($r->{user} eq 'codeb' && !exists $r->{fromNumber}, 'catch-all by fromNumber=*: ' . encode_json($r));
+    $r = main::api('GET', '/api.ashx/v1/inbound-routes/%2B15551234567', $a, undef, 200);
+    main::ok_that($r->{user} eq 'alex', '+E.164 did');
+    $r = main::api('GET', '/api.ashx/v1/inbound-routes/%2B4400000000', $a, undef, 404);
+    main::ok_that($r->{error_description} eq "No inbound route with did='+4400000000'", 'names the did');
+    main::api('GET', '/api.ashx/v1/inbound-routes/x%22%7D', $a, undef, 404);
+    1
+}
+
 # three keys k1, k2, k3 paged through
 sub main::check_pages {
     my $a = $ENV{TEST_NGINX_JWT_ADMIN};
@@ -128,7 +148,7 @@ __DATA__
 $ENV{TEST_NGINX_API_CONF}
 --- ws
 set_eval D main::api('GET', '/api.ashx/v1', '', undef, 200)
-set_eval N main::ok_that(scalar(@{main::api('GET', '/api.ashx/v1', '', undef, 200)->{endpoints}}) == 6, 'six routes')
+set_eval N main::ok_that(scalar(@{main::api('GET', '/api.ashx/v1', '', undef, 200)->{endpoints}}) == 8, 'eight routes')
 set_eval B main::ok_that(main::api('GET', '/api.ashx/v1', '', undef, 200)->{build} =~ /\S/, 'build')
 set_eval O main::api('GET', '/api.ashx/v1/openapi.json', '', undef, 200)->{openapi}
 set_eval OV main::ok_that('${O}' eq '3.1.0', 'openapi 3.1.0')
@@ -224,7 +244,17 @@ set_eval U main::api('GET', '/api.ashx/v1/numbers', $ENV{TEST_NGINX_JWT_USER}, u
 
 
 
-=== TEST 7: Redis away: a request waits for it (codeb_redis_timeout), the public routes answer meanwhile
+=== TEST 7: inbound routes: the rows of nginx.conf, first match, by did and fromNumber
+--- config eval
+$ENV{TEST_NGINX_API_CONF} . "codeb_inbound_route did=+15551234567 from=* user=alex;\n"
+    . "codeb_inbound_route did=* from=anonymous user=callcentre;\n"
+    . "codeb_inbound_route did=* from=* user=codeb;\n"
+--- ws
+set_eval I main::check_inbound()
+
+
+
+=== TEST 8: Redis away: a request waits for it (codeb_redis_timeout), the public routes answer meanwhile
 --- config eval
 $ENV{TEST_NGINX_API_CONF}
 --- http_config
@@ -242,7 +272,7 @@ tcp_recv T (?s)\AHTTP/1\.1 200 OK\r\n.*Cache-Control: no-store\r\n.*"data":\[\],
 
 
 
-=== TEST 8: Redis still away after codeb_redis_timeout: 503 with a JSON error
+=== TEST 9: Redis still away after codeb_redis_timeout: 503 with a JSON error
 --- config eval
 $ENV{TEST_NGINX_API_CONF}
 --- http_config

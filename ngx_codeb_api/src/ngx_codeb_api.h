@@ -94,6 +94,12 @@ ngx_int_t ngx_codeb_api_openapi(ngx_http_request_t *r,
 ngx_int_t ngx_codeb_api_numbers(ngx_http_request_t *r,
     ngx_codeb_api_ctx_t *ctx);
 
+/* inbound routes: docs/api.md "Inbound routes" */
+ngx_int_t ngx_codeb_api_inbound_list(ngx_http_request_t *r,
+    ngx_codeb_api_ctx_t *ctx);
+ngx_int_t ngx_codeb_api_inbound_get(ngx_http_request_t *r,
+    ngx_codeb_api_ctx_t *ctx);
+
 /* API keys: docs/api.md "API keys" */
 ngx_int_t ngx_codeb_api_keys_create(ngx_http_request_t *r,
     ngx_codeb_api_ctx_t *ctx);

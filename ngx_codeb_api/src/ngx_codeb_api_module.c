@@ -55,6 +55,14 @@ ngx_codeb_api_route_t  ngx_codeb_api_routes[] = {
       "List virtual numbers", 0,
       ngx_codeb_api_numbers },
 
+    { NGX_HTTP_GET, "/v1/inbound-routes", "inbound-routes",
+      "List inbound DID routes", 0,
+      ngx_codeb_api_inbound_list },
+
+    { NGX_HTTP_GET, "/v1/inbound-routes/{did}", "inbound-routes",
+      "Get one inbound route by DID", 0,
+      ngx_codeb_api_inbound_get },
+
     { 0, NULL, NULL, NULL, 0, NULL }
 };
 
