@@ -180,6 +180,9 @@ stop_all() {
 
 dev_cert() {
     mkdir -p "$RUN/certs"
+    # the demo IdP's signing key (codeb_oidc_signing_key)
+    [ -f "$RUN/certs/oidc.key" ] || openssl genpkey -algorithm EC \
+        -pkeyopt ec_paramgen_curve:P-256 -out "$RUN/certs/oidc.key" 2>/dev/null
     [ -f "$RUN/certs/dev.crt" ] && return
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
         -keyout "$RUN/certs/dev.key" -out "$RUN/certs/dev.crt" -days 825 \
@@ -220,6 +223,9 @@ run() {
     http://127.0.0.1:8080/virtual-numbers-overview.html
     http://127.0.0.1:8080/signal.ashx            build stamp
     http://127.0.0.1:8080/api.ashx/v1            the REST API's routes
+  REST API sign-in: POST http://127.0.0.1:8080/oidc.ashx/token with
+  grant_type=password client_id=codeb-admin username=admin
+  password=admin-demo-pass scope=openid
   SIP over WebSocket: wss://127.0.0.1:5443 (ws://127.0.0.1:5066), SIP UDP/TCP
   127.0.0.1:5060; users alice / alice-demo-pass, bob / bob-demo-pass,
   carol / carol-demo-pass

@@ -15,6 +15,10 @@
 
 #include "ngx_codeb_core.h"
 
+#if (NGX_THREADS)
+#include <ngx_thread_pool.h>
+#endif
+
 
 /* a request body larger than this is 413 (bytes) */
 #define NGX_CODEB_API_MAX_BODY      65536
@@ -28,6 +32,12 @@
 
 
 typedef struct ngx_codeb_api_ctx_s  ngx_codeb_api_ctx_t;
+
+/* codeb_admin_user: an admin of the tenant's own IdP */
+typedef struct {
+    ngx_str_t                   name;
+    ngx_str_t                   hash;        /* crypt(3), NUL-terminated */
+} ngx_codeb_api_admin_t;
 
 typedef ngx_int_t (*ngx_codeb_api_handler_pt)(ngx_http_request_t *r,
     ngx_codeb_api_ctx_t *ctx);
@@ -114,6 +124,22 @@ ngx_int_t ngx_codeb_api_keys_delete(ngx_http_request_t *r,
  */
 ngx_int_t ngx_codeb_api_keys_check(ngx_http_request_t *r,
     ngx_codeb_api_ctx_t *ctx, ngx_str_t *token);
+/* the tenant's codeb_admin_user rows (ngx_codeb_api_admin_t), or NULL */
+ngx_array_t *ngx_codeb_api_admins(ngx_http_request_t *r);
+#if (NGX_THREADS)
+/* the thread pool for password checks ("default") */
+ngx_thread_pool_t *ngx_codeb_api_thread_pool(void);
+#endif
+
+/* the codeb_oidc location: docs/api.md "Token endpoint" */
+ngx_int_t ngx_codeb_api_oidc_handler(ngx_http_request_t *r);
+ngx_int_t ngx_codeb_api_oidc_init(ngx_conf_t *cf);
+/* the issuer "<scheme>://<Host>/oidc.ashx" of r, NUL-terminated */
+ngx_int_t ngx_codeb_api_oidc_issuer(ngx_http_request_t *r, ngx_str_t *iss);
+/* GET /oidc.ashx/.well-known/openid-configuration, GET /oidc.ashx/jwks */
+ngx_int_t ngx_codeb_api_oidc_discovery(ngx_http_request_t *r);
+ngx_int_t ngx_codeb_api_oidc_jwks(ngx_http_request_t *r);
+
 /* registers the API keys' scripts (from the codeb_api directive) */
 ngx_int_t ngx_codeb_api_keys_init(ngx_conf_t *cf);
 

@@ -8,7 +8,16 @@
 
 typedef struct {
     ngx_flag_t                  scripts;     /* registered for this cycle */
+    ngx_flag_t                  oidc_scripts;
+#if (NGX_THREADS)
+    ngx_thread_pool_t          *thread_pool;
+#endif
 } ngx_codeb_api_main_conf_t;
+
+
+typedef struct {
+    ngx_array_t                *admins;      /* ngx_codeb_api_admin_t */
+} ngx_codeb_api_srv_conf_t;
 
 
 static ngx_int_t ngx_codeb_api_handler(ngx_http_request_t *r);
@@ -20,8 +29,21 @@ static ngx_int_t ngx_codeb_api_allow(ngx_http_request_t *r, u_char *path,
     size_t len);
 static ngx_int_t ngx_codeb_api_body(ngx_http_request_t *r, ngx_str_t *body);
 static ngx_int_t ngx_codeb_api_authorize(ngx_http_request_t *r);
+static ngx_int_t ngx_codeb_api_init_process(ngx_cycle_t *cycle);
 static void *ngx_codeb_api_create_main_conf(ngx_conf_t *cf);
+static void *ngx_codeb_api_create_srv_conf(ngx_conf_t *cf);
+static char *ngx_codeb_api_merge_srv_conf(ngx_conf_t *cf, void *parent,
+    void *child);
 static char *ngx_codeb_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_codeb_api_oidc(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_codeb_api_admin(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+
+#if (NGX_THREADS)
+static ngx_thread_pool_t  *ngx_codeb_api_pool;
+#endif
 
 
 /*
@@ -77,6 +99,22 @@ static ngx_command_t  ngx_codeb_api_commands[] = {
       0,
       NULL },
 
+    /* codeb_oidc; the platform IdP in this location (/oidc.ashx) */
+    { ngx_string("codeb_oidc"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_codeb_api_oidc,
+      0,
+      0,
+      NULL },
+
+    /* codeb_admin_user name crypt-hash; an admin of the tenant's IdP */
+    { ngx_string("codeb_admin_user"),
+      NGX_HTTP_SRV_CONF|NGX_CONF_TAKE2,
+      ngx_codeb_api_admin,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -86,8 +124,8 @@ static ngx_http_module_t  ngx_codeb_api_module_ctx = {
     NULL,                                  /* postconfiguration */
     ngx_codeb_api_create_main_conf,        /* create main configuration */
     NULL,                                  /* init main configuration */
-    NULL,                                  /* create server configuration */
-    NULL,                                  /* merge server configuration */
+    ngx_codeb_api_create_srv_conf,         /* create server configuration */
+    ngx_codeb_api_merge_srv_conf,          /* merge server configuration */
     NULL,                                  /* create location configuration */
     NULL                                   /* merge location configuration */
 };
@@ -100,7 +138,7 @@ ngx_module_t  ngx_codeb_api_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_codeb_api_init_process,            /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
     NULL,                                  /* exit process */
@@ -550,4 +588,143 @@ ngx_codeb_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_codeb_api_create_srv_conf(ngx_conf_t *cf)
+{
+    ngx_codeb_api_srv_conf_t  *ascf;
+
+    ascf = ngx_pcalloc(cf->pool, sizeof(ngx_codeb_api_srv_conf_t));
+    if (ascf == NULL) {
+        return NULL;
+    }
+
+    ascf->admins = NGX_CONF_UNSET_PTR;
+
+    return ascf;
+}
+
+
+static char *
+ngx_codeb_api_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_codeb_api_srv_conf_t  *prev = parent;
+    ngx_codeb_api_srv_conf_t  *conf = child;
+
+    ngx_conf_merge_ptr_value(conf->admins, prev->admins, NULL);
+
+    return NGX_CONF_OK;
+}
+
+
+ngx_array_t *
+ngx_codeb_api_admins(ngx_http_request_t *r)
+{
+    ngx_codeb_api_srv_conf_t  *ascf;
+
+    ascf = ngx_http_get_module_srv_conf(r, ngx_codeb_api_module);
+
+    return ascf->admins;
+}
+
+
+/* codeb_admin_user <name> <crypt(3) hash: $y$..., $argon2id$..., $6$...> */
+static char *
+ngx_codeb_api_admin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_codeb_api_srv_conf_t  *ascf = conf;
+
+    ngx_str_t              *value;
+    ngx_codeb_api_admin_t  *a;
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0 || value[1].len > 128
+        || value[2].len < 4 || value[2].data[0] != '$')
+    {
+        return "needs a name (1 to 128 bytes) and a crypt(3) hash "
+               "(\"$y$...\")";
+    }
+
+    if (ascf->admins == NGX_CONF_UNSET_PTR) {
+        ascf->admins = ngx_array_create(cf->pool, 2,
+                                        sizeof(ngx_codeb_api_admin_t));
+        if (ascf->admins == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    a = ngx_array_push(ascf->admins);
+    if (a == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    /* the values of cf->args are NUL-terminated */
+    a->name = value[1];
+    a->hash = value[2];
+
+    return NGX_CONF_OK;
+}
+
+
+/* codeb_oidc: the token endpoint, discovery and JWKS in this location */
+static char *
+ngx_codeb_api_oidc(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_core_loc_conf_t   *clcf;
+    ngx_codeb_api_main_conf_t  *amcf;
+
+#if (NGX_THREADS)
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_codeb_api_module);
+
+    amcf->thread_pool = ngx_thread_pool_add(cf, NULL);
+    if (amcf->thread_pool == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (!amcf->oidc_scripts) {
+        if (ngx_codeb_api_oidc_init(cf) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+        amcf->oidc_scripts = 1;
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_codeb_api_oidc_handler;
+
+    return NGX_CONF_OK;
+#else
+    (void) clcf;
+    (void) amcf;
+    return "needs nginx built with threads (--with-threads): passwords "
+           "are checked off the event loop";
+#endif
+}
+
+
+#if (NGX_THREADS)
+
+ngx_thread_pool_t *
+ngx_codeb_api_thread_pool(void)
+{
+    return ngx_codeb_api_pool;
+}
+
+#endif
+
+
+static ngx_int_t
+ngx_codeb_api_init_process(ngx_cycle_t *cycle)
+{
+#if (NGX_THREADS)
+    ngx_codeb_api_main_conf_t  *amcf;
+
+    amcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_codeb_api_module);
+    ngx_codeb_api_pool = amcf ? amcf->thread_pool : NULL;
+#endif
+
+    return NGX_OK;
 }

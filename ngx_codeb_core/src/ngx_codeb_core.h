@@ -44,6 +44,16 @@ typedef struct {
 } ngx_codeb_route_t;
 
 
+/* the platform IdP's signing key (docs/api.md "Token endpoint") */
+typedef struct {
+    ngx_str_t                   private_pem;     /* EC P-256, PKCS#8 */
+    ngx_str_t                   public_pem;      /* SubjectPublicKeyInfo */
+    ngx_str_t                   x;               /* JWK, base64url */
+    ngx_str_t                   y;
+    ngx_str_t                   kid;             /* RFC 7638 thumbprint */
+} ngx_codeb_oidc_key_t;
+
+
 typedef struct {
     ngx_str_t                   name;            /* codeb_tenant */
 
@@ -59,6 +69,8 @@ typedef struct {
     ngx_str_t                   oidc_audience;
     ngx_str_t                   oidc_hs256_secret;
     ngx_str_t                   oidc_rs256_key;  /* PEM contents */
+    ngx_str_t                   oidc_signing_pem;
+    ngx_codeb_oidc_key_t       *oidc_key;        /* from oidc_signing_pem */
 
     ngx_array_t                *vnums;           /* ngx_codeb_vnum_t */
     ngx_array_t                *cameras;         /* ngx_codeb_camera_t */
@@ -149,6 +161,12 @@ ngx_int_t ngx_codeb_random_alnum(u_char *out, size_t n);
 void ngx_codeb_sha1_hex(u_char *data, size_t len, u_char *hex);
 /* SHA-256 of data as hex (65 bytes with NUL) */
 void ngx_codeb_sha256_hex(u_char *data, size_t len, u_char *hex);
+/*
+ * the IdP key of a PEM EC P-256 private key: its public PEM, JWK x / y
+ * and kid (RFC 7517, RFC 7638), from pool; NULL with *err set
+ */
+ngx_codeb_oidc_key_t *ngx_codeb_oidc_key(ngx_pool_t *pool, ngx_str_t *pem,
+    char **err);
 
 
 /* ---- OIDC tokens (ngx_codeb_jwt.c) ---- */
@@ -157,14 +175,19 @@ void ngx_codeb_sha256_hex(u_char *data, size_t len, u_char *hex);
  * Validates a compact JWS (RFC 7515) against the tenant's OIDC settings:
  * algorithm pinned to the configured key (HS256 secret or RS256 public
  * key), `exp` required and in the future, `iss` / `aud` equal to the
- * configured ones when set.  On NGX_OK, identity is the token's
- * preferred_username, else email, else sub (allocated from pool) and admin
+ * configured ones when set; or ES256 with the tenant's own IdP key
+ * (codeb_oidc_signing_key), `exp` and `aud` NGX_CODEB_OIDC_CLIENT.  On
+ * NGX_OK, identity is the token's preferred_username, else email, else
+ * sub (allocated from pool) and admin
  * tells whether the token carries role "admin" (claim "role" or an element
  * of "roles").  NGX_DECLINED: invalid token (reason logged at info);
  * NGX_ERROR: no memory.
  */
 ngx_int_t ngx_codeb_jwt_verify(ngx_codeb_tenant_t *t, ngx_str_t *token,
     ngx_pool_t *pool, ngx_log_t *log, ngx_str_t *identity, ngx_flag_t *admin);
+
+/* the audience of the platform IdP's tokens (its one client) */
+#define NGX_CODEB_OIDC_CLIENT  "codeb-admin"
 
 
 /* ---- HTTP helpers (ngx_codeb_http.c) ---- */

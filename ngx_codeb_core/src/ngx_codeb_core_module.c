@@ -128,6 +128,17 @@ static ngx_command_t  ngx_codeb_core_commands[] = {
       offsetof(ngx_codeb_tenant_t, oidc_rs256_key),
       NULL },
 
+    /*
+     * codeb_oidc_signing_key file; the platform IdP's EC P-256 private key
+     * (PEM): tokens of /oidc.ashx/token are ES256 with it
+     */
+    { ngx_string("codeb_oidc_signing_key"),
+      NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_codeb_core_key_file,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_codeb_tenant_t, oidc_signing_pem),
+      NULL },
+
     { ngx_string("codeb_vnum"),
       NGX_HTTP_SRV_CONF|NGX_CONF_1MORE,
       ngx_codeb_core_vnum,
@@ -293,6 +304,7 @@ ngx_codeb_core_create_srv_conf(ngx_conf_t *cf)
     t->turn_uris = NGX_CONF_UNSET_PTR;
     t->stun_uris = NGX_CONF_UNSET_PTR;
     t->turn_ttl = NGX_CONF_UNSET;
+    t->oidc_key = NGX_CONF_UNSET_PTR;
 
     return t;
 }
@@ -301,6 +313,7 @@ ngx_codeb_core_create_srv_conf(ngx_conf_t *cf)
 static char *
 ngx_codeb_core_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
 {
+    char                *err;
     ngx_codeb_tenant_t  *prev = parent;
     ngx_codeb_tenant_t  *conf = child;
 
@@ -316,6 +329,19 @@ ngx_codeb_core_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->oidc_hs256_secret, prev->oidc_hs256_secret,
                              "");
     ngx_conf_merge_str_value(conf->oidc_rs256_key, prev->oidc_rs256_key, "");
+    ngx_conf_merge_str_value(conf->oidc_signing_pem, prev->oidc_signing_pem,
+                             "");
+    ngx_conf_merge_ptr_value(conf->oidc_key, prev->oidc_key, NULL);
+
+    if (conf->oidc_signing_pem.len && conf->oidc_key == NULL) {
+        conf->oidc_key = ngx_codeb_oidc_key(cf->pool, &conf->oidc_signing_pem,
+                                            &err);
+        if (conf->oidc_key == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "codeb_oidc_signing_key: %s", err);
+            return NGX_CONF_ERROR;
+        }
+    }
 
     if (conf->vnums == NULL) {
         conf->vnums = prev->vnums;

@@ -5,6 +5,8 @@
 
 #include "ngx_codeb_core.h"
 #include <openssl/crypto.h>
+#include <openssl/core_names.h>
+#include <openssl/pem.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
@@ -15,6 +17,8 @@ static u_char  ngx_codeb_hex[] = "0123456789abcdef";
 
 
 static void ngx_codeb_hex_encode(u_char *md, size_t n, u_char *hex);
+static ngx_int_t ngx_codeb_base64url(ngx_pool_t *pool, u_char *data,
+    size_t len, ngx_str_t *out);
 
 
 ngx_uint_t
@@ -132,4 +136,106 @@ ngx_codeb_hex_encode(u_char *md, size_t n, u_char *hex)
     }
 
     hex[2 * n] = '\0';
+}
+
+
+ngx_codeb_oidc_key_t *
+ngx_codeb_oidc_key(ngx_pool_t *pool, ngx_str_t *pem, char **err)
+{
+    u_char                 pub[65], md[SHA256_DIGEST_LENGTH], jwk[256], *p;
+    char                   curve[32], *data;
+    long                   n;
+    size_t                 len;
+    BIO                   *in, *out;
+    EVP_PKEY              *pkey;
+    ngx_str_t              d;
+    ngx_codeb_oidc_key_t  *k;
+
+    *err = "the key is not a PEM EC P-256 private key";
+    k = NULL;
+    out = NULL;
+    pkey = NULL;
+
+    in = BIO_new_mem_buf(pem->data, (int) pem->len);
+    if (in == NULL) {
+        return NULL;
+    }
+
+    pkey = PEM_read_bio_PrivateKey(in, NULL, NULL, NULL);
+
+    if (pkey == NULL || EVP_PKEY_get_base_id(pkey) != EVP_PKEY_EC
+        || EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME,
+                                          curve, sizeof(curve), NULL) != 1
+        || ngx_strcmp(curve, "prime256v1") != 0
+        || EVP_PKEY_get_octet_string_param(pkey,
+                                           OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY,
+                                           pub, sizeof(pub), &len) != 1
+        || len != 65 || pub[0] != 0x04)
+    {
+        goto done;
+    }
+
+    *err = "out of memory";
+
+    k = ngx_pcalloc(pool, sizeof(ngx_codeb_oidc_key_t));
+    out = BIO_new(BIO_s_mem());
+    if (k == NULL || out == NULL || PEM_write_bio_PUBKEY(out, pkey) != 1) {
+        k = NULL;
+        goto done;
+    }
+
+    n = BIO_get_mem_data(out, &data);
+    d.data = (u_char *) data;
+    d.len = (size_t) n;
+
+    k->private_pem = *pem;
+    k->public_pem.data = ngx_pstrdup(pool, &d);
+    k->public_pem.len = d.len;
+
+    if (k->public_pem.data == NULL
+        || ngx_codeb_base64url(pool, pub + 1, 32, &k->x) != NGX_OK
+        || ngx_codeb_base64url(pool, pub + 33, 32, &k->y) != NGX_OK)
+    {
+        k = NULL;
+        goto done;
+    }
+
+    /* RFC 7638: the members crv, kty, x, y in this order, no spaces */
+    p = ngx_snprintf(jwk, sizeof(jwk),
+                     "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"%V\","
+                     "\"y\":\"%V\"}", &k->x, &k->y);
+    SHA256(jwk, p - jwk, md);
+
+    if (ngx_codeb_base64url(pool, md, sizeof(md), &k->kid) != NGX_OK) {
+        k = NULL;
+    }
+
+done:
+
+    EVP_PKEY_free(pkey);
+    BIO_free(in);
+    BIO_free(out);
+
+    return k;
+}
+
+
+/* len bytes of data as base64url without padding (RFC 4648 §5) */
+static ngx_int_t
+ngx_codeb_base64url(ngx_pool_t *pool, u_char *data, size_t len,
+    ngx_str_t *out)
+{
+    ngx_str_t  src;
+
+    src.data = data;
+    src.len = len;
+
+    out->data = ngx_pnalloc(pool, ngx_base64_encoded_length(len));
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_encode_base64url(out, &src);
+
+    return NGX_OK;
 }

@@ -26,25 +26,12 @@ ngx_int_t
 ngx_codeb_jwt_verify(ngx_codeb_tenant_t *t, ngx_str_t *token, ngx_pool_t *pool,
     ngx_log_t *log, ngx_str_t *identity, ngx_flag_t *admin)
 {
-    ngx_int_t   rc;
-    char       *tok, *why;
-    jwt_t      *jwt;
-    ngx_str_t   alg, *key;
-    const char *expected;
-
-    if (t->oidc_hs256_secret.len) {
-        key = &t->oidc_hs256_secret;
-        expected = "HS256";
-
-    } else if (t->oidc_rs256_key.len) {
-        key = &t->oidc_rs256_key;
-        expected = "RS256";
-
-    } else {
-        ngx_log_error(NGX_LOG_INFO, log, 0, "token refused: no OIDC key "
-                      "configured for tenant \"%V\"", &t->name);
-        return NGX_DECLINED;
-    }
+    ngx_int_t    rc;
+    char        *tok, *why;
+    jwt_t       *jwt;
+    ngx_str_t    alg, *key, client = ngx_string(NGX_CODEB_OIDC_CLIENT);
+    ngx_uint_t   self;
+    const char  *expected;
 
     if (token->len == 0 || token->len > NGX_CODEB_JWT_MAX) {
         ngx_log_error(NGX_LOG_INFO, log, 0, "token refused: bad length");
@@ -60,7 +47,32 @@ ngx_codeb_jwt_verify(ngx_codeb_tenant_t *t, ngx_str_t *token, ngx_pool_t *pool,
         return rc;
     }
 
-    /* the algorithm is pinned to the key: no HS256 against a public key */
+    /*
+     * the algorithm is pinned to the key: ES256 only with the IdP's own
+     * EC key, HS256 or RS256 only with the key configured for it (no HS256
+     * against a public key)
+     */
+
+    self = alg.len == 5 && ngx_strncmp(alg.data, "ES256", 5) == 0
+           && t->oidc_key;
+
+    if (self) {
+        key = &t->oidc_key->public_pem;
+        expected = "ES256";
+
+    } else if (t->oidc_hs256_secret.len) {
+        key = &t->oidc_hs256_secret;
+        expected = "HS256";
+
+    } else if (t->oidc_rs256_key.len) {
+        key = &t->oidc_rs256_key;
+        expected = "RS256";
+
+    } else {
+        ngx_log_error(NGX_LOG_INFO, log, 0, "token refused: no OIDC key "
+                      "configured for tenant \"%V\"", &t->name);
+        return NGX_DECLINED;
+    }
 
     if (alg.len != 5 || ngx_strncmp(alg.data, expected, 5) != 0) {
         ngx_log_error(NGX_LOG_INFO, log, 0,
@@ -86,7 +98,13 @@ ngx_codeb_jwt_verify(ngx_codeb_tenant_t *t, ngx_str_t *token, ngx_pool_t *pool,
         return NGX_DECLINED;
     }
 
-    why = ngx_codeb_jwt_claims(t, jwt);
+    if (self) {
+        why = ngx_codeb_jwt_has(jwt, "aud", &client)
+              ? ngx_codeb_jwt_claims(NULL, jwt) : "wrong audience";
+
+    } else {
+        why = ngx_codeb_jwt_claims(t, jwt);
+    }
 
     if (why) {
         ngx_log_error(NGX_LOG_INFO, log, 0, "token refused: %s", why);
@@ -109,7 +127,10 @@ ngx_codeb_jwt_verify(ngx_codeb_tenant_t *t, ngx_str_t *token, ngx_pool_t *pool,
 }
 
 
-/* NULL when exp, iss and aud are as configured, else what is wrong */
+/*
+ * NULL when exp is in the future and iss and aud are as t configures
+ * (t NULL: exp only), else what is wrong
+ */
 static char *
 ngx_codeb_jwt_claims(ngx_codeb_tenant_t *t, jwt_t *jwt)
 {
@@ -120,6 +141,10 @@ ngx_codeb_jwt_claims(ngx_codeb_tenant_t *t, jwt_t *jwt)
 
     if (errno != 0 || exp <= (long) ngx_time()) {
         return "expired or without exp";
+    }
+
+    if (t == NULL) {
+        return NULL;
     }
 
     if (t->oidc_issuer.len && !ngx_codeb_jwt_has(jwt, "iss", &t->oidc_issuer))
