@@ -4,8 +4,8 @@
 # routes name, with WebRTC SDP towards the browser and plain RTP towards
 # the trunk; outbound: a user's call to +E.164 goes to the trunk with plain
 # RTP and G.711; CANCEL from the trunk reaches the browser's leg; a DID
-# without route is 404; a phone on another port of the trunk's host is
-# not the trunk (407).
+# without route is 404, and rings once the REST API adds a route; a phone
+# on another port of the trunk's host is not the trunk (407).
 use lib 't/lib';
 use Test::CodeB;
 use CodeB::SIP;
@@ -207,6 +207,30 @@ our @NOROUTE = (
     'udp_recv T ^SIP/2\.0 200 OK\r\n(?s:.*)CSeq: 1 OPTIONS\r\n',
     'sleep 200',
     'redis ^0,\d+$ HGET codeb:{localhost}:trunks carrier',
+);
+
+# the DID without route gets one through the REST API: the trunk's next
+# INVITE to it rings that user (SIP reads the API's table), and after the
+# route is deleted the DID is 404 again
+our @APIROUTE = (
+    "udp T \$TEST_NGINX_STREAM_PORT bind=$tp",
+    'open A /sip proto=sip',
+    reg_cmds('A', 'bob'),
+    "shell curl -sf -o /dev/null -X POST -H 'Authorization: Bearer \$TEST_NGINX_JWT_ADMIN' -H 'Content-Type: application/json' -d '{\"did\":\"+4930333\",\"user\":\"bob\"}' http://127.0.0.1:\$TEST_NGINX_PORT/api.ashx/v1/inbound-routes",
+    "set_eval INV main::carrier('INVITE', '+4930333', 'tr-api', 'z9hG4bKta', 1, '', main::sdp_plain(40000))",
+    'udp_send T ${INV}',
+    'udp_recv T ^SIP/2\.0 100 Trying\r\n',
+    'udp_recv T ^SIP/2\.0 180 Ringing\r\n',
+    'recv A ^INVITE sip:bob@bob\.invalid;transport=ws SIP/2\.0\r\n',
+    'capture A AINV (?s)^(.*)$',
+    'set_eval R486 main::answer(q{${AINV}}, 486)',
+    'send_esc A ${R486}',
+    'udp_wait T ^SIP/2\.0 486 ',
+    "shell curl -sf -o /dev/null -X DELETE -H 'Authorization: Bearer \$TEST_NGINX_JWT_ADMIN' http://127.0.0.1:\$TEST_NGINX_PORT/api.ashx/v1/inbound-routes/%2B4930333",
+    "set_eval INV2 main::carrier('INVITE', '+4930333', 'tr-api2', 'z9hG4bKtb', 1, '', main::sdp_plain(40000))",
+    'udp_send T ${INV2}',
+    'udp_wait T ^SIP/2\.0 404 Not Found\r\n(?s:.*)Call-ID: tr-api2\r\n',
+    'close A',
 );
 
 # the same INVITE to the tenant from another port of the trunk's host: a
@@ -597,3 +621,15 @@ codeb_sip_media 127.0.0.1:$TEST_NGINX_NG_PORT;
 $ENV{TEST_NGINX_SIP_STREAM}
 --- ws eval
 \@main::OUTAUTH
+
+
+
+=== TEST 12: a route made through the REST API: the trunk's INVITE rings its user; deleted, the DID is 404 again
+--- config eval
+$ENV{TEST_NGINX_SIP_CONF} . "location /api.ashx { codeb_api; }\n"
+--- http_config
+codeb_sip_media 127.0.0.1:$TEST_NGINX_NG_PORT;
+--- stream_config eval
+$ENV{TEST_NGINX_SIP_STREAM}
+--- ws eval
+\@main::APIROUTE

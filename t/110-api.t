@@ -95,23 +95,54 @@ sub main::check_numbers {
     1
 }
 
-# the routes of nginx.conf in their order; one by did (and fromNumber)
+# the routes of nginx.conf, seeded into Redis, in their order; one by did
+# (and fromNumber); created before the catch-all, changed, deleted
 sub main::check_inbound {
     my $a = $ENV{TEST_NGINX_JWT_ADMIN};
-    my $l = main::api('GET', '/api.ashx/v1/inbound-routes', $a, undef, 200);
     my $c = JSON::PP->new->canonical;
-    main::ok_that($c->encode($l->{data}) eq $c->encode([{ did => '+15551234567', user => 'alex' },
-                  { did => '*', fromNumber => 'anonymous', user => 'callcentre' }, { did => '*', user => 'codeb' }])
-                  && $l->{total} == 3, 'list: ' . $c->encode($l->{data}));
+    my $list = sub {
+        my $l = main::api('GET', '/api.ashx/v1/inbound-routes', $a, undef, 200);
+        return $c->encode($l->{data});
+    };
+    main::ok_that($list->() eq $c->encode([{ did => '+15551234567', user => 'alex' },
+                  { did => '*', fromNumber => 'anonymous', user => 'callcentre' }, { did => '*', user => 'codeb' }]),
+                  'seeded: ' . $list->());
     my $r = main::api('GET', '/api.ashx/v1/inbound-routes/%2A', $a, undef, 200);
     main::ok_that($r->{did} eq '*' && $r->{fromNumber} eq 'anonymous', 'first row of did *');
     $r = main::api('GET', '/api.ashx/v1/inbound-routes/%2A?fromNumber=%2A', $a, undef, 200);
     main::ok_that($r->{user} eq 'codeb' && !exists $r->{fromNumber}, 'catch-all by fromNumber=*: ' . encode_json($r));
-    $r = main::api('GET', '/api.ashx/v1/inbound-routes/%2B15551234567', $a, undef, 200);
-    main::ok_that($r->{user} eq 'alex', '+E.164 did');
     $r = main::api('GET', '/api.ashx/v1/inbound-routes/%2B4400000000', $a, undef, 404);
     main::ok_that($r->{error_description} eq "No inbound route with did='+4400000000'", 'names the did');
     main::api('GET', '/api.ashx/v1/inbound-routes/x%22%7D', $a, undef, 404);
+
+    $r = main::api('POST', '/api.ashx/v1/inbound-routes', $a, '{"Did":"+15550001","User":"bob"}', 201);
+    main::ok_that($r->{did} eq '+15550001' && $r->{user} eq 'bob', 'created: ' . encode_json($r));
+    main::api('POST', '/api.ashx/v1/inbound-routes', $a, '{"did":"+15550001","fromNumber":"+3561","user":"eve"}', 201);
+    $r = main::api('POST', '/api.ashx/v1/inbound-routes', $a, '{"did":"+15550001","user":"x"}', 409);
+    main::ok_that($r->{error} eq 'duplicate_route'
+                  && $r->{error_description} eq "An inbound route already exists for Did='+15550001'", 'duplicate');
+    main::api('POST', '/api.ashx/v1/inbound-routes', $a, '{"user":"x"}', 400);
+    main::api('POST', '/api.ashx/v1/inbound-routes', $a, '{"did":"1","user":"a\u0001"}', 400);
+    main::ok_that($list->() =~ /"user":"callcentre"\},\{"did":"\+15550001","user":"bob"\},\{"did":"\+15550001","fromNumber":"\+3561","user":"eve"\},\{"did":"\*","user":"codeb"\}\]$/,
+                  'before the catch-all: ' . $list->());
+
+    $r = main::api('PUT', '/api.ashx/v1/inbound-routes/%2A', $a, '{"User":"frontdesk"}', 200);
+    main::ok_that($r->{did} eq '*' && $r->{user} eq 'frontdesk' && !exists $r->{fromNumber}, 'catch-all changed');
+    $r = main::api('PUT', '/api.ashx/v1/inbound-routes/%2A?fromNumber=anonymous', $a, '{"user":"cc2"}', 200);
+    main::ok_that($r->{fromNumber} eq 'anonymous' && $r->{user} eq 'cc2', 'scoped row changed');
+    $r = main::api('PUT', '/api.ashx/v1/inbound-routes/anonymous?fromNumber=%2A', $a, '{"user":"x"}', 404);
+    main::ok_that($r->{error_description} eq "No inbound route with Did='anonymous' FromNumber='*'", 'put 404');
+
+    $r = main::api('DELETE', '/api.ashx/v1/inbound-routes/%2B15550001', $a, undef, 200);
+    main::ok_that($r->{deleted}{user} eq 'bob', 'deleted the first +15550001');
+    $r = main::api('DELETE', '/api.ashx/v1/inbound-routes/%2A', $a, undef, 200);
+    main::ok_that($r->{deleted}{fromNumber} eq 'anonymous', 'the first did * is the scoped row');
+    $r = main::api('DELETE', '/api.ashx/v1/inbound-routes/%2A', $a, undef, 400);
+    main::ok_that($r->{error} eq 'cannot_delete_catchall', 'catch-all kept');
+    main::api('DELETE', '/api.ashx/v1/inbound-routes/nope', $a, undef, 404);
+    main::ok_that($list->() eq $c->encode([{ did => '+15551234567', user => 'alex' },
+                  { did => '+15550001', fromNumber => '+3561', user => 'eve' }, { did => '*', user => 'frontdesk' }]),
+                  'after: ' . $list->());
     1
 }
 
@@ -148,7 +179,7 @@ __DATA__
 $ENV{TEST_NGINX_API_CONF}
 --- ws
 set_eval D main::api('GET', '/api.ashx/v1', '', undef, 200)
-set_eval N main::ok_that(scalar(@{main::api('GET', '/api.ashx/v1', '', undef, 200)->{endpoints}}) == 8, 'eight routes')
+set_eval N main::ok_that(scalar(@{main::api('GET', '/api.ashx/v1', '', undef, 200)->{endpoints}}) == 11, 'eleven routes')
 set_eval B main::ok_that(main::api('GET', '/api.ashx/v1', '', undef, 200)->{build} =~ /\S/, 'build')
 set_eval O main::api('GET', '/api.ashx/v1/openapi.json', '', undef, 200)->{openapi}
 set_eval OV main::ok_that('${O}' eq '3.1.0', 'openapi 3.1.0')
@@ -244,7 +275,7 @@ set_eval U main::api('GET', '/api.ashx/v1/numbers', $ENV{TEST_NGINX_JWT_USER}, u
 
 
 
-=== TEST 7: inbound routes: the rows of nginx.conf, first match, by did and fromNumber
+=== TEST 7: inbound routes: seeded from nginx.conf, read, created before the catch-all, changed, deleted
 --- config eval
 $ENV{TEST_NGINX_API_CONF} . "codeb_inbound_route did=+15551234567 from=* user=alex;\n"
     . "codeb_inbound_route did=* from=anonymous user=callcentre;\n"

@@ -59,6 +59,7 @@ struct ngx_codeb_api_ctx_s {
     ngx_str_t                   identity;    /* the token's user, or the
                                                 API key's name */
     unsigned                    by_key:1;    /* authorized by an ak_ key */
+    unsigned                    bad_body:1;  /* not a JSON object */
     void                       *data;        /* the handler's, while it
                                                 waits for Redis */
 };
@@ -68,6 +69,8 @@ extern ngx_module_t            ngx_codeb_api_module;
 extern ngx_codeb_api_route_t   ngx_codeb_api_routes[];
 
 
+/* the route's handler once the bearer is good (400 for a bad body) */
+ngx_int_t ngx_codeb_api_run(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx);
 /* "GET", "POST", ... of an NGX_HTTP_* method */
 char *ngx_codeb_api_method_name(ngx_uint_t method);
 
@@ -108,6 +111,12 @@ ngx_int_t ngx_codeb_api_numbers(ngx_http_request_t *r,
 ngx_int_t ngx_codeb_api_inbound_list(ngx_http_request_t *r,
     ngx_codeb_api_ctx_t *ctx);
 ngx_int_t ngx_codeb_api_inbound_get(ngx_http_request_t *r,
+    ngx_codeb_api_ctx_t *ctx);
+ngx_int_t ngx_codeb_api_inbound_post(ngx_http_request_t *r,
+    ngx_codeb_api_ctx_t *ctx);
+ngx_int_t ngx_codeb_api_inbound_put(ngx_http_request_t *r,
+    ngx_codeb_api_ctx_t *ctx);
+ngx_int_t ngx_codeb_api_inbound_delete(ngx_http_request_t *r,
     ngx_codeb_api_ctx_t *ctx);
 
 /* API keys: docs/api.md "API keys" */

@@ -427,7 +427,7 @@ ngx_codeb_api_keys_found(redisAsyncContext *ac, void *reply, void *data)
     ctx->identity = rec.name;
     ctx->by_key = 1;
 
-    ngx_http_finalize_request(r, ctx->route->handler(r, ctx));
+    ngx_http_finalize_request(r, ngx_codeb_api_run(r, ctx));
 }
 
 

@@ -81,9 +81,21 @@ ngx_codeb_api_route_t  ngx_codeb_api_routes[] = {
       "List inbound DID routes", 0,
       ngx_codeb_api_inbound_list },
 
+    { NGX_HTTP_POST, "/v1/inbound-routes", "inbound-routes",
+      "Create an inbound route (before the catch-all)", NGX_CODEB_API_BODY,
+      ngx_codeb_api_inbound_post },
+
     { NGX_HTTP_GET, "/v1/inbound-routes/{did}", "inbound-routes",
       "Get one inbound route by DID", 0,
       ngx_codeb_api_inbound_get },
+
+    { NGX_HTTP_PUT, "/v1/inbound-routes/{did}", "inbound-routes",
+      "Update one inbound route's User", NGX_CODEB_API_BODY,
+      ngx_codeb_api_inbound_put },
+
+    { NGX_HTTP_DELETE, "/v1/inbound-routes/{did}", "inbound-routes",
+      "Delete one inbound route by DID", 0,
+      ngx_codeb_api_inbound_delete },
 
     { 0, NULL, NULL, NULL, 0, NULL }
 };
@@ -361,7 +373,7 @@ ngx_codeb_api_method_name(ngx_uint_t method)
 }
 
 
-/* a route's body: one JSON object, else 400 invalid_json */
+/* a body route: one JSON object, else 400 invalid_json (after the bearer) */
 static ngx_int_t
 ngx_codeb_api_body(ngx_http_request_t *r, ngx_str_t *body)
 {
@@ -376,10 +388,8 @@ ngx_codeb_api_body(ngx_http_request_t *r, ngx_str_t *body)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (rc == NGX_DECLINED) {
-        return ngx_codeb_http_error(r, NGX_HTTP_BAD_REQUEST, "invalid_json",
-                                    "the body is not a JSON object");
-    }
+    /* a bad body is told once the bearer is known good (401 first) */
+    ctx->bad_body = (rc == NGX_DECLINED);
 
     return ngx_codeb_http_with_redis(r, ngx_codeb_api_authorize);
 }
@@ -444,6 +454,18 @@ ngx_codeb_api_authorize(ngx_http_request_t *r)
     if (!admin) {
         return ngx_codeb_http_error(r, NGX_HTTP_FORBIDDEN, "forbidden",
                                     "the token has no admin role");
+    }
+
+    return ngx_codeb_api_run(r, ctx);
+}
+
+
+ngx_int_t
+ngx_codeb_api_run(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx)
+{
+    if (ctx->bad_body) {
+        return ngx_codeb_http_error(r, NGX_HTTP_BAD_REQUEST, "invalid_json",
+                                    "the body is not a JSON object");
     }
 
     return ctx->route->handler(r, ctx);
@@ -580,7 +602,9 @@ ngx_codeb_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     amcf = ngx_http_conf_get_module_main_conf(cf, ngx_codeb_api_module);
 
     if (!amcf->scripts) {
-        if (ngx_codeb_api_keys_init(cf) != NGX_OK) {
+        if (ngx_codeb_api_keys_init(cf) != NGX_OK
+            || ngx_codeb_routes_init(cf) != NGX_OK)
+        {
             return NGX_CONF_ERROR;
         }
 

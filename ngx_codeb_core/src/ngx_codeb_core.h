@@ -115,13 +115,6 @@ ngx_int_t ngx_codeb_require_redis(ngx_conf_t *cf);
 ngx_codeb_tenant_t *ngx_codeb_tenant(ngx_http_request_t *r);
 
 /*
- * the user of t that a call to did from the caller from rings: the first
- * matching codeb_inbound_route (from empty: "anonymous"); NULL: none
- */
-ngx_str_t *ngx_codeb_tenant_route(ngx_codeb_tenant_t *t, ngx_str_t *did,
-    ngx_str_t *from);
-
-/*
  * a virtual number row as stored in Redis (P vnums: number -> JSON
  * {number, name, mode, visibility, user}; docs/signal.md "Plain HTTP"):
  * name defaults to the number, mode to "tts", visibility to "signed-in";
@@ -141,6 +134,22 @@ ngx_str_t *ngx_codeb_worker_id(void);
 #include "ngx_codeb_redis.h"
 #include "ngx_codeb_json.h"
 #include "ngx_codeb_ws.h"
+
+
+/* ---- inbound routes (ngx_codeb_routes.c) ---- */
+
+/*
+ * The inbound routes in Redis (ngx_codeb_routes.c, docs/api.md "Inbound
+ * routes"): ngx_codeb_routes_init() registers the script (from any
+ * module's configuration, once); ngx_codeb_routes_run() runs op ("match",
+ * "list", "post", "put", "delete") with its n args for tenant t, the
+ * table seeded from t's codeb_inbound_route rows when Redis has none yet.
+ * NGX_ERROR: no memory or Redis down (cb is not called).
+ */
+ngx_int_t ngx_codeb_routes_init(ngx_conf_t *cf);
+ngx_int_t ngx_codeb_routes_run(ngx_codeb_tenant_t *t, ngx_pool_t *pool,
+    char *op, ngx_str_t *args, ngx_uint_t n, redisCallbackFn *cb,
+    void *data);
 
 
 /* ---- crypto (ngx_codeb_crypto.c) ---- */

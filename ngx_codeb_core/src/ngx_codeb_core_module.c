@@ -206,50 +206,6 @@ ngx_codeb_tenant(ngx_http_request_t *r)
 }
 
 
-/* a route's did= or from= matches s: it is "*" or s */
-static ngx_uint_t
-ngx_codeb_route_is(ngx_str_t *rule, ngx_str_t *s)
-{
-    return (rule->len == 1 && rule->data[0] == '*')
-           || (rule->len == s->len
-               && ngx_strncmp(rule->data, s->data, s->len) == 0);
-}
-
-
-/*
- * The user a call to did from the caller from rings (docs/signal.md
- * "Bridge webhooks"): the first codeb_inbound_route whose did= is "*" or
- * did and whose from= is "*" or the caller ("anonymous" when from is
- * empty); NULL when none matches
- */
-ngx_str_t *
-ngx_codeb_tenant_route(ngx_codeb_tenant_t *t, ngx_str_t *did, ngx_str_t *from)
-{
-    ngx_uint_t          i;
-    ngx_str_t           anon = ngx_string("anonymous"), *caller;
-    ngx_codeb_route_t  *rt;
-
-    if (t->routes == NULL) {
-        return NULL;
-    }
-
-    caller = from->len ? from : &anon;
-    rt = t->routes->elts;
-
-    for (i = 0; i < t->routes->nelts; i++) {
-        if (!ngx_codeb_route_is(&rt[i].did, did)) {
-            continue;
-        }
-
-        if (ngx_codeb_route_is(&rt[i].from, caller)) {
-            return &rt[i].user;
-        }
-    }
-
-    return NULL;
-}
-
-
 char *
 ngx_codeb_build(void)
 {

@@ -239,6 +239,8 @@ typedef struct {
     ngx_uint_t                  signed_in;
     ngx_int_t                   limit;       /* ?diallog: dials wanted;
                                                 ?cdrlog: 0 */
+    ngx_str_t                   call;        /* ?office-ring while the */
+    ngx_str_t                   frame;       /* routes are asked */
 } ngx_codeb_signal_req_t;
 
 ngx_int_t ngx_codeb_signal_http(ngx_http_request_t *r,

@@ -11,6 +11,9 @@ static void ngx_codeb_flag_ring_reply(redisAsyncContext *ac, void *reply,
     void *data);
 static ngx_int_t ngx_codeb_flag_ring_frame(ngx_http_request_t *r,
     ngx_array_t *m, ngx_str_t *call, ngx_str_t *user, ngx_str_t *frame);
+static void ngx_codeb_flag_ring_routed(redisAsyncContext *ac, void *reply,
+    void *data);
+static ngx_int_t ngx_codeb_flag_ring_nobody(ngx_http_request_t *r);
 
 
 ngx_int_t
@@ -90,7 +93,6 @@ ngx_int_t
 ngx_codeb_flag_ring(ngx_http_request_t *r)
 {
     int64_t                   ts;
-    yajl_gen                  g;
     ngx_int_t                 rc;
     ngx_str_t                 frame, user, *call;
     ngx_str_t                 none = ngx_string("");
@@ -139,15 +141,10 @@ ngx_codeb_flag_ring(ngx_http_request_t *r)
                                     "hangup or answered-elsewhere");
     }
 
-    if (rc == NGX_DECLINED) {
-        /* no route: nobody to ring */
-        g = ngx_codeb_gen();
-        if (g == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ngx_codeb_gen_int(g, "delivered", 0);
-        return ngx_codeb_http_json(r, NGX_HTTP_OK, g);
+    if (rc == NGX_AGAIN) {
+        /* the routes are asked (ngx_codeb_flag_ring_routed) */
+        r->main->count++;
+        return NGX_DONE;
     }
 
     if (ngx_codeb_signal_ring(r->pool, ctx->tenant, call, &user, &frame,
@@ -167,8 +164,9 @@ ngx_codeb_flag_ring(ngx_http_request_t *r)
 
 /*
  * the frame for the tabs (ring, or ring-cleared) and the user to ring:
- * the body's, else the inbound routes'.  NGX_DECLINED: no route;
- * NGX_HTTP_BAD_REQUEST: no valid reason for a clear; NGX_ERROR
+ * the body's; without one NGX_AGAIN, the inbound routes are asked
+ * (ngx_codeb_flag_ring_routed goes on); NGX_HTTP_BAD_REQUEST: no valid
+ * reason for a clear; NGX_ERROR: no memory or Redis down
  */
 static ngx_int_t
 ngx_codeb_flag_ring_frame(ngx_http_request_t *r, ngx_array_t *m,
@@ -176,7 +174,7 @@ ngx_codeb_flag_ring_frame(ngx_http_request_t *r, ngx_array_t *m,
 {
     yajl_gen                 g;
     ngx_str_t                none = ngx_string("");
-    ngx_str_t               *did, *from, *reason, *routed;
+    ngx_str_t               *did, *from, *reason, args[2];
     ngx_codeb_signal_req_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_codeb_signal_module);
@@ -221,16 +219,89 @@ ngx_codeb_flag_ring_frame(ngx_http_request_t *r, ngx_array_t *m,
 
     *frame = ngx_codeb_gen_text(g);
 
-    if (user->len == 0) {
-        routed = ngx_codeb_tenant_route(ctx->tenant, did, from);
-        if (routed == NULL) {
-            return NGX_DECLINED;
-        }
-
-        *user = *routed;
+    if (user->len) {
+        return NGX_OK;
     }
 
-    return NGX_OK;
+    /* the inbound routes choose the user; the frame waits in r's pool */
+
+    ctx->call = *call;
+    ctx->frame.data = ngx_pstrdup(r->pool, frame);
+    ctx->frame.len = frame->len;
+    args[0] = *did;
+    args[1] = *from;
+
+    if (ctx->frame.data == NULL
+        || ngx_codeb_routes_run(ctx->tenant, r->pool, "match", args, 2,
+                                ngx_codeb_flag_ring_routed, r)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_AGAIN;
+}
+
+
+/* the routes' user for ?office-ring: nil or "" rings nobody */
+static void
+ngx_codeb_flag_ring_routed(redisAsyncContext *ac, void *reply, void *data)
+{
+    ngx_str_t                user;
+    redisReply              *rep = reply;
+    ngx_http_request_t      *r = data;
+    ngx_codeb_signal_req_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_codeb_signal_module);
+
+    if (rep == NULL
+        || (rep->type != REDIS_REPLY_STRING && rep->type != REDIS_REPLY_NIL))
+    {
+        ngx_http_finalize_request(r, ngx_codeb_http_unavailable(r, rep));
+        return;
+    }
+
+    if (rep->type == REDIS_REPLY_NIL || rep->len == 0) {
+        ngx_http_finalize_request(r, ngx_codeb_flag_ring_nobody(r));
+        return;
+    }
+
+    user.len = rep->len;
+    user.data = ngx_pnalloc(r->pool, rep->len);
+    if (user.data == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_memcpy(user.data, rep->str, rep->len);
+
+    if (ngx_codeb_signal_ring(r->pool, ctx->tenant, &ctx->call, &user,
+                              &ctx->frame, NULL, 1,
+                              ngx_codeb_flag_ring_reply, r)
+        != NGX_OK)
+    {
+        ngx_http_finalize_request(r, ngx_codeb_http_unavailable(r, NULL));
+        return;
+    }
+
+    /* the ring's reply finalizes r; this callback's count goes to it */
+}
+
+
+/* {"delivered": 0}: nobody to ring */
+static ngx_int_t
+ngx_codeb_flag_ring_nobody(ngx_http_request_t *r)
+{
+    yajl_gen  g;
+
+    g = ngx_codeb_gen();
+    if (g == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_codeb_gen_int(g, "delivered", 0);
+
+    return ngx_codeb_http_json(r, NGX_HTTP_OK, g);
 }
 
 

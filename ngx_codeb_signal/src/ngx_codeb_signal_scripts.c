@@ -330,5 +330,6 @@ ngx_codeb_signal_scripts_init(ngx_conf_t *cf)
         }
     }
 
-    return NGX_OK;
+    /* ?office-ring follows the inbound routes in Redis */
+    return ngx_codeb_routes_init(cf);
 }

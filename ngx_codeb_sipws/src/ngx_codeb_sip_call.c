@@ -16,10 +16,21 @@
 #define NGX_CODEB_SIP_RING_TIME   60000    /* ms without an answer: 480 */
 
 
+/* a trunk's INVITE while the inbound routes are asked */
+typedef struct {
+    ngx_codeb_sip_flow_t       *flow;        /* held */
+    msg_t                      *req;
+    ngx_codeb_sip_trunk_t      *trunk;
+    ngx_uint_t                  sibling;
+} ngx_codeb_sip_route_ctx_t;
+
+
 static void ngx_codeb_sip_invite_auth(ngx_codeb_sip_flow_t *flow,
     msg_t *req, ngx_codeb_sip_user_t *user);
 static void ngx_codeb_sip_invite_trunk(ngx_codeb_sip_flow_t *flow,
     msg_t *req, ngx_codeb_sip_trunk_t *trunk, ngx_uint_t sibling);
+static void ngx_codeb_sip_routed(redisAsyncContext *ac, void *reply,
+    void *data);
 static void ngx_codeb_sip_admit(ngx_codeb_sip_call_t *call);
 static void ngx_codeb_sip_admitted(ngx_codeb_sip_call_t *call, ngx_int_t rc);
 static void ngx_codeb_sip_ringback(ngx_codeb_sip_call_t *call);
@@ -414,60 +425,116 @@ static void
 ngx_codeb_sip_invite_trunk(ngx_codeb_sip_flow_t *flow, msg_t *req,
     ngx_codeb_sip_trunk_t *trunk, ngx_uint_t sibling)
 {
-    u_char                *name;
-    sip_t                 *rq;
-    ngx_str_t              did, from, *user;
-    ngx_codeb_sip_call_t  *call;
+    sip_t                      *rq;
+    ngx_str_t                   args[2];
+    ngx_codeb_sip_route_ctx_t  *ctx;
 
     rq = sip_object(req);
 
-    did.data = (u_char *) (rq->sip_request->rq_url->url_user
-                           ? rq->sip_request->rq_url->url_user
-                           : rq->sip_to->a_url->url_user);
-    did.len = did.data ? ngx_strlen(did.data) : 0;
+    args[0].data = (u_char *) (rq->sip_request->rq_url->url_user
+                               ? rq->sip_request->rq_url->url_user
+                               : rq->sip_to->a_url->url_user);
+    args[0].len = args[0].data ? ngx_strlen(args[0].data) : 0;
 
-    from.data = (u_char *) rq->sip_from->a_url->url_user;
-    from.len = from.data ? ngx_strlen(from.data) : 0;
+    args[1].data = (u_char *) rq->sip_from->a_url->url_user;
+    args[1].len = args[1].data ? ngx_strlen(args[1].data) : 0;
 
-    if (from.len == 9
-        && ngx_strncasecmp(from.data, (u_char *) "anonymous", 9) == 0)
+    if (args[1].len == 9
+        && ngx_strncasecmp(args[1].data, (u_char *) "anonymous", 9) == 0)
     {
-        from.len = 0;
+        args[1].len = 0;
     }
 
-    user = ngx_codeb_tenant_route(trunk->sip->tenant, &did, &from);
+    ctx = ngx_alloc(sizeof(ngx_codeb_sip_route_ctx_t), ngx_cycle->log);
 
-    if (user == NULL || rq->sip_payload == NULL) {
-        (void) ngx_codeb_sip_reply(flow, req, user ? 488 : 404,
-                                   user ? "Offer Required" : "Not Found");
+    if (ctx == NULL
+        || ngx_codeb_routes_run(trunk->sip->tenant, ngx_codeb_scratch(),
+                                "match", args, 2, ngx_codeb_sip_routed, ctx)
+           != NGX_OK)
+    {
+        (void) ngx_codeb_sip_reply(flow, req, 500, "State Store Unavailable");
         msg_destroy(req);
+        ngx_free(ctx);
         return;
     }
 
+    ctx->flow = flow;
+    ctx->req = req;
+    ctx->trunk = trunk;
+    ctx->sibling = sibling;
+
+    ngx_codeb_sip_flow_hold(flow);
+}
+
+
+/* the inbound routes' user for a trunk's INVITE (nil or "": nobody) */
+static void
+ngx_codeb_sip_routed(redisAsyncContext *ac, void *reply, void *data)
+{
+    u_char                     *name;
+    msg_t                      *req;
+    redisReply                 *rep = reply;
+    ngx_codeb_sip_flow_t       *flow;
+    ngx_codeb_sip_call_t       *call;
+    ngx_codeb_sip_trunk_t      *trunk;
+    ngx_codeb_sip_route_ctx_t  *ctx = data;
+
+    flow = ngx_codeb_sip_flow_release(ctx->flow);
+    req = ctx->req;
+    trunk = ctx->trunk;
     call = NULL;
-    name = ngx_pnalloc(ngx_codeb_scratch(), user->len + 1);
+
+    if (flow == NULL) {
+        goto done;
+    }
+
+    if (rep == NULL
+        || (rep->type != REDIS_REPLY_STRING && rep->type != REDIS_REPLY_NIL))
+    {
+        (void) ngx_codeb_sip_reply(flow, req, 500, "State Store Unavailable");
+        goto done;
+    }
+
+    if (rep->type == REDIS_REPLY_NIL || rep->len == 0) {
+        (void) ngx_codeb_sip_reply(flow, req, 404, "Not Found");
+        goto done;
+    }
+
+    if (sip_object(req)->sip_payload == NULL) {
+        (void) ngx_codeb_sip_reply(flow, req, 488, "Offer Required");
+        goto done;
+    }
+
+    name = ngx_pnalloc(ngx_codeb_scratch(), rep->len + 1);
 
     if (name) {
-        (void) ngx_cpystrn(name, user->data, user->len + 1);
+        (void) ngx_cpystrn(name, (u_char *) rep->str, rep->len + 1);
         call = ngx_codeb_sip_call_create(flow, req, trunk->sip,
-                                         (char *) name, sibling);
+                                         (char *) name, ctx->sibling);
     }
 
     if (call == NULL) {
         (void) ngx_codeb_sip_reply(flow, req, 500, "Server Internal Error");
-        msg_destroy(req);
-        return;
+        goto done;
     }
 
     call->trunk = trunk;
     ngx_codeb_sip_ringback(call);
 
-    if (sibling || trunk->max_inbound == 0) {
+    if (ctx->sibling || trunk->max_inbound == 0) {
         ngx_codeb_sip_admitted(call, NGX_DECLINED);
-        return;
+
+    } else {
+        ngx_codeb_sip_admit(call);
     }
 
-    ngx_codeb_sip_admit(call);
+    ngx_free(ctx);
+    return;
+
+done:
+
+    msg_destroy(req);
+    ngx_free(ctx);
 }
 
 

@@ -47,7 +47,9 @@ ngx_codeb_sip_trunk_conf(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (sip->trunks == NULL) {
         sip->trunks = ngx_array_create(cf->pool, 2,
                                        sizeof(ngx_codeb_sip_trunk_t));
-        if (sip->trunks == NULL) {
+
+        /* its inbound calls follow the routes in Redis */
+        if (sip->trunks == NULL || ngx_codeb_routes_init(cf) != NGX_OK) {
             return NGX_CONF_ERROR;
         }
     }
