@@ -22,7 +22,7 @@ DEBS="nginx nginx-dev libnginx-mod-stream redis-server redis-tools
       libtest-base-perl libjson-pp-perl libio-socket-ssl-perl
       chromium coturn valgrind
       libsrtp2-dev libopus-dev python3-aiortc python3-numpy
-      rtpengine-daemon kamailio sip-tester"
+      rtpengine-daemon kamailio sip-tester libcurl4-openssl-dev libcrypt-dev"
 
 log() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
 

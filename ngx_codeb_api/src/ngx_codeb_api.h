@@ -15,9 +15,11 @@
 
 #include "ngx_codeb_core.h"
 
-#if (NGX_THREADS)
-#include <ngx_thread_pool.h>
+#if !(NGX_THREADS)
+#error "ngx_codeb_api needs nginx built with threads (--with-threads)"
 #endif
+
+#include <ngx_thread_pool.h>
 
 
 /* a request body larger than this is 413 (bytes) */
@@ -135,10 +137,39 @@ ngx_int_t ngx_codeb_api_keys_check(ngx_http_request_t *r,
     ngx_codeb_api_ctx_t *ctx, ngx_str_t *token);
 /* the tenant's codeb_admin_user rows (ngx_codeb_api_admin_t), or NULL */
 ngx_array_t *ngx_codeb_api_admins(ngx_http_request_t *r);
-#if (NGX_THREADS)
-/* the thread pool for password checks ("default") */
+/* the thread pool ("default") for password checks and webhook sends */
 ngx_thread_pool_t *ngx_codeb_api_thread_pool(void);
-#endif
+/* codeb_webhook_private of r's server */
+ngx_uint_t ngx_codeb_api_allow_private(ngx_http_request_t *r);
+/* codeb_webhook_retry of r's server as a JSON array of ms */
+ngx_str_t ngx_codeb_api_retry(ngx_http_request_t *r);
+
+/* webhooks: docs/api.md "Webhooks" */
+ngx_int_t ngx_codeb_api_webhooks_init(ngx_conf_t *cf);
+ngx_int_t ngx_codeb_api_webhooks_list(ngx_http_request_t *r,
+    ngx_codeb_api_ctx_t *ctx);
+ngx_int_t ngx_codeb_api_webhooks_create(ngx_http_request_t *r,
+    ngx_codeb_api_ctx_t *ctx);
+ngx_int_t ngx_codeb_api_webhooks_delete(ngx_http_request_t *r,
+    ngx_codeb_api_ctx_t *ctx);
+ngx_int_t ngx_codeb_api_webhooks_test(ngx_http_request_t *r,
+    ngx_codeb_api_ctx_t *ctx);
+ngx_int_t ngx_codeb_api_webhooks_log(ngx_http_request_t *r,
+    ngx_codeb_api_ctx_t *ctx);
+/*
+ * An event for t's subscriptions: ngx_codeb_api_envelope() opens {event,
+ * tenant, ts, data: {...}}, the caller writes data's members, then
+ * ngx_codeb_api_fire() queues it for every active subscription that
+ * wants it (only: for that webhook id alone, active or not); cb gets the
+ * number queued (-1: no such webhook).  NGX_ERROR: Redis down.
+ */
+yajl_gen ngx_codeb_api_envelope(ngx_codeb_tenant_t *t, char *event);
+ngx_int_t ngx_codeb_api_fire(ngx_http_request_t *r, ngx_codeb_tenant_t *t,
+    char *event, yajl_gen g, ngx_str_t *only, redisCallbackFn *cb,
+    void *data);
+/* the deliveries: scripts (configuration), claims (worker start) */
+ngx_int_t ngx_codeb_api_deliver_init(ngx_conf_t *cf);
+ngx_int_t ngx_codeb_api_deliver_start(ngx_cycle_t *cycle);
 
 /* the codeb_oidc location: docs/api.md "Token endpoint" */
 ngx_int_t ngx_codeb_api_oidc_handler(ngx_http_request_t *r);

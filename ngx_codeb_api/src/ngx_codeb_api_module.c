@@ -9,14 +9,14 @@
 typedef struct {
     ngx_flag_t                  scripts;     /* registered for this cycle */
     ngx_flag_t                  oidc_scripts;
-#if (NGX_THREADS)
     ngx_thread_pool_t          *thread_pool;
-#endif
 } ngx_codeb_api_main_conf_t;
 
 
 typedef struct {
     ngx_array_t                *admins;      /* ngx_codeb_api_admin_t */
+    ngx_flag_t                  webhook_private;
+    ngx_str_t                   webhook_retry;   /* "[5000,30000,120000]" */
 } ngx_codeb_api_srv_conf_t;
 
 
@@ -39,11 +39,12 @@ static char *ngx_codeb_api_oidc(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_codeb_api_admin(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_codeb_api_retry_conf(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_codeb_api_threads(ngx_conf_t *cf);
 
 
-#if (NGX_THREADS)
 static ngx_thread_pool_t  *ngx_codeb_api_pool;
-#endif
 
 
 /*
@@ -97,6 +98,26 @@ ngx_codeb_api_route_t  ngx_codeb_api_routes[] = {
       "Delete one inbound route by DID", 0,
       ngx_codeb_api_inbound_delete },
 
+    { NGX_HTTP_GET, "/v1/webhooks", "webhooks",
+      "List webhook subscriptions", 0,
+      ngx_codeb_api_webhooks_list },
+
+    { NGX_HTTP_POST, "/v1/webhooks", "webhooks",
+      "Subscribe a webhook (the secret is shown once)", NGX_CODEB_API_BODY,
+      ngx_codeb_api_webhooks_create },
+
+    { NGX_HTTP_DELETE, "/v1/webhooks/{id}", "webhooks",
+      "Delete a webhook subscription", 0,
+      ngx_codeb_api_webhooks_delete },
+
+    { NGX_HTTP_POST, "/v1/webhooks/{id}/test", "webhooks",
+      "Send a webhook.test delivery", 0,
+      ngx_codeb_api_webhooks_test },
+
+    { NGX_HTTP_GET, "/v1/webhooks/{id}/deliveries", "webhooks",
+      "The webhook's delivery attempts", 0,
+      ngx_codeb_api_webhooks_log },
+
     { 0, NULL, NULL, NULL, 0, NULL }
 };
 
@@ -116,6 +137,22 @@ static ngx_command_t  ngx_codeb_api_commands[] = {
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_codeb_api_oidc,
       0,
+      0,
+      NULL },
+
+    /* codeb_webhook_private on|off; receivers on private addresses */
+    { ngx_string("codeb_webhook_private"),
+      NGX_HTTP_SRV_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_codeb_api_srv_conf_t, webhook_private),
+      NULL },
+
+    /* codeb_webhook_retry t1 t2 t3; waits before attempts 2, 3 and 4 */
+    { ngx_string("codeb_webhook_retry"),
+      NGX_HTTP_SRV_CONF|NGX_CONF_TAKE3,
+      ngx_codeb_api_retry_conf,
+      NGX_HTTP_SRV_CONF_OFFSET,
       0,
       NULL },
 
@@ -601,9 +638,15 @@ ngx_codeb_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     amcf = ngx_http_conf_get_module_main_conf(cf, ngx_codeb_api_module);
 
+    if (ngx_codeb_api_threads(cf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     if (!amcf->scripts) {
         if (ngx_codeb_api_keys_init(cf) != NGX_OK
-            || ngx_codeb_routes_init(cf) != NGX_OK)
+            || ngx_codeb_routes_init(cf) != NGX_OK
+            || ngx_codeb_api_webhooks_init(cf) != NGX_OK
+            || ngx_codeb_api_deliver_init(cf) != NGX_OK)
         {
             return NGX_CONF_ERROR;
         }
@@ -626,6 +669,7 @@ ngx_codeb_api_create_srv_conf(ngx_conf_t *cf)
     }
 
     ascf->admins = NGX_CONF_UNSET_PTR;
+    ascf->webhook_private = NGX_CONF_UNSET;
 
     return ascf;
 }
@@ -638,6 +682,9 @@ ngx_codeb_api_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_codeb_api_srv_conf_t  *conf = child;
 
     ngx_conf_merge_ptr_value(conf->admins, prev->admins, NULL);
+    ngx_conf_merge_value(conf->webhook_private, prev->webhook_private, 0);
+    ngx_conf_merge_str_value(conf->webhook_retry, prev->webhook_retry,
+                             "[5000,30000,120000]");
 
     return NGX_CONF_OK;
 }
@@ -700,11 +747,9 @@ ngx_codeb_api_oidc(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_core_loc_conf_t   *clcf;
     ngx_codeb_api_main_conf_t  *amcf;
 
-#if (NGX_THREADS)
     amcf = ngx_http_conf_get_module_main_conf(cf, ngx_codeb_api_module);
 
-    amcf->thread_pool = ngx_thread_pool_add(cf, NULL);
-    if (amcf->thread_pool == NULL) {
+    if (ngx_codeb_api_threads(cf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -720,16 +765,91 @@ ngx_codeb_api_oidc(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     clcf->handler = ngx_codeb_api_oidc_handler;
 
     return NGX_CONF_OK;
-#else
-    (void) clcf;
-    (void) amcf;
-    return "needs nginx built with threads (--with-threads): passwords "
-           "are checked off the event loop";
-#endif
 }
 
 
-#if (NGX_THREADS)
+/* nginx's "default" thread pool, for crypt(3) and webhook sends */
+static ngx_int_t
+ngx_codeb_api_threads(ngx_conf_t *cf)
+{
+    ngx_codeb_api_main_conf_t  *amcf;
+
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_codeb_api_module);
+
+    if (amcf->thread_pool == NULL) {
+        amcf->thread_pool = ngx_thread_pool_add(cf, NULL);
+        if (amcf->thread_pool == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* codeb_webhook_retry <time> <time> <time>: 1 s to 1 h each */
+static char *
+ngx_codeb_api_retry_conf(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_codeb_api_srv_conf_t  *ascf = conf;
+
+    u_char      *p;
+    ngx_str_t   *value;
+    ngx_msec_t   ms;
+    ngx_uint_t   i;
+
+    if (ascf->webhook_retry.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    p = ngx_pnalloc(cf->pool, 3 * (NGX_INT_T_LEN + 1) + 2);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ascf->webhook_retry.data = p;
+    *p++ = '[';
+
+    for (i = 1; i <= 3; i++) {
+        ms = ngx_parse_time(&value[i], 0);
+
+        if (ms == (ngx_msec_t) NGX_ERROR || ms < 1000 || ms > 3600000) {
+            return "takes three times of 1s to 1h";
+        }
+
+        p = ngx_sprintf(p, "%s%M", i > 1 ? "," : "", ms);
+    }
+
+    *p++ = ']';
+    ascf->webhook_retry.len = p - ascf->webhook_retry.data;
+
+    return NGX_CONF_OK;
+}
+
+
+ngx_uint_t
+ngx_codeb_api_allow_private(ngx_http_request_t *r)
+{
+    ngx_codeb_api_srv_conf_t  *ascf;
+
+    ascf = ngx_http_get_module_srv_conf(r, ngx_codeb_api_module);
+
+    return ascf->webhook_private == 1;
+}
+
+
+ngx_str_t
+ngx_codeb_api_retry(ngx_http_request_t *r)
+{
+    ngx_codeb_api_srv_conf_t  *ascf;
+
+    ascf = ngx_http_get_module_srv_conf(r, ngx_codeb_api_module);
+
+    return ascf->webhook_retry;
+}
+
 
 ngx_thread_pool_t *
 ngx_codeb_api_thread_pool(void)
@@ -737,18 +857,25 @@ ngx_codeb_api_thread_pool(void)
     return ngx_codeb_api_pool;
 }
 
-#endif
-
 
 static ngx_int_t
 ngx_codeb_api_init_process(ngx_cycle_t *cycle)
 {
-#if (NGX_THREADS)
     ngx_codeb_api_main_conf_t  *amcf;
 
-    amcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_codeb_api_module);
-    ngx_codeb_api_pool = amcf ? amcf->thread_pool : NULL;
-#endif
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
 
-    return NGX_OK;
+    amcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_codeb_api_module);
+    if (amcf == NULL) {
+        return NGX_OK;
+    }
+
+    ngx_codeb_api_pool = amcf->thread_pool;
+
+    /* webhook deliveries: where the API is served */
+    return amcf->scripts ? ngx_codeb_api_deliver_start(cycle) : NGX_OK;
 }
