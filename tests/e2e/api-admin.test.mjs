@@ -1,5 +1,5 @@
-// The API keys admin page (html/api-keys-admin.html) driven in Debian
-// chromium against the real server: nginx with ngx_codeb_api (/api.ashx/v1,
+// The admin pages (html/api-keys-admin.html, html/webhooks-admin.html)
+// driven in Debian chromium against the real server: nginx with ngx_codeb_api (/api.ashx/v1,
 // the platform's own OIDC provider /oidc.ashx) and Redis, in a network
 // namespace with only loopback (lib.mjs), like the other files here.
 //
@@ -11,11 +11,17 @@
 //      from outside the page, is revoked with its button and is 401 from
 //      then on; after a reload the page is still signed in (sessionStorage),
 //      signing out shows the form again
+//   W  webhooks: a subscription to a receiver the test runs on loopback
+//      (node:http), its secret shown once; Test delivers a webhook.test
+//      POST whose signature checks with that secret; the page's delivery
+//      log shows it (200); Delete removes it
 //   and at the end: nginx quits gracefully, no worker died, no alert.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -62,6 +68,7 @@ function defineTests() {
         '        codeb_tenant localhost;',
         `        codeb_oidc_signing_key ${key};`,
         `        codeb_admin_user admin '${HASH}';`,
+        '        codeb_webhook_private on;',
         `        root ${HTML};`,
         '        location /api.ashx { codeb_api; }',
         '        location /oidc.ashx { codeb_oidc; }',
@@ -128,6 +135,71 @@ function defineTests() {
       assert.equal(await page.evaluate(() => window.codebAdmin.token()), null);
     });
   });
+
+  // a webhook receiver on loopback: every POST kept, answered 200
+  function receiver() {
+    const got = [];
+    const server = http.createServer((req, res) => {
+      const chunks = [];
+      req.on('data', (c) => chunks.push(c));
+      req.on('end', () => {
+        got.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), url: req.url });
+        res.writeHead(200, { 'Content-Length': '0' });
+        res.end();
+      });
+    });
+    return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, got, port: server.address().port })));
+  }
+
+  test('W: webhooks: create (secret once), test fire with a signature that checks, the delivery log, delete',
+    { timeout: 90000 }, async () => {
+      const rx = await receiver();
+      try {
+        await h.scenario('W', async () => {
+          const page = await h.openPage('webhooks', `http://127.0.0.1:${env.port}/webhooks-admin.html`);
+          await page.waitForSelector('#signin:not([hidden]), #admin:not([hidden])', { timeout: 5000 });
+          if (await page.isVisible('#signin')) {
+            await page.fill('#signin-user', 'admin');
+            await page.fill('#signin-password', 'admin-demo-pass');
+            await page.click('#btn-signin');
+          }
+          await page.waitForSelector('#admin:not([hidden])', { timeout: 10000 });
+          assert.match(await page.textContent('#hooks'), /No webhooks/);
+
+          await page.fill('#hook-url', `http://127.0.0.1:${rx.port}/hook`);
+          await page.check('#hook-events input[value="*"]');
+          await page.click('#btn-create');
+          await page.waitForSelector('#created:not([hidden])', { timeout: 5000 });
+          const secret = await page.textContent('#created-secret');
+          assert.match(secret, /^[0-9a-f]{64}$/);
+          await page.waitForFunction(() => document.querySelectorAll('#hooks tr[data-id]').length === 1, null, { timeout: 5000 });
+          assert.doesNotMatch(await page.textContent('#hooks'), new RegExp(secret), 'the list never shows the secret');
+
+          await page.click('#hooks tr[data-id] button.test');
+          await waitFor('the receiver got the test delivery', () => rx.got.length >= 1, { timeout: 10000 });
+          const d = rx.got[0];
+          assert.equal(d.headers['x-codeb-event'], 'webhook.test');
+          assert.equal(d.headers['x-codeb-attempt'], '1');
+          assert.equal(d.headers['x-codeb-signature'],
+            'sha256=' + crypto.createHmac('sha256', secret).update(d.body).digest('hex'), 'signature checks with the secret');
+          assert.equal(JSON.parse(d.body).event, 'webhook.test');
+
+          await waitFor('the delivery in the page\'s log', async () => {
+            await page.click('#hooks tr[data-id] button.deliveries');
+            return page.evaluate(() => [...document.querySelectorAll('#log tr')].some((tr) =>
+              tr.cells[1].textContent === 'webhook.test' && tr.cells[3].textContent === '1'
+              && tr.cells[4].textContent === '200'));
+          }, { timeout: 10000, interval: 500 });
+          assert.match(await page.textContent('#log'), new RegExp(d.headers['x-codeb-delivery-id']));
+
+          await page.click('#hooks tr[data-id] button.delete');
+          await page.waitForFunction(() => /No webhooks/.test(document.getElementById('hooks').textContent), null, { timeout: 5000 });
+          assert.equal(await page.textContent('#error'), '');
+        });
+      } finally {
+        rx.server.close();
+      }
+    });
 
   test('nginx quits gracefully, no worker died, no alert', { timeout: 30000 }, async () => {
     await h.closePages();
