@@ -144,8 +144,10 @@ build() {
 start_redis() {
     mkdir -p "$RUN"
     if redis-cli -s "$RUN/redis.sock" ping >/dev/null 2>&1; then return; fi
+    # appendonly: what the API stores (keys, routes, webhooks) outlives a
+    # restart of the demo
     redis-server --port 0 --unixsocket "$RUN/redis.sock" --unixsocketperm 777 \
-        --save "" --appendonly no --daemonize yes \
+        --save "" --appendonly yes --daemonize yes \
         --pidfile "$RUN/redis.pid" --logfile "$RUN/redis.log" --dir "$RUN"
     for _ in $(seq 50); do
         redis-cli -s "$RUN/redis.sock" ping >/dev/null 2>&1 && return
