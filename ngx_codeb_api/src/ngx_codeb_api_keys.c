@@ -2,7 +2,8 @@
  * API keys (docs/api.md "API keys"): "ak_" + 32 hex chars, shown once at
  * creation, kept only as their SHA-256.  Redis (docs/design.md "State in
  * Redis"): P apikeys, a hash id -> {"id","name","hash","created" (ms),
- * "by"}; P apikeyhash, a hash SHA-256 hex -> id.  Both change together,
+ * "by"}; P apikeyhash, a hash SHA-256 hex -> id; P apikeys:t, a sorted
+ * set of the ids by creation (ms), for the pages.  They change together,
  * in scripts.
  */
 
@@ -25,11 +26,25 @@ typedef struct {
 } ngx_codeb_api_newkey_t;
 
 
+/* KEYS: apikeys, apikeyhash, apikeys:t.  ARGV: id, hash, record, ms */
 static ngx_codeb_redis_script_t  ngx_codeb_api_key_add_script = {
     ngx_string(
         "redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])\n"
         "redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])\n"
+        "redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])\n"
         "return 1\n"),
+    ""
+};
+
+/* a page: {total, the records of ids offset ARGV[1], count ARGV[2]} */
+static ngx_codeb_redis_script_t  ngx_codeb_api_key_page_script = {
+    ngx_string(
+        "local from = tonumber(ARGV[1])\n"
+        "local ids = redis.call('ZRANGE', KEYS[3], from,\n"
+        "                       from + tonumber(ARGV[2]) - 1)\n"
+        "local recs = {}\n"
+        "if #ids > 0 then recs = redis.call('HMGET', KEYS[1], unpack(ids)) end\n"
+        "return {redis.call('ZCARD', KEYS[3]), recs}\n"),
     ""
 };
 
@@ -52,6 +67,7 @@ static ngx_codeb_redis_script_t  ngx_codeb_api_key_del_script = {
         "  redis.call('HDEL', KEYS[2], r.hash)\n"
         "end\n"
         "redis.call('HDEL', KEYS[1], ARGV[1])\n"
+        "redis.call('ZREM', KEYS[3], ARGV[1])\n"
         "return rec\n"),
     ""
 };
@@ -72,7 +88,6 @@ static ngx_int_t ngx_codeb_api_keys_record(ngx_http_request_t *r,
     redisReply *rep, ngx_codeb_api_keyrec_t *rec);
 static ngx_int_t ngx_codeb_api_keys_parse(ngx_pool_t *pool, u_char *text,
     size_t len, ngx_codeb_api_keyrec_t *rec);
-static int ngx_codeb_api_keys_cmp(const void *a, const void *b);
 
 
 ngx_int_t
@@ -81,6 +96,8 @@ ngx_codeb_api_keys_init(ngx_conf_t *cf)
     if (ngx_codeb_redis_add_script(cf, &ngx_codeb_api_key_add_script)
         != NGX_OK
         || ngx_codeb_redis_add_script(cf, &ngx_codeb_api_key_find_script)
+           != NGX_OK
+        || ngx_codeb_redis_add_script(cf, &ngx_codeb_api_key_page_script)
            != NGX_OK
         || ngx_codeb_redis_add_script(cf, &ngx_codeb_api_key_del_script)
            != NGX_OK)
@@ -98,7 +115,8 @@ ngx_codeb_api_keys_create(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx)
 {
     u_char                   *p;
     yajl_gen                  g;
-    ngx_str_t                 args[3], text;
+    u_char                   *ms;
+    ngx_str_t                 args[4], text;
     ngx_time_t               *tp;
     ngx_codeb_api_newkey_t   *nk;
     ngx_codeb_json_member_t  *name;
@@ -162,38 +180,47 @@ ngx_codeb_api_keys_create(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    ms = ngx_pnalloc(r->pool, NGX_INT64_LEN);
+    if (ms == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    args[3].data = ms;
+    args[3].len = ngx_sprintf(ms, "%L", nk->rec.created) - ms;
     ctx->data = nk;
 
     return ngx_codeb_api_keys_redis(r, ctx, &ngx_codeb_api_key_add_script,
-                                    args, 3, ngx_codeb_api_keys_created);
+                                    args, 4, ngx_codeb_api_keys_created);
 }
 
 
-/* KEYS apikeys apikeyhash, then the n args; cb gets r */
+/* KEYS apikeys apikeyhash apikeys:t, then the n args; cb gets r */
 static ngx_int_t
 ngx_codeb_api_keys_redis(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx,
     ngx_codeb_redis_script_t *script, ngx_str_t *args, ngx_uint_t n,
     redisCallbackFn *cb)
 {
-    ngx_str_t               *keys, *hashes;
+    ngx_str_t               *keys, *hashes, *order;
     ngx_uint_t               i;
     ngx_codeb_redis_args_t   a;
 
     keys = ngx_codeb_api_key(r, ctx, "apikeys");
     hashes = ngx_codeb_api_key(r, ctx, "apikeyhash");
-    if (keys == NULL || hashes == NULL) {
+    order = ngx_codeb_api_key(r, ctx, "apikeys:t");
+    if (keys == NULL || hashes == NULL || order == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     a.argc = 0;
     ngx_codeb_redis_arg_str(&a, keys);
     ngx_codeb_redis_arg_str(&a, hashes);
+    ngx_codeb_redis_arg_str(&a, order);
 
     for (i = 0; i < n; i++) {
         ngx_codeb_redis_arg_str(&a, &args[i]);
     }
 
-    return ngx_codeb_http_redis(r, script, cb, 2, &a);
+    return ngx_codeb_http_redis(r, script, cb, 3, &a);
 }
 
 
@@ -229,70 +256,55 @@ ngx_codeb_api_keys_created(redisAsyncContext *ac, void *reply, void *data)
 }
 
 
-/* GET /v1/api-keys: the list envelope of {id, name, createdAtUtc, ...} */
+/*
+ * GET /v1/api-keys: the list envelope of {id, name, createdAtUtc}, oldest
+ * first; only the page's records are read
+ */
 ngx_int_t
 ngx_codeb_api_keys_list(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx)
 {
-    ngx_int_t                limit, offset, rc;
-    ngx_str_t               *keys;
-    ngx_codeb_redis_args_t   a;
+    u_char     *p;
+    ngx_int_t   limit, offset, rc;
+    ngx_str_t   args[2];
 
     if (ngx_codeb_api_page(r, &limit, &offset, &rc) != NGX_OK) {
         return rc;
     }
 
-    keys = ngx_codeb_api_key(r, ctx, "apikeys");
-    if (keys == NULL) {
+    p = ngx_pnalloc(r->pool, 2 * NGX_INT_T_LEN);
+    if (p == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    a.argc = 0;
-    ngx_codeb_redis_arg_lit(&a, "HGETALL");
-    ngx_codeb_redis_arg_str(&a, keys);
+    args[0].data = p;
+    args[0].len = ngx_sprintf(p, "%i", offset) - p;
+    args[1].data = p + NGX_INT_T_LEN;
+    args[1].len = ngx_sprintf(args[1].data, "%i", limit) - args[1].data;
 
-    return ngx_codeb_http_redis(r, NULL, ngx_codeb_api_keys_listed, 0, &a);
+    return ngx_codeb_api_keys_redis(r, ctx, &ngx_codeb_api_key_page_script,
+                                    args, 2, ngx_codeb_api_keys_listed);
 }
 
 
 static void
 ngx_codeb_api_keys_listed(redisAsyncContext *ac, void *reply, void *data)
 {
-    size_t                   i, n;
+    size_t                   i;
     yajl_gen                 g;
     ngx_int_t                limit, offset, rc;
-    redisReply              *rep = reply, *e;
+    redisReply              *rep = reply, *recs, *e;
     ngx_http_request_t      *r = data;
-    ngx_codeb_api_keyrec_t  *recs;
+    ngx_codeb_api_keyrec_t   rec;
 
-    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
+    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2
+        || rep->element[0]->type != REDIS_REPLY_INTEGER
+        || rep->element[1]->type != REDIS_REPLY_ARRAY)
+    {
         ngx_http_finalize_request(r, ngx_codeb_http_unavailable(r, rep));
         return;
     }
 
-    recs = ngx_pcalloc(r->pool, (rep->elements / 2 + 1)
-                                * sizeof(ngx_codeb_api_keyrec_t));
-    if (recs == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    n = 0;
-
-    for (i = 1; i < rep->elements; i += 2) {
-        e = rep->element[i];
-
-        if (e->type == REDIS_REPLY_STRING
-            && ngx_codeb_api_keys_parse(r->pool, (u_char *) e->str, e->len,
-                                        &recs[n])
-               == NGX_OK)
-        {
-            n++;
-        }
-    }
-
-    ngx_qsort(recs, n, sizeof(ngx_codeb_api_keyrec_t),
-              ngx_codeb_api_keys_cmp);
-
+    recs = rep->element[1];
     (void) ngx_codeb_api_page(r, &limit, &offset, &rc);
 
     g = ngx_codeb_gen();
@@ -304,16 +316,27 @@ ngx_codeb_api_keys_listed(redisAsyncContext *ac, void *reply, void *data)
     ngx_codeb_gen_key(g, "data");
     yajl_gen_array_open(g);
 
-    for (i = offset; i < n && i < (size_t) (offset + limit); i++) {
+    for (i = 0; i < recs->elements; i++) {
+        e = recs->element[i];
+
+        if (e->type != REDIS_REPLY_STRING
+            || ngx_codeb_api_keys_parse(r->pool, (u_char *) e->str, e->len,
+                                        &rec)
+               != NGX_OK)
+        {
+            continue;
+        }
+
         yajl_gen_map_open(g);
-        ngx_codeb_gen_vstr(g, "id", &recs[i].id);
-        ngx_codeb_gen_vstr(g, "name", &recs[i].name);
-        ngx_codeb_gen_time(g, "createdAtUtc", (uint64_t) recs[i].created);
+        ngx_codeb_gen_vstr(g, "id", &rec.id);
+        ngx_codeb_gen_vstr(g, "name", &rec.name);
+        ngx_codeb_gen_time(g, "createdAtUtc", (uint64_t) rec.created);
         yajl_gen_map_close(g);
     }
 
-    ngx_http_finalize_request(r, ngx_codeb_api_page_send(r, g, n, limit,
-                                                         offset));
+    ngx_http_finalize_request(r,
+        ngx_codeb_api_page_send(r, g, rep->element[0]->integer, limit,
+                                offset));
 }
 
 
@@ -483,18 +506,4 @@ ngx_codeb_api_keys_parse(ngx_pool_t *pool, u_char *text, size_t len,
     rec->name = name->str;
 
     return NGX_OK;
-}
-
-
-/* oldest first, then by id */
-static int
-ngx_codeb_api_keys_cmp(const void *a, const void *b)
-{
-    const ngx_codeb_api_keyrec_t  *x = a, *y = b;
-
-    if (x->created != y->created) {
-        return x->created < y->created ? -1 : 1;
-    }
-
-    return (int) ngx_memn2cmp(x->id.data, y->id.data, x->id.len, y->id.len);
 }
