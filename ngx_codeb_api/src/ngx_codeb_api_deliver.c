@@ -16,6 +16,7 @@
 #include "ngx_codeb_api.h"
 #include <curl/curl.h>
 #include <arpa/inet.h>
+#include <dlfcn.h>
 
 
 #define NGX_CODEB_WH_QUEUE      "codeb:webhooks:queue"
@@ -23,6 +24,28 @@
 #define NGX_CODEB_WH_LEASE      "60000"  /* ms a claimed delivery is ours */
 #define NGX_CODEB_WH_BATCH      "8"      /* deliveries per claim */
 #define NGX_CODEB_WH_TIMEOUT    10       /* s for a whole attempt */
+
+
+/*
+ * libcurl, opened (dlopen) by the workers that send webhooks only: linked
+ * into the module, its thirty-odd libraries were in every worker of every
+ * configuration, and LeakSanitizer's exit-time tracer crashed now and then
+ * in those workers under ./build.sh memcheck
+ */
+typedef struct {
+    CURLcode                  (*global_init)(long flags);
+    CURL                     *(*easy_init)(void);
+    CURLcode                  (*easy_setopt)(CURL *curl, CURLoption option,
+                                             ...);
+    CURLcode                  (*easy_perform)(CURL *curl);
+    CURLcode                  (*easy_getinfo)(CURL *curl, CURLINFO info,
+                                              ...);
+    void                      (*easy_cleanup)(CURL *curl);
+    const char               *(*easy_strerror)(CURLcode rc);
+    struct curl_slist        *(*slist_append)(struct curl_slist *list,
+                                              const char *s);
+    void                      (*slist_free_all)(struct curl_slist *list);
+} ngx_codeb_curl_t;
 
 
 typedef struct {
@@ -121,7 +144,9 @@ static ngx_codeb_redis_script_t  ngx_codeb_wh_result_script = {
         "end\n"
         "local wait = d.retry[d.attempt]\n"
         "local ra = tonumber(ARGV[5])\n"
-        "if ra and ra >= 0 then wait = math.max(wait, math.min(ra, 3600) * 1000) end\n"
+        "if ra and ra >= 0 then\n"
+        "  wait = math.max(wait, math.min(ra, 3600) * 1000)\n"
+        "end\n"
         "redis.call('SET', p .. 'whd:' .. id, cjson.encode(d), 'EX', 86400)\n"
         "redis.call('ZADD', KEYS[1], now + wait, ARGV[1])\n"
         "return 2\n"),
@@ -129,8 +154,9 @@ static ngx_codeb_redis_script_t  ngx_codeb_wh_result_script = {
 };
 
 
-static ngx_event_t  ngx_codeb_wh_timer;
-static ngx_uint_t   ngx_codeb_wh_busy;       /* a claim is out */
+static ngx_event_t       ngx_codeb_wh_timer;
+static ngx_uint_t        ngx_codeb_wh_busy;       /* a claim is out */
+static ngx_codeb_curl_t  ngx_codeb_curl;
 
 
 ngx_int_t
@@ -152,7 +178,45 @@ ngx_codeb_api_deliver_init(ngx_conf_t *cf)
 ngx_int_t
 ngx_codeb_api_deliver_start(ngx_cycle_t *cycle)
 {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    void        *lib;
+    ngx_uint_t   i;
+
+    static struct {
+        char    *name;
+        size_t   off;
+    }  fns[] = {
+        { "curl_global_init", offsetof(ngx_codeb_curl_t, global_init) },
+        { "curl_easy_init", offsetof(ngx_codeb_curl_t, easy_init) },
+        { "curl_easy_setopt", offsetof(ngx_codeb_curl_t, easy_setopt) },
+        { "curl_easy_perform", offsetof(ngx_codeb_curl_t, easy_perform) },
+        { "curl_easy_getinfo", offsetof(ngx_codeb_curl_t, easy_getinfo) },
+        { "curl_easy_cleanup", offsetof(ngx_codeb_curl_t, easy_cleanup) },
+        { "curl_easy_strerror", offsetof(ngx_codeb_curl_t, easy_strerror) },
+        { "curl_slist_append", offsetof(ngx_codeb_curl_t, slist_append) },
+        { "curl_slist_free_all", offsetof(ngx_codeb_curl_t, slist_free_all) },
+        { NULL, 0 }
+    };
+
+    lib = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+    if (lib == NULL) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                      "codeb webhooks: dlopen(libcurl.so.4) failed: %s",
+                      dlerror());
+        return NGX_ERROR;
+    }
+
+    for (i = 0; fns[i].name; i++) {
+        *(void **) ((u_char *) &ngx_codeb_curl + fns[i].off) =
+                                                     dlsym(lib, fns[i].name);
+
+        if (*(void **) ((u_char *) &ngx_codeb_curl + fns[i].off) == NULL) {
+            ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                          "codeb webhooks: libcurl has no %s", fns[i].name);
+            return NGX_ERROR;
+        }
+    }
+
+    if (ngx_codeb_curl.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
                       "codeb webhooks: curl_global_init() failed");
         return NGX_ERROR;
@@ -295,19 +359,20 @@ ngx_codeb_wh_post(redisReply *member, redisReply *delivery, redisReply *hook)
     s->allow_private = priv && priv->boolean;
     s->retry_after = -1;
 
-    s->headers = curl_slist_append(NULL, "Content-Type: application/json");
+    s->headers = ngx_codeb_curl.slist_append(NULL,
+                                             "Content-Type: application/json");
     p = ngx_sprintf(line, "X-CodeB-Event: %V%Z", &ev->str);
-    s->headers = curl_slist_append(s->headers, (char *) line);
+    s->headers = ngx_codeb_curl.slist_append(s->headers, (char *) line);
     p = ngx_sprintf(line, "X-CodeB-Signature: sha256=%*s%Z", (size_t) 64,
                     hex);
-    s->headers = curl_slist_append(s->headers, (char *) line);
+    s->headers = ngx_codeb_curl.slist_append(s->headers, (char *) line);
     p = ngx_sprintf(line, "X-CodeB-Delivery-Id: %V%Z", &id->str);
-    s->headers = curl_slist_append(s->headers, (char *) line);
+    s->headers = ngx_codeb_curl.slist_append(s->headers, (char *) line);
     p = ngx_sprintf(line, "X-CodeB-Attempt: %L%Z", attempt + 1);
-    s->headers = curl_slist_append(s->headers, (char *) line);
+    s->headers = ngx_codeb_curl.slist_append(s->headers, (char *) line);
     p = ngx_sprintf(line, "X-CodeB-Timestamp: %T%Z", ngx_time());
-    s->headers = curl_slist_append(s->headers, (char *) line);
-    s->headers = curl_slist_append(s->headers, "Expect:");
+    s->headers = ngx_codeb_curl.slist_append(s->headers, (char *) line);
+    s->headers = ngx_codeb_curl.slist_append(s->headers, "Expect:");
     (void) p;
 
     if (s->url == NULL || s->body == NULL || s->member.data == NULL
@@ -340,44 +405,48 @@ ngx_codeb_wh_send(void *data, ngx_log_t *log)
 {
     CURL                 *curl;
     CURLcode              rc;
+    CURLcode            (*set)(CURL *curl, CURLoption option, ...);
     ngx_codeb_wh_send_t  *s = data;
 
-    curl = curl_easy_init();
+    curl = ngx_codeb_curl.easy_init();
     if (curl == NULL) {
         (void) ngx_cpystrn((u_char *) s->error, (u_char *) "no memory",
                            sizeof(s->error));
         return;
     }
 
-    curl_easy_setopt(curl, CURLOPT_URL, s->url);
-    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, s->body);
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, s->headers);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT, (long) NGX_CODEB_WH_TIMEOUT);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 5L);
-    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(curl, CURLOPT_USERAGENT, "CodeB-Webhooks/1");
-    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, s->error);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, ngx_codeb_wh_discard);
-    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, ngx_codeb_wh_header);
-    curl_easy_setopt(curl, CURLOPT_HEADERDATA, s);
-    curl_easy_setopt(curl, CURLOPT_OPENSOCKETFUNCTION, ngx_codeb_wh_socket);
-    curl_easy_setopt(curl, CURLOPT_OPENSOCKETDATA, s);
+    set = ngx_codeb_curl.easy_setopt;
 
-    rc = curl_easy_perform(curl);
+    set(curl, CURLOPT_URL, s->url);
+    set(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    set(curl, CURLOPT_POSTFIELDS, s->body);
+    set(curl, CURLOPT_HTTPHEADER, s->headers);
+    set(curl, CURLOPT_NOSIGNAL, 1L);
+    set(curl, CURLOPT_TIMEOUT, (long) NGX_CODEB_WH_TIMEOUT);
+    set(curl, CURLOPT_CONNECTTIMEOUT, 5L);
+    set(curl, CURLOPT_FOLLOWLOCATION, 0L);
+    set(curl, CURLOPT_USERAGENT, "CodeB-Webhooks/1");
+    set(curl, CURLOPT_ERRORBUFFER, s->error);
+    set(curl, CURLOPT_WRITEFUNCTION, ngx_codeb_wh_discard);
+    set(curl, CURLOPT_HEADERFUNCTION, ngx_codeb_wh_header);
+    set(curl, CURLOPT_HEADERDATA, s);
+    set(curl, CURLOPT_OPENSOCKETFUNCTION, ngx_codeb_wh_socket);
+    set(curl, CURLOPT_OPENSOCKETDATA, s);
+
+    rc = ngx_codeb_curl.easy_perform(curl);
 
     if (rc == CURLE_OK) {
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &s->status);
+        ngx_codeb_curl.easy_getinfo(curl, CURLINFO_RESPONSE_CODE,
+                                    &s->status);
         s->error[0] = '\0';
 
     } else if (s->error[0] == '\0') {
         (void) ngx_cpystrn((u_char *) s->error,
-                           (u_char *) curl_easy_strerror(rc),
+                           (u_char *) ngx_codeb_curl.easy_strerror(rc),
                            sizeof(s->error));
     }
 
-    curl_easy_cleanup(curl);
+    ngx_codeb_curl.easy_cleanup(curl);
 }
 
 
@@ -415,7 +484,9 @@ ngx_codeb_wh_sent(ngx_event_t *ev)
 static void
 ngx_codeb_wh_free(ngx_codeb_wh_send_t *s)
 {
-    curl_slist_free_all(s->headers);
+    if (s->headers) {
+        ngx_codeb_curl.slist_free_all(s->headers);
+    }
     ngx_free(s->url);
     ngx_free(s->body);
     ngx_free(s->member.data);

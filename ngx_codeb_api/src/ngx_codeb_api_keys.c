@@ -43,7 +43,9 @@ static ngx_codeb_redis_script_t  ngx_codeb_api_key_page_script = {
         "local ids = redis.call('ZRANGE', KEYS[3], from,\n"
         "                       from + tonumber(ARGV[2]) - 1)\n"
         "local recs = {}\n"
-        "if #ids > 0 then recs = redis.call('HMGET', KEYS[1], unpack(ids)) end\n"
+        "if #ids > 0 then\n"
+        "  recs = redis.call('HMGET', KEYS[1], unpack(ids))\n"
+        "end\n"
         "return {redis.call('ZCARD', KEYS[3]), recs}\n"),
     ""
 };
