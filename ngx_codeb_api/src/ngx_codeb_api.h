@@ -73,6 +73,8 @@ extern ngx_codeb_api_route_t   ngx_codeb_api_routes[];
 
 /* the route's handler once the bearer is good (400 for a bad body) */
 ngx_int_t ngx_codeb_api_run(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx);
+/* NGX_OK for the form of our ids (API keys, webhooks): 16 lowercase hex */
+ngx_int_t ngx_codeb_api_id(ngx_str_t *id);
 /* "GET", "POST", ... of an NGX_HTTP_* method */
 char *ngx_codeb_api_method_name(ngx_uint_t method);
 

@@ -346,17 +346,7 @@ ngx_codeb_api_keys_listed(redisAsyncContext *ac, void *reply, void *data)
 ngx_int_t
 ngx_codeb_api_keys_delete(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx)
 {
-    ngx_uint_t  i;
-
-    for (i = 0; i < ctx->param.len; i++) {
-        if (!((ctx->param.data[i] >= '0' && ctx->param.data[i] <= '9')
-              || (ctx->param.data[i] >= 'a' && ctx->param.data[i] <= 'f')))
-        {
-            break;
-        }
-    }
-
-    if (ctx->param.len != 16 || i != 16) {
+    if (ngx_codeb_api_id(&ctx->param) != NGX_OK) {
         return ngx_codeb_http_error(r, NGX_HTTP_NOT_FOUND, "not_found",
                                     "no API key with that id");
     }

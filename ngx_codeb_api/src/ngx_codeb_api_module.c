@@ -879,3 +879,24 @@ ngx_codeb_api_init_process(ngx_cycle_t *cycle)
     /* webhook deliveries: where the API is served */
     return amcf->scripts ? ngx_codeb_api_deliver_start(cycle) : NGX_OK;
 }
+
+
+ngx_int_t
+ngx_codeb_api_id(ngx_str_t *id)
+{
+    size_t  i;
+
+    if (id->len != 16) {
+        return NGX_DECLINED;
+    }
+
+    for (i = 0; i < 16; i++) {
+        if (!((id->data[i] >= '0' && id->data[i] <= '9')
+              || (id->data[i] >= 'a' && id->data[i] <= 'f')))
+        {
+            return NGX_DECLINED;
+        }
+    }
+
+    return NGX_OK;
+}

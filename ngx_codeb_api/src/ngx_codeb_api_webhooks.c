@@ -92,7 +92,9 @@ static void ngx_codeb_wh_logged(redisAsyncContext *ac, void *reply,
     void *data);
 static void ngx_codeb_wh_gen(yajl_gen g, ngx_array_t *m);
 static void ngx_codeb_wh_gen_events(yajl_gen g, ngx_str_t *raw);
-static ngx_int_t ngx_codeb_wh_valid_id(ngx_str_t *id);
+static ngx_int_t ngx_codeb_wh_by_id(ngx_http_request_t *r,
+    ngx_codeb_api_ctx_t *ctx, ngx_codeb_redis_script_t *script,
+    redisCallbackFn *cb);
 static ngx_int_t ngx_codeb_wh_url(ngx_str_t *url, ngx_uint_t allow_private);
 static ngx_int_t ngx_codeb_wh_events_valid(ngx_str_t *raw);
 
@@ -432,10 +434,23 @@ ngx_codeb_wh_done(redisAsyncContext *ac, void *reply, void *data)
 ngx_int_t
 ngx_codeb_api_webhooks_delete(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx)
 {
+    return ngx_codeb_wh_by_id(r, ctx, &ngx_codeb_wh_del_script,
+                              ngx_codeb_wh_done);
+}
+
+
+/*
+ * script on webhook {id}: KEYS P webhooks, P whlog:<id>; ARGV id.  404
+ * for an id that is not 16 hex digits.
+ */
+static ngx_int_t
+ngx_codeb_wh_by_id(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx,
+    ngx_codeb_redis_script_t *script, redisCallbackFn *cb)
+{
     ngx_str_t               *key, log;
     ngx_codeb_redis_args_t   a;
 
-    if (ngx_codeb_wh_valid_id(&ctx->param) != NGX_OK) {
+    if (ngx_codeb_api_id(&ctx->param) != NGX_OK) {
         return ngx_codeb_http_error(r, NGX_HTTP_NOT_FOUND, "not_found",
                                     "no webhook with that id");
     }
@@ -454,8 +469,7 @@ ngx_codeb_api_webhooks_delete(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx)
     ngx_codeb_redis_arg_str(&a, &log);
     ngx_codeb_redis_arg_str(&a, &ctx->param);
 
-    return ngx_codeb_http_redis(r, &ngx_codeb_wh_del_script,
-                                ngx_codeb_wh_done, 2, &a);
+    return ngx_codeb_http_redis(r, script, cb, 2, &a);
 }
 
 
@@ -465,7 +479,7 @@ ngx_codeb_api_webhooks_test(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx)
 {
     yajl_gen  g;
 
-    if (ngx_codeb_wh_valid_id(&ctx->param) != NGX_OK) {
+    if (ngx_codeb_api_id(&ctx->param) != NGX_OK) {
         return ngx_codeb_http_error(r, NGX_HTTP_NOT_FOUND, "not_found",
                                     "no webhook with that id");
     }
@@ -497,35 +511,14 @@ ngx_codeb_api_webhooks_test(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx)
 ngx_int_t
 ngx_codeb_api_webhooks_log(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx)
 {
-    ngx_int_t                limit, offset, rc;
-    ngx_str_t               *key, log;
-    ngx_codeb_redis_args_t   a;
+    ngx_int_t  limit, offset, rc;
 
     if (ngx_codeb_api_page(r, &limit, &offset, &rc) != NGX_OK) {
         return rc;
     }
 
-    if (ngx_codeb_wh_valid_id(&ctx->param) != NGX_OK) {
-        return ngx_codeb_http_error(r, NGX_HTTP_NOT_FOUND, "not_found",
-                                    "no webhook with that id");
-    }
-
-    key = ngx_codeb_api_key(r, ctx, "webhooks");
-    if (key == NULL
-        || ngx_codeb_key(r->pool, &ctx->tenant->name, "whlog:",
-                         ctx->param.data, ctx->param.len, &log)
-           != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    a.argc = 0;
-    ngx_codeb_redis_arg_str(&a, key);
-    ngx_codeb_redis_arg_str(&a, &log);
-    ngx_codeb_redis_arg_str(&a, &ctx->param);
-
-    return ngx_codeb_http_redis(r, &ngx_codeb_wh_log_script,
-                                ngx_codeb_wh_logged, 2, &a);
+    return ngx_codeb_wh_by_id(r, ctx, &ngx_codeb_wh_log_script,
+                              ngx_codeb_wh_logged);
 }
 
 
@@ -680,28 +673,6 @@ ngx_codeb_api_fire(ngx_http_request_t *r, ngx_codeb_tenant_t *t, char *event,
     ngx_codeb_redis_arg(&a, ngx_codeb_api_allow_private(r) ? "1" : "0", 1);
 
     return ngx_codeb_redis_eval(&ngx_codeb_wh_fire_script, cb, data, 1, &a);
-}
-
-
-/* 16 lowercase hex digits */
-static ngx_int_t
-ngx_codeb_wh_valid_id(ngx_str_t *id)
-{
-    size_t  i;
-
-    if (id->len != 16) {
-        return NGX_DECLINED;
-    }
-
-    for (i = 0; i < 16; i++) {
-        if (!((id->data[i] >= '0' && id->data[i] <= '9')
-              || (id->data[i] >= 'a' && id->data[i] <= 'f')))
-        {
-            return NGX_DECLINED;
-        }
-    }
-
-    return NGX_OK;
 }
 
 
