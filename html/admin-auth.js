@@ -4,7 +4,10 @@
  * docs/api.md "Token endpoint"), the access token kept in sessionStorage
  * (this tab only) until it expires, and API calls with it as Bearer.
  * window.codebAdmin = { token(), user(), signIn(user, password),
- * signOut(), api(method, path, body) -> {status, json} }.
+ * signOut(), api(method, path, body) -> {status, json}, call(...) (api
+ * that throws unless the status is the one wanted), cell(text),
+ * fill(tbody, rows, empty, columns), page({refresh, copy}) (the pages'
+ * shared frame: sign-in, sign-out, errors, copy button) }.
  */
 'use strict';
 (() => {
@@ -45,9 +48,92 @@
     return { status: r.status, json };
   }
 
+  const $ = (id) => document.getElementById(id);
+
+  // api() that throws unless the status is `want`: the answer's JSON
+  async function call(method, path, body, want) {
+    const { status, json } = await api(method, path, body);
+    if (status !== want) throw new Error(json.error_description || (method + ' ' + path + ': ' + status));
+    return json;
+  }
+
+  function cell(text) {
+    const td = document.createElement('td');
+    td.textContent = text;
+    return td;
+  }
+
+  // tbody's rows, or one row saying `empty` across `columns`
+  function fill(tbody, rows, empty, columns) {
+    if (!rows.length) {
+      const tr = document.createElement('tr');
+      const td = cell(empty);
+      td.colSpan = columns;
+      td.className = 'empty';
+      tr.append(td);
+      rows.push(tr);
+    }
+    tbody.replaceChildren(...rows);
+  }
+
+  /*
+   * The frame both admin pages share: #signin (#signin-user,
+   * #signin-password), #admin (#who, #btn-signout), #created (hidden on
+   * sign-out), #error, #btn-copy (copies #<copy>).  refresh() draws the
+   * signed-in page.  Returns { run(fn): fn with its error shown in
+   * #error, button(label, class, fn): a button running fn }.
+   */
+  function page({ refresh, copy }) {
+    function view() {
+      const user = session() ? session().user : null;
+      $('signin').hidden = !!user;
+      $('admin').hidden = !user;
+      if (user) {
+        $('who').textContent = user;
+        return refresh();
+      }
+      $('created').hidden = true;
+      return Promise.resolve();
+    }
+
+    async function run(fn) {
+      $('error').textContent = '';
+      try {
+        await fn();
+      } catch (e) {
+        $('error').textContent = String(e.message || e);
+        if (!session()) await view();
+      }
+    }
+
+    function button(label, cls, fn) {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.textContent = label;
+      b.className = cls;
+      b.addEventListener('click', () => run(fn));
+      return b;
+    }
+
+    $('signin').addEventListener('submit', (e) => {
+      e.preventDefault();
+      run(async () => {
+        await signIn($('signin-user').value, $('signin-password').value);
+        $('signin-password').value = '';
+        await view();
+      });
+    });
+    $('btn-signout').addEventListener('click', () => { signOut(); view(); });
+    $('btn-copy').addEventListener('click', () => {
+      navigator.clipboard.writeText($(copy).textContent).catch(() => {});
+    });
+    run(view);
+    return { run, button };
+  }
+
   window.codebAdmin = {
     token: () => (session() ? session().token : null),
     user: () => (session() ? session().user : null),
-    signIn, signOut, api,
+    signIn, signOut, api, call, cell, fill, page,
   };
 })();

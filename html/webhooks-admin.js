@@ -8,47 +8,25 @@
 (() => {
   const $ = (id) => document.getElementById(id);
   const A = window.codebAdmin;
+  const { cell } = A;
   const EVENTS = ['*', 'call.started', 'call.answered', 'call.transferred', 'call.ended',
     'outbound-ai.finished', 'transcript.saved', 'share.created', 'share.viewed', 'share.revoked'];
   let shown = null; // the webhook whose log is open
 
-  function showError(e) { $('error').textContent = e ? String(e.message || e) : ''; }
-
-  function cell(text) {
-    const td = document.createElement('td');
-    td.textContent = text;
-    return td;
-  }
-
-  function button(label, cls, fn) {
-    const b = document.createElement('button');
-    b.type = 'button';
-    b.textContent = label;
-    b.className = cls;
-    b.addEventListener('click', () => run(fn));
-    return b;
-  }
-
-  async function call(method, path, body, want) {
-    const { status, json } = await A.api(method, path, body);
-    if (status !== want) throw new Error(json.error_description || (method + ' ' + path + ': ' + status));
-    return json;
-  }
-
   async function refresh() {
-    const json = await call('GET', '/webhooks?limit=500', undefined, 200);
-    const rows = json.data.map((w) => {
+    const json = await A.call('GET', '/webhooks?limit=500', undefined, 200);
+    A.fill($('hooks'), json.data.map((w) => {
       const tr = document.createElement('tr');
       tr.dataset.id = w.id;
       const td = document.createElement('td');
       td.append(
-        button('Test', 'test', async () => {
-          await call('POST', '/webhooks/' + w.id + '/test', undefined, 202);
+        P.button('Test', 'test', async () => {
+          await A.call('POST', '/webhooks/' + w.id + '/test', undefined, 202);
           await showLog(w.id);
         }),
-        button('Deliveries', 'deliveries', () => showLog(w.id)),
-        button('Delete', 'delete', async () => {
-          await call('DELETE', '/webhooks/' + w.id, undefined, 200);
+        P.button('Deliveries', 'deliveries', () => showLog(w.id)),
+        P.button('Delete', 'delete', async () => {
+          await A.call('DELETE', '/webhooks/' + w.id, undefined, 200);
           if (shown === w.id) { shown = null; $('log-panel').hidden = true; }
           await refresh();
         }),
@@ -56,21 +34,12 @@
       tr.append(cell(w.url), cell(w.events.join(', ')), cell(w.active ? 'yes' : 'paused'),
         cell(String(w.failures)), cell(w.lastFiredUtc || '—'), td);
       return tr;
-    });
-    if (!rows.length) {
-      const tr = document.createElement('tr');
-      const td = cell('No webhooks');
-      td.colSpan = 6;
-      td.className = 'empty';
-      tr.append(td);
-      rows.push(tr);
-    }
-    $('hooks').replaceChildren(...rows);
+    }), 'No webhooks', 6);
   }
 
   async function showLog(id) {
     shown = id;
-    const json = await call('GET', '/webhooks/' + id + '/deliveries?limit=50', undefined, 200);
+    const json = await A.call('GET', '/webhooks/' + id + '/deliveries?limit=50', undefined, 200);
     $('log-id').textContent = id;
     $('log').replaceChildren(...json.data.map((d) => {
       const tr = document.createElement('tr');
@@ -79,28 +48,6 @@
       return tr;
     }));
     $('log-panel').hidden = false;
-  }
-
-  function view() {
-    const user = A.user();
-    $('signin').hidden = !!user;
-    $('admin').hidden = !user;
-    if (user) {
-      $('who').textContent = user;
-      return refresh();
-    }
-    $('created').hidden = true;
-    return Promise.resolve();
-  }
-
-  async function run(fn) {
-    showError(null);
-    try {
-      await fn();
-    } catch (e) {
-      showError(e);
-      if (!A.user()) await view();
-    }
   }
 
   for (const e of EVENTS) {
@@ -113,23 +60,14 @@
     $('hook-events').append(label);
   }
 
-  $('signin').addEventListener('submit', (e) => {
-    e.preventDefault();
-    run(async () => {
-      await A.signIn($('signin-user').value, $('signin-password').value);
-      $('signin-password').value = '';
-      await view();
-    });
-  });
-
-  $('btn-signout').addEventListener('click', () => { A.signOut(); view(); });
+  const P = A.page({ refresh, copy: 'created-secret' });
 
   $('create').addEventListener('submit', (e) => {
     e.preventDefault();
-    run(async () => {
+    P.run(async () => {
       const events = [...document.querySelectorAll('#hook-events input:checked')].map((b) => b.value);
       if (!events.length) throw new Error('choose at least one event');
-      const json = await call('POST', '/webhooks', { url: $('hook-url').value, events }, 201);
+      const json = await A.call('POST', '/webhooks', { url: $('hook-url').value, events }, 201);
       $('created-id').textContent = json.id;
       $('created-secret').textContent = json.secret;
       $('created').hidden = false;
@@ -137,10 +75,4 @@
       await refresh();
     });
   });
-
-  $('btn-copy').addEventListener('click', () => {
-    navigator.clipboard.writeText($('created-secret').textContent).catch(() => {});
-  });
-
-  run(view);
 })();
