@@ -31,6 +31,7 @@
 #define NGX_CODEB_API_PUBLIC        0x01     /* no bearer needed */
 #define NGX_CODEB_API_BODY          0x02     /* a JSON object body */
 #define NGX_CODEB_API_OIDC          0x04     /* an OIDC bearer, not ak_ */
+#define NGX_CODEB_API_BODY_OPT      0x08     /* with BODY: may be empty */
 
 
 typedef struct ngx_codeb_api_ctx_s  ngx_codeb_api_ctx_t;
@@ -40,6 +41,16 @@ typedef struct {
     ngx_str_t                   name;
     ngx_str_t                   hash;        /* crypt(3), NUL-terminated */
 } ngx_codeb_api_admin_t;
+
+/* the API settings of a tenant's server{} (the one with codeb_api) */
+typedef struct {
+    ngx_codeb_tenant_t         *tenant;      /* core's, of that server */
+    ngx_array_t                *admins;      /* ngx_codeb_api_admin_t */
+    ngx_flag_t                  webhook_private;
+    ngx_str_t                   webhook_retry;   /* "[5000,30000,120000]" */
+    ngx_str_t                   transcripts_dir; /* NUL-terminated; or "" */
+    ngx_str_t                   greeting;    /* WAV path, NUL-terminated */
+} ngx_codeb_api_srv_conf_t;
 
 typedef ngx_int_t (*ngx_codeb_api_handler_pt)(ngx_http_request_t *r,
     ngx_codeb_api_ctx_t *ctx);
@@ -56,7 +67,9 @@ typedef struct {
 struct ngx_codeb_api_ctx_s {
     ngx_codeb_tenant_t         *tenant;
     ngx_codeb_api_route_t      *route;
-    ngx_str_t                   param;       /* the {..} segment, decoded */
+    ngx_str_t                   param;       /* the first {..} segment */
+    ngx_str_t                   param2;      /* the second one, if any */
+    ngx_codeb_api_srv_conf_t   *conf;        /* of the request's server */
     ngx_array_t                *body;        /* ngx_codeb_json_member_t */
     ngx_str_t                   identity;    /* the token's user, or the
                                                 API key's name */
@@ -141,10 +154,13 @@ ngx_int_t ngx_codeb_api_keys_check(ngx_http_request_t *r,
 ngx_array_t *ngx_codeb_api_admins(ngx_http_request_t *r);
 /* the thread pool ("default") for password checks and webhook sends */
 ngx_thread_pool_t *ngx_codeb_api_thread_pool(void);
-/* codeb_webhook_private of r's server */
-ngx_uint_t ngx_codeb_api_allow_private(ngx_http_request_t *r);
-/* codeb_webhook_retry of r's server as a JSON array of ms */
-ngx_str_t ngx_codeb_api_retry(ngx_http_request_t *r);
+/*
+ * the API settings of every tenant served by codeb_api
+ * (ngx_codeb_api_srv_conf_t *), valid in worker processes
+ */
+ngx_array_t *ngx_codeb_api_confs(void);
+/* the API settings of tenant name, or NULL */
+ngx_codeb_api_srv_conf_t *ngx_codeb_api_conf_of(ngx_str_t *name);
 
 /* webhooks: docs/api.md "Webhooks" */
 ngx_int_t ngx_codeb_api_webhooks_init(ngx_conf_t *cf);
@@ -159,19 +175,48 @@ ngx_int_t ngx_codeb_api_webhooks_test(ngx_http_request_t *r,
 ngx_int_t ngx_codeb_api_webhooks_log(ngx_http_request_t *r,
     ngx_codeb_api_ctx_t *ctx);
 /*
- * An event for t's subscriptions: ngx_codeb_api_envelope() opens {event,
+ * An event for the subscriptions of conf's tenant: ngx_codeb_api_envelope() opens {event,
  * tenant, ts, data: {...}}, the caller writes data's members, then
  * ngx_codeb_api_fire() queues it for every active subscription that
  * wants it (only: for that webhook id alone, active or not); cb gets the
  * number queued (-1: no such webhook).  NGX_ERROR: Redis down.
  */
 yajl_gen ngx_codeb_api_envelope(ngx_codeb_tenant_t *t, char *event);
-ngx_int_t ngx_codeb_api_fire(ngx_http_request_t *r, ngx_codeb_tenant_t *t,
-    char *event, yajl_gen g, ngx_str_t *only, redisCallbackFn *cb,
-    void *data);
+ngx_int_t ngx_codeb_api_fire(ngx_codeb_api_srv_conf_t *conf, char *event,
+    yajl_gen g, ngx_str_t *only, redisCallbackFn *cb, void *data);
 /* the deliveries: scripts (configuration), claims (worker start) */
 ngx_int_t ngx_codeb_api_deliver_init(ngx_conf_t *cf);
 ngx_int_t ngx_codeb_api_deliver_start(ngx_cycle_t *cycle);
+
+/* outbound calls: docs/api.md "Outbound calls" */
+ngx_int_t ngx_codeb_api_calls_init(ngx_conf_t *cf);
+ngx_int_t ngx_codeb_api_calls_start(ngx_cycle_t *cycle);
+ngx_int_t ngx_codeb_api_calls_create(ngx_http_request_t *r,
+    ngx_codeb_api_ctx_t *ctx);
+ngx_int_t ngx_codeb_api_calls_list(ngx_http_request_t *r,
+    ngx_codeb_api_ctx_t *ctx);
+ngx_int_t ngx_codeb_api_calls_get(ngx_http_request_t *r,
+    ngx_codeb_api_ctx_t *ctx);
+ngx_int_t ngx_codeb_api_calls_hangup(ngx_http_request_t *r,
+    ngx_codeb_api_ctx_t *ctx);
+
+/*
+ * transcripts: docs/api.md "Transcripts".  _init registers the scripts
+ * (configuration), _start the indexer of codeb_transcripts_dir (worker
+ * start); the share handler is the codeb_transcript_share location
+ * (GET /transcript-share.ashx?token=, no bearer).
+ */
+ngx_int_t ngx_codeb_api_transcripts_init(ngx_conf_t *cf);
+ngx_int_t ngx_codeb_api_transcripts_start(ngx_cycle_t *cycle);
+ngx_int_t ngx_codeb_api_transcripts_list(ngx_http_request_t *r,
+    ngx_codeb_api_ctx_t *ctx);
+ngx_int_t ngx_codeb_api_transcripts_get(ngx_http_request_t *r,
+    ngx_codeb_api_ctx_t *ctx);
+ngx_int_t ngx_codeb_api_shares_create(ngx_http_request_t *r,
+    ngx_codeb_api_ctx_t *ctx);
+ngx_int_t ngx_codeb_api_shares_delete(ngx_http_request_t *r,
+    ngx_codeb_api_ctx_t *ctx);
+ngx_int_t ngx_codeb_api_share_handler(ngx_http_request_t *r);
 
 /* the codeb_oidc location: docs/api.md "Token endpoint" */
 ngx_int_t ngx_codeb_api_oidc_handler(ngx_http_request_t *r);

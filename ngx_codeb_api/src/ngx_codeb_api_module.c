@@ -10,14 +10,9 @@ typedef struct {
     ngx_flag_t                  scripts;     /* registered for this cycle */
     ngx_flag_t                  oidc_scripts;
     ngx_thread_pool_t          *thread_pool;
+    ngx_array_t                 confs;       /* ngx_codeb_api_srv_conf_t *
+                                                of the codeb_api servers */
 } ngx_codeb_api_main_conf_t;
-
-
-typedef struct {
-    ngx_array_t                *admins;      /* ngx_codeb_api_admin_t */
-    ngx_flag_t                  webhook_private;
-    ngx_str_t                   webhook_retry;   /* "[5000,30000,120000]" */
-} ngx_codeb_api_srv_conf_t;
 
 
 static ngx_int_t ngx_codeb_api_handler(ngx_http_request_t *r);
@@ -40,6 +35,8 @@ static char *ngx_codeb_api_oidc(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_codeb_api_admin(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_codeb_api_retry_conf(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_codeb_api_share(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_codeb_api_threads(ngx_conf_t *cf);
 
@@ -74,9 +71,43 @@ ngx_codeb_api_route_t  ngx_codeb_api_routes[] = {
       "Revoke an API key", 0,
       ngx_codeb_api_keys_delete },
 
+    { NGX_HTTP_POST, "/v1/calls", "outbound-ai",
+      "Initiate an outbound call (Idempotency-Key honoured)",
+      NGX_CODEB_API_BODY,
+      ngx_codeb_api_calls_create },
+
+    { NGX_HTTP_GET, "/v1/calls", "outbound-ai",
+      "List outbound calls (?status= a comma list)", 0,
+      ngx_codeb_api_calls_list },
+
+    { NGX_HTTP_GET, "/v1/calls/{id}", "outbound-ai",
+      "Get one call's status + outcome", 0,
+      ngx_codeb_api_calls_get },
+
+    { NGX_HTTP_POST, "/v1/calls/{id}/hangup", "outbound-ai",
+      "Cancel or terminate a call (idempotent)", 0,
+      ngx_codeb_api_calls_hangup },
+
     { NGX_HTTP_GET, "/v1/numbers", "numbers",
       "List virtual numbers", 0,
       ngx_codeb_api_numbers },
+
+    { NGX_HTTP_GET, "/v1/transcripts", "transcripts",
+      "List transcripts, newest first (?source= ?q= ?since=)", 0,
+      ngx_codeb_api_transcripts_list },
+
+    { NGX_HTTP_GET, "/v1/transcripts/{callId}", "transcripts",
+      "Get full transcript by callId", 0,
+      ngx_codeb_api_transcripts_get },
+
+    { NGX_HTTP_POST, "/v1/transcripts/{callId}/shares", "transcripts",
+      "Create a public share link of a transcript",
+      NGX_CODEB_API_BODY | NGX_CODEB_API_BODY_OPT,
+      ngx_codeb_api_shares_create },
+
+    { NGX_HTTP_DELETE, "/v1/transcripts/{callId}/shares/{token}",
+      "transcripts", "Revoke a transcript share", 0,
+      ngx_codeb_api_shares_delete },
 
     { NGX_HTTP_GET, "/v1/inbound-routes", "inbound-routes",
       "List inbound DID routes", 0,
@@ -138,6 +169,30 @@ static ngx_command_t  ngx_codeb_api_commands[] = {
       ngx_codeb_api_oidc,
       0,
       0,
+      NULL },
+
+    /* codeb_transcript_share; GET /transcript-share.ashx?token= here */
+    { ngx_string("codeb_transcript_share"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_codeb_api_share,
+      0,
+      0,
+      NULL },
+
+    /* codeb_transcripts_dir path; the tenant's transcript JSON files */
+    { ngx_string("codeb_transcripts_dir"),
+      NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_codeb_api_srv_conf_t, transcripts_dir),
+      NULL },
+
+    /* codeb_call_greeting file.wav; what an answered outbound call hears */
+    { ngx_string("codeb_call_greeting"),
+      NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_codeb_api_srv_conf_t, greeting),
       NULL },
 
     /* codeb_webhook_private on|off; receivers on private addresses */
@@ -208,6 +263,7 @@ ngx_codeb_api_handler(ngx_http_request_t *r)
     }
 
     ngx_http_set_ctx(r, ctx, ngx_codeb_api_module);
+    ctx->conf = ngx_http_get_module_srv_conf(r, ngx_codeb_api_module);
 
     rc = ngx_codeb_api_route(r, ctx);
     if (rc != NGX_OK) {
@@ -260,6 +316,7 @@ ngx_codeb_api_route(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx)
 {
     size_t                  len;
     u_char                 *path;
+    ngx_str_t               param[2];
     ngx_uint_t              method;
     ngx_codeb_api_route_t  *rt;
 
@@ -285,12 +342,14 @@ ngx_codeb_api_route(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx)
 
     for (rt = ngx_codeb_api_routes; rt->path; rt++) {
         if (rt->method == method
-            && ngx_codeb_api_match(rt->path, path, len, &ctx->param)
-               == NGX_OK)
+            && ngx_codeb_api_match(rt->path, path, len, param) == NGX_OK)
         {
             ctx->route = rt;
+            ctx->param = param[0];
+            ctx->param2 = param[1];
 
-            return ctx->param.len > NGX_CODEB_API_MAX_PARAM
+            return (ctx->param.len > NGX_CODEB_API_MAX_PARAM
+                    || ctx->param2.len > NGX_CODEB_API_MAX_PARAM)
                    ? NGX_HTTP_BAD_REQUEST : NGX_OK;
         }
     }
@@ -301,33 +360,45 @@ ngx_codeb_api_route(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx)
 
 /*
  * NGX_OK when path matches the template tmpl ("/v1/keys/{id}": a {..}
- * segment matches one non-empty segment, set in param)
+ * segment matches one non-empty segment, set in param[0], a second one
+ * in param[1]; param[1] is empty when the template has one or none)
  */
 static ngx_int_t
 ngx_codeb_api_match(char *tmpl, u_char *path, size_t len, ngx_str_t *param)
 {
-    u_char  *p, *end, *t;
+    u_char      *p, *end, *t;
+    ngx_str_t   *cur;
+    ngx_uint_t   n;
 
     p = path;
     end = path + len;
     t = (u_char *) tmpl;
+    n = 0;
+
+    param[0].len = 0;
+    param[1].len = 0;
 
     while (*t && p < end) {
 
         if (*t == '{') {
-            param->data = p;
+            if (n == 2) {
+                return NGX_DECLINED;
+            }
+
+            cur = &param[n++];
+            cur->data = p;
 
             while (p < end && *p != '/') {
                 p++;
             }
 
-            param->len = p - param->data;
+            cur->len = p - cur->data;
 
             while (*t && *t != '}') {
                 t++;
             }
 
-            if (*t == '\0' || param->len == 0) {
+            if (*t == '\0' || cur->len == 0) {
                 return NGX_DECLINED;
             }
 
@@ -355,7 +426,7 @@ static ngx_int_t
 ngx_codeb_api_allow(ngx_http_request_t *r, u_char *path, size_t len)
 {
     u_char                 *p;
-    ngx_str_t               param;
+    ngx_str_t               param[2];
     ngx_table_elt_t        *h;
     ngx_codeb_api_route_t  *rt;
 
@@ -367,7 +438,7 @@ ngx_codeb_api_allow(ngx_http_request_t *r, u_char *path, size_t len)
     h = NULL;
 
     for (rt = ngx_codeb_api_routes; rt->path; rt++) {
-        if (ngx_codeb_api_match(rt->path, path, len, &param) != NGX_OK) {
+        if (ngx_codeb_api_match(rt->path, path, len, param) != NGX_OK) {
             continue;
         }
 
@@ -418,6 +489,11 @@ ngx_codeb_api_body(ngx_http_request_t *r, ngx_str_t *body)
     ngx_codeb_api_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_codeb_api_module);
+
+    if (body->len == 0 && (ctx->route->flags & NGX_CODEB_API_BODY_OPT)) {
+        body->data = (u_char *) "{}";
+        body->len = 2;
+    }
 
     rc = ngx_codeb_json_object(r->pool, body->data, body->len, &ctx->body);
 
@@ -623,15 +699,31 @@ ngx_codeb_api_key(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx,
 static void *
 ngx_codeb_api_create_main_conf(ngx_conf_t *cf)
 {
-    return ngx_pcalloc(cf->pool, sizeof(ngx_codeb_api_main_conf_t));
+    ngx_codeb_api_main_conf_t  *amcf;
+
+    amcf = ngx_pcalloc(cf->pool, sizeof(ngx_codeb_api_main_conf_t));
+    if (amcf == NULL) {
+        return NULL;
+    }
+
+    if (ngx_array_init(&amcf->confs, cf->pool, 2,
+                       sizeof(ngx_codeb_api_srv_conf_t *))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    return amcf;
 }
 
 
 static char *
 ngx_codeb_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_core_loc_conf_t   *clcf;
-    ngx_codeb_api_main_conf_t  *amcf;
+    ngx_uint_t                   i;
+    ngx_http_core_loc_conf_t    *clcf;
+    ngx_codeb_api_srv_conf_t    *ascf, **c;
+    ngx_codeb_api_main_conf_t   *amcf;
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_codeb_api_handler;
@@ -646,13 +738,45 @@ ngx_codeb_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         if (ngx_codeb_api_keys_init(cf) != NGX_OK
             || ngx_codeb_routes_init(cf) != NGX_OK
             || ngx_codeb_api_webhooks_init(cf) != NGX_OK
-            || ngx_codeb_api_deliver_init(cf) != NGX_OK)
+            || ngx_codeb_api_deliver_init(cf) != NGX_OK
+            || ngx_codeb_api_calls_init(cf) != NGX_OK
+            || ngx_codeb_api_transcripts_init(cf) != NGX_OK)
         {
             return NGX_CONF_ERROR;
         }
 
         amcf->scripts = 1;
     }
+
+    /* the server's settings, for work outside requests (dispatch, index) */
+    ascf = ngx_http_conf_get_module_srv_conf(cf, ngx_codeb_api_module);
+    c = amcf->confs.elts;
+
+    for (i = 0; i < amcf->confs.nelts; i++) {
+        if (c[i] == ascf) {
+            return NGX_CONF_OK;
+        }
+    }
+
+    c = ngx_array_push(&amcf->confs);
+    if (c == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *c = ascf;
+
+    return NGX_CONF_OK;
+}
+
+
+/* codeb_transcript_share: the public share page in this location */
+static char *
+ngx_codeb_api_share(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_codeb_api_share_handler;
 
     return NGX_CONF_OK;
 }
@@ -668,6 +792,8 @@ ngx_codeb_api_create_srv_conf(ngx_conf_t *cf)
         return NULL;
     }
 
+    ascf->tenant = ngx_http_conf_get_module_srv_conf(cf,
+                                                     ngx_codeb_core_module);
     ascf->admins = NGX_CONF_UNSET_PTR;
     ascf->webhook_private = NGX_CONF_UNSET;
 
@@ -685,6 +811,9 @@ ngx_codeb_api_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->webhook_private, prev->webhook_private, 0);
     ngx_conf_merge_str_value(conf->webhook_retry, prev->webhook_retry,
                              "[5000,30000,120000]");
+    ngx_conf_merge_str_value(conf->transcripts_dir, prev->transcripts_dir,
+                             "");
+    ngx_conf_merge_str_value(conf->greeting, prev->greeting, "");
 
     return NGX_CONF_OK;
 }
@@ -829,25 +958,42 @@ ngx_codeb_api_retry_conf(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-ngx_uint_t
-ngx_codeb_api_allow_private(ngx_http_request_t *r)
+ngx_array_t *
+ngx_codeb_api_confs(void)
 {
-    ngx_codeb_api_srv_conf_t  *ascf;
+    ngx_codeb_api_main_conf_t  *amcf;
 
-    ascf = ngx_http_get_module_srv_conf(r, ngx_codeb_api_module);
+    amcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_codeb_api_module);
 
-    return ascf->webhook_private == 1;
+    return amcf ? &amcf->confs : NULL;
 }
 
 
-ngx_str_t
-ngx_codeb_api_retry(ngx_http_request_t *r)
+ngx_codeb_api_srv_conf_t *
+ngx_codeb_api_conf_of(ngx_str_t *name)
 {
-    ngx_codeb_api_srv_conf_t  *ascf;
+    ngx_uint_t                  i;
+    ngx_array_t                *confs;
+    ngx_codeb_api_srv_conf_t  **c;
 
-    ascf = ngx_http_get_module_srv_conf(r, ngx_codeb_api_module);
+    confs = ngx_codeb_api_confs();
+    if (confs == NULL) {
+        return NULL;
+    }
 
-    return ascf->webhook_retry;
+    c = confs->elts;
+
+    for (i = 0; i < confs->nelts; i++) {
+        if (c[i]->tenant->name.len == name->len
+            && ngx_strncmp(c[i]->tenant->name.data, name->data, name->len)
+               == 0)
+        {
+            return c[i];
+        }
+    }
+
+    return NULL;
 }
 
 
@@ -876,8 +1022,19 @@ ngx_codeb_api_init_process(ngx_cycle_t *cycle)
 
     ngx_codeb_api_pool = amcf->thread_pool;
 
-    /* webhook deliveries: where the API is served */
-    return amcf->scripts ? ngx_codeb_api_deliver_start(cycle) : NGX_OK;
+    if (!amcf->scripts) {
+        return NGX_OK;
+    }
+
+    /* webhook deliveries, call dispatch, transcripts: where the API is */
+    if (ngx_codeb_api_deliver_start(cycle) != NGX_OK
+        || ngx_codeb_api_calls_start(cycle) != NGX_OK
+        || ngx_codeb_api_transcripts_start(cycle) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 

@@ -270,7 +270,7 @@ ngx_codeb_api_webhooks_create(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx)
 
     if (url == NULL
         || ngx_codeb_wh_url(&url->str,
-                            ngx_codeb_api_allow_private(r)) != NGX_OK)
+                            ctx->conf->webhook_private == 1) != NGX_OK)
     {
         return ngx_codeb_http_error(r, NGX_HTTP_BAD_REQUEST,
                                     "invalid_request",
@@ -495,7 +495,7 @@ ngx_codeb_api_webhooks_test(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx)
 
     r->main->count++;
 
-    if (ngx_codeb_api_fire(r, ctx->tenant, "webhook.test", g, &ctx->param,
+    if (ngx_codeb_api_fire(ctx->conf, "webhook.test", g, &ctx->param,
                            ngx_codeb_wh_done, r)
         != NGX_OK)
     {
@@ -633,8 +633,8 @@ ngx_codeb_api_envelope(ngx_codeb_tenant_t *t, char *event)
 
 
 ngx_int_t
-ngx_codeb_api_fire(ngx_http_request_t *r, ngx_codeb_tenant_t *t, char *event,
-    yajl_gen g, ngx_str_t *only, redisCallbackFn *cb, void *data)
+ngx_codeb_api_fire(ngx_codeb_api_srv_conf_t *conf, char *event, yajl_gen g,
+    ngx_str_t *only, redisCallbackFn *cb, void *data)
 {
     u_char                  *p, now[NGX_INT64_LEN], prefix[16];
     ngx_str_t                body, retry;
@@ -649,13 +649,13 @@ ngx_codeb_api_fire(ngx_http_request_t *r, ngx_codeb_tenant_t *t, char *event,
     }
 
     tp = ngx_timeofday();
-    retry = ngx_codeb_api_retry(r);
+    retry = conf->webhook_retry;
 
     /* hiredis copies the arguments when the script is queued */
 
     a.argc = 0;
     ngx_codeb_redis_arg_lit(&a, "codeb:webhooks:queue");
-    ngx_codeb_redis_arg_str(&a, &t->name);
+    ngx_codeb_redis_arg_str(&a, &conf->tenant->name);
     ngx_codeb_redis_arg(&a, event, ngx_strlen(event));
     ngx_codeb_redis_arg_str(&a, &body);
     p = ngx_sprintf(now, "%L", (int64_t) tp->sec * 1000 + tp->msec);
@@ -670,7 +670,7 @@ ngx_codeb_api_fire(ngx_http_request_t *r, ngx_codeb_tenant_t *t, char *event,
 
     ngx_codeb_redis_arg(&a, prefix, 14);
     ngx_codeb_redis_arg_str(&a, &retry);
-    ngx_codeb_redis_arg(&a, ngx_codeb_api_allow_private(r) ? "1" : "0", 1);
+    ngx_codeb_redis_arg(&a, conf->webhook_private == 1 ? "1" : "0", 1);
 
     return ngx_codeb_redis_eval(&ngx_codeb_wh_fire_script, cb, data, 1, &a);
 }
