@@ -393,6 +393,33 @@ sub main::check_two_hosts {
     1
 }
 
+# sipp plays the carrier (t/tools/sipp-uas-greeting.xml): it must see
+# the whole call -- INVITE, our ACK of its 200, our BYE -- and exit 0
+sub main::check_sipp {
+    main::hook();
+    my $mp = $tp + 2;
+    my $pid = fork // die;
+    if (!$pid) {
+        open STDOUT, '>', "$dir/sipp.out";
+        open STDERR, '>&', \*STDOUT;
+        exec 'timeout', '25', 'sipp', '-sf', "$ENV{TEST_NGINX_ROOT}/t/tools/sipp-uas-greeting.xml",
+             '-i', '127.0.0.1', '-p', $tp, '-mp', $mp, '-rtp_echo', '-m', '1', '-nostdin',
+             '-timeout', '20s', '-timeout_error', '-trace_err', '-error_file', "$dir/sipp.err";
+        POSIX::_exit(127);
+    }
+    sleep 0.5;
+    my $r = main::api('POST', '/calls', encode_json(\%call), 200);
+    waitpid($pid, 0);
+    my $rc = $? >> 8;
+    main::ok_that($rc == 0, "sipp exit $rc: " . do { local $/; open my $f, '<', "$dir/sipp.err"; <$f> // '' });
+    my $c = main::poll_call($r->{callId}, 'ended-success');
+    main::ok_that($c->{endedReason} eq 'finished' && $c->{durationSec} >= 1, 'record: ' . encode_json($c));
+    my ($fin) = @{main::events('outbound-ai.finished', 1, $r->{callId})};
+    main::ok_that($fin->{data}{outcome} eq 'finished' && $fin->{data}{answered}, 'event: ' . encode_json($fin));
+    main::events('call.answered', 1, $r->{callId});
+    1
+}
+
 $ENV{TEST_NGINX_CALLS_CONF} = <<'EOF';
 codeb_tenant localhost;
 codeb_oidc_hs256_secret hs;
@@ -535,7 +562,22 @@ shell kill $(cat $TEST_NGINX_RECV_PORTFILE.pid)
 
 
 
-=== TEST 10: two hosts on one Redis: every due call is dialed exactly once
+=== TEST 10: sipp plays the carrier: the whole call as a UAS sees it, the record, the events
+--- config eval
+$ENV{TEST_NGINX_CALLS_CONF}
+--- http_config
+codeb_sip_media 127.0.0.1:$TEST_NGINX_NG_PORT;
+--- stream_config eval
+$ENV{TEST_NGINX_SIP_STREAM}
+--- timeout: 40
+--- ws
+shell rm -f $TEST_NGINX_RECV_PORTFILE $TEST_NGINX_RECV_LOG; (python3 t/tools/webhook-receiver.py $TEST_NGINX_RECV_PORTFILE $TEST_NGINX_RECV_LOG > /dev/null 2>&1 &)
+set_eval P main::check_sipp()
+shell kill $(cat $TEST_NGINX_RECV_PORTFILE.pid)
+
+
+
+=== TEST 11: two hosts on one Redis: every due call is dialed exactly once
 --- hosts: 2
 --- config eval
 $ENV{TEST_NGINX_CALLS_CONF}
