@@ -100,7 +100,8 @@ ngx_int_t ngx_codeb_api_page(ngx_http_request_t *r, ngx_int_t *limit,
     ngx_int_t *offset, ngx_int_t *rc);
 /*
  * closes the "data" array open in g and writes total, limit, offset and
- * next (the relative URL of the next page, or null), then sends it 200
+ * next (the relative URL of the next page, with r's other arguments, or
+ * null), then sends it 200
  */
 ngx_int_t ngx_codeb_api_page_send(ngx_http_request_t *r, yajl_gen g,
     ngx_int_t total, ngx_int_t limit, ngx_int_t offset);
@@ -217,6 +218,21 @@ ngx_int_t ngx_codeb_api_shares_create(ngx_http_request_t *r,
 ngx_int_t ngx_codeb_api_shares_delete(ngx_http_request_t *r,
     ngx_codeb_api_ctx_t *ctx);
 ngx_int_t ngx_codeb_api_share_handler(ngx_http_request_t *r);
+/* the shares' scripts (from ngx_codeb_api_transcripts_init) */
+ngx_int_t ngx_codeb_api_shares_init(ngx_conf_t *cf);
+/*
+ * NGX_OK for the form of a callId we index: 1 to 128 of [A-Za-z0-9._:-],
+ * not "." or ".." (so never a path)
+ */
+ngx_int_t ngx_codeb_api_call_id(ngx_str_t *id);
+/*
+ * 404 {"error": "not_found", "error_description": "No transcript for
+ * callId=<id>"}, the id echoed only when it is 1 to 64 of [A-Za-z0-9_-]
+ */
+ngx_int_t ngx_codeb_api_transcript_404(ngx_http_request_t *r, ngx_str_t *id);
+/* the tenant's Redis keys of the index (docs/api.md "Transcripts") */
+#define NGX_CODEB_API_TR_SUMMARY    "transcripts"        /* hash */
+#define NGX_CODEB_API_TR_BODY       "transcripts:body"   /* hash */
 
 /* the codeb_oidc location: docs/api.md "Token endpoint" */
 ngx_int_t ngx_codeb_api_oidc_handler(ngx_http_request_t *r);

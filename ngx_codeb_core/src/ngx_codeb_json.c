@@ -370,3 +370,98 @@ ngx_codeb_json_end_array(void *data)
 
     return 1;
 }
+
+
+/* ngx_codeb_gen_json(): every parser event written to the generator */
+
+static int
+ngx_codeb_json_copy_null(void *g)
+{
+    return yajl_gen_null(g) == yajl_gen_status_ok;
+}
+
+
+static int
+ngx_codeb_json_copy_bool(void *g, int value)
+{
+    return yajl_gen_bool(g, value) == yajl_gen_status_ok;
+}
+
+
+static int
+ngx_codeb_json_copy_number(void *g, const char *s, size_t len)
+{
+    return yajl_gen_number(g, s, len) == yajl_gen_status_ok;
+}
+
+
+static int
+ngx_codeb_json_copy_string(void *g, const unsigned char *s, size_t len)
+{
+    return yajl_gen_string(g, s, len) == yajl_gen_status_ok;
+}
+
+
+static int
+ngx_codeb_json_copy_map_open(void *g)
+{
+    return yajl_gen_map_open(g) == yajl_gen_status_ok;
+}
+
+
+static int
+ngx_codeb_json_copy_map_close(void *g)
+{
+    return yajl_gen_map_close(g) == yajl_gen_status_ok;
+}
+
+
+static int
+ngx_codeb_json_copy_array_open(void *g)
+{
+    return yajl_gen_array_open(g) == yajl_gen_status_ok;
+}
+
+
+static int
+ngx_codeb_json_copy_array_close(void *g)
+{
+    return yajl_gen_array_close(g) == yajl_gen_status_ok;
+}
+
+
+static yajl_callbacks  ngx_codeb_json_copy_callbacks = {
+    ngx_codeb_json_copy_null,
+    ngx_codeb_json_copy_bool,
+    NULL,
+    NULL,
+    ngx_codeb_json_copy_number,
+    ngx_codeb_json_copy_string,
+    ngx_codeb_json_copy_map_open,
+    ngx_codeb_json_copy_string,          /* a key is a string to yajl_gen */
+    ngx_codeb_json_copy_map_close,
+    ngx_codeb_json_copy_array_open,
+    ngx_codeb_json_copy_array_close
+};
+
+
+ngx_int_t
+ngx_codeb_gen_json(yajl_gen g, u_char *text, size_t len)
+{
+    yajl_handle  h;
+    yajl_status  st;
+
+    h = yajl_alloc(&ngx_codeb_json_copy_callbacks, NULL, g);
+    if (h == NULL) {
+        return NGX_DECLINED;
+    }
+
+    st = yajl_parse(h, text, len);
+    if (st == yajl_status_ok) {
+        st = yajl_complete_parse(h);
+    }
+
+    yajl_free(h);
+
+    return st == yajl_status_ok ? NGX_OK : NGX_DECLINED;
+}

@@ -67,6 +67,16 @@ void ngx_codeb_gen_time(yajl_gen g, char *key, uint64_t ms);
 void ngx_codeb_gen_members(yajl_gen g, ngx_array_t *members);
 /* the key of a member whose value the caller writes */
 void ngx_codeb_gen_key(yajl_gen g, char *key);
+/*
+ * Copies one JSON value (any type) given as text into g as its next value
+ * (an array element, or a member's value after ngx_codeb_gen_key()):
+ * parsed with yajl and written again by the generator, so the copy is
+ * minified and escaped as everything we write.  NGX_DECLINED: text is not
+ * one valid JSON value (RFC 8259, UTF-8), or nests deeper than the
+ * generator allows (128); g then holds a partial value and must be reset.
+ * Uses no nginx memory: callable from a thread with a generator of its own.
+ */
+ngx_int_t ngx_codeb_gen_json(yajl_gen g, u_char *text, size_t len);
 #define ngx_codeb_gen_vstr(g, key, s)                                        \
     ngx_codeb_gen_str(g, key, (s)->data, (s)->len)
 
