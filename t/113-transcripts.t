@@ -11,6 +11,7 @@
 use lib 't/lib';
 use Test::CodeB;
 use CodeB::JWT qw(jwt_hs256);
+use CodeB::Receiver qw(recv_port received);
 use HTTP::Tiny;
 use JSON::PP;
 use Digest::SHA qw(sha256_hex);
@@ -95,18 +96,7 @@ sub main::until_listed {
 
 sub main::ids { join ',', map { $_->{callId} } @{$_[0]{data}} }
 
-# the webhook receiver (t/tools/webhook-receiver.py)
-sub main::recv_port {
-    for (1 .. 50) {
-        if (open my $f, '<', $ENV{TEST_NGINX_RECV_PORTFILE}) {
-            my $p = <$f>;
-            return $p if $p && $p =~ /^\d+$/;
-        }
-        sleep 0.1;
-    }
-    die "the webhook receiver did not start\n";
-}
-
+# the webhook receiver (t/tools/webhook-receiver.py): CodeB::Receiver
 sub main::hook {
     my ($path, $events) = @_;
     my $port = main::recv_port();
@@ -114,22 +104,8 @@ sub main::hook {
                                                        events => $events }), 201);
 }
 
-# the event bodies the receiver got on $path, waiting (10 s) until there are $n
-sub main::received {
-    my ($path, $n) = @_;
-    my $until = time + 10;
-    my @got;
-    while (1) {
-        @got = ();
-        if (open my $f, '<', $ENV{TEST_NGINX_RECV_LOG}) {
-            while (<$f>) { my $j = decode_json($_); push @got, decode_json($j->{body}) if $j->{path} eq $path }
-        }
-        last if @got >= $n || time > $until;
-        sleep 0.1;
-    }
-    die "receiver: " . scalar(@got) . " event(s) on $path, want $n\n" unless @got >= $n;
-    return \@got;
-}
+# the event bodies the receiver got on $path, at least $n (10 s)
+sub main::events { [map { decode_json($_->{body}) } @{received(@_)}] }
 
 # written while nginx runs: listed within 2 s (in place and renamed into
 # place), the full transcript, an update, a deletion; transcript.saved
@@ -167,7 +143,7 @@ sub main::check_live {
     main::put('live', 'outbound-ai-20260101-120000-oac-0123456789ab.txt', $oac);
     main::until_listed('?source=outbound-ai', sub { ($_[0]{data}[0]{outcome} // '') eq 'voicemail' }, 2, 'an update');
 
-    my $saved = main::received('/saved', 2);
+    my $saved = main::events('/saved', 2);
     my %by = map { $_->{data}{callId} => $_ } @$saved;
     my $e = $by{'oac-0123456789ab'}{data};
     main::ok_that($by{'oac-0123456789ab'}{event} eq 'transcript.saved' && $by{'oac-0123456789ab'}{tenant} eq 'localhost'
@@ -188,7 +164,7 @@ sub main::check_live {
     rename "$ENV{TEST_NGINX_TR}/live/vnum-1234-20260101-120000-vnum0123456789ab.txt", "$dir/moved-out.txt";
     main::until_listed('', sub { $_[0]{total} == 0 }, 2, 'a file moved away');
     sleep 1;
-    main::ok_that(@{main::received('/saved', 2)} == 2, 'one transcript.saved per new transcript');
+    main::ok_that(@{main::events('/saved', 2)} == 2, 'one transcript.saved per new transcript');
     1
 }
 
@@ -207,6 +183,13 @@ main::put('start', "$_->[0].json", main::tr(@$_)) for @start;
 # present at a start (the scan of a new worker); order, pages, filters
 sub main::check_start {
     my $l = main::until_listed('', sub { $_[0]{total} == 7 }, 5, 'the files present at the start');
+    # the old workers may take requests (and say 503) until they are gone
+    my ($ok, $t0) = (0, time);
+    while ($ok < 20) {
+        my ($st) = main::http('GET', '/api.ashx/v1/transcripts?limit=1', $ENV{TEST_NGINX_JWT_ADMIN});
+        $ok = $st == 200 ? $ok + 1 : 0;
+        die "the old workers stay\n" if time - $t0 > 10;
+    }
     main::ok_that(main::ids($l) eq 'sip-7,vnum-6,oac-5,vnum-4,vnum-3,oac-2,oac-1', 'newest first: ' . main::ids($l));
     main::ok_that(!defined $l->{next} && $l->{limit} == 50 && $l->{offset} == 0, 'one page');
 
@@ -423,7 +406,7 @@ sub main::check_shares {
     main::ok_that($st == 404, "a share of a removed transcript: $st");
 
     # the events: the token's last 8 characters only
-    my $got = main::received('/share', 9);
+    my $got = main::events('/share', 9);
     my %ev;
     push @{$ev{$_->{event}}}, $_->{data} for @$got;
     my $c = (grep { $_->{token} eq '...' . substr($tok, -8) } @{$ev{'share.created'}})[0];

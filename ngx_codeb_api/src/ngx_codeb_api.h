@@ -106,6 +106,15 @@ ngx_int_t ngx_codeb_api_page(ngx_http_request_t *r, ngx_int_t *limit,
 ngx_int_t ngx_codeb_api_page_send(ngx_http_request_t *r, yajl_gen g,
     ngx_int_t total, ngx_int_t limit, ngx_int_t offset);
 /*
+ * A page script's answer {total, records}: _open() checks it (else r is
+ * finalized with 503) and returns the worker's generator with "data": [
+ * open, NULL when r is finalized; the caller writes the items of
+ * rep->element[1], then _close() sends the envelope and finalizes r.
+ */
+yajl_gen ngx_codeb_api_page_open(ngx_http_request_t *r, redisReply *rep);
+void ngx_codeb_api_page_close(ngx_http_request_t *r, yajl_gen g,
+    redisReply *rep);
+/*
  * the string member key of the body, matched in either case of its first
  * letter ("name" or "Name"); NULL when absent or not a string
  */

@@ -680,6 +680,45 @@ ngx_codeb_api_page_send(ngx_http_request_t *r, yajl_gen g, ngx_int_t total,
 }
 
 
+yajl_gen
+ngx_codeb_api_page_open(ngx_http_request_t *r, redisReply *rep)
+{
+    yajl_gen  g;
+
+    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2
+        || rep->element[0]->type != REDIS_REPLY_INTEGER
+        || rep->element[1]->type != REDIS_REPLY_ARRAY)
+    {
+        ngx_http_finalize_request(r, ngx_codeb_http_unavailable(r, rep));
+        return NULL;
+    }
+
+    g = ngx_codeb_gen();
+    if (g == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return NULL;
+    }
+
+    ngx_codeb_gen_key(g, "data");
+    yajl_gen_array_open(g);
+
+    return g;
+}
+
+
+void
+ngx_codeb_api_page_close(ngx_http_request_t *r, yajl_gen g, redisReply *rep)
+{
+    ngx_int_t  limit, offset, rc;
+
+    (void) ngx_codeb_api_page(r, &limit, &offset, &rc);
+
+    ngx_http_finalize_request(r,
+        ngx_codeb_api_page_send(r, g, rep->element[0]->integer, limit,
+                                offset));
+}
+
+
 ngx_codeb_json_member_t *
 ngx_codeb_api_field(ngx_codeb_api_ctx_t *ctx, char *key)
 {

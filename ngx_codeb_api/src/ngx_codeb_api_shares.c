@@ -96,6 +96,8 @@ static ngx_int_t ngx_codeb_share_key(ngx_http_request_t *r,
     ngx_codeb_tenant_t *t, ngx_str_t *token, ngx_codeb_share_t *sh);
 static void ngx_codeb_share_created(redisAsyncContext *ac, void *reply,
     void *data);
+static ngx_int_t ngx_codeb_share_file(ngx_http_request_t *r,
+    redisReply *rep, ngx_str_t *file);
 static void ngx_codeb_share_deleted(redisAsyncContext *ac, void *reply,
     void *data);
 static ngx_int_t ngx_codeb_share_lookup(ngx_http_request_t *r);
@@ -248,6 +250,7 @@ ngx_codeb_share_created(redisAsyncContext *ac, void *reply, void *data)
 {
     u_char               *p;
     yajl_gen              g;
+    ngx_int_t             rc;
     ngx_str_t             host, url, file;
     redisReply           *rep = reply;
     ngx_http_request_t   *r = data;
@@ -256,22 +259,17 @@ ngx_codeb_share_created(redisAsyncContext *ac, void *reply, void *data)
 
     ctx = ngx_http_get_module_ctx(r, ngx_codeb_api_module);
     sh = ctx->data;
+    rc = ngx_codeb_share_file(r, rep, &file);
 
-    if (rep == NULL
-        || (rep->type != REDIS_REPLY_STRING && rep->type != REDIS_REPLY_NIL))
-    {
-        ngx_http_finalize_request(r, ngx_codeb_http_unavailable(r, rep));
+    if (rc == NGX_ERROR) {
         return;
     }
 
-    if (rep->type == REDIS_REPLY_NIL) {
+    if (rc == NGX_DECLINED) {
         ngx_http_finalize_request(r,
             ngx_codeb_api_transcript_404(r, &ctx->param));
         return;
     }
-
-    file.data = (u_char *) rep->str;
-    file.len = rep->len;
 
     /* share.created: the token's last 8 characters only */
 
@@ -319,6 +317,33 @@ ngx_codeb_share_created(redisAsyncContext *ac, void *reply, void *data)
 }
 
 
+/*
+ * a script's answer of a file name, or nil: NGX_OK with *file,
+ * NGX_DECLINED nil, NGX_ERROR when Redis did not answer (r is finalized
+ * with 503)
+ */
+static ngx_int_t
+ngx_codeb_share_file(ngx_http_request_t *r, redisReply *rep,
+    ngx_str_t *file)
+{
+    if (rep == NULL
+        || (rep->type != REDIS_REPLY_STRING && rep->type != REDIS_REPLY_NIL))
+    {
+        ngx_http_finalize_request(r, ngx_codeb_http_unavailable(r, rep));
+        return NGX_ERROR;
+    }
+
+    if (rep->type == REDIS_REPLY_NIL) {
+        return NGX_DECLINED;
+    }
+
+    file->data = (u_char *) rep->str;
+    file->len = rep->len;
+
+    return NGX_OK;
+}
+
+
 /* DELETE /v1/transcripts/{callId}/shares/{token}: 200 {ok}, or 404 */
 ngx_int_t
 ngx_codeb_api_shares_delete(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx)
@@ -359,6 +384,7 @@ static void
 ngx_codeb_share_deleted(redisAsyncContext *ac, void *reply, void *data)
 {
     yajl_gen              g;
+    ngx_int_t             rc;
     ngx_str_t             file;
     redisReply           *rep = reply;
     ngx_http_request_t   *r = data;
@@ -367,24 +393,19 @@ ngx_codeb_share_deleted(redisAsyncContext *ac, void *reply, void *data)
 
     ctx = ngx_http_get_module_ctx(r, ngx_codeb_api_module);
     sh = ctx->data;
+    rc = ngx_codeb_share_file(r, rep, &file);
 
-    if (rep == NULL
-        || (rep->type != REDIS_REPLY_STRING && rep->type != REDIS_REPLY_NIL))
-    {
-        ngx_http_finalize_request(r, ngx_codeb_http_unavailable(r, rep));
+    if (rc == NGX_ERROR) {
         return;
     }
 
-    if (rep->type == REDIS_REPLY_NIL) {
+    if (rc == NGX_DECLINED) {
         ngx_http_finalize_request(r,
             ngx_codeb_http_error(r, NGX_HTTP_NOT_FOUND, "not_found",
                                  "No share with that token for that "
                                  "callId"));
         return;
     }
-
-    file.data = (u_char *) rep->str;
-    file.len = rep->len;
 
     g = ngx_codeb_share_event(ctx->tenant, "share.revoked", &sh->token,
                               &file);
