@@ -239,6 +239,17 @@ ngx_int_t ngx_codeb_api_call_id(ngx_str_t *id);
  * callId=<id>"}, the id echoed only when it is 1 to 64 of [A-Za-z0-9_-]
  */
 ngx_int_t ngx_codeb_api_transcript_404(ngx_http_request_t *r, ngx_str_t *id);
+/* the index's scripts (from ngx_codeb_api_transcripts_init) */
+ngx_int_t ngx_codeb_api_transcripts_index_init(ngx_conf_t *cf);
+/*
+ * ISO 8601 UTC as epoch ms into *ms: "YYYY-MM-DD", or that with "THH:MM",
+ * ":SS", ".fraction" (ms kept) and "Z"; no other offsets.  NGX_DECLINED
+ * for anything else.  Thread-safe.
+ */
+ngx_int_t ngx_codeb_api_iso_ms(u_char *s, size_t len, int64_t *ms);
+#define ngx_codeb_api_alnum(c)                                               \
+    (((c) >= '0' && (c) <= '9') || ((c) >= 'A' && (c) <= 'Z')                \
+     || ((c) >= 'a' && (c) <= 'z'))
 /* the tenant's Redis keys of the index (docs/api.md "Transcripts") */
 #define NGX_CODEB_API_TR_SUMMARY    "transcripts"        /* hash */
 #define NGX_CODEB_API_TR_BODY       "transcripts:body"   /* hash */
