@@ -163,6 +163,7 @@ __DATA__
 === TEST 1: subscriptions: created (the secret once), listed, refused when malformed, deleted
 --- config eval
 $ENV{TEST_NGINX_HOOK_CONF}
+--- timeout: 40
 --- ws
 shell (python3 t/tools/webhook-receiver.py $TEST_NGINX_RECV_PORTFILE $TEST_NGINX_RECV_LOG > /dev/null 2>&1 &)
 set_eval C main::check_crud()

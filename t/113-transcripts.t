@@ -104,7 +104,7 @@ sub main::hook {
                                                        events => $events }), 201);
 }
 
-# the event bodies the receiver got on $path, at least $n (10 s)
+# the event bodies the receiver got on $path, at least $n (20 s)
 sub main::events { [map { decode_json($_->{body}) } @{received(@_)}] }
 
 # written while nginx runs: listed within 2 s (in place and renamed into
@@ -447,7 +447,7 @@ __DATA__
 === TEST 1: written while nginx runs: listed within 2 s, in place or renamed; the full transcript; updated; deleted; transcript.saved
 --- config eval
 main::conf('live')
---- timeout: 30
+--- timeout: 60
 --- ws
 shell (python3 t/tools/webhook-receiver.py $TEST_NGINX_RECV_PORTFILE $TEST_NGINX_RECV_LOG > /dev/null 2>&1 &)
 set_eval C main::check_live()
@@ -497,7 +497,7 @@ set_eval P main::check_paths()
 === TEST 5: shares: created, viewed without a bearer (public fields only), revoked, expired; ttlHours checked; the token hashed; the events
 --- config eval
 main::conf('shares')
---- timeout: 60
+--- timeout: 90
 --- ws
 shell kill $(cat $TEST_NGINX_RECV_PORTFILE.pid) 2>/dev/null; rm -f $TEST_NGINX_RECV_PORTFILE; true
 shell (python3 t/tools/webhook-receiver.py $TEST_NGINX_RECV_PORTFILE $TEST_NGINX_RECV_LOG > /dev/null 2>&1 &)

@@ -13,9 +13,10 @@ use Time::HiRes qw(sleep time);
 
 our @EXPORT_OK = qw(recv_port received);
 
-# the receiver's port, waiting (5 s) until it listens (it writes it then)
+# the receiver's port, waiting (30 s: python3 alone may take 10 s to start
+# on a loaded machine) until it listens (it writes it then)
 sub recv_port {
-    for (1 .. 50) {
+    for (1 .. 300) {
         if (open my $f, '<', $ENV{TEST_NGINX_RECV_PORTFILE}) {
             my $p = <$f>;
             return $p if $p && $p =~ /^\d+$/;
@@ -26,10 +27,10 @@ sub recv_port {
 }
 
 # the requests ({path, headers, body}) the receiver got on $path, waiting
-# (10 s) until there are $n; dies when there are fewer
+# (20 s) until there are $n; dies when there are fewer
 sub received {
     my ($path, $n) = @_;
-    my $until = time + 10;
+    my $until = time + 20;
     my @got;
     while (1) {
         @got = ();
