@@ -211,7 +211,7 @@ PY
 # conf/ is the operator's example; for the demo the paths are made absolute
 render_conf() {
     local f
-    mkdir -p "$RUN/logs" "$RUN/tmp" "$RUN/conf/tenants"
+    mkdir -p "$RUN/logs" "$RUN/tmp" "$RUN/conf/tenants" "$RUN/transcripts"
     rm -f "$RUN"/conf/tenants/*.conf
     for f in $(cd "$ROOT/conf" && echo nginx.conf tenants/*.conf); do
         sed -e "s#@MODULES@#$BUILD/modules#g" -e "s#@RUN@#$RUN#g" \

@@ -8,6 +8,7 @@
 use lib 't/lib';
 use Test::CodeB;
 use CodeB::JWT qw(jwt_hs256);
+use CodeB::Receiver qw(recv_port received);
 use HTTP::Tiny;
 use JSON::PP;
 use Digest::SHA qw(hmac_sha256_hex);
@@ -19,18 +20,6 @@ $ENV{TEST_NGINX_JWT_ADMIN} = jwt_hs256('hs', { exp => int(time) + 600, sub => 'r
 my $dir = tempdir(CLEANUP => 1);
 $ENV{TEST_NGINX_RECV_LOG} = "$dir/received.jsonl";
 $ENV{TEST_NGINX_RECV_PORTFILE} = "$dir/receiver.port";
-
-# the receiver's port, once it listens (it writes it there)
-sub main::recv_port {
-    for (1 .. 50) {
-        if (open my $f, '<', $ENV{TEST_NGINX_RECV_PORTFILE}) {
-            my $p = <$f>;
-            return $p if $p && $p =~ /^\d+$/;
-        }
-        sleep 0.1;
-    }
-    die "the webhook receiver did not start\n";
-}
 
 sub main::api {
     my ($method, $path, $body, $want) = @_;
@@ -48,23 +37,6 @@ sub main::ok_that {
     my ($cond, $what) = @_;
     die "$what\n" unless $cond;
     return 1;
-}
-
-# what the receiver got on $path, waiting (10 s) until there are $n
-sub main::received {
-    my ($path, $n) = @_;
-    my $until = time + 10;
-    my @got;
-    while (1) {
-        @got = ();
-        if (open my $f, '<', $ENV{TEST_NGINX_RECV_LOG}) {
-            while (<$f>) { my $j = decode_json($_); push @got, $j if $j->{path} eq $path }
-        }
-        last if @got >= $n || time > $until;
-        sleep 0.1;
-    }
-    die "receiver: " . scalar(@got) . " request(s) on $path, want $n\n" unless @got >= $n;
-    return \@got;
 }
 
 sub main::hook {
@@ -191,6 +163,7 @@ __DATA__
 === TEST 1: subscriptions: created (the secret once), listed, refused when malformed, deleted
 --- config eval
 $ENV{TEST_NGINX_HOOK_CONF}
+--- timeout: 40
 --- ws
 shell (python3 t/tools/webhook-receiver.py $TEST_NGINX_RECV_PORTFILE $TEST_NGINX_RECV_LOG > /dev/null 2>&1 &)
 set_eval C main::check_crud()

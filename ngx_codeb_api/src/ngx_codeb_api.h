@@ -108,10 +108,20 @@ ngx_int_t ngx_codeb_api_page(ngx_http_request_t *r, ngx_int_t *limit,
     ngx_int_t *offset, ngx_int_t *rc);
 /*
  * closes the "data" array open in g and writes total, limit, offset and
- * next (the relative URL of the next page, or null), then sends it 200
+ * next (the relative URL of the next page, with r's other arguments, or
+ * null), then sends it 200
  */
 ngx_int_t ngx_codeb_api_page_send(ngx_http_request_t *r, yajl_gen g,
     ngx_int_t total, ngx_int_t limit, ngx_int_t offset);
+/*
+ * A page script's answer {total, records}: _open() checks it (else r is
+ * finalized with 503) and returns the worker's generator with "data": [
+ * open, NULL when r is finalized; the caller writes the items of
+ * rep->element[1], then _close() sends the envelope and finalizes r.
+ */
+yajl_gen ngx_codeb_api_page_open(ngx_http_request_t *r, redisReply *rep);
+void ngx_codeb_api_page_close(ngx_http_request_t *r, yajl_gen g,
+    redisReply *rep);
 /*
  * the string member key of the body, matched in either case of its first
  * letter ("name" or "Name"); NULL when absent or not a string
@@ -235,8 +245,8 @@ ngx_int_t ngx_codeb_api_call_answer(ngx_http_request_t *r, ngx_uint_t status,
 /* 404 naming ctx->param when it is a call id */
 ngx_int_t ngx_codeb_api_call_missing(ngx_http_request_t *r,
     ngx_codeb_api_ctx_t *ctx);
-/* NGX_OK for "oac-" and 12 lowercase hex digits */
-ngx_int_t ngx_codeb_api_call_id(ngx_str_t *id);
+/* NGX_OK for an outbound call's id: "oac-" and 12 lowercase hex digits */
+ngx_int_t ngx_codeb_api_oac_id(ngx_str_t *id);
 
 /* dialing (ngx_codeb_api_dial.c): docs/api.md "Dialing" */
 ngx_int_t ngx_codeb_api_dial_init(ngx_conf_t *cf);
@@ -276,6 +286,26 @@ ngx_int_t ngx_codeb_api_shares_create(ngx_http_request_t *r,
 ngx_int_t ngx_codeb_api_shares_delete(ngx_http_request_t *r,
     ngx_codeb_api_ctx_t *ctx);
 ngx_int_t ngx_codeb_api_share_handler(ngx_http_request_t *r);
+/* the shares' scripts (from ngx_codeb_api_transcripts_init) */
+ngx_int_t ngx_codeb_api_shares_init(ngx_conf_t *cf);
+/*
+ * NGX_OK for the form of a callId we index: 1 to 128 of [A-Za-z0-9._:-],
+ * not "." or ".." (so never a path)
+ */
+ngx_int_t ngx_codeb_api_call_id(ngx_str_t *id);
+/*
+ * 404 {"error": "not_found", "error_description": "No transcript for
+ * callId=<id>"}, the id echoed only when it is 1 to 64 of [A-Za-z0-9_-]
+ */
+ngx_int_t ngx_codeb_api_transcript_404(ngx_http_request_t *r, ngx_str_t *id);
+/* the index's scripts (from ngx_codeb_api_transcripts_init) */
+ngx_int_t ngx_codeb_api_transcripts_index_init(ngx_conf_t *cf);
+#define ngx_codeb_api_alnum(c)                                               \
+    (((c) >= '0' && (c) <= '9') || ((c) >= 'A' && (c) <= 'Z')                \
+     || ((c) >= 'a' && (c) <= 'z'))
+/* the tenant's Redis keys of the index (docs/api.md "Transcripts") */
+#define NGX_CODEB_API_TR_SUMMARY    "transcripts"        /* hash */
+#define NGX_CODEB_API_TR_BODY       "transcripts:body"   /* hash */
 
 /* the codeb_oidc location: docs/api.md "Token endpoint" */
 ngx_int_t ngx_codeb_api_oidc_handler(ngx_http_request_t *r);

@@ -280,9 +280,7 @@ ngx_codeb_call_validate(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx,
     m = ngx_codeb_api_member(ctx, "scheduleAtUtc");
 
     if (m && m->type == NGX_CODEB_JSON_STRING) {
-        due = ngx_codeb_parse_time(m->str.data, m->str.len);
-
-        if (due < 0) {
+        if (ngx_codeb_parse_time(m->str.data, m->str.len, &due) != NGX_OK) {
             *rc = ngx_codeb_http_error(r, NGX_HTTP_BAD_REQUEST,
                                        "invalid_request",
                                        "scheduleAtUtc: ISO-8601 UTC, e.g. "
@@ -960,7 +958,7 @@ ngx_codeb_api_call_missing(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx)
 {
     u_char  *p, buf[64];
 
-    if (ngx_codeb_api_call_id(&ctx->param) != NGX_OK) {
+    if (ngx_codeb_api_oac_id(&ctx->param) != NGX_OK) {
         return ngx_codeb_http_error(r, NGX_HTTP_NOT_FOUND, "not_found",
                                     "No call with that id");
     }
@@ -976,7 +974,7 @@ ngx_codeb_api_call_missing(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx)
 
 /* "oac-" and 12 lowercase hex digits */
 ngx_int_t
-ngx_codeb_api_call_id(ngx_str_t *id)
+ngx_codeb_api_oac_id(ngx_str_t *id)
 {
     ngx_str_t  hex;
 
@@ -998,7 +996,7 @@ ngx_codeb_api_calls_hangup(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx)
     u_char                  *p, *now;
     ngx_codeb_redis_args_t   a;
 
-    if (ngx_codeb_api_call_id(&ctx->param) != NGX_OK) {
+    if (ngx_codeb_api_oac_id(&ctx->param) != NGX_OK) {
         return ngx_codeb_api_call_missing(r, ctx);
     }
 

@@ -293,30 +293,16 @@ ngx_codeb_api_keys_listed(redisAsyncContext *ac, void *reply, void *data)
 {
     size_t                   i;
     yajl_gen                 g;
-    ngx_int_t                limit, offset, rc;
     redisReply              *rep = reply, *recs, *e;
     ngx_http_request_t      *r = data;
     ngx_codeb_api_keyrec_t   rec;
 
-    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2
-        || rep->element[0]->type != REDIS_REPLY_INTEGER
-        || rep->element[1]->type != REDIS_REPLY_ARRAY)
-    {
-        ngx_http_finalize_request(r, ngx_codeb_http_unavailable(r, rep));
+    g = ngx_codeb_api_page_open(r, rep);
+    if (g == NULL) {
         return;
     }
 
     recs = rep->element[1];
-    (void) ngx_codeb_api_page(r, &limit, &offset, &rc);
-
-    g = ngx_codeb_gen();
-    if (g == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    ngx_codeb_gen_key(g, "data");
-    yajl_gen_array_open(g);
 
     for (i = 0; i < recs->elements; i++) {
         e = recs->element[i];
@@ -336,9 +322,7 @@ ngx_codeb_api_keys_listed(redisAsyncContext *ac, void *reply, void *data)
         yajl_gen_map_close(g);
     }
 
-    ngx_http_finalize_request(r,
-        ngx_codeb_api_page_send(r, g, rep->element[0]->integer, limit,
-                                offset));
+    ngx_codeb_api_page_close(r, g, rep);
 }
 
 

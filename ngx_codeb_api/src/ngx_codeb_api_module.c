@@ -627,7 +627,8 @@ ngx_int_t
 ngx_codeb_api_page_send(ngx_http_request_t *r, yajl_gen g, ngx_int_t total,
     ngx_int_t limit, ngx_int_t offset)
 {
-    u_char  *next, *p;
+    size_t   n;
+    u_char  *next, *p, *a, *amp, *end;
 
     yajl_gen_array_close(g);
 
@@ -640,16 +641,82 @@ ngx_codeb_api_page_send(ngx_http_request_t *r, yajl_gen g, ngx_int_t total,
         return ngx_codeb_http_json(r, NGX_HTTP_OK, g);
     }
 
-    next = ngx_pnalloc(r->pool, r->uri.len + 2 * NGX_INT_T_LEN + 16);
+    next = ngx_pnalloc(r->pool, r->uri.len + r->args.len
+                                + 2 * NGX_INT_T_LEN + 17);
     if (next == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     p = ngx_sprintf(next, "%V?limit=%i&offset=%i", &r->uri, limit,
                     offset + limit);
+
+    /* the other arguments (filters) as they came, still URL-encoded */
+
+    end = r->args.data + r->args.len;
+
+    for (a = r->args.data; a < end; a = amp + 1) {
+        amp = ngx_strlchr(a, end, '&');
+        if (amp == NULL) {
+            amp = end;
+        }
+
+        n = amp - a;
+
+        if (n == 0
+            || (n >= 5 && ngx_strncmp(a, "limit", 5) == 0
+                && (n == 5 || a[5] == '='))
+            || (n >= 6 && ngx_strncmp(a, "offset", 6) == 0
+                && (n == 6 || a[6] == '=')))
+        {
+            continue;
+        }
+
+        *p++ = '&';
+        p = ngx_cpymem(p, a, n);
+    }
+
     ngx_codeb_gen_str(g, "next", next, p - next);
 
     return ngx_codeb_http_json(r, NGX_HTTP_OK, g);
+}
+
+
+yajl_gen
+ngx_codeb_api_page_open(ngx_http_request_t *r, redisReply *rep)
+{
+    yajl_gen  g;
+
+    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2
+        || rep->element[0]->type != REDIS_REPLY_INTEGER
+        || rep->element[1]->type != REDIS_REPLY_ARRAY)
+    {
+        ngx_http_finalize_request(r, ngx_codeb_http_unavailable(r, rep));
+        return NULL;
+    }
+
+    g = ngx_codeb_gen();
+    if (g == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return NULL;
+    }
+
+    ngx_codeb_gen_key(g, "data");
+    yajl_gen_array_open(g);
+
+    return g;
+}
+
+
+void
+ngx_codeb_api_page_close(ngx_http_request_t *r, yajl_gen g, redisReply *rep)
+{
+    ngx_int_t  limit, offset, rc;
+
+    (void) ngx_codeb_api_page(r, &limit, &offset, &rc);
+
+    ngx_http_finalize_request(r,
+        ngx_codeb_api_page_send(r, g, rep->element[0]->integer, limit,
+                                offset));
 }
 
 
@@ -827,7 +894,10 @@ ngx_codeb_api_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_codeb_api_srv_conf_t  *prev = parent;
     ngx_codeb_api_srv_conf_t  *conf = child;
 
-    /* the server's tenant (cf->ctx is the server's while merging) */
+    /*
+     * core's tenant of this server: cf->ctx is the server's here, not yet
+     * when the structure is created
+     */
     conf->tenant = ngx_http_conf_get_module_srv_conf(cf,
                                                      ngx_codeb_core_module);
 

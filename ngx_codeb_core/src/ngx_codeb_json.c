@@ -383,78 +383,191 @@ ngx_codeb_json_end_array(void *data)
 }
 
 
-/* n digits at p as a number; -1 when one is not a digit */
+/* n decimal digits at *p (moved past them) as *v; NGX_DECLINED: fewer */
 static ngx_int_t
-ngx_codeb_digits(u_char *p, size_t n)
+ngx_codeb_time_digits(u_char **p, u_char *end, ngx_uint_t n, int64_t *v)
 {
-    ngx_int_t  v;
+    ngx_uint_t  i;
 
-    for (v = 0; n; n--, p++) {
-        if (*p < '0' || *p > '9') {
-            return -1;
+    for (*v = 0, i = 0; i < n; i++, (*p)++) {
+        if (*p == end || **p < '0' || **p > '9') {
+            return NGX_DECLINED;
         }
 
-        v = v * 10 + (*p - '0');
+        *v = *v * 10 + (**p - '0');
     }
 
-    return v;
+    return NGX_OK;
 }
 
 
-int64_t
-ngx_codeb_parse_time(u_char *s, size_t len)
+ngx_int_t
+ngx_codeb_parse_time(u_char *s, size_t len, int64_t *ms)
 {
-    u_char     *p, *end;
-    int64_t     days, ms, scale;
-    ngx_int_t   y, mo, d, h, mi, sec, era, yoe, doy, doe;
+    u_char      *p, *end;
+    int64_t      y, mo, d, h, mi, sec, frac, days, scale;
+    ngx_uint_t   i;
 
-    if (len < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T'
-        && s[10] != 't') || s[13] != ':' || s[16] != ':')
-    {
-        return -1;
-    }
+    static u_char  mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30,
+                               31 };
 
-    y = ngx_codeb_digits(s, 4);
-    mo = ngx_codeb_digits(s + 5, 2);
-    d = ngx_codeb_digits(s + 8, 2);
-    h = ngx_codeb_digits(s + 11, 2);
-    mi = ngx_codeb_digits(s + 14, 2);
-    sec = ngx_codeb_digits(s + 17, 2);
-
-    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23
-        || mi < 0 || mi > 59 || sec < 0 || sec > 60)
-    {
-        return -1;
-    }
-
-    p = s + 19;
+    p = s;
     end = s + len;
-    ms = 0;
+    h = mi = sec = frac = 0;
 
-    if (*p == '.') {
-        for (p++, scale = 100; p < end && *p >= '0' && *p <= '9'; p++) {
-            ms += (*p - '0') * scale;
-            scale /= 10;
-        }
-
-        if (p == s + 20) {
-            return -1;
-        }
-    }
-
-    if (!((end - p == 1 && (*p == 'Z' || *p == 'z'))
-          || (end - p == 6 && ngx_strncmp(p, "+00:00", 6) == 0)))
+    if (ngx_codeb_time_digits(&p, end, 4, &y) != NGX_OK
+        || p == end || *p++ != '-'
+        || ngx_codeb_time_digits(&p, end, 2, &mo) != NGX_OK
+        || p == end || *p++ != '-'
+        || ngx_codeb_time_digits(&p, end, 2, &d) != NGX_OK)
     {
-        return -1;
+        return NGX_DECLINED;
     }
 
-    /* days since 1970-01-01 of a proleptic Gregorian date */
-    y -= (mo <= 2);
-    era = y / 400;
-    yoe = y - era * 400;
-    doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    days = (int64_t) era * 146097 + doe - 719468;
+    if (p < end && (*p == 'T' || *p == 't')) {
+        p++;
 
-    return ((days * 24 + h) * 60 + mi) * 60000 + (int64_t) sec * 1000 + ms;
+        if (ngx_codeb_time_digits(&p, end, 2, &h) != NGX_OK
+            || p == end || *p++ != ':'
+            || ngx_codeb_time_digits(&p, end, 2, &mi) != NGX_OK)
+        {
+            return NGX_DECLINED;
+        }
+
+        if (p < end && *p == ':') {
+            p++;
+
+            if (ngx_codeb_time_digits(&p, end, 2, &sec) != NGX_OK) {
+                return NGX_DECLINED;
+            }
+
+            if (p < end && *p == '.') {
+                for (p++, scale = 100, i = 0;
+                     p < end && *p >= '0' && *p <= '9';
+                     p++, i++, scale /= 10)
+                {
+                    frac += (*p - '0') * scale;
+                }
+
+                if (i == 0 || i > 9) {
+                    return NGX_DECLINED;
+                }
+            }
+        }
+
+        if (p < end && (*p == 'Z' || *p == 'z')) {
+            p++;
+        }
+    }
+
+    if (p != end || y < 1970 || mo < 1 || mo > 12 || d < 1
+        || d > mdays[mo - 1] || h > 23 || mi > 59 || sec > 60)
+    {
+        return NGX_DECLINED;
+    }
+
+    /* days since 1970-01-01 of the civil date (proleptic Gregorian) */
+    y -= mo <= 2;
+    days = (y / 400) * 146097
+           + ((y % 400) * 365 + (y % 400) / 4 - (y % 400) / 100)
+           + (153 * (mo > 2 ? mo - 3 : mo + 9) + 2) / 5 + d - 1 - 719468;
+
+    *ms = ((days * 24 + h) * 60 + mi) * 60000 + sec * 1000 + frac;
+
+    return NGX_OK;
+}
+
+
+/* ngx_codeb_gen_json(): every parser event written to the generator */
+
+static int
+ngx_codeb_json_copy_null(void *g)
+{
+    return yajl_gen_null(g) == yajl_gen_status_ok;
+}
+
+
+static int
+ngx_codeb_json_copy_bool(void *g, int value)
+{
+    return yajl_gen_bool(g, value) == yajl_gen_status_ok;
+}
+
+
+static int
+ngx_codeb_json_copy_number(void *g, const char *s, size_t len)
+{
+    return yajl_gen_number(g, s, len) == yajl_gen_status_ok;
+}
+
+
+static int
+ngx_codeb_json_copy_string(void *g, const unsigned char *s, size_t len)
+{
+    return yajl_gen_string(g, s, len) == yajl_gen_status_ok;
+}
+
+
+static int
+ngx_codeb_json_copy_map_open(void *g)
+{
+    return yajl_gen_map_open(g) == yajl_gen_status_ok;
+}
+
+
+static int
+ngx_codeb_json_copy_map_close(void *g)
+{
+    return yajl_gen_map_close(g) == yajl_gen_status_ok;
+}
+
+
+static int
+ngx_codeb_json_copy_array_open(void *g)
+{
+    return yajl_gen_array_open(g) == yajl_gen_status_ok;
+}
+
+
+static int
+ngx_codeb_json_copy_array_close(void *g)
+{
+    return yajl_gen_array_close(g) == yajl_gen_status_ok;
+}
+
+
+static yajl_callbacks  ngx_codeb_json_copy_callbacks = {
+    ngx_codeb_json_copy_null,
+    ngx_codeb_json_copy_bool,
+    NULL,
+    NULL,
+    ngx_codeb_json_copy_number,
+    ngx_codeb_json_copy_string,
+    ngx_codeb_json_copy_map_open,
+    ngx_codeb_json_copy_string,          /* a key is a string to yajl_gen */
+    ngx_codeb_json_copy_map_close,
+    ngx_codeb_json_copy_array_open,
+    ngx_codeb_json_copy_array_close
+};
+
+
+ngx_int_t
+ngx_codeb_gen_json(yajl_gen g, u_char *text, size_t len)
+{
+    yajl_handle  h;
+    yajl_status  st;
+
+    h = yajl_alloc(&ngx_codeb_json_copy_callbacks, NULL, g);
+    if (h == NULL) {
+        return NGX_DECLINED;
+    }
+
+    st = yajl_parse(h, text, len);
+    if (st == yajl_status_ok) {
+        st = yajl_complete_parse(h);
+    }
+
+    yajl_free(h);
+
+    return st == yajl_status_ok ? NGX_OK : NGX_DECLINED;
 }

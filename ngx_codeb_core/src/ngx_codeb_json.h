@@ -43,11 +43,12 @@ ngx_codeb_json_member_t *ngx_codeb_json_get(ngx_array_t *members, char *key);
 ngx_codeb_json_member_t *ngx_codeb_json_get_type(ngx_array_t *members,
     char *key, ngx_codeb_json_type_e type);
 /*
- * ISO 8601 UTC "2026-01-01T12:00:00Z", optionally with a fraction of a
- * second (".5", ".500", ...) and "Z" or "+00:00", as ms since the epoch;
- * -1 when s is not such a time (years 1970 to 9999)
+ * ISO 8601 UTC as epoch ms into *ms: "YYYY-MM-DD", or that with "THH:MM",
+ * ":SS", ".fraction" (ms kept) and "Z"; no other offsets.  NGX_DECLINED
+ * for anything else.  Thread-safe.
  */
-int64_t ngx_codeb_parse_time(u_char *s, size_t len);
+ngx_int_t ngx_codeb_parse_time(u_char *s, size_t len, int64_t *ms);
+
 /* number member as an integer; NGX_ERROR if absent or not an integer */
 ngx_int_t ngx_codeb_json_int(ngx_array_t *members, char *key, int64_t *value);
 /* the same of one member */
@@ -76,6 +77,16 @@ void ngx_codeb_gen_time(yajl_gen g, char *key, uint64_t ms);
 void ngx_codeb_gen_members(yajl_gen g, ngx_array_t *members);
 /* the key of a member whose value the caller writes */
 void ngx_codeb_gen_key(yajl_gen g, char *key);
+/*
+ * Copies one JSON value (any type) given as text into g as its next value
+ * (an array element, or a member's value after ngx_codeb_gen_key()):
+ * parsed with yajl and written again by the generator, so the copy is
+ * minified and escaped as everything we write.  NGX_DECLINED: text is not
+ * one valid JSON value (RFC 8259, UTF-8), or nests deeper than the
+ * generator allows (128); g then holds a partial value and must be reset.
+ * Uses no nginx memory: callable from a thread with a generator of its own.
+ */
+ngx_int_t ngx_codeb_gen_json(yajl_gen g, u_char *text, size_t len);
 #define ngx_codeb_gen_vstr(g, key, s)                                        \
     ngx_codeb_gen_str(g, key, (s)->data, (s)->len)
 
