@@ -192,6 +192,22 @@ dev_cert() {
         >/dev/null 2>&1
 }
 
+# the demo's codeb_call_greeting: two chimes, 8 kHz mono 16-bit PCM (what
+# "play media" of codeb-mediad reads); yours: any such WAV, e.g. from
+# espeak-ng -w and sox -r 8000 -c 1 -b 16
+demo_greeting() {
+    [ -f "$RUN/greeting.wav" ] && return
+    python3 - "$RUN/greeting.wav" <<'PY'
+import math, struct, sys, wave
+frames = b''.join(struct.pack('<h', int(6000 * math.sin(2 * math.pi * f * i / 8000)
+                                        * min(1, (1600 - i % 1600) / 400)))
+                  for f in (660, 880) for i in range(1600))
+with wave.open(sys.argv[1], 'wb') as w:
+    w.setnchannels(1); w.setsampwidth(2); w.setframerate(8000)
+    w.writeframes(frames + b'\0\0' * 4800)
+PY
+}
+
 # conf/ is the operator's example; for the demo the paths are made absolute
 render_conf() {
     local f
@@ -209,6 +225,7 @@ run() {
     build
     start_redis
     dev_cert
+    demo_greeting
     render_conf
     nginx -t -p "$RUN" -c "$RUN/conf/nginx.conf" -e "$RUN/logs/error.log" >/dev/null 2>&1 \
         || nginx -t -p "$RUN" -c "$RUN/conf/nginx.conf" -e "$RUN/logs/error.log"

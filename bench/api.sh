@@ -4,17 +4,18 @@
 # body as a static file, same machine, same run, same load generator
 # (Debian's wrk).  Measured: requests/s and latency p50 / p99 of
 #   keys    GET /api.ashx/v1/api-keys?limit=50 with KEYS API keys stored
-#           (every request reads and sorts all of them from Redis)
+#           (a page read through the sorted index)
 #   routes  GET /api.ashx/v1/inbound-routes with ROUTES routes stored
+#   calls   GET /api.ashx/v1/calls?limit=50 with CALLS scheduled calls,
+#           made through POST /api.ashx/v1/calls first
 # each with an admin Bearer token (HS256, checked on every request), and
 # the static file with that request's exact answer body; plus the server's
-# CPU per 1000 requests.  (GET /v1/calls, which the issue names, does not
-# exist yet.)
+# CPU per 1000 requests.
 #
 #   bench/api.sh                       about 1 minute
 #
 # Environment (defaults): DURATION=5 (s per measurement), CONNS=50 (wrk
-# connections), WORKERS=2, KEYS=10000, ROUTES=50, PORT=18080, BUILD=0 skips
+# connections), WORKERS=2, KEYS=10000, ROUTES=50, CALLS=10000, PORT=18080, BUILD=0 skips
 # ./build.sh build, KEEP=1 keeps the temporary directory.  Only 127.0.0.1.
 set -euo pipefail
 
@@ -23,6 +24,7 @@ DURATION=${DURATION:-5}
 CONNS=${CONNS:-50}
 WORKERS=${WORKERS:-2}
 KEYS=${KEYS:-10000}
+CALLS=${CALLS:-10000}
 ROUTES=${ROUTES:-50}
 PORT=${PORT:-18080}
 
@@ -139,11 +141,32 @@ for _ in $(seq 50); do
     sleep 0.1
 done
 
+# CALLS scheduled calls, made through the API itself (POST /v1/calls)
+log "scheduling $CALLS calls through POST /api.ashx/v1/calls"
+python3 - "$PORT" "$TOKEN" "$CALLS" <<'EOF'
+import http.client, json, sys, time
+port, token, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+c = http.client.HTTPConnection('127.0.0.1', port)
+when = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(time.time() + 86400))
+for i in range(n):
+    body = json.dumps({'phone': '+4930%07d' % i, 'email': 'ops@example.com', 'systemPrompt': 'Remind them.',
+                       'apiKey': 'bench', 'displayName': 'Bench %d' % i, 'scheduleAtUtc': when})
+    c.request('POST', '/api.ashx/v1/calls', body, {'Authorization': 'Bearer ' + token,
+                                                   'Content-Type': 'application/json'})
+    r = c.getresponse()
+    r.read()
+    assert r.status == 200, r.status
+EOF
+
 # the static twins: each request's exact answer body
 curl -sf -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/api.ashx/v1/api-keys?limit=50" \
     >"$TMP/static/keys.json"
 curl -sf -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/api.ashx/v1/inbound-routes" \
     >"$TMP/static/routes.json"
+curl -sf -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/api.ashx/v1/calls?limit=50" \
+    >"$TMP/static/calls.json"
+python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d['total']==int(sys.argv[2]), d['total']" \
+    "$TMP/static/calls.json" "$CALLS"
 python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d['total']==int(sys.argv[2]), d['total']" \
     "$TMP/static/keys.json" "$KEYS"
 
@@ -175,11 +198,13 @@ run() {
 }
 
 for round in 1 2; do
-    log "round $round/2: api-keys, its static twin, inbound-routes, its static twin (${DURATION}s each)"
+    log "round $round/2: api-keys, inbound-routes, calls, each with its static twin (${DURATION}s each)"
     run "keys$round" "http://127.0.0.1:$PORT/api.ashx/v1/api-keys?limit=50" auth
     run "skeys$round" "http://127.0.0.1:$PORT/static/keys.json"
     run "routes$round" "http://127.0.0.1:$PORT/api.ashx/v1/inbound-routes" auth
     run "sroutes$round" "http://127.0.0.1:$PORT/static/routes.json"
+    run "calls$round" "http://127.0.0.1:$PORT/api.ashx/v1/calls?limit=50" auth
+    run "scalls$round" "http://127.0.0.1:$PORT/static/calls.json"
 done
 
 best() { sort -k1,1nr "$TMP/${1}1" "$TMP/${1}2" | head -1; }
@@ -190,7 +215,8 @@ echo "REST API benchmark  $(date -u '+%Y-%m-%d %H:%M UTC')  $(nproc) cores  $(ng
 echo "nginx $WORKERS workers, Redis over a unix socket; wrk 1 thread, $CONNS connections, ${DURATION}s per figure," \
      "the better of 2 rounds"
 printf '%-44s %10s %9s %9s %14s\n' "" "req/s" "p50 ms" "p99 ms" "CPU ms/1000"
-for pair in "keys:GET /v1/api-keys?limit=50 ($KEYS keys)" "routes:GET /v1/inbound-routes ($ROUTES routes)"; do
+for pair in "keys:GET /v1/api-keys?limit=50 ($KEYS keys)" "routes:GET /v1/inbound-routes ($ROUTES routes)" \
+            "calls:GET /v1/calls?limit=50 ($CALLS calls)"; do
     n=${pair%%:*}; label=${pair#*:}
     read -r a50 a1 a2 a3 < <(best "$n")
     read -r s50 s1 s2 s3 < <(best "s$n")
@@ -198,5 +224,5 @@ for pair in "keys:GET /v1/api-keys?limit=50 ($KEYS keys)" "routes:GET /v1/inboun
     printf '%-44s %10s %9s %9s %14s\n' "  the same body, static file" "$s50" "$s1" "$s2" "$s3"
     printf '%-44s %10.2f\n' "  API / static (req/s)" "$(echo "$a50 / $s50" | bc -l)"
 done
-echo "CPU ms/1000: nginx workers + Redis per 1000 requests; the API's bodies: $(stat -c %s "$TMP/static/keys.json") and" \
-     "$(stat -c %s "$TMP/static/routes.json") bytes"
+echo "CPU ms/1000: nginx workers + Redis per 1000 requests; the API's bodies: $(stat -c %s "$TMP/static/keys.json")," \
+     "$(stat -c %s "$TMP/static/routes.json") and $(stat -c %s "$TMP/static/calls.json") bytes"

@@ -179,7 +179,7 @@ __DATA__
 $ENV{TEST_NGINX_API_CONF}
 --- ws
 set_eval D main::api('GET', '/api.ashx/v1', '', undef, 200)
-set_eval N main::ok_that(scalar(@{main::api('GET', '/api.ashx/v1', '', undef, 200)->{endpoints}}) == 16, 'sixteen routes')
+set_eval N main::ok_that(scalar(@{main::api('GET', '/api.ashx/v1', '', undef, 200)->{endpoints}}) == 24, 'twenty-four routes')
 set_eval B main::ok_that(main::api('GET', '/api.ashx/v1', '', undef, 200)->{build} =~ /\S/, 'build')
 set_eval O main::api('GET', '/api.ashx/v1/openapi.json', '', undef, 200)->{openapi}
 set_eval OV main::ok_that('${O}' eq '3.1.0', 'openapi 3.1.0')

@@ -71,6 +71,7 @@ struct ngx_codeb_api_ctx_s {
     ngx_str_t                   param2;      /* the second one, if any */
     ngx_codeb_api_srv_conf_t   *conf;        /* of the request's server */
     ngx_array_t                *body;        /* ngx_codeb_json_member_t */
+    ngx_str_t                   raw_body;    /* its bytes */
     ngx_str_t                   identity;    /* the token's user, or the
                                                 API key's name */
     unsigned                    by_key:1;    /* authorized by an ak_ key */
@@ -88,6 +89,13 @@ extern ngx_codeb_api_route_t   ngx_codeb_api_routes[];
 ngx_int_t ngx_codeb_api_run(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx);
 /* NGX_OK for the form of our ids (API keys, webhooks): 16 lowercase hex */
 ngx_int_t ngx_codeb_api_id(ngx_str_t *id);
+/* NGX_OK when id is lowercase hex digits only (and not empty) */
+ngx_int_t ngx_codeb_api_hex(ngx_str_t *id);
+/* the body's member key of any type, either case of its first letter */
+ngx_codeb_json_member_t *ngx_codeb_api_member(ngx_codeb_api_ctx_t *ctx,
+    char *key);
+/* epoch ms (nginx's cached time) */
+uint64_t ngx_codeb_api_now_ms(void);
 /* "GET", "POST", ... of an NGX_HTTP_* method */
 char *ngx_codeb_api_method_name(ngx_uint_t method);
 
@@ -189,6 +197,20 @@ ngx_int_t ngx_codeb_api_deliver_init(ngx_conf_t *cf);
 ngx_int_t ngx_codeb_api_deliver_start(ngx_cycle_t *cycle);
 
 /* outbound calls: docs/api.md "Outbound calls" */
+
+/* the cluster-wide keys of the dispatcher (members "<tenant> <callId>") */
+#define NGX_CODEB_CALLS_DUE         "codeb:calls:due"
+#define NGX_CODEB_CALLS_ACTIVE      "codeb:calls:active"
+#define NGX_CODEB_CALLS_LEASE       "codeb:calls:lease"
+
+/* Lua: move(calls key, record, status) keeps P calls:s:<status> true */
+#define NGX_CODEB_CALL_LUA_MOVE                                              \
+    "local function move(k, rec, st)\n"                                      \
+    "  redis.call('ZREM', k .. ':s:' .. rec.status, rec.callId)\n"           \
+    "  redis.call('ZADD', k .. ':s:' .. st, rec.created, rec.callId)\n"      \
+    "  rec.status = st\n"                                                    \
+    "end\n"
+
 ngx_int_t ngx_codeb_api_calls_init(ngx_conf_t *cf);
 ngx_int_t ngx_codeb_api_calls_start(ngx_cycle_t *cycle);
 ngx_int_t ngx_codeb_api_calls_create(ngx_http_request_t *r,
@@ -199,6 +221,43 @@ ngx_int_t ngx_codeb_api_calls_get(ngx_http_request_t *r,
     ngx_codeb_api_ctx_t *ctx);
 ngx_int_t ngx_codeb_api_calls_hangup(ngx_http_request_t *r,
     ngx_codeb_api_ctx_t *ctx);
+/* a stored record (JSON) as the API shows it, into the open object of g */
+void ngx_codeb_api_call_gen(yajl_gen g, ngx_pool_t *pool, u_char *text,
+    size_t len);
+/* ms from its dispatch by which a record's call must have ended */
+uint64_t ngx_codeb_api_call_deadline(u_char *text, size_t len);
+/*
+ * the answer to POST /v1/calls (g's object), kept for its
+ * Idempotency-Key; returns what a handler returns
+ */
+ngx_int_t ngx_codeb_api_call_answer(ngx_http_request_t *r, ngx_uint_t status,
+    yajl_gen g);
+/* 404 naming ctx->param when it is a call id */
+ngx_int_t ngx_codeb_api_call_missing(ngx_http_request_t *r,
+    ngx_codeb_api_ctx_t *ctx);
+/* NGX_OK for "oac-" and 12 lowercase hex digits */
+ngx_int_t ngx_codeb_api_call_id(ngx_str_t *id);
+
+/* dialing (ngx_codeb_api_dial.c): docs/api.md "Dialing" */
+ngx_int_t ngx_codeb_api_dial_init(ngx_conf_t *cf);
+/*
+ * NGX_OK when an immediate call can be placed, else NGX_DECLINED with *rc
+ * the answer (503 bridge_not_configured)
+ */
+ngx_int_t ngx_codeb_api_dial_check(ngx_http_request_t *r,
+    ngx_codeb_api_ctx_t *ctx, ngx_int_t *rc);
+/*
+ * dials the stored record (id) now; r is answered once the trunk has
+ * answered (200), or 502 when it did not within 4 s
+ */
+ngx_int_t ngx_codeb_api_dial_now(ngx_http_request_t *r,
+    ngx_codeb_api_ctx_t *ctx, ngx_str_t *record, ngx_str_t *id);
+/*
+ * a call was cancelled through the API (the record after, the status
+ * before): its dialing worker lets it go, outbound-ai.finished fires
+ */
+void ngx_codeb_api_dial_cancelled(ngx_codeb_api_srv_conf_t *conf,
+    ngx_str_t *before, ngx_str_t *record);
 
 /*
  * transcripts: docs/api.md "Transcripts".  _init registers the scripts

@@ -495,6 +495,7 @@ ngx_codeb_api_body(ngx_http_request_t *r, ngx_str_t *body)
         body->len = 2;
     }
 
+    ctx->raw_body = *body;
     rc = ngx_codeb_json_object(r->pool, body->data, body->len, &ctx->body);
 
     if (rc == NGX_ERROR) {
@@ -655,11 +656,22 @@ ngx_codeb_api_page_send(ngx_http_request_t *r, yajl_gen g, ngx_int_t total,
 ngx_codeb_json_member_t *
 ngx_codeb_api_field(ngx_codeb_api_ctx_t *ctx, char *key)
 {
+    ngx_codeb_json_member_t  *m;
+
+    m = ngx_codeb_api_member(ctx, key);
+
+    return (m && m->type == NGX_CODEB_JSON_STRING) ? m : NULL;
+}
+
+
+ngx_codeb_json_member_t *
+ngx_codeb_api_member(ngx_codeb_api_ctx_t *ctx, char *key)
+{
     u_char                    other[32];
     size_t                    n;
     ngx_codeb_json_member_t  *m;
 
-    m = ngx_codeb_json_get_type(ctx->body, key, NGX_CODEB_JSON_STRING);
+    m = ngx_codeb_json_get(ctx->body, key);
     if (m) {
         return m;
     }
@@ -672,8 +684,18 @@ ngx_codeb_api_field(ngx_codeb_api_ctx_t *ctx, char *key)
     ngx_memcpy(other, key, n + 1);
     other[0] = ngx_toupper(other[0]);
 
-    return ngx_codeb_json_get_type(ctx->body, (char *) other,
-                                   NGX_CODEB_JSON_STRING);
+    return ngx_codeb_json_get(ctx->body, (char *) other);
+}
+
+
+uint64_t
+ngx_codeb_api_now_ms(void)
+{
+    ngx_time_t  *tp;
+
+    tp = ngx_timeofday();
+
+    return (uint64_t) tp->sec * 1000 + tp->msec;
 }
 
 
@@ -792,8 +814,6 @@ ngx_codeb_api_create_srv_conf(ngx_conf_t *cf)
         return NULL;
     }
 
-    ascf->tenant = ngx_http_conf_get_module_srv_conf(cf,
-                                                     ngx_codeb_core_module);
     ascf->admins = NGX_CONF_UNSET_PTR;
     ascf->webhook_private = NGX_CONF_UNSET;
 
@@ -806,6 +826,10 @@ ngx_codeb_api_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
 {
     ngx_codeb_api_srv_conf_t  *prev = parent;
     ngx_codeb_api_srv_conf_t  *conf = child;
+
+    /* the server's tenant (cf->ctx is the server's while merging) */
+    conf->tenant = ngx_http_conf_get_module_srv_conf(cf,
+                                                     ngx_codeb_core_module);
 
     ngx_conf_merge_ptr_value(conf->admins, prev->admins, NULL);
     ngx_conf_merge_value(conf->webhook_private, prev->webhook_private, 0);
@@ -1041,13 +1065,20 @@ ngx_codeb_api_init_process(ngx_cycle_t *cycle)
 ngx_int_t
 ngx_codeb_api_id(ngx_str_t *id)
 {
+    return id->len == 16 ? ngx_codeb_api_hex(id) : NGX_DECLINED;
+}
+
+
+ngx_int_t
+ngx_codeb_api_hex(ngx_str_t *id)
+{
     size_t  i;
 
-    if (id->len != 16) {
+    if (id->len == 0) {
         return NGX_DECLINED;
     }
 
-    for (i = 0; i < 16; i++) {
+    for (i = 0; i < id->len; i++) {
         if (!((id->data[i] >= '0' && id->data[i] <= '9')
               || (id->data[i] >= 'a' && id->data[i] <= 'f')))
         {

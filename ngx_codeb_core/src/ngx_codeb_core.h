@@ -136,6 +136,65 @@ ngx_str_t *ngx_codeb_worker_id(void);
 #include "ngx_codeb_ws.h"
 
 
+/* ---- outbound calls placed by ngx_codeb_sipws for other modules ---- */
+
+/*
+ * A call from the platform to a number through the tenant's trunk
+ * (docs/sip.md "Calls placed by the platform").  The caller fills the
+ * "in" members and keeps o alive until its handler gets
+ * NGX_CODEB_ORIGINATE_ENDED, after which ngx_codeb_sipws no longer
+ * touches it.  All times are epoch ms.
+ */
+typedef struct ngx_codeb_originate_s  ngx_codeb_originate_t;
+
+typedef enum {
+    NGX_CODEB_ORIGINATE_PROGRESS = 0,   /* the trunk's first answer came
+                                           (o->status): it is reachable */
+    NGX_CODEB_ORIGINATE_ANSWERED,       /* 2xx: media up, greeting on */
+    NGX_CODEB_ORIGINATE_ENDED           /* over: o->outcome, o->status */
+} ngx_codeb_originate_event_e;
+
+typedef void (*ngx_codeb_originate_pt)(ngx_codeb_originate_t *o,
+    ngx_codeb_originate_event_e event);
+
+struct ngx_codeb_originate_s {
+    /* in */
+    ngx_str_t                   tenant;      /* the tenant's name */
+    ngx_str_t                   number;      /* E.164, "+" and digits */
+    ngx_str_t                   display;     /* From display name; no
+                                                quotes or controls */
+    ngx_str_t                   greeting;    /* WAV path, NUL-terminated */
+    ngx_msec_t                  max_talk;    /* ms after the answer */
+    ngx_codeb_originate_pt      handler;
+    void                       *data;
+
+    /* out */
+    int                         status;      /* the last SIP status; 0:
+                                                none came */
+    char const                 *reason;      /* its phrase, or why not;
+                                                valid in the handler */
+    ngx_str_t                   trunk;       /* the trunk's name */
+    uint64_t                    invite_ms;
+    uint64_t                    answer_ms;   /* 0: not answered */
+    uint64_t                    end_ms;
+    char                       *outcome;     /* ENDED: "finished",
+                                                "far-hangup", "max-duration",
+                                                "no-answer", "cancelled" */
+    void                       *call;        /* ngx_codeb_sipws's, while
+                                                it goes on */
+};
+
+/*
+ * Set by ngx_codeb_sipws in worker processes; NULL where it is not
+ * loaded.  start: NGX_OK, the call is placed (events follow, never from
+ * within start); NGX_DECLINED: the tenant has no trunk for the number or
+ * no SIP settings; NGX_ERROR: no memory.  stop: cancels a call that rings
+ * or hangs up one that was answered (outcome "cancelled"); ENDED follows.
+ */
+extern ngx_int_t (*ngx_codeb_originate_start)(ngx_codeb_originate_t *o);
+extern void (*ngx_codeb_originate_stop)(ngx_codeb_originate_t *o);
+
+
 /* ---- inbound routes (ngx_codeb_routes.c) ---- */
 
 /*

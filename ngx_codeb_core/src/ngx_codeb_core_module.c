@@ -25,6 +25,11 @@ static char *ngx_codeb_core_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
 
+/* set by ngx_codeb_sipws in its workers (ngx_codeb_core.h) */
+ngx_int_t (*ngx_codeb_originate_start)(ngx_codeb_originate_t *o);
+void (*ngx_codeb_originate_stop)(ngx_codeb_originate_t *o);
+
+
 static ngx_command_t  ngx_codeb_core_commands[] = {
 
     /* codeb_redis unix:/path | host:port; the Redis every worker shares */

@@ -128,13 +128,24 @@ ngx_codeb_json_get_type(ngx_array_t *members, char *key,
 ngx_int_t
 ngx_codeb_json_int(ngx_array_t *members, char *key, int64_t *value)
 {
-    u_char                   *p, *last;
-    int64_t                   v;
-    ngx_uint_t                neg;
     ngx_codeb_json_member_t  *m;
 
     m = ngx_codeb_json_get_type(members, key, NGX_CODEB_JSON_NUMBER);
-    if (m == NULL || m->raw.len == 0 || m->raw.len > 19) {
+
+    return m ? ngx_codeb_json_member_int(m, value) : NGX_ERROR;
+}
+
+
+ngx_int_t
+ngx_codeb_json_member_int(ngx_codeb_json_member_t *m, int64_t *value)
+{
+    u_char      *p, *last;
+    int64_t      v;
+    ngx_uint_t   neg;
+
+    if (m->type != NGX_CODEB_JSON_NUMBER || m->raw.len == 0
+        || m->raw.len > 18)
+    {
         return NGX_ERROR;
     }
 
@@ -369,4 +380,81 @@ ngx_codeb_json_end_array(void *data)
     }
 
     return 1;
+}
+
+
+/* n digits at p as a number; -1 when one is not a digit */
+static ngx_int_t
+ngx_codeb_digits(u_char *p, size_t n)
+{
+    ngx_int_t  v;
+
+    for (v = 0; n; n--, p++) {
+        if (*p < '0' || *p > '9') {
+            return -1;
+        }
+
+        v = v * 10 + (*p - '0');
+    }
+
+    return v;
+}
+
+
+int64_t
+ngx_codeb_parse_time(u_char *s, size_t len)
+{
+    u_char     *p, *end;
+    int64_t     days, ms, scale;
+    ngx_int_t   y, mo, d, h, mi, sec, era, yoe, doy, doe;
+
+    if (len < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T'
+        && s[10] != 't') || s[13] != ':' || s[16] != ':')
+    {
+        return -1;
+    }
+
+    y = ngx_codeb_digits(s, 4);
+    mo = ngx_codeb_digits(s + 5, 2);
+    d = ngx_codeb_digits(s + 8, 2);
+    h = ngx_codeb_digits(s + 11, 2);
+    mi = ngx_codeb_digits(s + 14, 2);
+    sec = ngx_codeb_digits(s + 17, 2);
+
+    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23
+        || mi < 0 || mi > 59 || sec < 0 || sec > 60)
+    {
+        return -1;
+    }
+
+    p = s + 19;
+    end = s + len;
+    ms = 0;
+
+    if (*p == '.') {
+        for (p++, scale = 100; p < end && *p >= '0' && *p <= '9'; p++) {
+            ms += (*p - '0') * scale;
+            scale /= 10;
+        }
+
+        if (p == s + 20) {
+            return -1;
+        }
+    }
+
+    if (!((end - p == 1 && (*p == 'Z' || *p == 'z'))
+          || (end - p == 6 && ngx_strncmp(p, "+00:00", 6) == 0)))
+    {
+        return -1;
+    }
+
+    /* days since 1970-01-01 of a proleptic Gregorian date */
+    y -= (mo <= 2);
+    era = y / 400;
+    yoe = y - era * 400;
+    doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    days = (int64_t) era * 146097 + doe - 719468;
+
+    return ((days * 24 + h) * 60 + mi) * 60000 + (int64_t) sec * 1000 + ms;
 }

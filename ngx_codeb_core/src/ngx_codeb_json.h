@@ -42,8 +42,17 @@ ngx_codeb_json_member_t *ngx_codeb_json_get(ngx_array_t *members, char *key);
 /* the member named key if it has the given type, else NULL */
 ngx_codeb_json_member_t *ngx_codeb_json_get_type(ngx_array_t *members,
     char *key, ngx_codeb_json_type_e type);
+/*
+ * ISO 8601 UTC "2026-01-01T12:00:00Z", optionally with a fraction of a
+ * second (".5", ".500", ...) and "Z" or "+00:00", as ms since the epoch;
+ * -1 when s is not such a time (years 1970 to 9999)
+ */
+int64_t ngx_codeb_parse_time(u_char *s, size_t len);
 /* number member as an integer; NGX_ERROR if absent or not an integer */
 ngx_int_t ngx_codeb_json_int(ngx_array_t *members, char *key, int64_t *value);
+/* the same of one member */
+ngx_int_t ngx_codeb_json_member_int(ngx_codeb_json_member_t *m,
+    int64_t *value);
 
 
 /*

@@ -145,6 +145,10 @@ struct ngx_codeb_sip_flow_s {
                                                 for Via and Contact, heap */
     ngx_queue_t                 bindings;    /* registered through it */
     ngx_uint_t                  pending;     /* Redis replies awaited */
+    /* a flow inside this worker (_originate.c): what is sent on it */
+    ngx_int_t                 (*deliver)(ngx_codeb_sip_flow_t *flow,
+                                         u_char *data, size_t len);
+    void                       *deliver_data;
     unsigned                    closed:1;
     unsigned                    datagram:1;  /* UDP to sockaddr from our
                                                 listener, not a session */
@@ -182,6 +186,7 @@ typedef struct {
     ngx_str_t                   result;      /* "ok", "pong", "error" */
     ngx_str_t                   error;       /* error-reason */
     ngx_str_t                   sdp;
+    ngx_int_t                   duration;    /* ms; -1: none */
 } ngx_codeb_sip_ng_reply_t;
 
 typedef struct ngx_codeb_sip_ng_s  ngx_codeb_sip_ng_t;
@@ -203,6 +208,7 @@ typedef enum {
 typedef struct ngx_codeb_sip_call_s  ngx_codeb_sip_call_t;
 typedef struct ngx_codeb_sip_relay_s  ngx_codeb_sip_relay_t;
 typedef struct ngx_codeb_sip_transfer_s  ngx_codeb_sip_transfer_t;
+typedef struct ngx_codeb_sip_origin_s  ngx_codeb_sip_origin_t;
 
 /* _lines.c: rc NGX_OK, NGX_DECLINED (a sibling), NGX_BUSY, NGX_ERROR */
 typedef void (*ngx_codeb_sip_admit_pt)(ngx_codeb_sip_call_t *call,
@@ -250,6 +256,7 @@ struct ngx_codeb_sip_call_s {
                                                 (a) and the answered, until
                                                 a transfer replaces one */
     ngx_codeb_sip_transfer_t   *transfer;    /* a REFER under way */
+    ngx_codeb_sip_origin_t     *origin;      /* placed by the platform */
     ngx_codeb_sip_ng_t         *ng;          /* NG request under way */
     ngx_event_t                 timer;       /* no answer in time */
     int                         best;        /* best final status of b */
@@ -416,6 +423,23 @@ ngx_int_t ngx_codeb_sip_call_request(ngx_codeb_sip_flow_t *flow,
     msg_t *req);
 /* a response to a request of ours */
 void ngx_codeb_sip_call_response(ngx_codeb_sip_flow_t *flow, msg_t *rsp);
+/*
+ * a call of req (an INVITE received on flow, or made by _originate.c) to
+ * callee; sibling: its Call-ID is another call's.  NULL: no memory
+ */
+ngx_codeb_sip_call_t *ngx_codeb_sip_call_create(ngx_codeb_sip_flow_t *flow,
+    msg_t *req, ngx_codeb_sip_srv_conf_t *sip, char const *callee,
+    ngx_uint_t sibling);
+/* call->trunk asked for a line, then the media offer and the INVITE */
+void ngx_codeb_sip_call_out(ngx_codeb_sip_call_t *call);
+
+/* _originate.c: calls placed by the platform (ngx_codeb_originate_t) */
+void ngx_codeb_sip_originate_init_process(void);
+/* the trunk answered the call's INVITE (status: 1xx to 6xx) */
+void ngx_codeb_sip_originate_progress(ngx_codeb_sip_call_t *call,
+    int status);
+/* the call is over (once, from ngx_codeb_sip_call_idle()) */
+void ngx_codeb_sip_originate_over(ngx_codeb_sip_call_t *call);
 void ngx_codeb_sip_call_init_process(void);
 /* a call starts (1) or ends (-1); a worker that shuts down waits for its */
 void ngx_codeb_sip_calls_count(ngx_int_t delta);

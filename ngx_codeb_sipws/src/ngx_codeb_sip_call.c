@@ -35,7 +35,6 @@ static void ngx_codeb_sip_admit(ngx_codeb_sip_call_t *call);
 static void ngx_codeb_sip_admitted(ngx_codeb_sip_call_t *call, ngx_int_t rc);
 static void ngx_codeb_sip_ringback(ngx_codeb_sip_call_t *call);
 static void ngx_codeb_sip_call_ring(ngx_codeb_sip_call_t *call);
-static void ngx_codeb_sip_call_out(ngx_codeb_sip_call_t *call);
 static void ngx_codeb_sip_call_offer(ngx_codeb_sip_call_t *call);
 static void ngx_codeb_sip_bindings_reply(redisAsyncContext *ac,
     void *reply, void *data);
@@ -43,9 +42,6 @@ static void ngx_codeb_sip_offer_reply(void *data,
     ngx_codeb_sip_ng_reply_t *reply);
 static void ngx_codeb_sip_call_timer(ngx_event_t *ev);
 static void ngx_codeb_sip_keep(ngx_event_t *ev);
-static ngx_codeb_sip_call_t *ngx_codeb_sip_call_create(
-    ngx_codeb_sip_flow_t *flow, msg_t *req, ngx_codeb_sip_srv_conf_t *sip,
-    char const *callee, ngx_uint_t sibling);
 static char *ngx_codeb_sip_sibling_key(msg_t *req, ngx_pool_t *pool);
 
 
@@ -634,7 +630,7 @@ ngx_codeb_sip_call_ring(ngx_codeb_sip_call_t *call)
 
 
 /* a call to a number: out through the trunk when it has a line */
-static void
+void
 ngx_codeb_sip_call_out(ngx_codeb_sip_call_t *call)
 {
     ngx_log_error(NGX_LOG_INFO, call->log, 0,
@@ -668,7 +664,7 @@ ngx_codeb_sip_call_offer(ngx_codeb_sip_call_t *call)
  * the call of req received on flow; a UDP caller is answered from our
  * listener whatever worker reads its datagrams (a flow of the call's own)
  */
-static ngx_codeb_sip_call_t *
+ngx_codeb_sip_call_t *
 ngx_codeb_sip_call_create(ngx_codeb_sip_flow_t *flow, msg_t *req,
     ngx_codeb_sip_srv_conf_t *sip, char const *callee, ngx_uint_t sibling)
 {

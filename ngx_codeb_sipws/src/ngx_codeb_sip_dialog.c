@@ -228,6 +228,10 @@ ngx_codeb_sip_call_idle(ngx_codeb_sip_call_t *call)
     ngx_codeb_sip_trunk_release(call);
     ngx_codeb_sip_cdr(call);
 
+    if (call->origin) {
+        ngx_codeb_sip_originate_over(call);
+    }
+
     if (call->alive) {
         /* what lingers does not keep a worker that shuts down */
         call->alive = 0;

@@ -355,6 +355,10 @@ ngx_codeb_sip_flow_send(ngx_codeb_sip_flow_t *flow, u_char *data, size_t len)
         return NGX_ERROR;
     }
 
+    if (flow->deliver) {
+        return flow->deliver(flow, data, len);
+    }
+
     if (flow->remote.len) {
         return ngx_codeb_sip_flow_send_remote(flow, data, len);
     }

@@ -606,6 +606,10 @@ ngx_codeb_sip_call_response(ngx_codeb_sip_flow_t *flow, msg_t *rsp)
     /* any answer ends timer A (§17.1.1.2) */
     ngx_codeb_sip_retrans_stop(&leg->rt_invite);
 
+    if (leg->call->origin) {
+        ngx_codeb_sip_originate_progress(leg->call, status);
+    }
+
     if (status < 200) {
         if (status > 100 && rs->sip_to->a_tag
             && leg->state == NGX_CODEB_SIP_LEG_CALLING)

@@ -161,9 +161,32 @@ ngx_codeb_benc_string(u_char *p, u_char *last, ngx_str_t *s)
 }
 
 
+/* "i<digits>e" at p into *v (0 to 2^31); the byte after it, or NULL */
+static u_char *
+ngx_codeb_sip_ng_int(u_char *p, u_char *last, ngx_int_t *v)
+{
+    u_char  *q;
+
+    for (q = ++p; q < last && *q >= '0' && *q <= '9'; q++) {
+        if (q - p > 9) {
+            return NULL;
+        }
+    }
+
+    if (q == p || q >= last || *q != 'e') {
+        return NULL;
+    }
+
+    *v = ngx_atoi(p, q - p);
+
+    return *v == NGX_ERROR ? NULL : q + 1;
+}
+
+
 /*
- * The string members of the top-level dictionary the handler needs:
- * result, error-reason, sdp.  NGX_ERROR: not a dictionary.
+ * The members of the top-level dictionary the handlers need: the strings
+ * result, error-reason, sdp and the integer duration (ms, "play media";
+ * -1 when absent).  NGX_ERROR: not a dictionary.
  */
 static ngx_int_t
 ngx_codeb_sip_ng_parse(u_char *p, u_char *last,
@@ -173,6 +196,7 @@ ngx_codeb_sip_ng_parse(u_char *p, u_char *last,
     ngx_str_t   key, value;
 
     ngx_memzero(reply, sizeof(ngx_codeb_sip_ng_reply_t));
+    reply->duration = -1;
 
     if (p >= last || *p++ != 'd') {
         return NGX_ERROR;
@@ -202,6 +226,11 @@ ngx_codeb_sip_ng_parse(u_char *p, u_char *last,
             {
                 reply->sdp = value;
             }
+
+        } else if (p < last && *p == 'i' && key.len == 8
+                   && ngx_strncmp(key.data, "duration", 8) == 0)
+        {
+            next = ngx_codeb_sip_ng_int(p, last, &reply->duration);
 
         } else {
             next = ngx_codeb_benc_skip(p, last, 1);

@@ -734,6 +734,7 @@ ngx_codeb_sipws_init_process(ngx_cycle_t *cycle)
     }
 
     ngx_codeb_sip_call_init_process();
+    ngx_codeb_sip_originate_init_process();
 
     if (ngx_codeb_sip_trunks_init_process(smcf) != NGX_OK
         || ngx_codeb_sip_trunk_reg_init_process(cycle, smcf) != NGX_OK)
