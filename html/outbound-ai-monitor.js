@@ -2,8 +2,8 @@
  * outbound-ai-monitor.html: sign in (admin-auth.js); the outbound AI calls
  * of GET /api.ashx/v1/calls, refreshed every 2 s, filtered by status
  * (?status=a,b); a call placed (or scheduled) with POST /v1/calls; Cancel
- * or Hang up with POST /v1/calls/{id}/hangup (docs/api.md "Outbound
- * calls").  Text from the API goes into the page with textContent only;
+ * (scheduled, retry pending) or Hang up (dispatching, in flight) with POST
+ * /v1/calls/{id}/hangup (docs/api.md "Outbound calls").  Text from the API goes into the page with textContent only;
  * nothing is written to the console.
  */
 'use strict';
@@ -14,8 +14,11 @@
   const LIMIT = 200;
   const STATUSES = ['scheduled', 'dispatching', 'in-flight', 'ended-success',
     'ended-failed-retry-pending', 'ended-failed-final', 'cancelled'];
-  // the calls a button can stop, and what the button says
-  const STOP = { scheduled: 'Cancel', dispatching: 'Hang up', 'in-flight': 'Hang up' };
+  // the calls POST /v1/calls/{id}/hangup stops (a retry pending is due
+  // again later), and what their button says
+  const STOP = {
+    scheduled: 'Cancel', 'ended-failed-retry-pending': 'Cancel', dispatching: 'Hang up', 'in-flight': 'Hang up',
+  };
   // the record's members shown, in the order of the table's columns
   const COLUMNS = ['callId', 'phone', 'displayName', 'status', 'attempt', 'retriesLeft',
     'scheduledForUtc', 'dispatchedAtUtc', 'answeredAtUtc', 'endedAtUtc', 'endedReason',
