@@ -346,6 +346,80 @@ sub main::check_cancel_ringing {
     1
 }
 
+# two hosts on one Redis: due calls are each dialed once, by whichever
+# host holds the scheduler's lease (the carrier answers 486)
+sub main::check_two_hosts {
+    my $n = 8;
+    my $pid = fork // die;
+    if (!$pid) {
+        my %seen;
+        my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1:$tp", Proto => 'udp', ReuseAddr => 1) or POSIX::_exit(1);
+        my $until = time + 15;
+        my $buf;
+        while (time < $until) {
+            next unless IO::Select->new($s)->can_read(0.2);
+            my $from = $s->recv($buf, 65535);
+            next unless $buf =~ /^INVITE sip:(\+\d+)\@/;
+            my $num = $1;
+            my ($cid) = $buf =~ /^Call-ID: (\S+)/m;
+            my ($via) = $buf =~ /^Via: SIP\/2\.0\/UDP 127\.0\.0\.1:(\d+)/m;
+            $seen{$num}{$cid} = $via;
+            $s->send(main::carrier_answer($buf, 486), 0, $from);
+        }
+        open my $f, '>', "$dir/two-hosts.json";
+        print $f encode_json(\%seen);
+        close $f;
+        POSIX::_exit(0);
+    }
+    # two a second: the test's media daemon has ports for two calls
+    my $t0 = time;
+    my @ids = map { main::api('POST', '/calls', encode_json({ %call, phone => "+493011100$_",
+                                                              scheduleAtUtc => main::iso($t0 + 2 + int($_ / 2)) }),
+                              200)->{callId} } 1 .. $n;
+    main::poll_call($_, 'ended-failed-final') for @ids;
+    waitpid($pid, 0);
+    open my $f, '<', "$dir/two-hosts.json" or die "no carrier log\n";
+    my $seen = decode_json(do { local $/; <$f> });
+    main::ok_that(keys %$seen == $n, 'every call dialed: ' . encode_json($seen) . ' '
+                  . encode_json([map { main::api('GET', "/calls/$_", undef, 200) } @ids]));
+    for my $num (keys %$seen) {
+        main::ok_that(keys %{$seen->{$num}} == 1, "$num dialed once: " . encode_json($seen->{$num}));
+    }
+    for my $id (@ids) {
+        my $c = main::api('GET', "/calls/$id", undef, 200);
+        main::ok_that($c->{attempt} == 1 && $c->{endedReason} eq 'no-answer' && $c->{errorDetail} =~ /^SIP 486/,
+                      'record: ' . encode_json($c));
+    }
+    1
+}
+
+# sipp plays the carrier (t/tools/sipp-uas-greeting.xml): it must see
+# the whole call -- INVITE, our ACK of its 200, our BYE -- and exit 0
+sub main::check_sipp {
+    main::hook();
+    my $mp = $tp + 2;
+    my $pid = fork // die;
+    if (!$pid) {
+        open STDOUT, '>', "$dir/sipp.out";
+        open STDERR, '>&', \*STDOUT;
+        exec 'timeout', '25', 'sipp', '-sf', "$ENV{TEST_NGINX_ROOT}/t/tools/sipp-uas-greeting.xml",
+             '-i', '127.0.0.1', '-p', $tp, '-mp', $mp, '-rtp_echo', '-m', '1', '-nostdin',
+             '-timeout', '20s', '-timeout_error', '-trace_err', '-error_file', "$dir/sipp.err";
+        POSIX::_exit(127);
+    }
+    sleep 0.5;
+    my $r = main::api('POST', '/calls', encode_json(\%call), 200);
+    waitpid($pid, 0);
+    my $rc = $? >> 8;
+    main::ok_that($rc == 0, "sipp exit $rc: " . do { local $/; open my $f, '<', "$dir/sipp.err"; <$f> // '' });
+    my $c = main::poll_call($r->{callId}, 'ended-success');
+    main::ok_that($c->{endedReason} eq 'finished' && $c->{durationSec} >= 1, 'record: ' . encode_json($c));
+    my ($fin) = @{main::events('outbound-ai.finished', 1, $r->{callId})};
+    main::ok_that($fin->{data}{outcome} eq 'finished' && $fin->{data}{answered}, 'event: ' . encode_json($fin));
+    main::events('call.answered', 1, $r->{callId});
+    1
+}
+
 $ENV{TEST_NGINX_CALLS_CONF} = <<'EOF';
 codeb_tenant localhost;
 codeb_oidc_hs256_secret hs;
@@ -485,3 +559,32 @@ $ENV{TEST_NGINX_SIP_STREAM}
 shell rm -f $TEST_NGINX_RECV_PORTFILE $TEST_NGINX_RECV_LOG; (python3 t/tools/webhook-receiver.py $TEST_NGINX_RECV_PORTFILE $TEST_NGINX_RECV_LOG > /dev/null 2>&1 &)
 set_eval C main::check_cancel_ringing()
 shell kill $(cat $TEST_NGINX_RECV_PORTFILE.pid)
+
+
+
+=== TEST 10: sipp plays the carrier: the whole call as a UAS sees it, the record, the events
+--- config eval
+$ENV{TEST_NGINX_CALLS_CONF}
+--- http_config
+codeb_sip_media 127.0.0.1:$TEST_NGINX_NG_PORT;
+--- stream_config eval
+$ENV{TEST_NGINX_SIP_STREAM}
+--- timeout: 40
+--- ws
+shell rm -f $TEST_NGINX_RECV_PORTFILE $TEST_NGINX_RECV_LOG; (python3 t/tools/webhook-receiver.py $TEST_NGINX_RECV_PORTFILE $TEST_NGINX_RECV_LOG > /dev/null 2>&1 &)
+set_eval P main::check_sipp()
+shell kill $(cat $TEST_NGINX_RECV_PORTFILE.pid)
+
+
+
+=== TEST 11: two hosts on one Redis: every due call is dialed exactly once
+--- hosts: 2
+--- config eval
+$ENV{TEST_NGINX_CALLS_CONF}
+--- http_config
+codeb_sip_media 127.0.0.1:$TEST_NGINX_NG_PORT;
+--- stream_config
+server { listen 127.0.0.1:$TEST_NGINX_THIS_STREAM_PORT udp reuseport; codeb_sip; }
+--- timeout: 40
+--- ws
+set_eval H main::check_two_hosts()

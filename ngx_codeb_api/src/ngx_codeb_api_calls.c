@@ -848,6 +848,7 @@ ngx_codeb_call_listed(redisAsyncContext *ac, void *reply, void *data)
     size_t                i;
     yajl_gen              g;
     ngx_int_t            *page;
+    ngx_pool_t           *pool;
     redisReply           *rep = reply, *recs;
     ngx_http_request_t   *r = data;
     ngx_codeb_api_ctx_t  *ctx;
@@ -871,6 +872,13 @@ ngx_codeb_call_listed(redisAsyncContext *ac, void *reply, void *data)
 
     recs = rep->element[1];
 
+    /* each record is parsed in one pool, emptied after it */
+    pool = ngx_create_pool(NGX_DEFAULT_POOL_SIZE, r->connection->log);
+    if (pool == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
     ngx_codeb_gen_key(g, "data");
     yajl_gen_array_open(g);
 
@@ -880,10 +888,13 @@ ngx_codeb_call_listed(redisAsyncContext *ac, void *reply, void *data)
         }
 
         yajl_gen_map_open(g);
-        ngx_codeb_api_call_gen(g, r->pool, (u_char *) recs->element[i]->str,
+        ngx_codeb_api_call_gen(g, pool, (u_char *) recs->element[i]->str,
                                recs->element[i]->len);
         yajl_gen_map_close(g);
+        ngx_reset_pool(pool);
     }
+
+    ngx_destroy_pool(pool);
 
     ngx_http_finalize_request(r, ngx_codeb_api_page_send(r, g,
                               rep->element[0]->integer, page[0], page[1]));
