@@ -1,5 +1,6 @@
 # Plain HTTP on /signal.ashx (docs/signal.md): ?healthsummary,
-# ?vnum-overview, ?cameras, admin flags and ?virtualnumbers CRUD.
+# ?vnum-overview, ?cameras, admin flags, ?virtualnumbers CRUD and
+# ?whitelist.
 use lib 't/lib';
 use Test::CodeB;
 use CodeB::JWT qw(jwt_hs256);
@@ -26,6 +27,7 @@ $ENV{TEST_NGINX_TS_OLD} = $ms - 400000;
 $ENV{TEST_NGINX_SIG_STATS} = admin_sig('stats', $ms);
 $ENV{TEST_NGINX_SIG_STATS_OLD} = admin_sig('stats', $ms - 400000);
 $ENV{TEST_NGINX_SIG_STATS_WRONG} = admin_sig('stats', $ms, '', 'other');
+$ENV{TEST_NGINX_SIG_WL} = admin_sig('whitelist', $ms);
 $ENV{TEST_NGINX_SIG_VN} = admin_sig('virtualnumbers', $ms,
     '{"number":"777","name":"Sales","mode":"tts","visibility":"anonymous"}');
 
@@ -276,3 +278,39 @@ shell curl -sf http://127.0.0.1:$TEST_NGINX_PORT/signal.ashx?cameras=1 | grep -q
 redis_restart
 sleep 1500
 shell test $(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$TEST_NGINX_PORT/signal.ashx?healthsummary=1) = 200
+
+=== TEST 19: ?whitelist: admin only; the tenant's set, sorted, by Bearer or HMAC
+--- config
+codeb_tenant t1;
+codeb_admin_secret adm;
+codeb_oidc_hs256_secret hs;
+location = /signal.ashx { codeb_signal; }
+--- ws
+shell test $(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$TEST_NGINX_PORT/signal.ashx?whitelist) = 401
+shell curl -s -o /dev/null -D - http://127.0.0.1:$TEST_NGINX_PORT/signal.ashx?whitelist | grep -qi '^WWW-Authenticate: Bearer'
+shell test $(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer $TEST_NGINX_JWT_USER' http://127.0.0.1:$TEST_NGINX_PORT/signal.ashx?whitelist) = 403
+shell test $(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer $TEST_NGINX_JWT_BAD' http://127.0.0.1:$TEST_NGINX_PORT/signal.ashx?whitelist) = 401
+shell test $(curl -s -o /dev/null -w '%{http_code}' -X POST --data-binary '+15550000000' -H 'Authorization: Bearer $TEST_NGINX_JWT_ADMIN' http://127.0.0.1:$TEST_NGINX_PORT/signal.ashx?whitelist) = 405
+shell test "$(curl -sf -H 'Authorization: Bearer $TEST_NGINX_JWT_ADMIN' http://127.0.0.1:$TEST_NGINX_PORT/signal.ashx?whitelist)" = '{"data":[],"total":0}'
+redis ^1$ SADD codeb:{t1}:whitelist +4930123456
+redis ^1$ SADD codeb:{t1}:whitelist +15551234567
+redis ^1$ SADD codeb:{t2}:whitelist +15550000000
+shell test "$(curl -sf -H 'Authorization: Bearer $TEST_NGINX_JWT_ADMIN' http://127.0.0.1:$TEST_NGINX_PORT/signal.ashx?whitelist)" = '{"data":["+15551234567","+4930123456"],"total":2}'
+shell test "$(curl -sf -H 'Host: localhost' -H 'X-Timestamp: $TEST_NGINX_TS' -H 'X-Sig: $TEST_NGINX_SIG_WL' http://127.0.0.1:$TEST_NGINX_PORT/signal.ashx?whitelist)" = '{"data":["+15551234567","+4930123456"],"total":2}'
+shell curl -sf -o /dev/null -D - -H 'Authorization: Bearer $TEST_NGINX_JWT_ADMIN' http://127.0.0.1:$TEST_NGINX_PORT/signal.ashx?whitelist | grep -qi '^Content-Type: application/json'
+
+=== TEST 20: ?whitelist answers 503 while Redis is down, and recovers
+--- config
+codeb_tenant t1;
+codeb_oidc_hs256_secret hs;
+location = /signal.ashx { codeb_signal; }
+--- timeout: 20
+--- ws
+redis ^1$ SADD codeb:{t1}:whitelist +15551234567
+redis_stop
+shell test $(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer $TEST_NGINX_JWT_ADMIN' http://127.0.0.1:$TEST_NGINX_PORT/signal.ashx?whitelist) = 503
+shell test $(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$TEST_NGINX_PORT/signal.ashx?whitelist) = 401
+redis_start
+redis ^1$ SADD codeb:{t1}:whitelist +15551234567
+# the links come back after their backoff (at most 5 s)
+shell for i in $(seq 40); do test "$(curl -s -H 'Authorization: Bearer $TEST_NGINX_JWT_ADMIN' http://127.0.0.1:$TEST_NGINX_PORT/signal.ashx?whitelist)" = '{"data":["+15551234567"],"total":1}' && exit 0; sleep 0.5; done; exit 1

@@ -268,6 +268,7 @@ ngx_int_t ngx_codeb_flag_health(ngx_http_request_t *r);
 ngx_int_t ngx_codeb_flag_stats(ngx_http_request_t *r);
 ngx_int_t ngx_codeb_flag_cameras(ngx_http_request_t *r);
 ngx_int_t ngx_codeb_flag_registrar(ngx_http_request_t *r);
+ngx_int_t ngx_codeb_flag_whitelist(ngx_http_request_t *r);
 
 /* _vnum.c */
 ngx_int_t ngx_codeb_flag_vnums(ngx_http_request_t *r);

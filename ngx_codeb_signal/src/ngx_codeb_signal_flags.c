@@ -1,7 +1,7 @@
 /*
  * The read-only flags (docs/signal.md "Plain HTTP"): ?healthsummary
  * (anonymous-safe: no caller numbers, no addresses, no secret room ids),
- * ?stats and ?registrar (admin) and ?cameras.
+ * ?stats, ?registrar and ?whitelist (admin) and ?cameras.
  */
 
 #include "ngx_codeb_signal.h"
@@ -16,6 +16,10 @@ static void ngx_codeb_flag_health_reply(redisAsyncContext *ac, void *reply,
     void *data);
 static void ngx_codeb_flag_stats_reply(redisAsyncContext *ac, void *reply,
     void *data);
+static void ngx_codeb_flag_whitelist_reply(redisAsyncContext *ac,
+    void *reply, void *data);
+static int ngx_libc_cdecl ngx_codeb_whitelist_cmp(const void *one,
+    const void *two);
 
 
 ngx_int_t
@@ -429,4 +433,99 @@ ngx_codeb_flag_registrar(ngx_http_request_t *r)
 
     return ngx_codeb_http_redis(r, &ngx_codeb_signal_registrar_script,
                                   ngx_codeb_flag_registrar_reply, 1, &a);
+}
+
+
+/*
+ * ?whitelist: the numbers outbound calls may dial, the set
+ * codeb:{tenant}:whitelist that POST /api.ashx/v1/calls adds to (SADD)
+ */
+ngx_int_t
+ngx_codeb_flag_whitelist(ngx_http_request_t *r)
+{
+    ngx_str_t               *key;
+    ngx_codeb_redis_args_t   a;
+
+    key = ngx_codeb_signal_key(r, "whitelist", NULL);
+    if (key == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    a.argc = 0;
+    ngx_codeb_redis_arg_lit(&a, "SMEMBERS");
+    ngx_codeb_redis_arg_str(&a, key);
+
+    return ngx_codeb_http_redis(r, NULL, ngx_codeb_flag_whitelist_reply, 0,
+                                  &a);
+}
+
+
+/* byte order, a shorter number before the longer one it begins */
+static int ngx_libc_cdecl
+ngx_codeb_whitelist_cmp(const void *one, const void *two)
+{
+    int          rc;
+    redisReply  *a, *b;
+
+    a = *(redisReply **) one;
+    b = *(redisReply **) two;
+
+    rc = ngx_memcmp(a->str, b->str, ngx_min(a->len, b->len));
+
+    if (rc != 0) {
+        return rc;
+    }
+
+    return (a->len > b->len) - (a->len < b->len);
+}
+
+
+/* {number, ...} (unordered) -> {"data": [number, ...] ascending, "total"} */
+static void
+ngx_codeb_flag_whitelist_reply(redisAsyncContext *ac, void *reply,
+    void *data)
+{
+    size_t               i, n;
+    yajl_gen             g;
+    redisReply          *rep = reply, **nums;
+    ngx_http_request_t  *r = data;
+
+    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
+        ngx_http_finalize_request(r, ngx_codeb_http_unavailable(r, rep));
+        return;
+    }
+
+    /* pointers into the reply (freed by hiredis once this returns) */
+
+    nums = ngx_palloc(r->pool, (rep->elements + 1) * sizeof(redisReply *));
+    if (nums == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    for (i = 0, n = 0; i < rep->elements; i++) {
+        if (rep->element[i]->type == REDIS_REPLY_STRING) {
+            nums[n++] = rep->element[i];
+        }
+    }
+
+    ngx_qsort(nums, n, sizeof(redisReply *), ngx_codeb_whitelist_cmp);
+
+    g = ngx_codeb_gen();
+    if (g == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_codeb_gen_key(g, "data");
+    yajl_gen_array_open(g);
+
+    for (i = 0; i < n; i++) {
+        yajl_gen_string(g, (u_char *) nums[i]->str, nums[i]->len);
+    }
+
+    yajl_gen_array_close(g);
+    ngx_codeb_gen_int(g, "total", n);
+
+    ngx_http_finalize_request(r, ngx_codeb_http_json(r, NGX_HTTP_OK, g));
 }

@@ -47,8 +47,8 @@ static ngx_codeb_flag_t  ngx_codeb_flags[] = {
     { ngx_string("diallog"), NGX_HTTP_GET|NGX_HTTP_HEAD, 1, 1,
       ngx_codeb_flag_diallog },
     { ngx_string("aliases"), NGX_HTTP_GET, 1, 0, ngx_codeb_flag_unavailable },
-    { ngx_string("whitelist"), NGX_HTTP_GET, 1, 0,
-      ngx_codeb_flag_unavailable },
+    { ngx_string("whitelist"), NGX_HTTP_GET|NGX_HTTP_HEAD, 1, 1,
+      ngx_codeb_flag_whitelist },
     { ngx_null_string, 0, 0, 0, NULL }
 };
 
