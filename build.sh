@@ -242,9 +242,15 @@ run() {
     http://127.0.0.1:8080/virtual-numbers-overview.html
     http://127.0.0.1:8080/signal.ashx            build stamp
     http://127.0.0.1:8080/api.ashx/v1            the REST API's routes
-  REST API sign-in: POST http://127.0.0.1:8080/oidc.ashx/token with
-  grant_type=password client_id=codeb-admin username=admin
-  password=admin-demo-pass scope=openid
+    http://127.0.0.1:8080/api-keys-admin.html    admin pages: API keys,
+    http://127.0.0.1:8080/webhooks-admin.html    webhooks, outbound calls
+    http://127.0.0.1:8080/outbound-ai-monitor.html
+  REST API sign-in (and the admin pages): admin / admin-demo-pass, or POST
+  http://127.0.0.1:8080/oidc.ashx/token with grant_type=password
+  client_id=codeb-admin username=admin password=admin-demo-pass scope=openid
+  Outbound calls (POST /api.ashx/v1/calls) go out through trunk "demo" and
+  play $RUN/greeting.wav; sipp -sn uas -i 127.0.0.1 -p 5070 -rtp_echo answers
+  them. Transcripts: JSON files in $RUN/transcripts/
   SIP over WebSocket: wss://127.0.0.1:5443 (ws://127.0.0.1:5066), SIP UDP/TCP
   127.0.0.1:5060; users alice / alice-demo-pass, bob / bob-demo-pass,
   carol / carol-demo-pass

@@ -364,6 +364,16 @@ sub main::check_shares {
                   && join(',', sort keys %{$j->{turns}[1]}) eq 'speaker,text,ts'
                   && $j->{turns}[1]{text} eq "Hello \x{e9}\"\\", 'the turns: ' . encode_json($j->{turns}));
     main::ok_that($raw !~ /5551234567|example\.com|alex|tr_0123|ak_secret|tenant/, "nothing private: $raw");
+    # a display name that is the caller's number is not shown either
+    main::put('shares', 'share-2.json',
+              main::tr('vnum-share-2', 'outbound-ai', '2026-01-02T12:00:00.000Z', phone => '+15557654321',
+                       displayName => '+1 (555) 765-4321'));
+    main::until_listed('', sub { $_[0]{total} == 2 }, 2, 'the second transcript');
+    my $tok2 = main::api('POST', '/transcripts/vnum-share-2/shares', '{}', 201)->{token};
+    ($st, $j, $raw) = main::http('GET', "/transcript-share.ashx?token=$tok2");
+    main::ok_that($st == 200 && !exists $j->{displayName} && $raw !~ /765/, "a number as displayName: $raw");
+    unlink "$ENV{TEST_NGINX_TR}/shares/share-2.json";
+    main::until_listed('', sub { $_[0]{total} == 1 }, 2, 'the second transcript removed');
     ($st, $j, $raw) = main::http('HEAD', "/transcript-share.ashx?token=$tok");
     main::ok_that($st == 200 && ($raw // '') eq '', "HEAD: $st");
     for my $m ('POST', 'PUT', 'DELETE') {
@@ -406,7 +416,7 @@ sub main::check_shares {
     main::ok_that($st == 404, "a share of a removed transcript: $st");
 
     # the events: the token's last 8 characters only
-    my $got = main::events('/share', 9);
+    my $got = main::events('/share', 11);
     my %ev;
     push @{$ev{$_->{event}}}, $_->{data} for @$got;
     my $c = (grep { $_->{token} eq '...' . substr($tok, -8) } @{$ev{'share.created'}})[0];
@@ -418,7 +428,7 @@ sub main::check_shares {
     my $r = $ev{'share.revoked'}[0];
     main::ok_that($r && $r->{token} eq '...' . substr($tok, -8) && $r->{file} eq 'share-1.json'
                   && $r->{revokedBy} eq 'root', 'share.revoked: ' . encode_json($r));
-    main::ok_that(@{$ev{'share.viewed'}} == 3 && @{$ev{'share.created'}} == 5 && @{$ev{'share.revoked'}} == 1,
+    main::ok_that(@{$ev{'share.viewed'}} == 4 && @{$ev{'share.created'}} == 6 && @{$ev{'share.revoked'}} == 1,
                   'views (HEAD too), creations, revocations counted');
     open my $f, '<', $ENV{TEST_NGINX_RECV_LOG} or die;
     local $/;

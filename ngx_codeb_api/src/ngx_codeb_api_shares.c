@@ -103,6 +103,7 @@ static void ngx_codeb_share_deleted(redisAsyncContext *ac, void *reply,
 static ngx_int_t ngx_codeb_share_lookup(ngx_http_request_t *r);
 static void ngx_codeb_share_found(redisAsyncContext *ac, void *reply,
     void *data);
+static ngx_uint_t ngx_codeb_share_number(ngx_str_t *s);
 static void ngx_codeb_share_gen_turns(ngx_http_request_t *r, yajl_gen g,
     ngx_str_t *raw);
 static yajl_gen ngx_codeb_share_event(ngx_codeb_tenant_t *t, char *event,
@@ -596,6 +597,11 @@ ngx_codeb_share_found(redisAsyncContext *ac, void *reply, void *data)
         j = ngx_codeb_json_get(m, ngx_codeb_share_fields[i]);
 
         if (j && j->type == NGX_CODEB_JSON_STRING) {
+            if (ngx_codeb_share_number(&j->str)) {
+                /* a display name that is the caller's number */
+                continue;
+            }
+
             ngx_codeb_gen_vstr(g, ngx_codeb_share_fields[i], &j->str);
 
         } else if (j && j->type == NGX_CODEB_JSON_NUMBER) {
@@ -609,6 +615,25 @@ ngx_codeb_share_found(redisAsyncContext *ac, void *reply, void *data)
     ngx_codeb_share_gen_turns(r, g, j ? &j->raw : NULL);
 
     ngx_http_finalize_request(r, ngx_codeb_http_json(r, NGX_HTTP_OK, g));
+}
+
+
+/* 1 when s looks like a phone number: digits and "+ -().", 3 digits+ */
+static ngx_uint_t
+ngx_codeb_share_number(ngx_str_t *s)
+{
+    size_t  i, digits;
+
+    for (i = 0, digits = 0; i < s->len; i++) {
+        if (s->data[i] >= '0' && s->data[i] <= '9') {
+            digits++;
+
+        } else if (ngx_strchr("+ -().", s->data[i]) == NULL) {
+            return 0;
+        }
+    }
+
+    return digits >= 3;
 }
 
 
