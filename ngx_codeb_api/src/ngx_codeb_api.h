@@ -193,8 +193,9 @@ ngx_int_t ngx_codeb_api_webhooks_test(ngx_http_request_t *r,
 ngx_int_t ngx_codeb_api_webhooks_log(ngx_http_request_t *r,
     ngx_codeb_api_ctx_t *ctx);
 /*
- * An event for the subscriptions of conf's tenant: ngx_codeb_api_envelope() opens {event,
- * tenant, ts, data: {...}}, the caller writes data's members, then
+ * An event for the subscriptions of conf's tenant:
+ * ngx_codeb_api_envelope() opens {event, tenant, ts, data: {...}}, the
+ * caller writes data's members, then
  * ngx_codeb_api_fire() queues it for every active subscription that
  * wants it (only: for that webhook id alone, active or not); cb gets the
  * number queued (-1: no such webhook).  NGX_ERROR: Redis down.

@@ -758,14 +758,6 @@ ngx_codeb_api_calls_list(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx)
     ngx_codeb_redis_arg(&a, p, ngx_sprintf(p, "%i", limit) - p);
     ngx_codeb_redis_arg_str(&a, &status);
 
-    ctx->data = ngx_palloc(r->pool, 2 * sizeof(ngx_int_t));
-    if (ctx->data == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ((ngx_int_t *) ctx->data)[0] = limit;
-    ((ngx_int_t *) ctx->data)[1] = offset;
-
     return ngx_codeb_http_redis(r, &ngx_codeb_call_page_script,
                                 ngx_codeb_call_listed, 2, &a);
 }
@@ -843,32 +835,16 @@ ngx_codeb_call_status_arg(ngx_http_request_t *r, ngx_str_t *list,
 static void
 ngx_codeb_call_listed(redisAsyncContext *ac, void *reply, void *data)
 {
-    size_t                i;
-    yajl_gen              g;
-    ngx_int_t            *page;
-    ngx_pool_t           *pool;
-    redisReply           *rep = reply, *recs;
-    ngx_http_request_t   *r = data;
-    ngx_codeb_api_ctx_t  *ctx;
+    size_t               i;
+    yajl_gen             g;
+    ngx_pool_t          *pool;
+    redisReply          *rep = reply, *recs;
+    ngx_http_request_t  *r = data;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_codeb_api_module);
-    page = ctx->data;
-
-    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2
-        || rep->element[0]->type != REDIS_REPLY_INTEGER
-        || rep->element[1]->type != REDIS_REPLY_ARRAY)
-    {
-        ngx_http_finalize_request(r, ngx_codeb_http_unavailable(r, rep));
-        return;
-    }
-
-    g = ngx_codeb_gen();
+    g = ngx_codeb_api_page_open(r, rep);
     if (g == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
-
-    recs = rep->element[1];
 
     /* each record is parsed in one pool, emptied after it */
     pool = ngx_create_pool(NGX_DEFAULT_POOL_SIZE, r->connection->log);
@@ -877,8 +853,7 @@ ngx_codeb_call_listed(redisAsyncContext *ac, void *reply, void *data)
         return;
     }
 
-    ngx_codeb_gen_key(g, "data");
-    yajl_gen_array_open(g);
+    recs = rep->element[1];
 
     for (i = 0; i < recs->elements; i++) {
         if (recs->element[i]->type != REDIS_REPLY_STRING) {
@@ -894,8 +869,7 @@ ngx_codeb_call_listed(redisAsyncContext *ac, void *reply, void *data)
 
     ngx_destroy_pool(pool);
 
-    ngx_http_finalize_request(r, ngx_codeb_api_page_send(r, g,
-                              rep->element[0]->integer, page[0], page[1]));
+    ngx_codeb_api_page_close(r, g, rep);
 }
 
 
@@ -935,14 +909,8 @@ ngx_codeb_call_got(redisAsyncContext *ac, void *reply, void *data)
         return;
     }
 
-    if (rep == NULL || rep->type != REDIS_REPLY_STRING) {
-        ngx_http_finalize_request(r, ngx_codeb_http_unavailable(r, rep));
-        return;
-    }
-
-    g = ngx_codeb_gen();
+    g = ngx_codeb_http_reply_gen(r, rep, REDIS_REPLY_STRING);
     if (g == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 

@@ -238,14 +238,8 @@ ngx_codeb_api_keys_created(redisAsyncContext *ac, void *reply, void *data)
     ctx = ngx_http_get_module_ctx(r, ngx_codeb_api_module);
     nk = ctx->data;
 
-    if (rep == NULL || rep->type != REDIS_REPLY_INTEGER) {
-        ngx_http_finalize_request(r, ngx_codeb_http_unavailable(r, rep));
-        return;
-    }
-
-    g = ngx_codeb_gen();
+    g = ngx_codeb_http_reply_gen(r, rep, REDIS_REPLY_INTEGER);
     if (g == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 

@@ -686,17 +686,17 @@ ngx_codeb_api_page_open(ngx_http_request_t *r, redisReply *rep)
 {
     yajl_gen  g;
 
-    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2
+    g = ngx_codeb_http_reply_gen(r, rep, REDIS_REPLY_ARRAY);
+
+    if (g == NULL) {
+        return NULL;
+    }
+
+    if (rep->elements != 2
         || rep->element[0]->type != REDIS_REPLY_INTEGER
         || rep->element[1]->type != REDIS_REPLY_ARRAY)
     {
         ngx_http_finalize_request(r, ngx_codeb_http_unavailable(r, rep));
-        return NULL;
-    }
-
-    g = ngx_codeb_gen();
-    if (g == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return NULL;
     }
 

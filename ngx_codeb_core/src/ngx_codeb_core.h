@@ -307,6 +307,14 @@ ngx_int_t ngx_codeb_http_redis(ngx_http_request_t *r,
  * NULL, or a Redis error, which is logged)
  */
 ngx_int_t ngx_codeb_http_unavailable(ngx_http_request_t *r, void *reply);
+/*
+ * The worker's generator for the answer to r, once the Redis reply has
+ * type (REDIS_REPLY_*); else NULL, r finalized: 503 as
+ * ngx_codeb_http_unavailable() (no reply, an error, another type), 500
+ * (no memory).  For reply handlers.
+ */
+yajl_gen ngx_codeb_http_reply_gen(ngx_http_request_t *r, void *reply,
+    int type);
 
 /*
  * Runs handler(r) once the worker's Redis links are up: at once when they

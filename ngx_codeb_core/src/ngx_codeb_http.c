@@ -356,3 +356,23 @@ ngx_codeb_http_unavailable(ngx_http_request_t *r, void *reply)
                                 "unavailable",
                                 "the state store is unavailable");
 }
+
+
+yajl_gen
+ngx_codeb_http_reply_gen(ngx_http_request_t *r, void *reply, int type)
+{
+    yajl_gen     g;
+    redisReply  *rep = reply;
+
+    if (rep == NULL || rep->type != type) {
+        ngx_http_finalize_request(r, ngx_codeb_http_unavailable(r, rep));
+        return NULL;
+    }
+
+    g = ngx_codeb_gen();
+    if (g == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    }
+
+    return g;
+}

@@ -105,14 +105,8 @@ ngx_codeb_flag_records_reply(redisAsyncContext *ac, void *reply, void *data)
 
     ctx = ngx_http_get_module_ctx(r, ngx_codeb_signal_module);
 
-    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
-        ngx_http_finalize_request(r, ngx_codeb_http_unavailable(r, rep));
-        return;
-    }
-
-    g = ngx_codeb_gen();
+    g = ngx_codeb_http_reply_gen(r, rep, REDIS_REPLY_ARRAY);
     if (g == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 

@@ -368,14 +368,8 @@ ngx_codeb_flag_registrar_reply(redisAsyncContext *ac, void *reply,
     redisReply          *rep = reply, *b;
     ngx_http_request_t  *r = data;
 
-    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
-        ngx_http_finalize_request(r, ngx_codeb_http_unavailable(r, rep));
-        return;
-    }
-
-    g = ngx_codeb_gen();
+    g = ngx_codeb_http_reply_gen(r, rep, REDIS_REPLY_ARRAY);
     if (g == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
