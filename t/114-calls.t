@@ -199,7 +199,7 @@ sub main::check_no_greeting {
 # ('answer': 100, 180, 200 with its RTP port, counts RTP until our BYE;
 # 'ring': 100, 180 until our CANCEL); writes what it saw to $out
 sub main::carrier {
-    my ($how, $out) = @_;
+    my ($how, $out, $number) = @_;
     my $pid = fork // die;
     return $pid if $pid;
     my %seen;
@@ -220,8 +220,10 @@ sub main::carrier {
                     $seen{first_rtp} //= time - $answered_at if $answered_at;
                     next;
                 }
-                if ($buf =~ /^INVITE /) {
-                    next if $inv;
+                if ($buf =~ /^INVITE sip:([^@]+)@/) {
+                    # (an unanswered INVITE of an earlier block is sent
+                    # again until its Timer B: not this call)
+                    next if $inv || ($number && $1 ne $number);
                     $inv = $buf;
                     $peer = $from;
                     $seen{invite} = $buf;
@@ -316,8 +318,9 @@ sub main::check_unreachable {
 # a call due in 2 s: the scheduler dials it by itself, once
 sub main::check_scheduler {
     my $out = "$dir/carrier-sched.json";
-    my $pid = main::carrier('answer', $out);
-    my $r = main::api('POST', '/calls', encode_json({ %call, scheduleAtUtc => main::iso(time + 2) }), 200);
+    my $pid = main::carrier('answer', $out, '+4930999888');
+    my $r = main::api('POST', '/calls', encode_json({ %call, phone => '+4930999888',
+                                                      scheduleAtUtc => main::iso(time + 2) }), 200);
     main::ok_that($r->{status} eq 'scheduled', 'scheduled');
     my $seen = main::carrier_saw($pid, $out);
     main::ok_that($seen->{invite} && $seen->{bye} == 1 && $seen->{rtp} >= 40, 'dialed: ' . encode_json($seen));
@@ -330,9 +333,9 @@ sub main::check_scheduler {
 sub main::check_cancel_ringing {
     main::hook();
     my $out = "$dir/carrier-ring.json";
-    my $pid = main::carrier('ring', $out);
+    my $pid = main::carrier('ring', $out, '+4930999777');
     sleep 0.3;
-    my $r = main::api('POST', '/calls', encode_json(\%call), 200);
+    my $r = main::api('POST', '/calls', encode_json({ %call, phone => '+4930999777' }), 200);
     main::poll_call($r->{callId}, 'in-flight');
     my $h = main::api('POST', "/calls/$r->{callId}/hangup", undef, 200);
     main::ok_that($h->{newStatus} eq 'cancelled' && $h->{previousStatus} eq 'in-flight', 'hangup');
@@ -359,7 +362,7 @@ sub main::check_two_hosts {
         while (time < $until) {
             next unless IO::Select->new($s)->can_read(0.2);
             my $from = $s->recv($buf, 65535);
-            next unless $buf =~ /^INVITE sip:(\+\d+)\@/;
+            next unless $buf =~ /^INVITE sip:(\+493011100\d)\@/;
             my $num = $1;
             my ($cid) = $buf =~ /^Call-ID: (\S+)/m;
             my ($via) = $buf =~ /^Via: SIP\/2\.0\/UDP 127\.0\.0\.1:(\d+)/m;
@@ -418,6 +421,45 @@ sub main::check_sipp {
     my ($fin) = @{main::events('outbound-ai.finished', 1, $r->{callId})};
     main::ok_that($fin->{data}{outcome} eq 'finished' && $fin->{data}{answered}, 'event: ' . encode_json($fin));
     main::events('call.answered', 1, $r->{callId});
+    1
+}
+
+# a busy callee with a retry left: retry-pending, due again after
+# retryDelayMinutes (in the scheduler's queue); cancelled from there
+sub main::check_retry {
+    main::hook();
+    my $pid = fork // die;
+    if (!$pid) {
+        my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1:$tp", Proto => 'udp', ReuseAddr => 1) or POSIX::_exit(1);
+        my ($buf, $n) = ('', 0);
+        my $until = time + 10;
+        while (time < $until && !$n) {
+            next unless IO::Select->new($s)->can_read(0.2);
+            my $from = $s->recv($buf, 65535);
+            next unless $buf =~ /^INVITE sip:\+4930999666\@/;
+            $s->send(main::carrier_answer($buf, 486), 0, $from);
+            $n++;
+        }
+        sleep 1;
+        POSIX::_exit(0);
+    }
+    sleep 0.3;
+    my $t0 = time;
+    my $r = main::api('POST', '/calls', encode_json({ %call, phone => '+4930999666', retries => 1,
+                                                      retryDelayMinutes => 2 }), 200);
+    my $c = main::poll_call($r->{callId}, 'ended-failed-retry-pending');
+    waitpid($pid, 0);
+    main::ok_that($c->{retriesLeft} == 0 && $c->{attempt} == 1 && $c->{endedReason} eq 'no-answer'
+                  && $c->{errorDetail} =~ /^SIP 486/, 'record: ' . encode_json($c));
+    my $due = redis_cmd('ZSCORE', 'codeb:calls:due', "localhost $r->{callId}");
+    main::ok_that(abs($due / 1000 - ($t0 + 120)) < 5, "due again in 2 min: $due");
+    my ($fin) = @{main::events('outbound-ai.finished', 1, $r->{callId})};
+    main::ok_that($fin->{data}{outcome} eq 'no-answer' && !$fin->{data}{answered} && $fin->{data}{attempt} == 1,
+                  'finished: ' . encode_json($fin));
+    my $h = main::api('POST', "/calls/$r->{callId}/hangup", undef, 200);
+    main::ok_that($h->{newStatus} eq 'cancelled' && $h->{previousStatus} eq 'ended-failed-retry-pending', 'cancelled');
+    main::ok_that(!defined redis_cmd('ZSCORE', 'codeb:calls:due', "localhost $r->{callId}"), 'no longer due');
+    main::ok_that(@{main::events('outbound-ai.finished', 2, $r->{callId})} == 2, 'its cancel event');
     1
 }
 
@@ -550,7 +592,22 @@ set_eval U main::check_unreachable()
 
 
 
-=== TEST 9: the scheduler dials a due call by itself
+=== TEST 9: a busy callee with a retry left: retry-pending and due again, then cancelled
+--- config eval
+$ENV{TEST_NGINX_CALLS_CONF}
+--- http_config
+codeb_sip_media 127.0.0.1:$TEST_NGINX_NG_PORT;
+--- stream_config eval
+$ENV{TEST_NGINX_SIP_STREAM}
+--- timeout: 40
+--- ws
+shell rm -f $TEST_NGINX_RECV_PORTFILE $TEST_NGINX_RECV_LOG; (python3 t/tools/webhook-receiver.py $TEST_NGINX_RECV_PORTFILE $TEST_NGINX_RECV_LOG > /dev/null 2>&1 &)
+set_eval Y main::check_retry()
+shell kill $(cat $TEST_NGINX_RECV_PORTFILE.pid)
+
+
+
+=== TEST 10: the scheduler dials a due call by itself
 --- config eval
 $ENV{TEST_NGINX_CALLS_CONF}
 --- http_config
@@ -563,7 +620,7 @@ set_eval R main::check_scheduler()
 
 
 
-=== TEST 10: a ringing call hung up through the API: CANCEL to the trunk, cancelled, one event
+=== TEST 11: a ringing call hung up through the API: CANCEL to the trunk, cancelled, one event
 --- config eval
 $ENV{TEST_NGINX_CALLS_CONF}
 --- http_config
@@ -578,7 +635,7 @@ shell kill $(cat $TEST_NGINX_RECV_PORTFILE.pid)
 
 
 
-=== TEST 11: two hosts on one Redis: every due call is dialed exactly once
+=== TEST 12: two hosts on one Redis: every due call is dialed exactly once
 --- hosts: 2
 --- config eval
 $ENV{TEST_NGINX_CALLS_CONF}
