@@ -28,10 +28,12 @@ $ENV{TEST_NGINX_RECV_LOG} = "$dir/received.jsonl";
 $ENV{TEST_NGINX_RECV_PORTFILE} = "$dir/receiver.port";
 $ENV{TEST_NGINX_GREETING} = "$dir/greeting.wav";
 
-# the greeting: 1 s of a 440 Hz tone, 8 kHz mono 16-bit PCM
-{
-    my $pcm = pack('s<*', map { int(8000 * sin(2 * 3.14159265 * 440 * $_ / 8000)) } 0 .. 7999);
-    open my $f, '>', $ENV{TEST_NGINX_GREETING} or die;
+$ENV{TEST_NGINX_LONG_GREETING} = "$dir/long.wav";
+
+# the greetings: 1 s (and 12 s) of a 440 Hz tone, 8 kHz mono 16-bit PCM
+for my $g ([$ENV{TEST_NGINX_GREETING}, 1], [$ENV{TEST_NGINX_LONG_GREETING}, 12]) {
+    my $pcm = pack('s<*', map { int(8000 * sin(2 * 3.14159265 * 440 * $_ / 8000)) } 0 .. 8000 * $g->[1] - 1);
+    open my $f, '>', $g->[0] or die;
     print $f 'RIFF', pack('V', 36 + length $pcm), 'WAVEfmt ', pack('VvvVVvv', 16, 1, 1, 8000, 16000, 2, 16),
              'data', pack('V', length $pcm), $pcm;
     close $f;
@@ -357,9 +359,11 @@ sub main::check_two_hosts {
     if (!$pid) {
         my %seen;
         my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1:$tp", Proto => 'udp', ReuseAddr => 1) or POSIX::_exit(1);
-        my $until = time + 15;
+        my $until = time + 30;
         my $buf;
         while (time < $until) {
+            # every number seen: a second more for a second INVITE
+            $until = time + 1 if keys %seen == $n && $until > time + 1;
             next unless IO::Select->new($s)->can_read(0.2);
             my $from = $s->recv($buf, 65535);
             next unless $buf =~ /^INVITE sip:(\+493011100\d)\@/;
@@ -374,10 +378,11 @@ sub main::check_two_hosts {
         close $f;
         POSIX::_exit(0);
     }
-    # two a second: the test's media daemon has ports for two calls
+    # one a second: the test's media daemon has 10 ports, for two calls
+    # (a third, and a dial ends 488 "no free media port")
     my $t0 = time;
     my @ids = map { main::api('POST', '/calls', encode_json({ %call, phone => "+493011100$_",
-                                                              scheduleAtUtc => main::iso($t0 + 2 + int($_ / 2)) }),
+                                                              scheduleAtUtc => main::iso($t0 + 2 + $_) }),
                               200)->{callId} } 1 .. $n;
     main::poll_call($_, 'ended-failed-final') for @ids;
     waitpid($pid, 0);
@@ -460,6 +465,23 @@ sub main::check_retry {
     main::ok_that($h->{newStatus} eq 'cancelled' && $h->{previousStatus} eq 'ended-failed-retry-pending', 'cancelled');
     main::ok_that(!defined redis_cmd('ZSCORE', 'codeb:calls:due', "localhost $r->{callId}"), 'no longer due');
     main::ok_that(@{main::events('outbound-ai.finished', 2, $r->{callId})} == 2, 'its cancel event');
+    1
+}
+
+# a greeting longer than maxSeconds: our BYE at maxSeconds, max-duration
+sub main::check_max_duration {
+    main::hook();
+    my $out = "$dir/carrier-max.json";
+    my $pid = main::carrier('answer', $out, '+4930999555');
+    sleep 0.3;
+    my $r = main::api('POST', '/calls', encode_json({ %call, phone => '+4930999555', maxSeconds => 10 }), 200);
+    my $seen = main::carrier_saw($pid, $out);
+    main::ok_that($seen->{bye} == 1 && $seen->{bye_after} >= 9.8 && $seen->{bye_after} < 12
+                  && $seen->{rtp} > 400, "BYE at maxSeconds: $seen->{bye_after} s, $seen->{rtp} packets");
+    my $c = main::poll_call($r->{callId}, 'ended-success');
+    main::ok_that($c->{endedReason} eq 'max-duration' && $c->{durationSec} >= 9, 'record: ' . encode_json($c));
+    my ($fin) = @{main::events('outbound-ai.finished', 1, $r->{callId})};
+    main::ok_that($fin->{data}{outcome} eq 'max-duration', 'event: ' . encode_json($fin));
     1
 }
 
@@ -646,3 +668,24 @@ server { listen 127.0.0.1:$TEST_NGINX_THIS_STREAM_PORT udp reuseport; codeb_sip;
 --- timeout: 40
 --- ws
 set_eval H main::check_two_hosts()
+
+
+
+=== TEST 13: a greeting longer than maxSeconds: our BYE at maxSeconds, outcome max-duration
+--- config
+codeb_tenant localhost;
+codeb_oidc_hs256_secret hs;
+codeb_webhook_private on;
+codeb_call_greeting $TEST_NGINX_LONG_GREETING;
+codeb_sip_trunk carrier host=127.0.0.1:$TEST_NGINX_TRUNK_PORT prefix=+49;
+location /api.ashx { codeb_api; }
+location = /sip { codeb_sip_ws; }
+--- http_config
+codeb_sip_media 127.0.0.1:$TEST_NGINX_NG_PORT;
+--- stream_config eval
+$ENV{TEST_NGINX_SIP_STREAM}
+--- timeout: 40
+--- ws
+shell rm -f $TEST_NGINX_RECV_PORTFILE $TEST_NGINX_RECV_LOG; (python3 t/tools/webhook-receiver.py $TEST_NGINX_RECV_PORTFILE $TEST_NGINX_RECV_LOG > /dev/null 2>&1 &)
+set_eval M main::check_max_duration()
+shell kill $(cat $TEST_NGINX_RECV_PORTFILE.pid)
