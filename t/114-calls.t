@@ -410,9 +410,9 @@ sub main::check_sipp {
     if (!$pid) {
         open STDOUT, '>', "$dir/sipp.out";
         open STDERR, '>&', \*STDOUT;
-        exec 'timeout', '25', 'sipp', '-sf', "$ENV{TEST_NGINX_ROOT}/t/tools/sipp-uas-greeting.xml",
-             '-i', '127.0.0.1', '-p', $tp, '-mp', $mp, '-rtp_echo', '-m', '1', '-nostdin',
-             '-timeout', '20s', '-timeout_error', '-trace_err', '-error_file', "$dir/sipp.err";
+        { exec 'timeout', '25', 'sipp', '-sf', "$ENV{TEST_NGINX_ROOT}/t/tools/sipp-uas-greeting.xml",
+               '-i', '127.0.0.1', '-p', $tp, '-mp', $mp, '-rtp_echo', '-m', '1', '-nostdin',
+               '-timeout', '20s', '-timeout_error', '-trace_err', '-error_file', "$dir/sipp.err" }
         POSIX::_exit(127);
     }
     sleep 0.5;
@@ -420,7 +420,7 @@ sub main::check_sipp {
         or die $@ . do { waitpid($pid, 0); local $/; open my $f, '<', "$dir/sipp.out"; <$f> };
     waitpid($pid, 0);
     my $rc = $? >> 8;
-    main::ok_that($rc == 0, "sipp exit $rc: " . do { local $/; open my $f, '<', "$dir/sipp.err"; <$f> // '' });
+    main::ok_that($rc == 0, "sipp exit $rc: " . do { local $/; open(my $f, '<', "$dir/sipp.err") ? <$f> : '' });
     my $c = main::poll_call($r->{callId}, 'ended-success');
     main::ok_that($c->{endedReason} eq 'finished' && $c->{durationSec} >= 1, 'record: ' . encode_json($c));
     my ($fin) = @{main::events('outbound-ai.finished', 1, $r->{callId})};
