@@ -420,7 +420,7 @@ sub main::check_sipp {
         or die $@ . do { waitpid($pid, 0); local $/; open my $f, '<', "$dir/sipp.out"; <$f> };
     waitpid($pid, 0);
     my $rc = $? >> 8;
-    main::ok_that($rc == 0, "sipp exit $rc: " . do { local $/; open(my $f, '<', "$dir/sipp.err") ? <$f> : '' });
+    main::ok_that($rc == 0, "sipp exit $rc: " . do { local $/; my $f; open($f, '<', "$dir/sipp.err") ? <$f> : '' });
     my $c = main::poll_call($r->{callId}, 'ended-success');
     main::ok_that($c->{endedReason} eq 'finished' && $c->{durationSec} >= 1, 'record: ' . encode_json($c));
     my ($fin) = @{main::events('outbound-ai.finished', 1, $r->{callId})};
