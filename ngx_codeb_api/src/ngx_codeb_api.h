@@ -236,7 +236,8 @@ ngx_int_t ngx_codeb_api_calls_hangup(ngx_http_request_t *r,
 void ngx_codeb_api_call_gen(yajl_gen g, ngx_pool_t *pool, u_char *text,
     size_t len);
 /* ms from its dispatch by which a record's call must have ended */
-uint64_t ngx_codeb_api_call_deadline(u_char *text, size_t len);
+uint64_t ngx_codeb_api_call_deadline(ngx_pool_t *pool, u_char *text,
+    size_t len);
 /*
  * the answer to POST /v1/calls (g's object), kept for its
  * Idempotency-Key; returns what a handler returns

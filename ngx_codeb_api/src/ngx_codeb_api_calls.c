@@ -546,7 +546,7 @@ ngx_codeb_call_store(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx,
     ngx_codeb_call_new_t *nc)
 {
     u_char                  *p, *when, *created, *member;
-    uint64_t                 now;
+    uint64_t                 now, due;
     ngx_str_t                whitelist, dummy;
     ngx_codeb_redis_args_t   a;
 
@@ -565,10 +565,11 @@ ngx_codeb_call_store(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx,
     now = ngx_codeb_api_now_ms();
 
     /* scheduled: when it is due; dialed now: when it must have ended */
-    created = ngx_sprintf(when, "%uL", nc->immediate
-                          ? now + ngx_codeb_api_call_deadline(nc->record.data,
-                                                         nc->record.len)
-                          : nc->due);
+    due = nc->immediate
+          ? now + ngx_codeb_api_call_deadline(r->pool, nc->record.data,
+                                              nc->record.len)
+          : nc->due;
+    created = ngx_sprintf(when, "%uL", due);
     member = ngx_sprintf(created, "%uL", now);
     p = ngx_sprintf(member, "%V %V", &ctx->tenant->name, &nc->id);
 
@@ -1022,6 +1023,7 @@ ngx_codeb_call_hung(redisAsyncContext *ac, void *reply, void *data)
     if (!noop) {
         /* the dialing worker lets go of it; the event fires here, once */
         ngx_codeb_api_dial_cancelled(ctx->conf, &before, &rec);
+        ngx_codeb_scratch_reset();
     }
 
     g = ngx_codeb_gen();
@@ -1151,13 +1153,13 @@ ngx_codeb_api_call_gen(yajl_gen g, ngx_pool_t *pool, u_char *text,
 
 
 uint64_t
-ngx_codeb_api_call_deadline(u_char *text, size_t len)
+ngx_codeb_api_call_deadline(ngx_pool_t *pool, u_char *text, size_t len)
 {
     int64_t       v;
     ngx_array_t  *m;
 
     /* the talk time, the ring time and a minute for the ends */
-    if (ngx_codeb_json_object(ngx_codeb_scratch(), text, len, &m) != NGX_OK
+    if (ngx_codeb_json_object(pool, text, len, &m) != NGX_OK
         || ngx_codeb_json_int(m, "maxSeconds", &v) != NGX_OK
         || v < 0 || v > 3600)
     {

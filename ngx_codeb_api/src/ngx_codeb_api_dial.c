@@ -163,7 +163,7 @@ static ngx_codeb_redis_script_t  ngx_codeb_dial_claim_script = {
 
 
 static ngx_codeb_dial_t *ngx_codeb_dial_new(ngx_codeb_api_srv_conf_t *conf,
-    ngx_str_t *record);
+    ngx_str_t *record, ngx_pool_t *pool);
 static ngx_int_t ngx_codeb_dial_start(ngx_codeb_dial_t *d);
 static void ngx_codeb_dial_event(ngx_codeb_originate_t *o,
     ngx_codeb_originate_event_e event);
@@ -260,7 +260,7 @@ ngx_codeb_api_dial_now(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx,
     ngx_int_t          rc;
     ngx_codeb_dial_t  *d;
 
-    d = ngx_codeb_dial_new(ctx->conf, record);
+    d = ngx_codeb_dial_new(ctx->conf, record, r->pool);
     if (d == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -284,9 +284,13 @@ ngx_codeb_api_dial_now(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx,
 }
 
 
-/* a dial of the stored record; NULL: no memory or a bad record */
+/*
+ * a dial of the stored record (parsed in pool); NULL: no memory or a bad
+ * record
+ */
 static ngx_codeb_dial_t *
-ngx_codeb_dial_new(ngx_codeb_api_srv_conf_t *conf, ngx_str_t *record)
+ngx_codeb_dial_new(ngx_codeb_api_srv_conf_t *conf, ngx_str_t *record,
+    ngx_pool_t *pool)
 {
     u_char                   *p;
     int64_t                   max;
@@ -294,9 +298,7 @@ ngx_codeb_dial_new(ngx_codeb_api_srv_conf_t *conf, ngx_str_t *record)
     ngx_codeb_dial_t         *d;
     ngx_codeb_json_member_t  *id, *phone, *display;
 
-    if (ngx_codeb_json_object(ngx_codeb_scratch(), record->data, record->len,
-                              &m)
-        != NGX_OK)
+    if (ngx_codeb_json_object(pool, record->data, record->len, &m) != NGX_OK)
     {
         return NULL;
     }
@@ -404,11 +406,13 @@ ngx_codeb_dial_event(ngx_codeb_originate_t *o,
             ngx_codeb_dial_answer(d, NGX_HTTP_OK, NULL, (char *) line);
         }
 
+        ngx_codeb_scratch_reset();
         return;
 
     case NGX_CODEB_ORIGINATE_ANSWERED:
         (void) ngx_codeb_dial_set(d->conf, &d->id, "answered", NULL, NULL,
                                   &o->trunk, 0, ngx_codeb_dial_answered, d);
+        ngx_codeb_scratch_reset();
         return;
 
     default:
@@ -453,6 +457,8 @@ ngx_codeb_dial_event(ngx_codeb_originate_t *o,
     {
         ngx_codeb_dial_free(d);
     }
+
+    ngx_codeb_scratch_reset();
 }
 
 
@@ -906,7 +912,8 @@ ngx_codeb_dial_claimed(redisAsyncContext *ac, void *reply, void *data)
         record.len = rep->element[i + 1]->len;
 
         conf = ngx_codeb_api_conf_of(&tenant);
-        d = conf ? ngx_codeb_dial_new(conf, &record) : NULL;
+        d = conf ? ngx_codeb_dial_new(conf, &record, ngx_codeb_scratch())
+                 : NULL;
 
         if (d == NULL) {
             /* its deadline fails it (codeb:calls:active) */
