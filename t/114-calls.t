@@ -11,6 +11,7 @@ use lib 't/lib';
 use Test::CodeB;
 use CodeB::SIP;
 use CodeB::JWT qw(jwt_hs256);
+use CodeB::Receiver qw(recv_port);
 use HTTP::Tiny;
 use JSON::PP;
 use IO::Socket::INET;
@@ -41,17 +42,6 @@ for my $g ([$ENV{TEST_NGINX_GREETING}, 1], [$ENV{TEST_NGINX_LONG_GREETING}, 12])
 
 my $tp = $ENV{TEST_NGINX_TRUNK_PORT};
 
-sub main::recv_port {
-    for (1 .. 50) {
-        if (open my $f, '<', $ENV{TEST_NGINX_RECV_PORTFILE}) {
-            my $p = <$f>;
-            return $p if $p && $p =~ /^\d+$/;
-        }
-        sleep 0.1;
-    }
-    die "the webhook receiver did not start\n";
-}
-
 sub main::api {
     my ($method, $path, $body, $want, $hdr) = @_;
     my $res = HTTP::Tiny->new(timeout => 15)->request($method,
@@ -74,7 +64,7 @@ sub main::ok_that {
 # waiting until $n came
 sub main::events {
     my ($event, $n, $id) = @_;
-    my $until = time + 15;
+    my $until = time + 20;
     my @got;
     while (1) {
         @got = ();
@@ -93,7 +83,7 @@ sub main::events {
 }
 
 sub main::hook {
-    my $port = main::recv_port();
+    my $port = recv_port();
     main::api('POST', '/webhooks', encode_json({ url => "http://127.0.0.1:$port/ok", events => ['*'] }), 201);
 }
 

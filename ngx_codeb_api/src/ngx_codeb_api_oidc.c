@@ -50,6 +50,7 @@ typedef struct {
 } ngx_codeb_oidc_ctx_t;
 
 
+static ngx_int_t ngx_codeb_oidc_grant(ngx_http_request_t *r);
 static ngx_int_t ngx_codeb_oidc_token(ngx_http_request_t *r,
     ngx_str_t *body);
 static ngx_int_t ngx_codeb_oidc_refresh_grant(ngx_http_request_t *r,
@@ -209,6 +210,19 @@ ngx_codeb_oidc_token(ngx_http_request_t *r, ngx_str_t *body)
     }
 
     ctx->scope = ctx->form.scope;
+
+    /* the grants need Redis: right after a start its links may not be up */
+    return ngx_codeb_http_with_redis(r, ngx_codeb_oidc_grant);
+}
+
+
+/* the grant of the form, once the Redis links are up (or have timed out) */
+static ngx_int_t
+ngx_codeb_oidc_grant(ngx_http_request_t *r)
+{
+    ngx_codeb_oidc_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_codeb_api_module);
 
     if (ctx->form.grant_type.len == 13
         && ngx_strncmp(ctx->form.grant_type.data, "refresh_token", 13) == 0)
