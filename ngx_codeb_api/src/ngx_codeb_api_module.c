@@ -72,12 +72,12 @@ ngx_codeb_api_route_t  ngx_codeb_api_routes[] = {
       ngx_codeb_api_keys_delete },
 
     { NGX_HTTP_POST, "/v1/calls", "outbound-ai",
-      "Initiate an outbound call (Idempotency-Key honoured)",
+      "Initiate an outbound AI call",
       NGX_CODEB_API_BODY,
       ngx_codeb_api_calls_create },
 
     { NGX_HTTP_GET, "/v1/calls", "outbound-ai",
-      "List outbound calls (?status= a comma list)", 0,
+      "List outbound AI calls", 0,
       ngx_codeb_api_calls_list },
 
     { NGX_HTTP_GET, "/v1/calls/{id}", "outbound-ai",
@@ -85,7 +85,7 @@ ngx_codeb_api_route_t  ngx_codeb_api_routes[] = {
       ngx_codeb_api_calls_get },
 
     { NGX_HTTP_POST, "/v1/calls/{id}/hangup", "outbound-ai",
-      "Cancel or terminate a call (idempotent)", 0,
+      "Cancel/terminate a call", 0,
       ngx_codeb_api_calls_hangup },
 
     { NGX_HTTP_GET, "/v1/numbers", "numbers",
@@ -93,7 +93,7 @@ ngx_codeb_api_route_t  ngx_codeb_api_routes[] = {
       ngx_codeb_api_numbers },
 
     { NGX_HTTP_GET, "/v1/transcripts", "transcripts",
-      "List transcripts, newest first (?source= ?q= ?since=)", 0,
+      "List transcripts", 0,
       ngx_codeb_api_transcripts_list },
 
     { NGX_HTTP_GET, "/v1/transcripts/{callId}", "transcripts",
@@ -114,7 +114,7 @@ ngx_codeb_api_route_t  ngx_codeb_api_routes[] = {
       ngx_codeb_api_inbound_list },
 
     { NGX_HTTP_POST, "/v1/inbound-routes", "inbound-routes",
-      "Create an inbound route (before the catch-all)", NGX_CODEB_API_BODY,
+      "Create an inbound route", NGX_CODEB_API_BODY,
       ngx_codeb_api_inbound_post },
 
     { NGX_HTTP_GET, "/v1/inbound-routes/{did}", "inbound-routes",
