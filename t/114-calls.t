@@ -475,6 +475,30 @@ sub main::check_max_duration {
     1
 }
 
+# a call whose dialing worker went away (made so in Redis: dispatching,
+# its deadline passed): failed by the scheduler, the event fired
+sub main::check_lost {
+    main::hook();
+    my $r = main::api('POST', '/calls', encode_json({ %call, scheduleAtUtc => main::iso(time + 3600) }), 200);
+    my $k = 'codeb:{localhost}:calls';
+    my $rec = decode_json(redis_cmd('HGET', $k, $r->{callId}));
+    $rec->{status} = 'dispatching';
+    $rec->{owner} = 'gone:1';
+    $rec->{dispatched} = int(time * 1000) - 200000;
+    redis_cmd('HSET', $k, $r->{callId}, encode_json($rec));
+    redis_cmd('ZREM', "$k:s:scheduled", $r->{callId});
+    redis_cmd('ZADD', "$k:s:dispatching", $rec->{created}, $r->{callId});
+    redis_cmd('ZREM', 'codeb:calls:due', "localhost $r->{callId}");
+    redis_cmd('ZADD', 'codeb:calls:active', int(time * 1000) - 1000, "localhost $r->{callId}");
+    my $c = main::poll_call($r->{callId}, 'ended-failed-final');
+    main::ok_that($c->{errorDetail} =~ /^lost: / && $c->{endedAtUtc}, 'record: ' . encode_json($c));
+    main::ok_that(!defined redis_cmd('ZSCORE', 'codeb:calls:active', "localhost $r->{callId}"), 'not active');
+    my ($fin) = @{main::events('outbound-ai.finished', 1, $r->{callId})};
+    main::ok_that($fin->{data}{outcome} eq 'no-answer' && $fin->{data}{errorDetail} =~ /^lost: /,
+                  'event: ' . encode_json($fin));
+    1
+}
+
 $ENV{TEST_NGINX_CALLS_CONF} = <<'EOF';
 codeb_tenant localhost;
 codeb_oidc_hs256_secret hs;
@@ -678,4 +702,19 @@ $ENV{TEST_NGINX_SIP_STREAM}
 --- ws
 shell rm -f $TEST_NGINX_RECV_PORTFILE $TEST_NGINX_RECV_LOG; (python3 t/tools/webhook-receiver.py $TEST_NGINX_RECV_PORTFILE $TEST_NGINX_RECV_LOG > /dev/null 2>&1 &)
 set_eval M main::check_max_duration()
+shell kill $(cat $TEST_NGINX_RECV_PORTFILE.pid)
+
+
+
+=== TEST 14: a call whose dialing worker went away: failed at its deadline, the event fired
+--- config eval
+$ENV{TEST_NGINX_CALLS_CONF}
+--- http_config
+codeb_sip_media 127.0.0.1:$TEST_NGINX_NG_PORT;
+--- stream_config eval
+$ENV{TEST_NGINX_SIP_STREAM}
+--- timeout: 40
+--- ws
+shell rm -f $TEST_NGINX_RECV_PORTFILE $TEST_NGINX_RECV_LOG; (python3 t/tools/webhook-receiver.py $TEST_NGINX_RECV_PORTFILE $TEST_NGINX_RECV_LOG > /dev/null 2>&1 &)
+set_eval L main::check_lost()
 shell kill $(cat $TEST_NGINX_RECV_PORTFILE.pid)

@@ -102,8 +102,9 @@ static ngx_codeb_redis_script_t  ngx_codeb_dial_lease_script = {
     ""
 };
 
-/* KEYS due, active.  ARGV now, worker, batch: {tenant, record, ...} of
- * the calls this worker is to dial; the lost ones fail */
+/* KEYS due, active.  ARGV now, worker, batch: {n, tenant, record, ...}:
+ * the first n after n, the calls this worker is to dial; the others, calls
+ * whose worker went away, failed now */
 static ngx_codeb_redis_script_t  ngx_codeb_dial_claim_script = {
     ngx_string(
         NGX_CODEB_CALL_LUA_MOVE
@@ -156,7 +157,7 @@ static ngx_codeb_redis_script_t  ngx_codeb_dial_claim_script = {
         "  rec.errorDetail = 'lost: the worker that dialed it went away'\n"
         "  return true\n"
         "end)\n"
-        "for i = #out, mine + 1, -1 do out[i] = nil end\n"
+        "table.insert(out, 1, mine)\n"
         "return out\n"),
     ""
 };
@@ -901,17 +902,30 @@ ngx_codeb_dial_claimed(redisAsyncContext *ac, void *reply, void *data)
                       "codeb calls: redis: %s", rep->str);
     }
 
-    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
+    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements == 0
+        || rep->element[0]->type != REDIS_REPLY_INTEGER)
+    {
         return;
     }
 
-    for (i = 0; i + 1 < rep->elements; i += 2) {
+    for (i = 1; i + 1 < rep->elements; i += 2) {
         tenant.data = (u_char *) rep->element[i]->str;
         tenant.len = rep->element[i]->len;
         record.data = (u_char *) rep->element[i + 1]->str;
         record.len = rep->element[i + 1]->len;
 
         conf = ngx_codeb_api_conf_of(&tenant);
+
+        if (i > (size_t) rep->element[0]->integer) {
+            /* lost with its worker: failed, and said so */
+            if (conf) {
+                ngx_codeb_dial_fire(conf, "outbound-ai.finished",
+                                    record.data, record.len);
+            }
+
+            continue;
+        }
+
         d = conf ? ngx_codeb_dial_new(conf, &record, ngx_codeb_scratch())
                  : NULL;
 
