@@ -94,8 +94,6 @@ ngx_int_t ngx_codeb_api_hex(ngx_str_t *id);
 /* the body's member key of any type, either case of its first letter */
 ngx_codeb_json_member_t *ngx_codeb_api_member(ngx_codeb_api_ctx_t *ctx,
     char *key);
-/* epoch ms (nginx's cached time) */
-uint64_t ngx_codeb_api_now_ms(void);
 /* "GET", "POST", ... of an NGX_HTTP_* method */
 char *ngx_codeb_api_method_name(ngx_uint_t method);
 

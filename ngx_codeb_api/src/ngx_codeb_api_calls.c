@@ -238,7 +238,7 @@ static ngx_int_t
 ngx_codeb_call_validate(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx,
     ngx_codeb_call_new_t *nc, ngx_int_t *rc)
 {
-    u_char                   *p, buf[160];
+    u_char                    buf[160];
     int64_t                   n, due;
     ngx_uint_t                ok;
     ngx_codeb_json_member_t  *m;
@@ -267,9 +267,8 @@ ngx_codeb_call_validate(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx,
         }
 
         if (!ok) {
-            p = ngx_snprintf(buf, sizeof(buf) - 1, "%s: %s%Z", f->name,
-                             f->rule);
-            (void) p;
+            (void) ngx_snprintf(buf, sizeof(buf) - 1, "%s: %s%Z", f->name,
+                                f->rule);
             *rc = ngx_codeb_http_error(r, NGX_HTTP_BAD_REQUEST,
                                        "invalid_request", (char *) buf);
             return NGX_DECLINED;
@@ -289,7 +288,7 @@ ngx_codeb_call_validate(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx,
         }
 
         /* a time that has come already: at once */
-        if ((uint64_t) due > ngx_codeb_api_now_ms()) {
+        if ((uint64_t) due > ngx_codeb_now_ms()) {
             nc->immediate = 0;
             nc->due = (uint64_t) due;
         }
@@ -359,7 +358,7 @@ ngx_codeb_call_text(char *field, ngx_str_t *v)
 
     if (ngx_strcmp(field, "language") == 0) {
         for (i = 0; i < v->len; i++) {
-            if (!(isalnum(v->data[i]) || v->data[i] == '-')) {
+            if (!(ngx_codeb_api_alnum(v->data[i]) || v->data[i] == '-')) {
                 return NGX_DECLINED;
             }
         }
@@ -455,11 +454,11 @@ ngx_codeb_call_record(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx,
 
     ngx_codeb_gen_cstr(g, "status", nc->immediate ? "dispatching"
                                                   : "scheduled");
-    ngx_codeb_gen_int(g, "created", (int64_t) ngx_codeb_api_now_ms());
+    ngx_codeb_gen_int(g, "created", (int64_t) ngx_codeb_now_ms());
 
     if (nc->immediate) {
         ngx_codeb_gen_null(g, "scheduledFor");
-        ngx_codeb_gen_int(g, "dispatched", (int64_t) ngx_codeb_api_now_ms());
+        ngx_codeb_gen_int(g, "dispatched", (int64_t) ngx_codeb_now_ms());
         ngx_codeb_gen_int(g, "attempt", 1);
         ngx_codeb_gen_vstr(g, "owner", ngx_codeb_worker_id());
 
@@ -562,7 +561,7 @@ ngx_codeb_call_store(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    now = ngx_codeb_api_now_ms();
+    now = ngx_codeb_now_ms();
 
     /* scheduled: when it is due; dialed now: when it must have ended */
     due = nc->immediate
@@ -925,16 +924,15 @@ ngx_codeb_call_got(redisAsyncContext *ac, void *reply, void *data)
 ngx_int_t
 ngx_codeb_api_call_missing(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx)
 {
-    u_char  *p, buf[64];
+    u_char  buf[64];
 
     if (ngx_codeb_api_oac_id(&ctx->param) != NGX_OK) {
         return ngx_codeb_http_error(r, NGX_HTTP_NOT_FOUND, "not_found",
                                     "No call with that id");
     }
 
-    p = ngx_snprintf(buf, sizeof(buf) - 1, "No call with id=%V%Z",
-                     &ctx->param);
-    (void) p;
+    (void) ngx_snprintf(buf, sizeof(buf) - 1, "No call with id=%V%Z",
+                        &ctx->param);
 
     return ngx_codeb_http_error(r, NGX_HTTP_NOT_FOUND, "not_found",
                                 (char *) buf);
@@ -978,7 +976,7 @@ ngx_codeb_api_calls_hangup(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx)
     ngx_codeb_redis_arg_lit(&a, NGX_CODEB_CALLS_DUE);
     ngx_codeb_redis_arg_lit(&a, NGX_CODEB_CALLS_ACTIVE);
     ngx_codeb_redis_arg_str(&a, &ctx->param);
-    p = ngx_sprintf(now, "%uL", ngx_codeb_api_now_ms());
+    p = ngx_sprintf(now, "%uL", ngx_codeb_now_ms());
     ngx_codeb_redis_arg(&a, now, p - now);
     ngx_codeb_redis_arg_str(&a, &ctx->identity);
     ngx_codeb_redis_arg(&a, p, ngx_sprintf(p, "%V %V", &ctx->tenant->name,

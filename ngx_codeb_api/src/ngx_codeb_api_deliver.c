@@ -237,7 +237,6 @@ static void
 ngx_codeb_wh_tick(ngx_event_t *ev)
 {
     u_char                  now[NGX_INT64_LEN];
-    ngx_time_t             *tp;
     ngx_codeb_redis_args_t  a;
 
     if (ngx_exiting || ngx_terminate || ngx_quit) {
@@ -250,12 +249,10 @@ ngx_codeb_wh_tick(ngx_event_t *ev)
         return;
     }
 
-    tp = ngx_timeofday();
-
     a.argc = 0;
     ngx_codeb_redis_arg_lit(&a, NGX_CODEB_WH_QUEUE);
     ngx_codeb_redis_arg(&a, now, ngx_sprintf(now, "%L",
-                        (int64_t) tp->sec * 1000 + tp->msec) - now);
+                        (int64_t) ngx_codeb_now_ms()) - now);
     ngx_codeb_redis_arg_lit(&a, NGX_CODEB_WH_LEASE);
     ngx_codeb_redis_arg_lit(&a, NGX_CODEB_WH_BATCH);
 
@@ -456,12 +453,9 @@ ngx_codeb_wh_sent(ngx_event_t *ev)
 {
     u_char                  now[NGX_INT64_LEN], st[NGX_INT64_LEN],
                             ra[NGX_INT64_LEN];
-    ngx_time_t             *tp;
     ngx_thread_task_t      *task = ev->data;
     ngx_codeb_wh_send_t    *s = task->ctx;
     ngx_codeb_redis_args_t  a;
-
-    tp = ngx_timeofday();
 
     a.argc = 0;
     ngx_codeb_redis_arg_lit(&a, NGX_CODEB_WH_QUEUE);
@@ -469,7 +463,7 @@ ngx_codeb_wh_sent(ngx_event_t *ev)
     ngx_codeb_redis_arg(&a, st, ngx_sprintf(st, "%l", s->status) - st);
     ngx_codeb_redis_arg(&a, s->error, ngx_strlen(s->error));
     ngx_codeb_redis_arg(&a, now, ngx_sprintf(now, "%L",
-                        (int64_t) tp->sec * 1000 + tp->msec) - now);
+                        (int64_t) ngx_codeb_now_ms()) - now);
     ngx_codeb_redis_arg(&a, ra, ngx_sprintf(ra, "%l", s->retry_after) - ra);
 
     /* Redis down: the lease runs out and the attempt is made again */

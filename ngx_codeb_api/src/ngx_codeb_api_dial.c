@@ -386,7 +386,7 @@ static void
 ngx_codeb_dial_event(ngx_codeb_originate_t *o,
     ngx_codeb_originate_event_e event)
 {
-    u_char             line[32], reason[96], *p;
+    u_char             line[32], reason[96];
     char              *detail;
     ngx_codeb_dial_t  *d = o->data;
 
@@ -401,9 +401,8 @@ ngx_codeb_dial_event(ngx_codeb_originate_t *o,
                                   NULL, 0, NULL, NULL);
 
         if (d->r) {
-            p = ngx_snprintf(line, sizeof(line) - 1, "SIP/2.0 %d%Z",
-                             o->status);
-            (void) p;
+            (void) ngx_snprintf(line, sizeof(line) - 1, "SIP/2.0 %d%Z",
+                                o->status);
             ngx_codeb_dial_answer(d, NGX_HTTP_OK, NULL, (char *) line);
         }
 
@@ -433,9 +432,8 @@ ngx_codeb_dial_event(ngx_codeb_originate_t *o,
         detail = "the trunk did not answer the INVITE within 4 s";
 
     } else if (o->answer_ms == 0 || o->reason[0]) {
-        p = ngx_snprintf(reason, sizeof(reason) - 1, "SIP %d %s%Z",
-                         o->status, o->reason);
-        (void) p;
+        (void) ngx_snprintf(reason, sizeof(reason) - 1, "SIP %d %s%Z",
+                            o->status, o->reason);
         detail = (ngx_strcmp(o->outcome, "cancelled") == 0 && !o->answer_ms)
                  ? "" : (char *) reason;
 
@@ -536,7 +534,7 @@ ngx_codeb_dial_set(ngx_codeb_api_srv_conf_t *conf, ngx_str_t *id, char *op,
         return NGX_ERROR;
     }
 
-    member = ngx_sprintf(now, "%uL", ngx_codeb_api_now_ms());
+    member = ngx_sprintf(now, "%uL", ngx_codeb_now_ms());
     p = ngx_sprintf(member, "%V %V", &conf->tenant->name, id);
 
     a.argc = 0;
@@ -796,7 +794,7 @@ ngx_codeb_dial_fire(ngx_codeb_api_srv_conf_t *conf, char *event,
         dispatched = answered;
         (void) ngx_codeb_json_int(m, "dispatched", &dispatched);
 
-        if (event[5] == 'a') {
+        if (ngx_strcmp(event, "call.answered") == 0) {
             /* ms from our INVITE to the 200 */
             ngx_codeb_gen_int(g, "answerMs", answered - dispatched);
         }
@@ -873,7 +871,7 @@ ngx_codeb_dial_leased(redisAsyncContext *ac, void *reply, void *data)
     ngx_codeb_redis_arg_lit(&a, NGX_CODEB_CALLS_DUE);
     ngx_codeb_redis_arg_lit(&a, NGX_CODEB_CALLS_ACTIVE);
     ngx_codeb_redis_arg(&a, now, ngx_sprintf(now, "%uL",
-                                             ngx_codeb_api_now_ms()) - now);
+                                             ngx_codeb_now_ms()) - now);
     ngx_codeb_redis_arg_str(&a, ngx_codeb_worker_id());
     ngx_codeb_redis_arg_lit(&a, NGX_CODEB_DIAL_BATCH);
 

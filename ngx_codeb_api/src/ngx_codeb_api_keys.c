@@ -119,7 +119,6 @@ ngx_codeb_api_keys_create(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx)
     yajl_gen                  g;
     u_char                   *ms;
     ngx_str_t                 args[4], text;
-    ngx_time_t               *tp;
     ngx_codeb_api_newkey_t   *nk;
     ngx_codeb_json_member_t  *name;
 
@@ -160,8 +159,7 @@ ngx_codeb_api_keys_create(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx)
     ngx_codeb_sha256_hex(nk->key.data, nk->key.len, args[1].data);
     args[0] = nk->rec.id;
 
-    tp = ngx_timeofday();
-    nk->rec.created = (int64_t) tp->sec * 1000 + tp->msec;
+    nk->rec.created = (int64_t) ngx_codeb_now_ms();
 
     g = ngx_codeb_gen();
     if (g == NULL) {

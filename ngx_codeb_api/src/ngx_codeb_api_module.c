@@ -755,17 +755,6 @@ ngx_codeb_api_member(ngx_codeb_api_ctx_t *ctx, char *key)
 }
 
 
-uint64_t
-ngx_codeb_api_now_ms(void)
-{
-    ngx_time_t  *tp;
-
-    tp = ngx_timeofday();
-
-    return (uint64_t) tp->sec * 1000 + tp->msec;
-}
-
-
 ngx_str_t *
 ngx_codeb_api_key(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx,
     char *kind)

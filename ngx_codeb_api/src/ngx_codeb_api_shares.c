@@ -166,7 +166,6 @@ ngx_codeb_api_shares_create(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx)
 {
     u_char                   *p;
     ngx_str_t                 token, *sum, args[5];
-    ngx_time_t               *tp;
     ngx_codeb_share_t        *sh;
     ngx_codeb_redis_args_t    a;
     ngx_codeb_json_member_t  *ttl;
@@ -210,14 +209,13 @@ ngx_codeb_api_shares_create(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx)
     }
 
     p += 32;
-    tp = ngx_timeofday();
-    sh->expires = sh->ttl ? (int64_t) tp->sec * 1000 + tp->msec
+    sh->expires = sh->ttl ? (int64_t) ngx_codeb_now_ms()
                             + sh->ttl * 3600000 : 0;
 
     args[0] = ctx->param;
     args[1] = ctx->identity;
     args[2].data = p;
-    args[2].len = ngx_sprintf(p, "%L", (int64_t) tp->sec * 1000 + tp->msec)
+    args[2].len = ngx_sprintf(p, "%L", (int64_t) ngx_codeb_now_ms())
                   - p;
     args[3].data = p + NGX_INT64_LEN;
     args[3].len = ngx_sprintf(args[3].data, "%L", sh->expires)
@@ -475,7 +473,6 @@ ngx_codeb_share_lookup(ngx_http_request_t *r)
     u_char                  *p;
     ngx_int_t                rc;
     ngx_str_t                token, body, now;
-    ngx_time_t              *tp;
     ngx_codeb_tenant_t      *t;
     ngx_codeb_share_t       *sh;
     ngx_codeb_redis_args_t   a;
@@ -513,9 +510,8 @@ ngx_codeb_share_lookup(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    tp = ngx_timeofday();
     now.data = p;
-    now.len = ngx_sprintf(p, "%L", (int64_t) tp->sec * 1000 + tp->msec) - p;
+    now.len = ngx_sprintf(p, "%L", (int64_t) ngx_codeb_now_ms()) - p;
 
     ngx_http_set_ctx(r, sh, ngx_codeb_api_module);
 

@@ -257,7 +257,6 @@ ngx_codeb_api_webhooks_create(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx)
     u_char                   *p;
     yajl_gen                  g;
     ngx_str_t                 id, secret, rec, *key;
-    ngx_time_t               *tp;
     ngx_codeb_redis_args_t    a;
     ngx_codeb_json_member_t  *url, *ev;
 
@@ -297,7 +296,6 @@ ngx_codeb_api_webhooks_create(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx)
     id.len = 16;
     secret.data = p + 16;
     secret.len = 64;
-    tp = ngx_timeofday();
 
     g = ngx_codeb_gen();
     if (g == NULL) {
@@ -310,7 +308,7 @@ ngx_codeb_api_webhooks_create(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx)
     ngx_codeb_wh_gen_events(g, &ev->raw);
     ngx_codeb_gen_vstr(g, "secret", &secret);
     ngx_codeb_gen_bool(g, "active", 1);
-    ngx_codeb_gen_int(g, "created", (int64_t) tp->sec * 1000 + tp->msec);
+    ngx_codeb_gen_int(g, "created", (int64_t) ngx_codeb_now_ms());
     ngx_codeb_gen_vstr(g, "by", &ctx->identity);
     ngx_codeb_gen_int(g, "failures", 0);
 
@@ -613,18 +611,15 @@ yajl_gen
 ngx_codeb_api_envelope(ngx_codeb_tenant_t *t, char *event)
 {
     yajl_gen     g;
-    ngx_time_t  *tp;
 
     g = ngx_codeb_gen();
     if (g == NULL) {
         return NULL;
     }
 
-    tp = ngx_timeofday();
-
     ngx_codeb_gen_cstr(g, "event", event);
     ngx_codeb_gen_vstr(g, "tenant", &t->name);
-    ngx_codeb_gen_time(g, "ts", (uint64_t) tp->sec * 1000 + tp->msec);
+    ngx_codeb_gen_time(g, "ts", ngx_codeb_now_ms());
     ngx_codeb_gen_key(g, "data");
     yajl_gen_map_open(g);
 
@@ -638,7 +633,6 @@ ngx_codeb_api_fire(ngx_codeb_api_srv_conf_t *conf, char *event, yajl_gen g,
 {
     u_char                  *p, now[NGX_INT64_LEN], prefix[16];
     ngx_str_t                body, retry;
-    ngx_time_t              *tp;
     ngx_codeb_redis_args_t   a;
 
     yajl_gen_map_close(g);
@@ -648,7 +642,6 @@ ngx_codeb_api_fire(ngx_codeb_api_srv_conf_t *conf, char *event, yajl_gen g,
         return NGX_ERROR;
     }
 
-    tp = ngx_timeofday();
     retry = conf->webhook_retry;
 
     /* hiredis copies the arguments when the script is queued */
@@ -658,7 +651,7 @@ ngx_codeb_api_fire(ngx_codeb_api_srv_conf_t *conf, char *event, yajl_gen g,
     ngx_codeb_redis_arg_str(&a, &conf->tenant->name);
     ngx_codeb_redis_arg(&a, event, ngx_strlen(event));
     ngx_codeb_redis_arg_str(&a, &body);
-    p = ngx_sprintf(now, "%L", (int64_t) tp->sec * 1000 + tp->msec);
+    p = ngx_sprintf(now, "%L", (int64_t) ngx_codeb_now_ms());
     ngx_codeb_redis_arg(&a, now, p - now);
 
     if (only) {

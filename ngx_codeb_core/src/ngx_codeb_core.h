@@ -127,6 +127,9 @@ ngx_int_t ngx_codeb_vnum_parse(ngx_pool_t *pool, u_char *text, size_t len,
 /* the build stamp: "<git describe> <UTC date>" */
 char *ngx_codeb_build(void);
 
+/* epoch ms now (nginx's cached time, ngx_timeofday()) */
+uint64_t ngx_codeb_now_ms(void);
+
 /* "<host_id>:<pid>", valid in worker processes */
 ngx_str_t *ngx_codeb_worker_id(void);
 

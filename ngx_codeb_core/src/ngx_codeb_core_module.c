@@ -211,6 +211,17 @@ ngx_codeb_tenant(ngx_http_request_t *r)
 }
 
 
+uint64_t
+ngx_codeb_now_ms(void)
+{
+    ngx_time_t  *tp;
+
+    tp = ngx_timeofday();
+
+    return (uint64_t) tp->sec * 1000 + tp->msec;
+}
+
+
 char *
 ngx_codeb_build(void)
 {

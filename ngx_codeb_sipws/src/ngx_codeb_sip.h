@@ -640,8 +640,6 @@ void ngx_codeb_sip_trunk_release(ngx_codeb_sip_call_t *call);
 
 /* _cdr.c */
 extern ngx_codeb_redis_script_t  ngx_codeb_sip_cdr_script;
-/* epoch ms now */
-uint64_t ngx_codeb_sip_now_ms(void);
 /* the call's record in P cdrs, once, when it is over */
 void ngx_codeb_sip_cdr(ngx_codeb_sip_call_t *call);
 

@@ -756,7 +756,7 @@ ngx_codeb_sip_call_create(ngx_codeb_sip_flow_t *flow, msg_t *req,
 
     call->best = 480;
     call->best_phrase = "Temporarily Unavailable";
-    call->start_ms = ngx_codeb_sip_now_ms();
+    call->start_ms = ngx_codeb_now_ms();
     call->alive = 1;
     ngx_codeb_sip_calls_count(1);
 

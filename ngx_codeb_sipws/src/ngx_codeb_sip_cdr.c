@@ -29,18 +29,6 @@ ngx_codeb_redis_script_t  ngx_codeb_sip_cdr_script = {
 };
 
 
-/* epoch ms now */
-uint64_t
-ngx_codeb_sip_now_ms(void)
-{
-    ngx_time_t  *tp;
-
-    tp = ngx_timeofday();
-
-    return (uint64_t) tp->sec * 1000 + tp->msec;
-}
-
-
 /* the record of call, written once when it is over (a lost one is lost) */
 void
 ngx_codeb_sip_cdr(ngx_codeb_sip_call_t *call)
@@ -57,7 +45,7 @@ ngx_codeb_sip_cdr(ngx_codeb_sip_call_t *call)
     }
 
     call->recorded = 1;
-    end = ngx_codeb_sip_now_ms();
+    end = ngx_codeb_now_ms();
     rq = sip_object(call->a.invite);
 
     g = ngx_codeb_gen();

@@ -540,7 +540,7 @@ ngx_codeb_sip_answer_reply(void *data, ngx_codeb_sip_ng_reply_t *reply)
     }
 
     call->a.state = NGX_CODEB_SIP_LEG_CONFIRMED;
-    call->answer_ms = ngx_codeb_sip_now_ms();
+    call->answer_ms = ngx_codeb_now_ms();
 
     if (call->timer.timer_set) {
         ngx_del_timer(&call->timer);

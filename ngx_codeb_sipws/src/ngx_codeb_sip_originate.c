@@ -20,6 +20,10 @@
                                                 end before the BYE */
 
 
+static ngx_str_t  ngx_codeb_sip_origin_no_reply =
+    ngx_string("no answer from the media daemon");
+
+
 struct ngx_codeb_sip_origin_s {
     ngx_codeb_originate_t      *o;
     ngx_codeb_sip_call_t       *call;        /* NULL once over */
@@ -142,7 +146,7 @@ ngx_codeb_sip_originate_start(ngx_codeb_originate_t *o)
 
     o->call = call;
     o->trunk = trunk->name;
-    o->invite_ms = ngx_codeb_sip_now_ms();
+    o->invite_ms = ngx_codeb_now_ms();
     o->status = 0;
     o->reason = "";
     o->answer_ms = 0;
@@ -297,7 +301,7 @@ ngx_codeb_sip_originate_deliver(ngx_codeb_sip_flow_t *flow, u_char *data,
         if (status >= 200 && status < 300 && !og->answered) {
             og->answered = 1;
             o->status = status;
-            o->answer_ms = ngx_codeb_sip_now_ms();
+            o->answer_ms = ngx_codeb_now_ms();
             ngx_codeb_sip_originate_reason(og, "");
 
             og->timer_outcome = "max-duration";
@@ -378,7 +382,8 @@ ngx_codeb_sip_originate_played(void *data, ngx_codeb_sip_ng_reply_t *reply)
     {
         ngx_log_error(NGX_LOG_ERR, og->call->log, 0,
                       "codeb sip: the greeting was not played: %V",
-                      reply ? &reply->error : &og->o->tenant);
+                      reply ? &reply->error
+                            : &ngx_codeb_sip_origin_no_reply);
         ngx_codeb_sip_originate_reason(og, "the greeting was not played");
         left = 1;
 
@@ -386,7 +391,7 @@ ngx_codeb_sip_originate_played(void *data, ngx_codeb_sip_ng_reply_t *reply)
         left = (ngx_msec_t) reply->duration + NGX_CODEB_SIP_ORIGIN_TAIL;
     }
 
-    talked = (ngx_msec_t) (ngx_codeb_sip_now_ms() - og->o->answer_ms);
+    talked = (ngx_msec_t) (ngx_codeb_now_ms() - og->o->answer_ms);
 
     if (talked + left < og->o->max_talk) {
         og->timer_outcome = "finished";
@@ -470,7 +475,7 @@ ngx_codeb_sip_originate_over(ngx_codeb_sip_call_t *call)
     og->call = NULL;
     og->over = 1;
     o->call = NULL;
-    o->end_ms = ngx_codeb_sip_now_ms();
+    o->end_ms = ngx_codeb_now_ms();
 
     if (og->play) {
         ngx_codeb_sip_ng_cancel(og->play);
