@@ -211,6 +211,13 @@ ngx_int_t ngx_codeb_api_deliver_start(ngx_cycle_t *cycle);
 #define NGX_CODEB_CALLS_DUE         "codeb:calls:due"
 #define NGX_CODEB_CALLS_ACTIVE      "codeb:calls:active"
 #define NGX_CODEB_CALLS_LEASE       "codeb:calls:lease"
+/*
+ * ms after maxSeconds by which a dispatched call must have ended (the
+ * ring time and a minute for the ends), else it is lost; in C and in
+ * the claim script
+ */
+#define NGX_CODEB_CALL_SLACK        120000
+#define NGX_CODEB_CALL_SLACK_LUA    "120000"
 
 /* Lua: move(calls key, record, status) keeps P calls:s:<status> true */
 #define NGX_CODEB_CALL_LUA_MOVE                                              \
@@ -232,9 +239,6 @@ ngx_int_t ngx_codeb_api_calls_hangup(ngx_http_request_t *r,
     ngx_codeb_api_ctx_t *ctx);
 /* a stored record (JSON) as the API shows it, into the open object of g */
 void ngx_codeb_api_call_gen(yajl_gen g, ngx_pool_t *pool, u_char *text,
-    size_t len);
-/* ms from its dispatch by which a record's call must have ended */
-uint64_t ngx_codeb_api_call_deadline(ngx_pool_t *pool, u_char *text,
     size_t len);
 /*
  * the answer to POST /v1/calls (g's object), kept for its

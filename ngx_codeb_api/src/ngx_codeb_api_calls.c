@@ -37,6 +37,7 @@ typedef struct {
     u_char                      hash[65];    /* the body's SHA-256 */
     ngx_uint_t                  immediate;
     uint64_t                    due;         /* ms; scheduled */
+    int64_t                     max;         /* maxSeconds */
 } ngx_codeb_call_new_t;
 
 
@@ -447,6 +448,10 @@ ngx_codeb_call_record(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx,
 
         ngx_codeb_gen_int(g, ints[i].name, n);
 
+        if (i == 0) {
+            nc->max = n;
+        }
+
         if (i == 1) {
             ngx_codeb_gen_int(g, "retriesLeft", n);
         }
@@ -565,8 +570,7 @@ ngx_codeb_call_store(ngx_http_request_t *r, ngx_codeb_api_ctx_t *ctx,
 
     /* scheduled: when it is due; dialed now: when it must have ended */
     due = nc->immediate
-          ? now + ngx_codeb_api_call_deadline(r->pool, nc->record.data,
-                                              nc->record.len)
+          ? now + (uint64_t) nc->max * 1000 + NGX_CODEB_CALL_SLACK
           : nc->due;
     created = ngx_sprintf(when, "%uL", due);
     member = ngx_sprintf(created, "%uL", now);
@@ -1147,22 +1151,4 @@ ngx_codeb_api_call_gen(yajl_gen g, ngx_pool_t *pool, u_char *text,
             ngx_codeb_gen_int(g, fields[i].out, v);
         }
     }
-}
-
-
-uint64_t
-ngx_codeb_api_call_deadline(ngx_pool_t *pool, u_char *text, size_t len)
-{
-    int64_t       v;
-    ngx_array_t  *m;
-
-    /* the talk time, the ring time and a minute for the ends */
-    if (ngx_codeb_json_object(pool, text, len, &m) != NGX_OK
-        || ngx_codeb_json_int(m, "maxSeconds", &v) != NGX_OK
-        || v < 0 || v > 3600)
-    {
-        v = 3600;
-    }
-
-    return (uint64_t) v * 1000 + 120000;
 }

@@ -143,7 +143,7 @@ static ngx_codeb_redis_script_t  ngx_codeb_dial_claim_script = {
         "  rec.durationSec = 0\n"
         "  rec.owner = ARGV[2]\n"
         "  redis.call('ZADD', KEYS[2], now + rec.maxSeconds * 1000\n"
-        "             + 120000, m)\n"
+        "             + " NGX_CODEB_CALL_SLACK_LUA ", m)\n"
         "  return true\n"
         "end)\n"
         "local mine = #out\n"
